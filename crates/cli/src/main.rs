@@ -1,2 +1,5 @@
-//! `teams-archiver`: the command line over fetch, transform, sink and export.
-fn main() {}
+//! The `teams-archiver` binary.
+
+fn main() -> std::process::ExitCode {
+    teams_archiver::main()
+}

@@ -1,0 +1,272 @@
+//! The command line: what each command does and every flag it takes.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::logging::LogFormat;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  fatal: the command could not run (credentials, configuration, unreachable storage)
+  2  usage error
+  3  partial failure: some scopes, files or items failed; the rest was archived
+  4  verify found a mismatch
+
+Start with `teams-archiver demo`, then `teams-archiver <command> --help`.";
+
+/// Archive Microsoft Teams chat and channel messages, and Outlook mail, from Microsoft
+/// Graph as date-partitioned Parquet, keeping every version of every message.
+#[derive(Debug, Parser)]
+#[command(name = "teams-archiver", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "TEAMS_ARCHIVER_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Hide the progress display (it is hidden anyway when stderr is not a terminal).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Archive saved Graph responses (pages, single items or JSONL) from files.
+    ///
+    /// Use it to migrate an existing export, or to archive what another tool fetched.
+    /// Each input is a file or a folder (searched for *.json, *.jsonl, *.ndjson). A
+    /// file may hold a Graph page (`{"value": [...]}`), a single item, or one item per
+    /// line. Items already in the archive are not stored again.
+    ///
+    /// Example:
+    ///   teams-archiver ingest --out ./archive saved-pages/
+    Ingest(IngestArgs),
+
+    /// Archive new and changed messages from Microsoft Graph: the nightly job.
+    ///
+    /// Plans scopes (each user's chats, each channel, each user's mail folders), runs
+    /// them concurrently within Graph's limits as delta rounds resumed from their
+    /// checkpoints, writes new message versions, and moves each checkpoint only after
+    /// the data it covers is durable. Killed at any moment, a rerun picks up where the
+    /// last commit left off, and no version is stored twice.
+    ///
+    /// The client secret comes from TEAMS_ARCHIVER_CLIENT_SECRET (or --client-secret-file,
+    /// or --certificate). S3 settings come from the usual AWS_* variables.
+    ///
+    /// Examples:
+    ///   teams-archiver sync --tenant-id T --client-id C --out s3://bucket/teams
+    ///   teams-archiver sync --source chats --user alice@contoso.com --out ./archive
+    ///   teams-archiver sync --shard 2/8 --out s3://bucket/teams   # worker 2 of 8
+    Sync(SyncArgs),
+
+    /// Run the whole pipeline against the embedded Graph simulator, into ./archive.
+    ///
+    /// Starts a simulated tenant, archives it, edits and deletes a few messages, runs an
+    /// incremental sync, and prints DuckDB queries to try on the result.
+    Demo(DemoArgs),
+
+    /// Show the checkpoints of every scope and the last runs of an archive.
+    Status(StatusArgs),
+
+    /// Print the archive's table schemas, or write them with their SQL views.
+    ///
+    /// Example:
+    ///   teams-archiver schema --out schemas/
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ItemKind {
+    /// Decide per item: chatMessage or mail message, by its `@odata.type` or its properties.
+    Auto,
+    /// Every item is a Teams chatMessage (chat or channel).
+    Chat,
+    /// Every item is an Outlook mail message (delta removals included).
+    Mail,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Where the archive is: a folder, file://..., s3://bucket/prefix, az://..., gs://...
+    #[arg(long, value_name = "DIR|URL")]
+    pub out: String,
+
+    /// Where checkpoints and the write-ahead record live (default: <out>/_state).
+    #[arg(long, value_name = "DIR|URL")]
+    pub state: Option<String>,
+
+    /// What the items are.
+    #[arg(long, value_enum, default_value_t = ItemKind::Auto)]
+    pub kind: ItemKind,
+
+    /// Record these chat messages as held by this user's mailbox (a Graph user id).
+    #[arg(long, value_name = "USER_ID")]
+    pub custodian: Option<String>,
+
+    /// Memory for rows waiting to be written, in MiB. Files are committed when it fills.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub memory_budget_mib: usize,
+
+    /// Worker threads that parse and transform (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Files or folders of saved Graph responses.
+    #[arg(required = true, value_name = "FILES_OR_DIRS")]
+    pub inputs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Write the schema files (Arrow JSON, column reference, DuckDB and Spark views) here.
+    /// Without it, print the Arrow schemas.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum)]
+pub enum SourceKind {
+    /// Every user's chats (getAllMessages/delta), with custodian records.
+    Chats,
+    /// Every team channel (messages/delta) and the replies of changed messages.
+    Channels,
+    /// Every user's mail folders (messages/delta), removals included.
+    Mail,
+}
+
+/// Which of N workers this process is: `K/N`, K from 1 to N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("expected K/N such as 1/4, got {s:?}"))?;
+        let index: u32 = k.trim().parse().map_err(|_| format!("K in {s:?} is not a number"))?;
+        let count: u32 = n.trim().parse().map_err(|_| format!("N in {s:?} is not a number"))?;
+        if count == 0 || index == 0 || index > count {
+            return Err(format!("need 1 <= K <= N, got {s:?}"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GraphArgs {
+    /// The Entra ID (Azure AD) tenant id.
+    #[arg(long, env = "TEAMS_ARCHIVER_TENANT_ID", value_name = "ID")]
+    pub tenant_id: String,
+
+    /// The app registration's client (application) id.
+    #[arg(long, env = "TEAMS_ARCHIVER_CLIENT_ID", value_name = "ID")]
+    pub client_id: String,
+
+    /// Read the client secret from this file instead of TEAMS_ARCHIVER_CLIENT_SECRET.
+    #[arg(long, value_name = "FILE", conflicts_with = "certificate")]
+    pub client_secret_file: Option<PathBuf>,
+
+    /// Authenticate with a certificate: a PEM file holding the private key and the
+    /// certificate registered for the app.
+    #[arg(long, value_name = "PEM")]
+    pub certificate: Option<PathBuf>,
+
+    /// Microsoft Graph's base URL (national clouds, a proxy, or a simulator).
+    #[arg(long, value_name = "URL", default_value = "https://graph.microsoft.com")]
+    pub graph_url: String,
+
+    /// The identity platform's base URL (national clouds, or a simulator).
+    #[arg(long, value_name = "URL", default_value = "https://login.microsoftonline.com")]
+    pub login_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub graph: GraphArgs,
+
+    /// Where the archive is: a folder, file://..., s3://bucket/prefix, az://..., gs://...
+    #[arg(long, value_name = "DIR|URL")]
+    pub out: String,
+
+    /// Where checkpoints and the write-ahead record live (default: <out>/_state).
+    #[arg(long, value_name = "DIR|URL")]
+    pub state: Option<String>,
+
+    /// What to archive (repeat the flag for several; default: chats and channels).
+    #[arg(long = "source", value_enum, value_name = "SOURCE")]
+    pub sources: Vec<SourceKind>,
+
+    /// Only these users (Graph id or userPrincipalName; repeatable). Default: every user.
+    #[arg(long = "user", value_name = "ID_OR_UPN")]
+    pub users: Vec<String>,
+
+    /// Only these teams (Graph id; repeatable). Default: every team.
+    #[arg(long = "team", value_name = "ID")]
+    pub teams: Vec<String>,
+
+    /// This process is worker K of N: it takes the users and teams whose stable hash
+    /// falls to it, so N workers share one archive without coordination.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+
+    /// Scopes fetched at the same time (Graph's own limits apply on top).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub concurrency: usize,
+
+    /// First run only: archive messages changed after this time (RFC 3339). Without it
+    /// a first run archives all the history Graph offers.
+    #[arg(long, value_name = "RFC3339")]
+    pub since: Option<String>,
+
+    /// Memory for rows waiting to be written, in MiB. Files are committed when it fills.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub memory_budget_mib: usize,
+
+    /// Commit at least this often (seconds), so a long first round keeps its progress.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub commit_interval: u64,
+
+    /// Items per page asked of Graph ($top or odata.maxpagesize).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub page_size: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to write the demo archive.
+    #[arg(long, value_name = "DIR", default_value = "archive")]
+    pub out: PathBuf,
+
+    /// Users in the simulated tenant.
+    #[arg(long, value_name = "N", default_value_t = 12)]
+    pub users: usize,
+
+    /// Seed of the simulated tenant (same seed, same tenant).
+    #[arg(long, value_name = "N", default_value_t = 7)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The archive: a folder or URL.
+    #[arg(long, value_name = "DIR|URL")]
+    pub out: String,
+
+    /// Where checkpoints live (default: <out>/_state).
+    #[arg(long, value_name = "DIR|URL")]
+    pub state: Option<String>,
+
+    /// How many of the latest runs to show.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub runs: usize,
+}

@@ -1,0 +1,350 @@
+//! Finding the items in saved Graph responses: pages, single items, JSONL, and what
+//! each item is (a chat message, a mail message, a user, a chat).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::value::RawValue;
+
+use crate::args::ItemKind;
+
+/// What an item in a saved response holds, with its exact bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found<'a> {
+    ChatMessage(&'a str),
+    MailMessage(&'a str),
+    User(&'a str),
+    Chat(&'a str),
+}
+
+/// An item that cannot be archived, and why. `index` is the item's position in the
+/// page's `value` array, or its line number (from 1) in a JSONL file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unusable {
+    pub index: Option<usize>,
+    pub reason: String,
+}
+
+/// Every input file under `inputs`, folders searched recursively for *.json, *.jsonl and
+/// *.ndjson, in a stable order. Files named directly are taken whatever their extension.
+pub fn collect_files(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        let meta = std::fs::metadata(input).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("{}: {e}", input.display()))
+        })?;
+        if meta.is_dir() {
+            walk(input, &mut files)?;
+        } else {
+            files.push(input.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?
+        .collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            walk(&path, files)?;
+        } else if is_json_file(&path) {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn is_json_file(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("json" | "jsonl" | "ndjson")
+    )
+}
+
+/// Splits one file's text into the items it holds. `items` receives what can be
+/// archived, `unusable` what cannot (each with its position), so nothing is dropped
+/// without a word. An error means the file as a whole is not JSON or JSONL.
+pub fn split_file<'a>(
+    text: &'a str,
+    kind: ItemKind,
+    items: &mut Vec<Found<'a>>,
+    unusable: &mut Vec<Unusable>,
+) -> Result<(), String> {
+    let trimmed = text.trim_start_matches('\u{feff}').trim();
+    if trimmed.is_empty() {
+        return Err("the file is empty".into());
+    }
+    match serde_json::from_str::<&RawValue>(trimmed) {
+        Ok(document) => split_document(document, kind, items, unusable),
+        // Not one JSON document: try one item per line.
+        Err(whole_error) => {
+            let lines: Vec<(usize, &str)> = trimmed
+                .lines()
+                .enumerate()
+                .map(|(i, l)| (i + 1, l.trim()))
+                .filter(|(_, l)| !l.is_empty())
+                .collect();
+            if lines.len() < 2 {
+                return Err(format!("not valid JSON: {whole_error}"));
+            }
+            for (line_no, line) in lines {
+                match serde_json::from_str::<&RawValue>(line) {
+                    Ok(item) => classify(item, kind, Some(line_no), items, unusable),
+                    Err(e) => unusable.push(Unusable {
+                        index: Some(line_no),
+                        reason: format!("line {line_no} is not valid JSON: {e}"),
+                    }),
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn split_document<'a>(
+    document: &'a RawValue,
+    kind: ItemKind,
+    items: &mut Vec<Found<'a>>,
+    unusable: &mut Vec<Unusable>,
+) -> Result<(), String> {
+    let text = document.get();
+    if text.starts_with('[') {
+        let array: Vec<&RawValue> =
+            serde_json::from_str(text).map_err(|e| format!("not a JSON array of items: {e}"))?;
+        for (i, item) in array.into_iter().enumerate() {
+            classify(item, kind, Some(i), items, unusable);
+        }
+        return Ok(());
+    }
+    let keys = object_keys(document).map_err(|e| format!("not a JSON object: {e}"))?;
+    match keys.get("value") {
+        Some(value) if value.get().starts_with('[') => {
+            let array: Vec<&RawValue> = serde_json::from_str(value.get())
+                .map_err(|e| format!("`value` is not an array of items: {e}"))?;
+            for (i, item) in array.into_iter().enumerate() {
+                classify(item, kind, Some(i), items, unusable);
+            }
+        }
+        _ => classify(document, kind, None, items, unusable),
+    }
+    Ok(())
+}
+
+fn object_keys(item: &RawValue) -> Result<HashMap<Cow<'_, str>, &RawValue>, serde_json::Error> {
+    serde_json::from_str(item.get())
+}
+
+fn classify<'a>(
+    item: &'a RawValue,
+    kind: ItemKind,
+    index: Option<usize>,
+    items: &mut Vec<Found<'a>>,
+    unusable: &mut Vec<Unusable>,
+) {
+    let text = item.get();
+    let keys = match object_keys(item) {
+        Ok(keys) => keys,
+        Err(_) => {
+            unusable.push(Unusable {
+                index,
+                reason: format!("is not a JSON object but {}", json_kind(text)),
+            });
+            return;
+        }
+    };
+    match kind {
+        ItemKind::Chat => items.push(Found::ChatMessage(text)),
+        ItemKind::Mail => items.push(Found::MailMessage(text)),
+        ItemKind::Auto => match recognise(&keys) {
+            Recognised::Found(make) => items.push(make(text)),
+            Recognised::Nested(key) => {
+                let nested = keys[key];
+                classify(nested, kind, index, items, unusable)
+            }
+            Recognised::Unknown(reason) => unusable.push(Unusable { index, reason }),
+        },
+    }
+}
+
+enum Recognised {
+    Found(fn(&str) -> Found<'_>),
+    /// A wrapper whose property holds the message (a pinned message's `message`).
+    Nested(&'static str),
+    Unknown(String),
+}
+
+const CHAT_MESSAGE_KEYS: &[&str] = &[
+    "messageType",
+    "chatId",
+    "channelIdentity",
+    "replyToId",
+    "reactions",
+    "mentions",
+    "policyViolation",
+    "eventDetail",
+    "messageHistory",
+];
+const MAIL_MESSAGE_KEYS: &[&str] = &[
+    "@removed",
+    "receivedDateTime",
+    "sentDateTime",
+    "toRecipients",
+    "internetMessageId",
+    "conversationId",
+    "parentFolderId",
+    "isRead",
+    "sender",
+    "internetMessageHeaders",
+    "bodyPreview",
+    "ccRecipients",
+    "bccRecipients",
+    "hasAttachments",
+    "isDraft",
+    "inferenceClassification",
+    "uniqueBody",
+];
+
+/// Decides what an item is: by `@odata.type` when Graph sent one, else by the
+/// properties only that type has.
+fn recognise(keys: &HashMap<Cow<'_, str>, &RawValue>) -> Recognised {
+    if let Some(odata_type) = keys
+        .get("@odata.type")
+        .and_then(|t| serde_json::from_str::<Cow<str>>(t.get()).ok())
+    {
+        let odata_type = odata_type.trim_start_matches('#').to_ascii_lowercase();
+        match odata_type.as_str() {
+            "microsoft.graph.chatmessage" => return Recognised::Found(Found::ChatMessage),
+            "microsoft.graph.user" => return Recognised::Found(Found::User),
+            "microsoft.graph.chat" => return Recognised::Found(Found::Chat),
+            t if t == "microsoft.graph.message" || t.starts_with("microsoft.graph.eventmessage") => {
+                return Recognised::Found(Found::MailMessage);
+            }
+            _ => {}
+        }
+    }
+    let has = |names: &[&str]| names.iter().any(|n| keys.contains_key(*n));
+    if has(MAIL_MESSAGE_KEYS) {
+        return Recognised::Found(Found::MailMessage);
+    }
+    if has(CHAT_MESSAGE_KEYS) {
+        return Recognised::Found(Found::ChatMessage);
+    }
+    if has(&["chatType"]) {
+        return Recognised::Found(Found::Chat);
+    }
+    if has(&["userPrincipalName"]) {
+        return Recognised::Found(Found::User);
+    }
+    if keys.get("message").is_some_and(|m| m.get().starts_with('{')) {
+        return Recognised::Nested("message");
+    }
+    if has(&["body", "from", "attachments"]) {
+        return Recognised::Found(Found::ChatMessage);
+    }
+    if has(&["subscriptionId", "changeType"]) && !keys.contains_key("body") {
+        return Recognised::Unknown(
+            "is a change notification, not message content (decrypt `encryptedContent` and \
+             ingest the message it holds)"
+                .into(),
+        );
+    }
+    let mut names: Vec<&str> = keys.keys().map(|k| k.as_ref()).collect();
+    names.sort_unstable();
+    names.truncate(8);
+    Recognised::Unknown(format!(
+        "is neither a chatMessage, a mail message, a user nor a chat (keys: {}); pass --kind \
+         chat or --kind mail if you know",
+        names.join(", ")
+    ))
+}
+
+fn json_kind(text: &str) -> &'static str {
+    match text.as_bytes().first() {
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(text: &str) -> (Vec<Found<'_>>, Vec<Unusable>) {
+        let mut items = Vec::new();
+        let mut unusable = Vec::new();
+        split_file(text, ItemKind::Auto, &mut items, &mut unusable).unwrap();
+        (items, unusable)
+    }
+
+    #[test]
+    fn a_page_yields_its_items_byte_for_byte() {
+        let text = r#"{"@odata.nextLink":"x","value":[ {"id":"1", "messageType":"message"},{"id":"2","receivedDateTime":"2024-01-01T00:00:00Z"} ]}"#;
+        let (items, unusable) = split(text);
+        assert_eq!(
+            items,
+            vec![
+                Found::ChatMessage(r#"{"id":"1", "messageType":"message"}"#),
+                Found::MailMessage(r#"{"id":"2","receivedDateTime":"2024-01-01T00:00:00Z"}"#),
+            ]
+        );
+        assert!(unusable.is_empty());
+    }
+
+    #[test]
+    fn jsonl_lines_are_items_and_bad_lines_are_named() {
+        let text = "{\"id\":\"1\",\"chatId\":\"c\"}\n\n{\"id\":\"2\",\"chatId\":\"c\"}\nnot json\n";
+        let (items, unusable) = split(text);
+        assert_eq!(items.len(), 2);
+        assert_eq!(unusable.len(), 1);
+        assert_eq!(unusable[0].index, Some(4));
+        assert!(unusable[0].reason.contains("line 4"), "{:?}", unusable[0]);
+    }
+
+    #[test]
+    fn removals_users_chats_and_pinned_messages_are_recognised() {
+        let text = r#"{"value":[
+            {"id":"m1","@removed":{"reason":"deleted"}},
+            {"id":"u1","userPrincipalName":"a@b"},
+            {"id":"c1","chatType":"group"},
+            {"id":"p1","message":{"id":"9","messageType":"message"}}
+        ]}"#;
+        let (items, unusable) = split(text);
+        assert!(unusable.is_empty(), "{unusable:?}");
+        assert!(matches!(items[0], Found::MailMessage(_)));
+        assert!(matches!(items[1], Found::User(_)));
+        assert!(matches!(items[2], Found::Chat(_)));
+        assert_eq!(
+            items[3],
+            Found::ChatMessage(r#"{"id":"9","messageType":"message"}"#)
+        );
+    }
+
+    #[test]
+    fn what_is_not_a_message_is_reported_with_its_position() {
+        let text = r#"{"value":[{"subscriptionId":"s","changeType":"created"}, 42]}"#;
+        let (items, unusable) = split(text);
+        assert!(items.is_empty());
+        assert_eq!(unusable.len(), 2);
+        assert_eq!(unusable[0].index, Some(0));
+        assert!(unusable[0].reason.contains("change notification"));
+        assert_eq!(unusable[1].index, Some(1));
+        assert!(unusable[1].reason.contains("not a JSON object"));
+    }
+
+    #[test]
+    fn a_broken_file_is_an_error() {
+        let mut items = Vec::new();
+        let mut unusable = Vec::new();
+        let err = split_file("{\"value\": [", ItemKind::Auto, &mut items, &mut unusable)
+            .unwrap_err();
+        assert!(err.contains("not valid JSON"), "{err}");
+    }
+}

@@ -1,0 +1,50 @@
+//! `teams-archiver`: the command line over fetch, transform, sink and export. It parses
+//! flags, wires the crates together, and turns what happened into logs, a summary and
+//! an exit code. The binary is a one-line `main` over [`main`], so tests can build the
+//! same program.
+
+mod args;
+mod exit;
+mod ingest;
+mod logging;
+mod progress;
+mod run;
+mod schema;
+mod tables;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+use exit::Outcome;
+
+/// Runs the command line (the binary's whole `main`).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format, "info");
+    let progress = progress::Progress::new(cli.no_progress);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return Outcome::Fatal.into();
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Ingest(args) => ingest::run(args, progress).await,
+            Command::Schema(args) => schema::run(args),
+        }
+    });
+    match result {
+        Ok(outcome) => outcome.into(),
+        Err(error) => {
+            tracing::error!("{error:#}");
+            Outcome::Fatal.into()
+        }
+    }
+}
