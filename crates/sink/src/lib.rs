@@ -1,2 +1,70 @@
 //! Date-partitioned Parquet over object_store: deterministic file names, a commit
 //! protocol that makes a checkpoint follow durable data, and the checkpoint store.
+//!
+//! The sink makes rows durable as Parquet exactly once, then moves checkpoints. It knows
+//! no table by name: callers describe each with a [`TableSpec`] (schema, `Date32`
+//! partition column, version key columns) and append Arrow record batches.
+//!
+//! # Layout
+//!
+//! ```text
+//! <archive>/<table>/<partition column>=YYYY-MM-DD/part-<hash>.parquet
+//! <archive>/_archive/commits/<commit id>.json     which files each commit published
+//! <state>/write-ahead.json                        the commit in progress, if any
+//! <state>/checkpoints/<encoded scope>.json        where each scope resumes
+//! <state>/version-index.redb                      the version index (local state only)
+//! ```
+//!
+//! Files are zstd Parquet with `TIMESTAMP(MICROS, UTC)` timestamps and standard
+//! three-level lists; the partition column is only in the directory name. `<hash>` is
+//! derived from the sorted version keys of the file's rows, and rows are written in key
+//! order, so the same rows give the same name and the same bytes. Files are created,
+//! never overwritten or deleted, and appear only complete.
+//!
+//! # Commit protocol
+//!
+//! [`ArchiveWriter::commit`] writes a write-ahead record naming the files, the files,
+//! an immutable commit record, the version keys into the index, the checkpoints, and
+//! then removes the write-ahead record. [`ArchiveWriter::open`] first completes an
+//! interrupted commit (files that exist are committed and indexed, missing ones are
+//! forgotten: their scopes' checkpoints never moved, so their rows come again and
+//! everything already stored is dropped as known). A checkpoint is therefore never
+//! ahead of durable data, and a version is never stored twice.
+//!
+//! # Version index
+//!
+//! The keys of committed rows, per table, in redb on local disk: in the state directory
+//! when the state is local, otherwise in a cache directory ([`WriterOptions::index_dir`]).
+//! Everything in it is derivable from the archive: it records which commit records it
+//! has applied and, on open, applies the ones it has not seen (another machine's commits,
+//! or all of them for a new or lost cache) by reading the key columns of their files. An
+//! index that knows commits the archive does not have is rebuilt.
+//!
+//! # One writer per state location
+//!
+//! The write-ahead record and the index belong to one writer at a time (a second writer
+//! on the same local index is refused). Writers that share an archive, such as shards,
+//! each use their own state location. Where the store offers conditional creation
+//! (local disk, S3, GCS, Azure), files that fit in one request and commit records are
+//! created with `PutMode::Create`; multipart uploads cannot be conditional, so larger
+//! files rely on a check that the name is absent just before writing.
+
+mod checkpoint;
+mod error;
+mod index;
+mod location;
+mod object_writer;
+mod parquet_file;
+mod records;
+mod store_io;
+mod table;
+mod writer;
+
+pub use checkpoint::{Checkpoint, CheckpointStore};
+pub use error::SinkError;
+pub use location::Location;
+pub use records::{COMMITS_DIR, CommitRecord, FileRecord};
+pub use table::TableSpec;
+pub use writer::{
+    AppendStats, ArchiveWriter, CommitReport, PROTOCOL_TARGET, RecoveryReport, WriterOptions,
+};

@@ -1,0 +1,120 @@
+//! Checkpoints: where each scope resumes. They hold delta and next links, which carry
+//! Graph's state tokens, so they live only in the state store, never in the archive.
+
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+
+use crate::error::SinkError;
+use crate::location::Location;
+use crate::store_io;
+
+const CHECKPOINTS_DIR: &str = "checkpoints";
+/// Checkpoint writes in flight at once.
+const PARALLEL_WRITES: usize = 16;
+
+/// Where one scope resumes. The value is opaque to the sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The scope's name, any string (e.g. `chats/user/6f0c…`).
+    pub scope: String,
+    pub value: serde_json::Value,
+}
+
+/// The checkpoints in a state location: one object per scope,
+/// `checkpoints/<encoded scope>.json`.
+///
+/// Scope names are encoded so that any string is one safe object key: ASCII letters,
+/// digits, `-` and `_` stay as they are, every other byte becomes `~` and two
+/// uppercase hex digits (`chats/u1` becomes `chats~2Fu1`).
+#[derive(Debug, Clone)]
+pub struct CheckpointStore {
+    state: Location,
+}
+
+impl CheckpointStore {
+    /// Opens the checkpoints of a state location (local path or URL, as for the archive).
+    pub fn open(state: &str) -> Result<CheckpointStore, SinkError> {
+        Ok(CheckpointStore::at(Location::parse(state)?))
+    }
+
+    /// The checkpoints of an already opened state location.
+    pub fn at(state: Location) -> CheckpointStore {
+        CheckpointStore { state }
+    }
+
+    /// The state location.
+    pub fn location(&self) -> &Location {
+        &self.state
+    }
+
+    /// The checkpoint of `scope`, if one was ever written.
+    pub async fn load(&self, scope: &str) -> Result<Option<serde_json::Value>, SinkError> {
+        let stored: Option<Checkpoint> =
+            store_io::get_json(&self.state, &checkpoint_key(scope)).await?;
+        Ok(stored.map(|c| c.value))
+    }
+
+    /// Every stored checkpoint, sorted by scope.
+    pub async fn list(&self) -> Result<Vec<(String, serde_json::Value)>, SinkError> {
+        let keys = store_io::list(&self.state, CHECKPOINTS_DIR).await?;
+        let mut all: Vec<(String, serde_json::Value)> = futures::stream::iter(keys)
+            .map(|key| async move {
+                let stored: Option<Checkpoint> = store_io::get_json(&self.state, &key).await?;
+                Ok::<_, SinkError>(stored.map(|c| (c.scope, c.value)))
+            })
+            .buffered(PARALLEL_WRITES)
+            .try_filter_map(|found| async move { Ok(found) })
+            .try_collect()
+            .await?;
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all)
+    }
+
+    /// Writes checkpoints (called by the commit protocol once their data is durable).
+    pub(crate) async fn save(&self, checkpoints: &[Checkpoint]) -> Result<(), SinkError> {
+        futures::stream::iter(checkpoints)
+            .map(|checkpoint| async move {
+                let key = checkpoint_key(&checkpoint.scope);
+                store_io::put_json(&self.state, &key, checkpoint).await
+            })
+            .buffer_unordered(PARALLEL_WRITES)
+            .try_collect::<()>()
+            .await
+    }
+}
+
+fn checkpoint_key(scope: &str) -> String {
+    format!("{CHECKPOINTS_DIR}/{}.json", encode_scope(scope))
+}
+
+/// Any scope name as one object key segment (see [`CheckpointStore`]).
+pub(crate) fn encode_scope(scope: &str) -> String {
+    let mut encoded = String::with_capacity(scope.len());
+    for byte in scope.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("~{byte:02X}"));
+        }
+    }
+    if encoded.is_empty() {
+        // The empty scope still needs a non-empty key.
+        encoded.push('~');
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_names_become_single_safe_segments() {
+        assert_eq!(encode_scope("chats/u1"), "chats~2Fu1");
+        assert_eq!(encode_scope(".."), "~2E~2E");
+        assert_eq!(encode_scope("a b~"), "a~20b~7E");
+        assert_eq!(encode_scope("é"), "~C3~A9");
+        assert_eq!(encode_scope(""), "~");
+        assert_ne!(encode_scope("a/b"), encode_scope("a~2Fb"));
+    }
+}

@@ -1,0 +1,194 @@
+//! The version index: the version keys of every committed row, per table, in an
+//! embedded on-disk store (redb), so memory does not grow with the archive.
+//!
+//! It is a cache of the archive and nothing more: it records which commit records it
+//! has applied, and every key it holds was read from a file those records list. Lost,
+//! stale or copied from elsewhere, it is rebuilt or caught up from the archive's commit
+//! records (see `ArchiveWriter::open`).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::error::SinkError;
+
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const COMMITS: TableDefinition<&str, ()> = TableDefinition::new("commits_applied");
+const META_IDENTITY: &str = "identity";
+
+/// The index file's name inside its directory.
+pub(crate) const INDEX_FILE: &str = "version-index.redb";
+
+pub(crate) struct VersionIndex {
+    db: Database,
+    path: PathBuf,
+    tables: Vec<String>,
+}
+
+/// A read view of one table's keys.
+pub(crate) struct IndexReader {
+    table: Option<redb::ReadOnlyTable<&'static [u8], ()>>,
+    path: PathBuf,
+}
+
+fn keys_table(table: &str) -> String {
+    format!("keys/{table}")
+}
+
+impl VersionIndex {
+    /// Opens (or creates) the index in `dir` for the archive and tables named by
+    /// `identity`. An index built for anything else is emptied, to be rebuilt from the
+    /// archive; the second value says whether that happened.
+    pub fn open(
+        dir: &Path,
+        identity: &str,
+        tables: &[&str],
+    ) -> Result<(VersionIndex, bool), SinkError> {
+        std::fs::create_dir_all(dir).map_err(|source| SinkError::Io {
+            operation: "create index directory",
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let path = dir.join(INDEX_FILE);
+        let db = Database::create(&path).map_err(|e| {
+            let hint = if matches!(e, redb::DatabaseError::DatabaseAlreadyOpen) {
+                " (another writer is using this state; one writer per state location)"
+            } else {
+                ""
+            };
+            SinkError::index(&path, "open", format!("{e}{hint}"))
+        })?;
+        let index = VersionIndex {
+            db,
+            path,
+            tables: tables.iter().map(|t| t.to_string()).collect(),
+        };
+        let stored = index.identity()?;
+        let emptied = stored.as_deref() != Some(identity);
+        if emptied {
+            index.reset(identity)?;
+        }
+        Ok((index, emptied && stored.is_some()))
+    }
+
+    /// The index file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, operation: &'static str, e: impl std::fmt::Display) -> SinkError {
+        SinkError::index(&self.path, operation, e)
+    }
+
+    fn identity(&self) -> Result<Option<String>, SinkError> {
+        let txn = self.db.begin_read().map_err(|e| self.err("read", e))?;
+        let meta = match txn.open_table(META) {
+            Ok(meta) => meta,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err("read", e)),
+        };
+        let value = meta.get(META_IDENTITY).map_err(|e| self.err("read", e))?;
+        Ok(value.map(|v| v.value().to_string()))
+    }
+
+    /// Empties the index and labels it with `identity`.
+    pub fn reset(&self, identity: &str) -> Result<(), SinkError> {
+        let txn = self.db.begin_write().map_err(|e| self.err("reset", e))?;
+        {
+            let existing: Vec<_> = txn
+                .list_tables()
+                .map_err(|e| self.err("reset", e))?
+                .collect();
+            for table in existing {
+                txn.delete_table(table).map_err(|e| self.err("reset", e))?;
+            }
+            let mut meta = txn.open_table(META).map_err(|e| self.err("reset", e))?;
+            meta.insert(META_IDENTITY, identity)
+                .map_err(|e| self.err("reset", e))?;
+            txn.open_table(COMMITS).map_err(|e| self.err("reset", e))?;
+            for table in &self.tables {
+                let name = keys_table(table);
+                txn.open_table(TableDefinition::<&[u8], ()>::new(&name))
+                    .map_err(|e| self.err("reset", e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err("reset", e))
+    }
+
+    /// The commit records already applied.
+    pub fn applied_commits(&self) -> Result<HashSet<String>, SinkError> {
+        let txn = self.db.begin_read().map_err(|e| self.err("read", e))?;
+        let commits = txn.open_table(COMMITS).map_err(|e| self.err("read", e))?;
+        let mut applied = HashSet::new();
+        for entry in commits.iter().map_err(|e| self.err("read", e))? {
+            let (id, _) = entry.map_err(|e| self.err("read", e))?;
+            applied.insert(id.value().to_string());
+        }
+        Ok(applied)
+    }
+
+    /// A snapshot reader for `table`'s keys.
+    pub fn reader(&self, table: &str) -> Result<IndexReader, SinkError> {
+        let txn = self.db.begin_read().map_err(|e| self.err("read", e))?;
+        let name = keys_table(table);
+        let table = match txn.open_table(TableDefinition::<&'static [u8], ()>::new(&name)) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(self.err("read", e)),
+        };
+        Ok(IndexReader {
+            table,
+            path: self.path.clone(),
+        })
+    }
+
+    /// Records, in one durable transaction, that commit `commit_id` was applied and
+    /// holds `keys` (table, key).
+    pub fn apply_commit<'k>(
+        &self,
+        commit_id: &str,
+        keys: impl IntoIterator<Item = (&'k str, &'k [u8])>,
+    ) -> Result<u64, SinkError> {
+        let txn = self.db.begin_write().map_err(|e| self.err("write", e))?;
+        let mut added = 0;
+        {
+            let mut tables = std::collections::HashMap::new();
+            for (table, key) in keys {
+                if !tables.contains_key(table) {
+                    let name = keys_table(table);
+                    let opened = txn
+                        .open_table(TableDefinition::<&[u8], ()>::new(&name))
+                        .map_err(|e| self.err("write", e))?;
+                    tables.insert(table, opened);
+                }
+                let opened = tables.get_mut(table).expect("opened above");
+                if opened
+                    .insert(key, ())
+                    .map_err(|e| self.err("write", e))?
+                    .is_none()
+                {
+                    added += 1;
+                }
+            }
+            let mut commits = txn.open_table(COMMITS).map_err(|e| self.err("write", e))?;
+            commits
+                .insert(commit_id, ())
+                .map_err(|e| self.err("write", e))?;
+        }
+        txn.commit().map_err(|e| self.err("commit", e))?;
+        Ok(added)
+    }
+}
+
+impl IndexReader {
+    pub fn contains(&self, key: &[u8]) -> Result<bool, SinkError> {
+        let Some(table) = &self.table else {
+            return Ok(false);
+        };
+        table
+            .get(key)
+            .map(|found| found.is_some())
+            .map_err(|e| SinkError::index(&self.path, "read", e))
+    }
+}

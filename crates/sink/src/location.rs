@@ -1,0 +1,257 @@
+//! Where the archive and the state store live: a local directory or an object store URL,
+//! opened once through object_store. Nothing after this module knows which it is.
+
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{ClientOptions, ObjectStore, ObjectStoreScheme};
+use url::Url;
+
+use crate::error::SinkError;
+
+/// An opened archive or state location: an object store rooted at the location's prefix.
+///
+/// Accepted forms: a local path, `file://`, `s3://bucket/prefix`, `gs://bucket/prefix`,
+/// `az://container/prefix`, `abfs[s]://...`, `https://<account>.blob.core.windows.net/...`
+/// and the other URLs object_store recognises for S3, GCS and Azure. Credentials,
+/// region and endpoint come from the usual variables (`AWS_*`, `GOOGLE_*`, `AZURE_*`);
+/// for a local S3 server set `AWS_ENDPOINT_URL` and `AWS_ALLOW_HTTP=true` (requests are
+/// path-style unless `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`).
+///
+/// Local directories are created if missing and every write is fsynced (file and
+/// directory) before it counts as done, which is what a commit protocol needs from a
+/// disk. S3 uploads carry a SHA-256 checksum the service verifies, which is also what
+/// S3 Object Lock requires of uploads to a bucket with default retention.
+#[derive(Clone)]
+pub struct Location {
+    store: Arc<dyn ObjectStore>,
+    url: String,
+    local_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Location").field("url", &self.url).finish()
+    }
+}
+
+impl Location {
+    /// Opens `location` with settings from the environment.
+    pub fn parse(location: &str) -> Result<Location, SinkError> {
+        Location::parse_with_options(location, std::iter::empty::<(&str, &str)>())
+    }
+
+    /// Opens `location` with settings from the environment, overridden by `options`
+    /// (object_store configuration keys such as `aws_endpoint` or `allow_http`).
+    pub fn parse_with_options<I, K, V>(location: &str, options: I) -> Result<Location, SinkError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        let fail = |reason: String| SinkError::Location {
+            location: location.to_string(),
+            reason,
+        };
+        if location.trim().is_empty() {
+            return Err(fail("the location is empty".into()));
+        }
+        let options: Vec<(String, String)> = options
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_ascii_lowercase(), v.into()))
+            .collect();
+
+        if !location.contains("://") {
+            if !options.is_empty() {
+                return Err(fail("a local directory takes no options".into()));
+            }
+            return Location::local(location, FsPath::new(location));
+        }
+        let url = Url::parse(location).map_err(|e| fail(format!("not a valid URL: {e}")))?;
+        let (scheme, prefix) =
+            ObjectStoreScheme::parse(&url).map_err(|e| fail(format!("unrecognised URL: {e}")))?;
+        let store: Arc<dyn ObjectStore> = match scheme {
+            ObjectStoreScheme::Local => {
+                if !options.is_empty() {
+                    return Err(fail("a local directory takes no options".into()));
+                }
+                let path = url
+                    .to_file_path()
+                    .map_err(|()| fail("not a local file path".into()))?;
+                return Location::local(location, &path);
+            }
+            ObjectStoreScheme::AmazonS3 => Arc::new(s3_store(&url, &options).map_err(fail)?),
+            ObjectStoreScheme::GoogleCloudStorage => {
+                let mut builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+                for (key, value) in &options {
+                    let key: GoogleConfigKey = key
+                        .parse()
+                        .map_err(|_| fail(format!("unknown GCS option `{key}`")))?;
+                    builder = builder.with_config(key, value);
+                }
+                Arc::new(builder.build().map_err(|e| fail(e.to_string()))?)
+            }
+            ObjectStoreScheme::MicrosoftAzure => {
+                let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+                for (key, value) in &options {
+                    let key: AzureConfigKey = key
+                        .parse()
+                        .map_err(|_| fail(format!("unknown Azure option `{key}`")))?;
+                    builder = builder.with_config(key, value);
+                }
+                Arc::new(builder.build().map_err(|e| fail(e.to_string()))?)
+            }
+            other => {
+                return Err(fail(format!(
+                    "{other:?} is not a supported archive location (use a local path, file://, s3://, gs://, az:// or abfss://)"
+                )));
+            }
+        };
+        let store: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
+            store
+        } else {
+            Arc::new(PrefixStore::new(store, prefix))
+        };
+        Ok(Location {
+            store,
+            url: location.trim_end_matches('/').to_string(),
+            local_dir: None,
+        })
+    }
+
+    fn local(location: &str, path: &FsPath) -> Result<Location, SinkError> {
+        std::fs::create_dir_all(path).map_err(|source| SinkError::Io {
+            operation: "create directory",
+            path: path.display().to_string(),
+            source,
+        })?;
+        let dir = std::fs::canonicalize(path).map_err(|source| SinkError::Io {
+            operation: "resolve directory",
+            path: path.display().to_string(),
+            source,
+        })?;
+        let store = LocalFileSystem::new_with_prefix(&dir)
+            .map_err(|e| SinkError::Location {
+                location: location.to_string(),
+                reason: e.to_string(),
+            })?
+            .with_fsync(true);
+        Ok(Location {
+            store: Arc::new(store),
+            url: dir.display().to_string(),
+            local_dir: Some(dir),
+        })
+    }
+
+    /// The store, rooted at this location: keys are relative to it.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The location as given (a local one as its absolute directory), for messages.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The directory, when this location is on local disk.
+    pub fn local_dir(&self) -> Option<&FsPath> {
+        self.local_dir.as_deref()
+    }
+
+    /// The object key of `relative` (a `/`-separated path inside this location).
+    pub(crate) fn key(&self, relative: &str) -> Result<Path, SinkError> {
+        Path::parse(relative).map_err(|e| SinkError::Inconsistent {
+            location: self.url.clone(),
+            key: relative.to_string(),
+            reason: format!("not a valid object key: {e}"),
+        })
+    }
+
+    /// Removes what an interrupted local upload of `relative` left behind.
+    ///
+    /// object_store's local backend writes `<name>#<n>` and renames it into place
+    /// when complete. The staging name never matches `*.parquet`, but readers that list
+    /// a directory (Spark, Hive) would trip over it, so recovery removes it. Object
+    /// stores keep unfinished uploads out of sight on their own.
+    pub(crate) fn remove_staging_leftovers(&self, relative: &str) -> Result<usize, SinkError> {
+        let Some(dir) = &self.local_dir else {
+            return Ok(0);
+        };
+        let target = dir.join(relative);
+        let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
+            return Ok(0);
+        };
+        let staging_prefix = format!("{}#", name.to_string_lossy());
+        let entries = match std::fs::read_dir(parent) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(source) => {
+                return Err(SinkError::Io {
+                    operation: "list directory",
+                    path: parent.display().to_string(),
+                    source,
+                });
+            }
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let file_name = file_name.to_string_lossy();
+            let is_staging = file_name
+                .strip_prefix(&staging_prefix)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if is_staging {
+                std::fs::remove_file(entry.path()).map_err(|source| SinkError::Io {
+                    operation: "remove interrupted upload",
+                    path: entry.path().display().to_string(),
+                    source,
+                })?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// S3 from `AWS_*` variables and `options`, with two defaults of ours: SHA-256 upload
+/// checksums, and the header S3 Object Lock asks of uploads to a bucket with default
+/// retention (`x-amz-sdk-checksum-algorithm`, naming the checksum already sent).
+fn s3_store(
+    url: &Url,
+    options: &[(String, String)],
+) -> Result<object_store::aws::AmazonS3, String> {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-amz-sdk-checksum-algorithm",
+        http::HeaderValue::from_static("SHA256"),
+    );
+    let mut builder = AmazonS3Builder::new()
+        .with_client_options(ClientOptions::new().with_default_headers(headers))
+        .with_checksum_algorithm(object_store::aws::Checksum::SHA256);
+    let from_env = std::env::vars_os().filter_map(|(k, v)| {
+        let (k, v) = (k.into_string().ok()?, v.into_string().ok()?);
+        k.starts_with("AWS_").then(|| (k.to_ascii_lowercase(), v))
+    });
+    // Unknown AWS_* variables belong to other tools; unknown explicit options are mistakes.
+    for (key, value) in from_env {
+        if let Ok(key) = key.parse::<AmazonS3ConfigKey>() {
+            builder = builder.with_config(key, value);
+        }
+    }
+    for (key, value) in options {
+        let parsed: AmazonS3ConfigKey = key
+            .parse()
+            .map_err(|_| format!("unknown S3 option `{key}`"))?;
+        builder = builder.with_config(parsed, value);
+    }
+    builder
+        .with_url(url.as_str())
+        .build()
+        .map_err(|e| e.to_string())
+}

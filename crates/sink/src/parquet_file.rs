@@ -1,0 +1,266 @@
+//! How a file of the archive is encoded, and how an existing one is read back for its
+//! size, SHA-256, row count and version keys.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::compute::interleave_record_batch;
+use arrow::datatypes::SchemaRef;
+use std::ops::Range;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, TryFutureExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::{AsyncArrowWriter, ProjectionMask};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use sha2::{Digest, Sha256};
+
+use crate::error::SinkError;
+use crate::location::Location;
+use crate::object_writer::{ObjectFileWriter, Published};
+use crate::table::{KeyReader, Table};
+
+/// zstd level: 3 is zstd's own default, and DuckDB's and Spark's.
+const ZSTD_LEVEL: i32 = 3;
+/// Upper bound on a row group's encoded size, as Spark's `parquet.block.size`.
+const MAX_ROW_GROUP_BYTES: usize = 128 * 1024 * 1024;
+/// Rows handed to the encoder at a time; bounds the copy made to put rows in order.
+const ENCODE_CHUNK_ROWS: usize = 8 * 1024;
+
+/// Encoding settings of every archive file.
+///
+/// - zstd; Parquet 1.0 data pages, which every reader (Spark, Athena, Hive, Trino,
+///   DuckDB) reads;
+/// - Arrow `Timestamp(Microsecond, "UTC")` stays `TIMESTAMP(MICROS, isAdjustedToUTC)`:
+///   nothing here asks for INT96 or nanoseconds;
+/// - lists written as the standard three-level `list` / `element` groups
+///   (`coerce_types`), the form Spark, Athena and Hive require;
+/// - page statistics and the page index on, for pruning;
+/// - nothing time- or machine-dependent in the footer (`created_by` names the
+///   library version only), so the same rows in the same order give the same bytes.
+pub(crate) fn writer_properties(row_group_rows: usize) -> WriterProperties {
+    WriterProperties::builder()
+        .set_writer_version(WriterVersion::PARQUET_1_0)
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(ZSTD_LEVEL).expect("3 is a valid zstd level"),
+        ))
+        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+        .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
+        .set_coerce_types(true)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .build()
+}
+
+/// A file this writer sent to the store.
+pub(crate) struct WrittenFile {
+    pub bytes: u64,
+    pub sha256: String,
+    pub published: Published,
+}
+
+/// Encodes `order` (positions into `batches`) as one Parquet file at `path`.
+pub(crate) async fn write_file(
+    location: &Location,
+    path: &str,
+    schema: SchemaRef,
+    properties: WriterProperties,
+    batches: &[RecordBatch],
+    order: &[(usize, usize)],
+) -> Result<WrittenFile, SinkError> {
+    let fail = |source: ParquetError| SinkError::Parquet {
+        operation: "write",
+        location: location.url().to_string(),
+        key: path.to_string(),
+        source: Box::new(source),
+    };
+    let key = location.key(path)?;
+    let sink = ObjectFileWriter::new(Arc::clone(location.store()), key);
+    let mut writer = AsyncArrowWriter::try_new(sink, schema, Some(properties)).map_err(fail)?;
+    let batch_refs: Vec<&RecordBatch> = batches.iter().collect();
+    let mut outcome = Ok(());
+    for chunk in order.chunks(ENCODE_CHUNK_ROWS) {
+        let ordered = match interleave_record_batch(&batch_refs, chunk) {
+            Ok(batch) => batch,
+            Err(e) => {
+                outcome = Err(ParquetError::from(e));
+                break;
+            }
+        };
+        if let Err(e) = writer.write(&ordered).await {
+            outcome = Err(e);
+            break;
+        }
+    }
+    if outcome.is_ok() {
+        outcome = writer.finish().await.map(|_| ());
+    }
+    let mut sink = writer.into_inner();
+    if let Err(e) = outcome {
+        sink.abort().await;
+        return Err(fail(e));
+    }
+    let (bytes, sha256, published) = sink.finish();
+    Ok(WrittenFile {
+        bytes,
+        sha256,
+        published: published.unwrap_or(Published::Created),
+    })
+}
+
+/// Size and SHA-256 of an object, streamed.
+pub(crate) async fn hash_object(
+    location: &Location,
+    path: &str,
+) -> Result<(u64, String), SinkError> {
+    let fail = |e| crate::store_io::error(location, "read", path, e);
+    let key = location.key(path)?;
+    let mut stream = location
+        .store()
+        .get(&key)
+        .await
+        .map_err(fail)?
+        .into_stream();
+    let mut hasher = Sha256::new();
+    let mut bytes = 0u64;
+    while let Some(chunk) = stream.try_next().await.map_err(fail)? {
+        hasher.update(&chunk);
+        bytes += chunk.len() as u64;
+    }
+    Ok((bytes, hex::encode(hasher.finalize())))
+}
+
+/// Row count of a Parquet file (from its footer) and, when asked, the version keys of
+/// its rows (reading only the key columns).
+pub(crate) async fn read_rows_and_keys(
+    location: &Location,
+    path: &str,
+    size: u64,
+    table: &Table,
+    with_keys: bool,
+) -> Result<(u64, Vec<Box<[u8]>>), SinkError> {
+    let fail = |source: ParquetError| SinkError::Parquet {
+        operation: "read",
+        location: location.url().to_string(),
+        key: path.to_string(),
+        source: Box::new(source),
+    };
+    let key = location.key(path)?;
+    let mut reader = ObjectReader {
+        store: Arc::clone(location.store()),
+        path: key,
+        size,
+    };
+    let metadata = ArrowReaderMetadata::load_async(&mut reader, Default::default())
+        .await
+        .map_err(fail)?;
+    let rows = metadata.metadata().file_metadata().num_rows().max(0) as u64;
+    if !with_keys {
+        return Ok((rows, Vec::new()));
+    }
+    let file_schema = metadata.schema().clone();
+    let mut roots = Vec::with_capacity(table.spec.key_columns.len());
+    for column in table.spec.key_columns {
+        roots.push(
+            file_schema
+                .index_of(column)
+                .map_err(|_| SinkError::Inconsistent {
+                    location: location.url().to_string(),
+                    key: path.to_string(),
+                    reason: format!(
+                        "the file has no key column `{column}` of table `{}`",
+                        table.name()
+                    ),
+                })?,
+        );
+    }
+    let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
+    let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata)
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(fail)?;
+    let mut keys = Vec::with_capacity(rows as usize);
+    while let Some(batch) = stream.try_next().await.map_err(fail)? {
+        let schema = batch.schema();
+        let indices: Vec<usize> = table
+            .spec
+            .key_columns
+            .iter()
+            .map(|c| schema.index_of(c).expect("projected above"))
+            .collect();
+        let reader = KeyReader::new(&batch, &indices, table.spec.key_columns);
+        keys.extend(
+            reader
+                .keys(table.name())
+                .map_err(|e| SinkError::Inconsistent {
+                    location: location.url().to_string(),
+                    key: path.to_string(),
+                    reason: e.to_string(),
+                })?,
+        );
+    }
+    if keys.len() as u64 != rows {
+        return Err(SinkError::Inconsistent {
+            location: location.url().to_string(),
+            key: path.to_string(),
+            reason: format!("the footer says {rows} rows but {} were read", keys.len()),
+        });
+    }
+    Ok((rows, keys))
+}
+
+/// Ranged reads of one object of known size, for the Parquet reader.
+struct ObjectReader {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    size: u64,
+}
+
+fn object_error(e: object_store::Error) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for ObjectReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        self.store
+            .get_range(&self.path, range)
+            .map_err(object_error)
+            .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(object_error)
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            // One request usually covers the footer of our files.
+            let metadata = ParquetMetaDataReader::new()
+                .with_prefetch_hint(Some(64 * 1024))
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,158 @@
+//! Small JSON and metadata operations on a [`Location`], with errors that name the key.
+
+use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::SinkError;
+use crate::location::Location;
+
+fn store_error(
+    location: &Location,
+    operation: &'static str,
+    key: &str,
+    source: object_store::Error,
+) -> SinkError {
+    SinkError::Store {
+        operation,
+        location: location.url().to_string(),
+        key: key.to_string(),
+        source: Box::new(source),
+    }
+}
+
+/// The object's metadata, or `None` when there is no such object.
+pub(crate) async fn head(location: &Location, key: &str) -> Result<Option<ObjectMeta>, SinkError> {
+    let path = location.key(key)?;
+    match location.store().head(&path).await {
+        Ok(meta) => Ok(Some(meta)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(store_error(location, "check", key, e)),
+    }
+}
+
+/// Reads and parses a JSON document, or `None` when there is no such object.
+pub(crate) async fn get_json<T: DeserializeOwned>(
+    location: &Location,
+    key: &str,
+) -> Result<Option<T>, SinkError> {
+    let path = location.key(key)?;
+    let bytes = match location.store().get(&path).await {
+        Ok(result) => result
+            .bytes()
+            .await
+            .map_err(|e| store_error(location, "read", key, e))?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(store_error(location, "read", key, e)),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| SinkError::Json {
+            operation: "parse",
+            location: location.url().to_string(),
+            key: key.to_string(),
+            source,
+        })
+}
+
+fn to_json<T: Serialize>(
+    location: &Location,
+    key: &str,
+    value: &T,
+) -> Result<PutPayload, SinkError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|source| SinkError::Json {
+        operation: "serialise",
+        location: location.url().to_string(),
+        key: key.to_string(),
+        source,
+    })?;
+    bytes.push(b'\n');
+    Ok(PutPayload::from(bytes))
+}
+
+/// Writes a JSON document, replacing any previous one (state store documents).
+pub(crate) async fn put_json<T: Serialize>(
+    location: &Location,
+    key: &str,
+    value: &T,
+) -> Result<(), SinkError> {
+    let payload = to_json(location, key, value)?;
+    let path = location.key(key)?;
+    location
+        .store()
+        .put(&path, payload)
+        .await
+        .map_err(|e| store_error(location, "write", key, e))?;
+    Ok(())
+}
+
+/// Creates a JSON document that must never be replaced (archive documents). Returns
+/// false, writing nothing, when the object already exists.
+///
+/// Uses `PutMode::Create` where the store supports it; otherwise checks for the
+/// object first (one writer per state location, see the crate doc).
+pub(crate) async fn create_json<T: Serialize>(
+    location: &Location,
+    key: &str,
+    value: &T,
+) -> Result<bool, SinkError> {
+    let payload = to_json(location, key, value)?;
+    let path = location.key(key)?;
+    let create = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match location
+        .store()
+        .put_opts(&path, payload.clone(), create)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+        Err(object_store::Error::NotImplemented { .. }) => {
+            if head(location, key).await?.is_some() {
+                return Ok(false);
+            }
+            location
+                .store()
+                .put(&path, payload)
+                .await
+                .map_err(|e| store_error(location, "create", key, e))?;
+            Ok(true)
+        }
+        Err(e) => Err(store_error(location, "create", key, e)),
+    }
+}
+
+/// Deletes a state store document; a missing one is not an error.
+pub(crate) async fn delete(location: &Location, key: &str) -> Result<(), SinkError> {
+    let path = location.key(key)?;
+    match location.store().delete(&path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(store_error(location, "delete", key, e)),
+    }
+}
+
+/// Lists the keys under `prefix` (relative to the location), sorted.
+pub(crate) async fn list(location: &Location, prefix: &str) -> Result<Vec<String>, SinkError> {
+    use futures::TryStreamExt;
+    let path = location.key(prefix)?;
+    let mut keys: Vec<String> = location
+        .store()
+        .list(Some(&path))
+        .map_ok(|meta| meta.location.to_string())
+        .try_collect()
+        .await
+        .map_err(|e| store_error(location, "list", prefix, e))?;
+    keys.sort();
+    Ok(keys)
+}
+
+pub(crate) fn error(
+    location: &Location,
+    operation: &'static str,
+    key: &str,
+    source: object_store::Error,
+) -> SinkError {
+    store_error(location, operation, key, source)
+}

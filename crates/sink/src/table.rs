@@ -1,0 +1,318 @@
+//! What a caller tells the sink about a table, and what the sink derives from it once:
+//! column positions, the schema of the files, and how to read a row's version key and
+//! partition.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Date32Type, Int32Type, Int64Type, Schema, SchemaRef};
+
+use crate::error::SinkError;
+
+/// One table of the archive, described by its caller (the sink knows no table by name).
+#[derive(Clone, Debug)]
+pub struct TableSpec {
+    /// Directory of the table relative to the archive root, e.g. `chat_messages` or
+    /// `directory/users`.
+    pub name: &'static str,
+    /// Schema of the batches given to `append`, including the partition column.
+    pub schema: SchemaRef,
+    /// The `Date32` column that picks the `<column>=YYYY-MM-DD` directory. It is a hive
+    /// partition only: the files do not contain it.
+    pub partition_column: &'static str,
+    /// The columns whose values identify a row version (e.g. `["raw_sha256"]`). Two rows
+    /// with the same key are one version, stored once.
+    pub key_columns: &'static [&'static str],
+}
+
+/// A validated [`TableSpec`] with its column positions resolved.
+#[derive(Debug)]
+pub(crate) struct Table {
+    pub spec: TableSpec,
+    pub partition_index: usize,
+    pub key_indices: Vec<usize>,
+    /// Positions of the file columns in an appended batch (all but the partition).
+    pub file_columns: Vec<usize>,
+    pub file_schema: SchemaRef,
+}
+
+impl Table {
+    pub fn new(spec: TableSpec) -> Result<Table, SinkError> {
+        let invalid = |reason: String| SinkError::InvalidTableSpec {
+            table: spec.name.to_string(),
+            reason,
+        };
+        let name_ok = !spec.name.is_empty()
+            && spec.name.split('/').all(|part| {
+                !part.is_empty()
+                    && !part.starts_with(['_', '.'])
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            });
+        if !name_ok {
+            return Err(invalid(
+                "the name must be `/`-separated parts of letters, digits, `_` or `-`, none starting with `_` or `.` (those are reserved)".into(),
+            ));
+        }
+        let schema = &spec.schema;
+        let partition_index = schema.index_of(spec.partition_column).map_err(|_| {
+            invalid(format!(
+                "partition column `{}` is not in the schema",
+                spec.partition_column
+            ))
+        })?;
+        if schema.field(partition_index).data_type() != &DataType::Date32 {
+            return Err(invalid(format!(
+                "partition column `{}` is {}, expected Date32",
+                spec.partition_column,
+                schema.field(partition_index).data_type()
+            )));
+        }
+        if spec.key_columns.is_empty() {
+            return Err(invalid("at least one key column is needed".into()));
+        }
+        let mut key_indices = Vec::with_capacity(spec.key_columns.len());
+        for column in spec.key_columns {
+            let index = schema
+                .index_of(column)
+                .map_err(|_| invalid(format!("key column `{column}` is not in the schema")))?;
+            if index == partition_index {
+                return Err(invalid(format!(
+                    "key column `{column}` is the partition column, which the files do not contain"
+                )));
+            }
+            if !is_key_type(schema.field(index).data_type()) {
+                return Err(invalid(format!(
+                    "key column `{column}` is {}; keys must be strings, binary or 32/64-bit integers",
+                    schema.field(index).data_type()
+                )));
+            }
+            key_indices.push(index);
+        }
+        let file_columns: Vec<usize> = (0..schema.fields().len())
+            .filter(|&i| i != partition_index)
+            .collect();
+        let file_schema = Arc::new(Schema::new_with_metadata(
+            file_columns
+                .iter()
+                .map(|&i| schema.field(i).clone())
+                .collect::<Vec<_>>(),
+            schema.metadata().clone(),
+        ));
+        Ok(Table {
+            spec,
+            partition_index,
+            key_indices,
+            file_columns,
+            file_schema,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.spec.name
+    }
+
+    /// Checks that `batch` has this table's columns, in order, with the same types.
+    pub fn check_batch(&self, batch: &RecordBatch) -> Result<(), SinkError> {
+        let expected = self.spec.schema.fields();
+        let found = batch.schema();
+        let found = found.fields();
+        let mismatch = |detail: String| SinkError::SchemaMismatch {
+            table: self.name().to_string(),
+            detail,
+        };
+        for (position, field) in expected.iter().enumerate() {
+            let Some(actual) = found.get(position) else {
+                return Err(mismatch(format!(
+                    "column {position} `{}` is missing (the batch has {} columns, the table {})",
+                    field.name(),
+                    found.len(),
+                    expected.len()
+                )));
+            };
+            if actual.name() != field.name() {
+                return Err(mismatch(format!(
+                    "column {position} is `{}`, expected `{}`",
+                    actual.name(),
+                    field.name()
+                )));
+            }
+            if actual.data_type() != field.data_type() {
+                return Err(mismatch(format!(
+                    "column `{}` is {}, expected {}",
+                    field.name(),
+                    actual.data_type(),
+                    field.data_type()
+                )));
+            }
+        }
+        if found.len() > expected.len() {
+            return Err(mismatch(format!(
+                "unexpected column {} `{}` (the table has {} columns)",
+                expected.len(),
+                found[expected.len()].name(),
+                expected.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The partition value of every row, as days since 1970-01-01.
+    pub fn partition_days(&self, batch: &RecordBatch) -> Result<Vec<i32>, SinkError> {
+        let dates = batch
+            .column(self.partition_index)
+            .as_primitive::<Date32Type>();
+        (0..dates.len())
+            .map(|row| {
+                if dates.is_null(row) {
+                    return Err(SinkError::NullValue {
+                        table: self.name().to_string(),
+                        row,
+                        column: self.spec.partition_column.to_string(),
+                        why: "every row needs a partition",
+                    });
+                }
+                let days = dates.value(row);
+                partition_value(days).ok_or_else(|| SinkError::PartitionOutOfRange {
+                    table: self.name().to_string(),
+                    row,
+                    days,
+                })?;
+                Ok(days)
+            })
+            .collect()
+    }
+
+    /// The directory of one partition, relative to the archive root.
+    pub fn partition_dir(&self, days: i32) -> String {
+        format!(
+            "{}/{}={}",
+            self.name(),
+            self.spec.partition_column,
+            partition_value(days).unwrap_or_default()
+        )
+    }
+}
+
+/// `YYYY-MM-DD` for a Date32 value, if its year has four digits.
+pub(crate) fn partition_value(days: i32) -> Option<String> {
+    let date = chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0)?.date_naive();
+    use chrono::Datelike;
+    (0..=9999)
+        .contains(&date.year())
+        .then(|| date.format("%Y-%m-%d").to_string())
+}
+
+fn is_key_type(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::Int32
+            | DataType::Int64
+    )
+}
+
+/// Reads the version key of each row: the key columns' values, each as a big-endian
+/// `u32` length and the bytes (UTF-8 for strings, decimal digits for integers).
+///
+/// This encoding is what the version index stores and what file names are hashed
+/// from, so it must not change.
+pub(crate) struct KeyReader<'a> {
+    columns: Vec<(&'a str, &'a dyn Array)>,
+}
+
+impl<'a> KeyReader<'a> {
+    /// Key columns of `batch` at `indices`, named `names` for messages.
+    pub fn new(batch: &'a RecordBatch, indices: &[usize], names: &'a [&'a str]) -> Self {
+        KeyReader {
+            columns: indices
+                .iter()
+                .zip(names)
+                .map(|(&i, &name)| (name, batch.column(i).as_ref()))
+                .collect(),
+        }
+    }
+
+    /// Appends the key of `row` to `out`; on a null value returns the column's name.
+    pub fn write_key(&self, row: usize, out: &mut Vec<u8>) -> Result<(), &'a str> {
+        for &(name, column) in &self.columns {
+            if column.is_null(row) {
+                return Err(name);
+            }
+            match column.data_type() {
+                DataType::Utf8 => push_part(out, column.as_string::<i32>().value(row).as_bytes()),
+                DataType::LargeUtf8 => {
+                    push_part(out, column.as_string::<i64>().value(row).as_bytes())
+                }
+                DataType::Utf8View => push_part(out, column.as_string_view().value(row).as_bytes()),
+                DataType::Binary => push_part(out, column.as_binary::<i32>().value(row)),
+                DataType::LargeBinary => push_part(out, column.as_binary::<i64>().value(row)),
+                DataType::BinaryView => push_part(out, column.as_binary_view().value(row)),
+                DataType::Int32 => push_part(
+                    out,
+                    column
+                        .as_primitive::<Int32Type>()
+                        .value(row)
+                        .to_string()
+                        .as_bytes(),
+                ),
+                DataType::Int64 => push_part(
+                    out,
+                    column
+                        .as_primitive::<Int64Type>()
+                        .value(row)
+                        .to_string()
+                        .as_bytes(),
+                ),
+                // Table::new admits only the types above.
+                other => unreachable!("key column type {other} was not validated"),
+            }
+        }
+        Ok(())
+    }
+
+    /// The keys of all rows; a null names its column and row.
+    pub fn keys(&self, table: &str) -> Result<Vec<Box<[u8]>>, SinkError> {
+        let rows = self.columns.first().map_or(0, |(_, c)| c.len());
+        let mut buffer = Vec::with_capacity(80);
+        (0..rows)
+            .map(|row| {
+                buffer.clear();
+                self.write_key(row, &mut buffer)
+                    .map_err(|column| SinkError::NullValue {
+                        table: table.to_string(),
+                        row,
+                        column: column.to_string(),
+                        why: "it is part of the version key",
+                    })?;
+                Ok(buffer.as_slice().into())
+            })
+            .collect()
+    }
+}
+
+fn push_part(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Key values are identifiers and hashes; u32 lengths are far beyond them.
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_values_are_iso_days_within_four_digit_years() {
+        assert_eq!(partition_value(0).as_deref(), Some("1970-01-01"));
+        assert_eq!(partition_value(19_723).as_deref(), Some("2024-01-01"));
+        assert_eq!(partition_value(-719_528).as_deref(), Some("0000-01-01"));
+        assert_eq!(partition_value(-719_529), None);
+        assert_eq!(partition_value(2_932_897), None); // 10000-01-01
+    }
+}

@@ -1,0 +1,760 @@
+//! `ArchiveWriter`: buffers rows per (table, partition) within a memory budget, drops
+//! versions already buffered or committed, and commits files and checkpoints by the
+//! protocol in the crate documentation.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+use arrow::array::{RecordBatch, UInt32Array};
+use arrow::compute::take;
+use parquet::file::properties::WriterProperties;
+use sha2::{Digest, Sha256};
+
+use crate::checkpoint::{Checkpoint, CheckpointStore};
+use crate::error::SinkError;
+use crate::index::VersionIndex;
+use crate::location::Location;
+use crate::object_writer::Published;
+use crate::parquet_file::{hash_object, read_rows_and_keys, write_file, writer_properties};
+use crate::records::{
+    COMMITS_DIR, CommitRecord, FileRecord, PlannedFile, WRITE_AHEAD_KEY, WriteAhead, commit_id_of,
+    commit_record_key,
+};
+use crate::store_io;
+use crate::table::{KeyReader, Table, TableSpec, partition_value};
+
+/// The tracing target of the commit protocol's step events (one event just before
+/// each step, with a `step` field); useful in logs, and what the crash tests stop at.
+pub const PROTOCOL_TARGET: &str = "sink::protocol";
+
+/// Estimated bookkeeping per buffered key (hash set slot and allocation).
+const KEY_OVERHEAD_BYTES: usize = 32;
+
+/// Settings of an [`ArchiveWriter`].
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// Rows buffered before [`ArchiveWriter::needs_commit`] says to commit, measured as
+    /// the Arrow memory of the buffered rows plus their keys.
+    pub memory_budget_bytes: usize,
+    /// Largest file to aim for, measured as buffered (uncompressed) bytes: a partition
+    /// holding more is split into several files of about this size or less.
+    pub target_file_bytes: usize,
+    /// Most rows in one row group (row groups are also capped at 128 MiB encoded).
+    pub row_group_rows: usize,
+    /// Recorded in commit records.
+    pub run_id: String,
+    /// Directory of the version index. Default: inside the state location when that
+    /// is local, else `$XDG_CACHE_HOME/teams-archiver/index/<archive hash>` (or under
+    /// `~/.cache`).
+    pub index_dir: Option<PathBuf>,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            memory_budget_bytes: 128 * 1024 * 1024,
+            target_file_bytes: 128 * 1024 * 1024,
+            row_group_rows: 122_880,
+            run_id: format!("run-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")),
+            index_dir: None,
+        }
+    }
+}
+
+/// What one `append` did with its rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendStats {
+    pub rows_in: usize,
+    /// Rows buffered for the next commit.
+    pub rows_new: usize,
+    /// Rows whose version was already buffered or committed (or repeated in the batch).
+    pub rows_duplicate: usize,
+}
+
+/// What one `commit` published.
+#[derive(Debug, Clone, Default)]
+pub struct CommitReport {
+    /// Id of the commit record, when there were files to publish.
+    pub commit_id: Option<String>,
+    pub files: Vec<FileRecord>,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Checkpoints written after the files were durable.
+    pub checkpoints: usize,
+}
+
+/// What `open` found and repaired.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    /// Id of an interrupted commit that was completed from its write-ahead record.
+    pub recovered_commit: Option<String>,
+    /// Files of that commit that had been written, now committed and indexed.
+    pub files_committed: Vec<FileRecord>,
+    /// Files of that commit that had not been written; their rows come back when the
+    /// scopes resume from their checkpoints.
+    pub files_forgotten: Vec<String>,
+    /// The index did not match the archive (another archive, other tables, or commit
+    /// records it knew are gone) and was rebuilt from the archive.
+    pub index_rebuilt: bool,
+    /// Commit records read from the archive into the index (other machines' commits,
+    /// or all of them for a new index).
+    pub commit_records_applied: usize,
+    /// Version keys added to the index while catching up.
+    pub keys_indexed: u64,
+    /// Problems that did not stop the writer, e.g. a commit record listing a missing file.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Default)]
+struct PartitionBuffer {
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    bytes: usize,
+}
+
+/// One file a commit will write.
+struct FilePlan {
+    table: usize,
+    days: i32,
+    path: String,
+    /// Rows in key order, as (batch, row) positions in the partition's buffer.
+    order: Vec<(usize, usize)>,
+    keys: Vec<Box<[u8]>>,
+}
+
+/// Writes rows into the archive exactly once and moves checkpoints after them.
+pub struct ArchiveWriter {
+    archive: Location,
+    checkpoints: CheckpointStore,
+    tables: Vec<Table>,
+    options: WriterOptions,
+    properties: WriterProperties,
+    index: VersionIndex,
+    buffers: BTreeMap<(usize, i32), PartitionBuffer>,
+    /// Keys buffered since the last commit, per table.
+    buffered_keys: Vec<HashSet<Box<[u8]>>>,
+    buffered_bytes: usize,
+    commits: u64,
+    poisoned: Option<String>,
+}
+
+impl std::fmt::Debug for ArchiveWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveWriter")
+            .field("archive", &self.archive.url())
+            .field("state", &self.checkpoints.location().url())
+            .field("buffered_bytes", &self.buffered_bytes)
+            .finish()
+    }
+}
+
+impl ArchiveWriter {
+    /// Opens the archive and state locations (paths or URLs, see [`Location`]),
+    /// completes an interrupted commit, and brings the version index up to date.
+    pub async fn open(
+        archive: &str,
+        state: &str,
+        tables: Vec<TableSpec>,
+        options: WriterOptions,
+    ) -> Result<(ArchiveWriter, RecoveryReport), SinkError> {
+        ArchiveWriter::open_at(
+            Location::parse(archive)?,
+            Location::parse(state)?,
+            tables,
+            options,
+        )
+        .await
+    }
+
+    /// [`ArchiveWriter::open`] with locations already opened.
+    pub async fn open_at(
+        archive: Location,
+        state: Location,
+        tables: Vec<TableSpec>,
+        options: WriterOptions,
+    ) -> Result<(ArchiveWriter, RecoveryReport), SinkError> {
+        let tables = tables
+            .into_iter()
+            .map(Table::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut names = HashSet::new();
+        for table in &tables {
+            if !names.insert(table.name()) {
+                return Err(SinkError::InvalidTableSpec {
+                    table: table.name().to_string(),
+                    reason: "two tables have this name".into(),
+                });
+            }
+        }
+        if options.memory_budget_bytes == 0 || options.target_file_bytes == 0 {
+            return Err(SinkError::Location {
+                location: archive.url().to_string(),
+                reason: "memory_budget_bytes and target_file_bytes must be positive".into(),
+            });
+        }
+        let index_dir = match (&options.index_dir, state.local_dir()) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(dir)) => dir.to_path_buf(),
+            (None, None) => default_index_dir(archive.url()),
+        };
+        let table_names: Vec<&str> = tables.iter().map(|t| t.name()).collect();
+        let (index, rebuilt) =
+            VersionIndex::open(&index_dir, &index_identity(&archive, &tables), &table_names)?;
+        let mut writer = ArchiveWriter {
+            archive,
+            checkpoints: CheckpointStore::at(state),
+            properties: writer_properties(options.row_group_rows),
+            buffered_keys: tables.iter().map(|_| HashSet::new()).collect(),
+            tables,
+            options,
+            index,
+            buffers: BTreeMap::new(),
+            buffered_bytes: 0,
+            commits: 0,
+            poisoned: None,
+        };
+        let mut report = RecoveryReport {
+            index_rebuilt: rebuilt,
+            ..Default::default()
+        };
+        writer.recover_write_ahead(&mut report).await?;
+        writer.catch_up_index(&mut report).await?;
+        Ok((writer, report))
+    }
+
+    /// The archive location.
+    pub fn archive(&self) -> &Location {
+        &self.archive
+    }
+
+    /// The version index file (a cache of the archive; see the crate doc).
+    pub fn index_path(&self) -> &std::path::Path {
+        self.index.path()
+    }
+
+    /// The checkpoints of the state location (to resume scopes from).
+    pub fn checkpoints(&self) -> &CheckpointStore {
+        &self.checkpoints
+    }
+
+    /// Buffers the rows of `batch` that are new versions; returns how many were.
+    ///
+    /// The batch must have the table's schema. Either every row is accepted (new or
+    /// duplicate) or, on an error, none is.
+    pub fn append(&mut self, table: &str, batch: &RecordBatch) -> Result<AppendStats, SinkError> {
+        self.check_poisoned()?;
+        let table_index = self.table_index(table)?;
+        let table = &self.tables[table_index];
+        table.check_batch(batch)?;
+        let days = table.partition_days(batch)?;
+        let keys =
+            KeyReader::new(batch, &table.key_indices, table.spec.key_columns).keys(table.name())?;
+
+        let index = self.index.reader(table.name())?;
+        let buffered = &self.buffered_keys[table_index];
+        let mut new_rows = Vec::new();
+        let mut groups: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
+        {
+            let mut in_batch: HashSet<&[u8]> = HashSet::with_capacity(keys.len());
+            for (row, key) in keys.iter().enumerate() {
+                let key = key.as_ref();
+                if buffered.contains(key) || !in_batch.insert(key) || index.contains(key)? {
+                    continue;
+                }
+                new_rows.push(row);
+                groups.entry(days[row]).or_default().push(row as u32);
+            }
+        }
+
+        let mut built = Vec::with_capacity(groups.len());
+        for (days, rows) in groups {
+            let arrow_error = |operation, source| SinkError::Arrow {
+                table: table.name().to_string(),
+                partition: partition_value(days).unwrap_or_default(),
+                operation,
+                source: Box::new(source),
+            };
+            let indices = UInt32Array::from(rows);
+            let columns = table
+                .file_columns
+                .iter()
+                .map(|&c| take(batch.column(c).as_ref(), &indices, None))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| arrow_error("select rows", e))?;
+            let part = RecordBatch::try_new(table.file_schema.clone(), columns)
+                .map_err(|e| arrow_error("check rows against the table schema", e))?;
+            built.push((days, part));
+        }
+
+        let stats = AppendStats {
+            rows_in: batch.num_rows(),
+            rows_new: new_rows.len(),
+            rows_duplicate: batch.num_rows() - new_rows.len(),
+        };
+        let mut keys: Vec<Option<Box<[u8]>>> = keys.into_iter().map(Some).collect();
+        let buffered = &mut self.buffered_keys[table_index];
+        for row in new_rows {
+            let key = keys[row].take().expect("each new row once");
+            self.buffered_bytes += key.len() + KEY_OVERHEAD_BYTES;
+            buffered.insert(key);
+        }
+        for (days, part) in built {
+            let bytes = part.get_array_memory_size();
+            let buffer = self.buffers.entry((table_index, days)).or_default();
+            buffer.rows += part.num_rows();
+            buffer.bytes += bytes;
+            buffer.batches.push(part);
+            self.buffered_bytes += bytes;
+        }
+        Ok(stats)
+    }
+
+    /// True once the buffered rows reach the memory budget: commit before appending more.
+    pub fn needs_commit(&self) -> bool {
+        self.buffered_bytes >= self.options.memory_budget_bytes
+    }
+
+    /// Bytes buffered since the last commit (rows and their keys).
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+
+    /// Rows buffered since the last commit.
+    pub fn buffered_rows(&self) -> usize {
+        self.buffers.values().map(|b| b.rows).sum()
+    }
+
+    /// Publishes the buffered rows, then writes `checkpoints`:
+    ///
+    /// 1. the write-ahead record (state store) names the files about to be written;
+    /// 2. each file is written, appearing only when complete;
+    /// 3. the commit record (`_archive/commits/<id>.json`) lists them with row counts,
+    ///    sizes and SHA-256;
+    /// 4. their version keys go into the index;
+    /// 5. the checkpoints are written;
+    /// 6. the write-ahead record is removed.
+    ///
+    /// With nothing buffered only step 5 runs (pages whose rows were all known still
+    /// move their scopes on). After an error the writer refuses further work: reopen it,
+    /// which completes the interrupted commit.
+    pub async fn commit(
+        &mut self,
+        checkpoints: Vec<Checkpoint>,
+    ) -> Result<CommitReport, SinkError> {
+        self.check_poisoned()?;
+        let result = self.run_commit(checkpoints).await;
+        if let Err(e) = &result {
+            self.poisoned = Some(e.to_string());
+        }
+        result
+    }
+
+    async fn run_commit(
+        &mut self,
+        checkpoints: Vec<Checkpoint>,
+    ) -> Result<CommitReport, SinkError> {
+        let mut buffers = std::mem::take(&mut self.buffers);
+        for keys in &mut self.buffered_keys {
+            *keys = HashSet::new();
+        }
+        let plans = self.plan_files(&buffers)?;
+        let mut report = CommitReport::default();
+
+        if !plans.is_empty() {
+            self.commits += 1;
+            let commit_id = commit_id(&self.options.run_id, self.commits);
+            step("write_ahead", &commit_id, "");
+            let planned = plans
+                .iter()
+                .map(|p| PlannedFile {
+                    path: p.path.clone(),
+                    table: self.tables[p.table].name().to_string(),
+                    partition: partition_value(p.days).unwrap_or_default(),
+                })
+                .collect();
+            let write_ahead = WriteAhead::new(&commit_id, &self.options.run_id, planned);
+            store_io::put_json(self.checkpoints.location(), WRITE_AHEAD_KEY, &write_ahead).await?;
+
+            let mut index_keys: Vec<(usize, Vec<Box<[u8]>>)> = Vec::with_capacity(plans.len());
+            let mut remaining_files: HashMap<(usize, i32), usize> = HashMap::new();
+            for plan in &plans {
+                *remaining_files.entry((plan.table, plan.days)).or_default() += 1;
+            }
+            for plan in plans {
+                step("write_file", &commit_id, &plan.path);
+                let buffer = &buffers[&(plan.table, plan.days)];
+                let record = self.publish(&plan, &buffer.batches).await?;
+                report.rows += record.rows;
+                report.bytes += record.bytes;
+                report.files.push(record);
+                index_keys.push((plan.table, plan.keys));
+                // Free each partition's rows as soon as its last file is out.
+                let left = remaining_files
+                    .get_mut(&(plan.table, plan.days))
+                    .expect("counted above");
+                *left -= 1;
+                if *left == 0
+                    && let Some(done) = buffers.remove(&(plan.table, plan.days))
+                {
+                    self.buffered_bytes = self.buffered_bytes.saturating_sub(done.bytes);
+                }
+            }
+
+            step("commit_record", &commit_id, "");
+            let record = CommitRecord::new(
+                &commit_id,
+                &self.options.run_id,
+                false,
+                report.files.clone(),
+            );
+            let record_key = commit_record_key(&commit_id);
+            if !store_io::create_json(&self.archive, &record_key, &record).await? {
+                return Err(SinkError::Inconsistent {
+                    location: self.archive.url().to_string(),
+                    key: record_key,
+                    reason: "a commit record with this id already exists".into(),
+                });
+            }
+
+            step("index", &commit_id, "");
+            let tables = &self.tables;
+            self.index.apply_commit(
+                &commit_id,
+                index_keys.iter().flat_map(|(table, keys)| {
+                    let name = tables[*table].name();
+                    keys.iter().map(move |k| (name, k.as_ref()))
+                }),
+            )?;
+            report.commit_id = Some(commit_id);
+        }
+
+        let commit_id = report.commit_id.clone().unwrap_or_default();
+        step("checkpoints", &commit_id, "");
+        self.checkpoints.save(&checkpoints).await?;
+        report.checkpoints = checkpoints.len();
+
+        if !commit_id.is_empty() {
+            step("clear_write_ahead", &commit_id, "");
+            store_io::delete(self.checkpoints.location(), WRITE_AHEAD_KEY).await?;
+        }
+        step("committed", &commit_id, "");
+        self.buffered_bytes = 0;
+        Ok(report)
+    }
+
+    /// Splits each partition's rows, in key order, into files of at most about
+    /// `target_file_bytes`, each named by the hash of its keys.
+    fn plan_files(
+        &self,
+        buffers: &BTreeMap<(usize, i32), PartitionBuffer>,
+    ) -> Result<Vec<FilePlan>, SinkError> {
+        let mut plans = Vec::new();
+        for (&(table_index, days), buffer) in buffers {
+            let table = &self.tables[table_index];
+            let key_names: Vec<&str> = table.spec.key_columns.to_vec();
+            let mut rows: Vec<(Box<[u8]>, usize, usize)> = Vec::with_capacity(buffer.rows);
+            for (batch_index, batch) in buffer.batches.iter().enumerate() {
+                let indices: Vec<usize> = key_names
+                    .iter()
+                    .map(|c| table.file_schema.index_of(c).expect("validated key column"))
+                    .collect();
+                let keys =
+                    KeyReader::new(batch, &indices, table.spec.key_columns).keys(table.name())?;
+                rows.extend(
+                    keys.into_iter()
+                        .enumerate()
+                        .map(|(row, key)| (key, batch_index, row)),
+                );
+            }
+            rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            let files = buffer.bytes.div_ceil(self.options.target_file_bytes).max(1);
+            let per_file = rows.len().div_ceil(files).max(1);
+            let dir = table.partition_dir(days);
+            let mut rows = rows.into_iter().peekable();
+            while rows.peek().is_some() {
+                let chunk: Vec<_> = rows.by_ref().take(per_file).collect();
+                let mut keys = Vec::with_capacity(chunk.len());
+                let mut order = Vec::with_capacity(chunk.len());
+                for (key, batch, row) in chunk {
+                    keys.push(key);
+                    order.push((batch, row));
+                }
+                plans.push(FilePlan {
+                    table: table_index,
+                    days,
+                    path: format!("{dir}/part-{}.parquet", file_hash(&keys)),
+                    order,
+                    keys,
+                });
+            }
+        }
+        Ok(plans)
+    }
+
+    /// Writes one planned file, or adopts the file already there under its name (same
+    /// name, same rows).
+    async fn publish(
+        &self,
+        plan: &FilePlan,
+        batches: &[RecordBatch],
+    ) -> Result<FileRecord, SinkError> {
+        let table = &self.tables[plan.table];
+        let record = |bytes, sha256| FileRecord {
+            path: plan.path.clone(),
+            table: table.name().to_string(),
+            partition: partition_value(plan.days).unwrap_or_default(),
+            rows: plan.order.len() as u64,
+            bytes,
+            sha256,
+        };
+        if store_io::head(&self.archive, &plan.path).await?.is_none() {
+            let written = write_file(
+                &self.archive,
+                &plan.path,
+                table.file_schema.clone(),
+                self.properties.clone(),
+                batches,
+                &plan.order,
+            )
+            .await?;
+            if written.published == Published::Created {
+                return Ok(record(written.bytes, written.sha256));
+            }
+        }
+        tracing::info!(file = %plan.path, "file already in the archive; adopting it");
+        let (bytes, sha256) = hash_object(&self.archive, &plan.path).await?;
+        let (rows, _) = read_rows_and_keys(&self.archive, &plan.path, bytes, table, false).await?;
+        if rows != plan.order.len() as u64 {
+            return Err(SinkError::Inconsistent {
+                location: self.archive.url().to_string(),
+                key: plan.path.clone(),
+                reason: format!(
+                    "the file already exists with {rows} rows, but its name stands for {} rows",
+                    plan.order.len()
+                ),
+            });
+        }
+        Ok(record(bytes, sha256))
+    }
+
+    /// Completes a commit interrupted by a crash: files of its write-ahead record that
+    /// exist are committed and indexed, the others forgotten.
+    async fn recover_write_ahead(&mut self, report: &mut RecoveryReport) -> Result<(), SinkError> {
+        let state = self.checkpoints.location().clone();
+        let Some(write_ahead): Option<WriteAhead> =
+            store_io::get_json(&state, WRITE_AHEAD_KEY).await?
+        else {
+            return Ok(());
+        };
+        let commit_id = write_ahead.commit_id.clone();
+        step("recover", &commit_id, "");
+        tracing::warn!(commit = %commit_id, files = write_ahead.files.len(), "completing an interrupted commit");
+        let mut files = Vec::new();
+        let mut keys: Vec<(usize, Vec<Box<[u8]>>)> = Vec::new();
+        for planned in &write_ahead.files {
+            let table_index = self.table_index(&planned.table).map_err(|_| SinkError::Inconsistent {
+                location: state.url().to_string(),
+                key: WRITE_AHEAD_KEY.to_string(),
+                reason: format!(
+                    "the interrupted commit wrote table `{}`, which this writer was not opened with",
+                    planned.table
+                ),
+            })?;
+            self.archive.remove_staging_leftovers(&planned.path)?;
+            let Some(meta) = store_io::head(&self.archive, &planned.path).await? else {
+                report.files_forgotten.push(planned.path.clone());
+                continue;
+            };
+            let table = &self.tables[table_index];
+            let (bytes, sha256) = hash_object(&self.archive, &planned.path).await?;
+            let (rows, file_keys) =
+                read_rows_and_keys(&self.archive, &planned.path, meta.size, table, true).await?;
+            files.push(FileRecord {
+                path: planned.path.clone(),
+                table: planned.table.clone(),
+                partition: planned.partition.clone(),
+                rows,
+                bytes,
+                sha256,
+            });
+            keys.push((table_index, file_keys));
+        }
+        if !files.is_empty() {
+            let record_key = commit_record_key(&commit_id);
+            let existing: Option<CommitRecord> =
+                store_io::get_json(&self.archive, &record_key).await?;
+            if existing.is_none() {
+                let record =
+                    CommitRecord::new(&commit_id, &write_ahead.run_id, true, files.clone());
+                store_io::create_json(&self.archive, &record_key, &record).await?;
+            }
+            let tables = &self.tables;
+            self.index.apply_commit(
+                &commit_id,
+                keys.iter().flat_map(|(table, keys)| {
+                    let name = tables[*table].name();
+                    keys.iter().map(move |k| (name, k.as_ref()))
+                }),
+            )?;
+        }
+        store_io::delete(&state, WRITE_AHEAD_KEY).await?;
+        report.recovered_commit = Some(commit_id);
+        report.files_committed = files;
+        Ok(())
+    }
+
+    /// Applies to the index every commit record of the archive it has not applied yet.
+    async fn catch_up_index(&mut self, report: &mut RecoveryReport) -> Result<(), SinkError> {
+        let listed: Vec<String> = store_io::list(&self.archive, COMMITS_DIR)
+            .await?
+            .iter()
+            .filter_map(|key| commit_id_of(key).map(str::to_string))
+            .collect();
+        let listed_set: HashSet<&str> = listed.iter().map(String::as_str).collect();
+        let mut applied = self.index.applied_commits()?;
+        if applied.iter().any(|id| !listed_set.contains(id.as_str())) {
+            let missing = applied
+                .iter()
+                .filter(|id| !listed_set.contains(id.as_str()))
+                .count();
+            report.warnings.push(format!(
+                "the version index knew {missing} commit record(s) the archive no longer has; rebuilt it from the archive"
+            ));
+            self.index
+                .reset(&index_identity(&self.archive, &self.tables))?;
+            report.index_rebuilt = true;
+            applied.clear();
+        }
+        for commit_id in listed.iter().filter(|id| !applied.contains(id.as_str())) {
+            let record_key = commit_record_key(commit_id);
+            let record: CommitRecord = store_io::get_json(&self.archive, &record_key)
+                .await?
+                .ok_or_else(|| SinkError::Inconsistent {
+                    location: self.archive.url().to_string(),
+                    key: record_key.clone(),
+                    reason: "listed but could not be read".into(),
+                })?;
+            let mut keys: Vec<(usize, Vec<Box<[u8]>>)> = Vec::new();
+            for file in &record.files {
+                let Ok(table_index) = self.table_index(&file.table) else {
+                    continue;
+                };
+                let Some(meta) = store_io::head(&self.archive, &file.path).await? else {
+                    report.warnings.push(format!(
+                        "commit record `{record_key}` lists `{}`, which is not in the archive",
+                        file.path
+                    ));
+                    continue;
+                };
+                let (_, file_keys) = read_rows_and_keys(
+                    &self.archive,
+                    &file.path,
+                    meta.size,
+                    &self.tables[table_index],
+                    true,
+                )
+                .await?;
+                keys.push((table_index, file_keys));
+            }
+            let tables = &self.tables;
+            report.keys_indexed += self.index.apply_commit(
+                commit_id,
+                keys.iter().flat_map(|(table, keys)| {
+                    let name = tables[*table].name();
+                    keys.iter().map(move |k| (name, k.as_ref()))
+                }),
+            )?;
+            report.commit_records_applied += 1;
+        }
+        for warning in &report.warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(())
+    }
+
+    fn table_index(&self, table: &str) -> Result<usize, SinkError> {
+        self.tables
+            .iter()
+            .position(|t| t.name() == table)
+            .ok_or_else(|| SinkError::UnknownTable {
+                table: table.to_string(),
+                known: self
+                    .tables
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    fn check_poisoned(&self) -> Result<(), SinkError> {
+        match &self.poisoned {
+            Some(reason) => Err(SinkError::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+fn step(step: &'static str, commit_id: &str, file: &str) {
+    tracing::debug!(target: PROTOCOL_TARGET, step, commit_id, file);
+}
+
+/// `part-<hash>` of a file: the first 128 bits of SHA-256 over its sorted keys (each
+/// length-prefixed), so the same rows always get the same name.
+fn file_hash(sorted_keys: &[Box<[u8]>]) -> String {
+    let mut hasher = Sha256::new();
+    for key in sorted_keys {
+        hasher.update((key.len() as u64).to_be_bytes());
+        hasher.update(key);
+    }
+    hex::encode(&hasher.finalize()[..16])
+}
+
+/// A commit id: UTC time, run id and sequence number, so ids sort by time and never
+/// repeat within a run.
+fn commit_id(run_id: &str, sequence: u64) -> String {
+    let run: String = run_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(48)
+        .collect();
+    let run = if run.is_empty() {
+        "run".to_string()
+    } else {
+        run
+    };
+    format!(
+        "{}-{run}-{sequence:06}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")
+    )
+}
+
+/// What the index must have been built for: this archive and these tables and keys.
+fn index_identity(archive: &Location, tables: &[Table]) -> String {
+    let mut tables: Vec<String> = tables
+        .iter()
+        .map(|t| format!("{}:{}", t.name(), t.spec.key_columns.join(",")))
+        .collect();
+    tables.sort();
+    format!("archive={}\ntables={}", archive.url(), tables.join(";"))
+}
+
+fn default_index_dir(archive_url: &str) -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    let digest = Sha256::digest(archive_url.as_bytes());
+    cache
+        .join("teams-archiver")
+        .join("index")
+        .join(hex::encode(&digest[..8]))
+}

@@ -1,0 +1,563 @@
+//! The writer on local disk: layout, encoding, deterministic names, deduplication,
+//! no overwrite, errors, checkpoints and the memory budget.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema};
+use common::*;
+use parquet::basic::{LogicalType, TimeUnit, TimestampType};
+use sink::{ArchiveWriter, Checkpoint, CheckpointStore, CommitRecord, SinkError, WriterOptions};
+
+fn options() -> WriterOptions {
+    WriterOptions {
+        run_id: "test-run".into(),
+        ..Default::default()
+    }
+}
+
+async fn open(archive: &std::path::Path, state: &std::path::Path) -> ArchiveWriter {
+    let (writer, _) = ArchiveWriter::open(
+        archive.to_str().unwrap(),
+        state.to_str().unwrap(),
+        vec![message_spec()],
+        options(),
+    )
+    .await
+    .unwrap();
+    writer
+}
+
+fn read_file(
+    path: &std::path::Path,
+) -> (Vec<RecordBatch>, parquet::file::metadata::ParquetMetaData) {
+    read_parquet(bytes::Bytes::from(std::fs::read(path).unwrap()))
+}
+
+#[tokio::test]
+async fn writes_partitioned_parquet_that_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (archive, state) = (dir.path().join("out"), dir.path().join("state"));
+    let mut writer = open(&archive, &state).await;
+    let input = messages("m", 30, 3, 200);
+    let stats = writer.append(TABLE, &batch(&input)).unwrap();
+    assert_eq!(
+        (stats.rows_in, stats.rows_new, stats.rows_duplicate),
+        (30, 30, 0)
+    );
+    let report = writer.commit(vec![]).await.unwrap();
+    assert_eq!(report.files.len(), 3);
+    assert_eq!(report.rows, 30);
+
+    let files = parquet_files(&archive, TABLE);
+    let relative: Vec<String> = files
+        .iter()
+        .map(|f| f.strip_prefix(&archive).unwrap().display().to_string())
+        .collect();
+    for (path, day) in relative
+        .iter()
+        .zip(["2024-05-01", "2024-05-02", "2024-05-03"])
+    {
+        let prefix = format!("chat_messages/date={day}/part-");
+        assert!(path.starts_with(&prefix), "{path}");
+        let hash = path
+            .strip_prefix(&prefix)
+            .unwrap()
+            .strip_suffix(".parquet")
+            .unwrap();
+        assert_eq!(hash.len(), 32);
+        assert!(
+            hash.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+    }
+
+    let mut read_back = BTreeSet::new();
+    for file in &files {
+        let (batches, metadata) = read_file(file);
+        let schema = batches[0].schema();
+        assert!(
+            schema.column_with_name("date").is_none(),
+            "date is a hive partition only"
+        );
+        assert_eq!(schema.fields().len(), 6);
+        let created = schema.field_with_name("created_date_time").unwrap();
+        assert_eq!(
+            created.data_type(),
+            &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into()))
+        );
+        // The Parquet schema itself: MICROS, adjusted to UTC; three-level lists.
+        let parquet_schema = metadata.file_metadata().schema_descr();
+        let created = parquet_schema
+            .columns()
+            .iter()
+            .find(|c| c.name() == "created_date_time")
+            .unwrap();
+        assert_eq!(
+            created.logical_type_ref(),
+            Some(&LogicalType::Timestamp(TimestampType {
+                is_adjusted_to_u_t_c: true,
+                unit: TimeUnit::MICROS
+            }))
+        );
+        let paths: Vec<String> = parquet_schema
+            .columns()
+            .iter()
+            .map(|c| c.path().string())
+            .collect();
+        assert!(
+            paths.contains(&"tags.list.element".to_string()),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"mentions.list.element.user_id".to_string()),
+            "{paths:?}"
+        );
+        let row_group = metadata.row_group(0);
+        assert!(
+            row_group
+                .columns()
+                .iter()
+                .all(|c| matches!(c.compression(), parquet::basic::Compression::ZSTD(_)))
+        );
+        assert!(
+            row_group.column(0).statistics().is_some(),
+            "statistics are written"
+        );
+        let key_value = metadata
+            .file_metadata()
+            .key_value_metadata()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            key_value.iter().all(|kv| kv.key == "ARROW:schema"),
+            "{key_value:?}"
+        );
+
+        for b in &batches {
+            let hashes = shas(b);
+            let mut sorted = hashes.clone();
+            sorted.sort();
+            assert_eq!(hashes, sorted, "rows are in key order");
+            read_back.extend(hashes);
+        }
+    }
+    let expected: BTreeSet<String> = input.iter().map(|m| m.sha()).collect();
+    assert_eq!(read_back, expected);
+
+    // The commit record lists exactly these files with their sizes and hashes.
+    let commits: Vec<_> = std::fs::read_dir(archive.join("_archive/commits"))
+        .unwrap()
+        .collect();
+    assert_eq!(commits.len(), 1);
+    let record: CommitRecord =
+        serde_json::from_slice(&std::fs::read(commits[0].as_ref().unwrap().path()).unwrap())
+            .unwrap();
+    assert_eq!(record.files, report.files);
+    for file in &record.files {
+        let bytes = std::fs::read(archive.join(&file.path)).unwrap();
+        assert_eq!(file.bytes, bytes.len() as u64);
+        assert_eq!(
+            file.sha256,
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+        );
+    }
+}
+
+#[tokio::test]
+async fn same_rows_make_the_same_file_in_any_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = messages("d", 50, 1, 100);
+    let mut reversed = input.clone();
+    reversed.reverse();
+
+    let mut names_and_bytes = Vec::new();
+    for (i, rows) in [&input, &reversed].into_iter().enumerate() {
+        let archive = dir.path().join(format!("out{i}"));
+        let mut writer = open(&archive, &dir.path().join(format!("state{i}"))).await;
+        // Split differently each time: arrival order must not matter.
+        for chunk in rows.chunks(7 + i * 10) {
+            writer.append(TABLE, &batch(chunk)).unwrap();
+        }
+        writer.commit(vec![]).await.unwrap();
+        let files = parquet_files(&archive, TABLE);
+        assert_eq!(files.len(), 1);
+        names_and_bytes.push((
+            files[0].strip_prefix(&archive).unwrap().to_path_buf(),
+            std::fs::read(&files[0]).unwrap(),
+        ));
+    }
+    assert_eq!(
+        names_and_bytes[0].0, names_and_bytes[1].0,
+        "same rows, same name"
+    );
+    assert!(
+        names_and_bytes[0].1 == names_and_bytes[1].1,
+        "same rows, same bytes"
+    );
+}
+
+#[tokio::test]
+async fn a_version_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (archive, state) = (dir.path().join("out"), dir.path().join("state"));
+    let input = messages("x", 20, 2, 64);
+    let mut writer = open(&archive, &state).await;
+
+    // Repeats inside a batch and across buffered batches.
+    let mut doubled = input[..10].to_vec();
+    doubled.extend_from_slice(&input[..10]);
+    let stats = writer.append(TABLE, &batch(&doubled)).unwrap();
+    assert_eq!((stats.rows_new, stats.rows_duplicate), (10, 10));
+    let stats = writer.append(TABLE, &batch(&input)).unwrap();
+    assert_eq!((stats.rows_new, stats.rows_duplicate), (10, 10));
+    writer.commit(vec![]).await.unwrap();
+
+    // Repeats of committed rows, in this writer and in a reopened one.
+    let stats = writer.append(TABLE, &batch(&input)).unwrap();
+    assert_eq!((stats.rows_new, stats.rows_duplicate), (0, 20));
+    let report = writer.commit(vec![]).await.unwrap();
+    assert!(report.files.is_empty() && report.commit_id.is_none());
+    drop(writer);
+    let mut writer = open(&archive, &state).await;
+    let stats = writer.append(TABLE, &batch(&input)).unwrap();
+    assert_eq!((stats.rows_new, stats.rows_duplicate), (0, 20));
+
+    let mut all = Vec::new();
+    for file in parquet_files(&archive, TABLE) {
+        for b in read_file(&file).0 {
+            all.extend(shas(&b));
+        }
+    }
+    assert_eq!(all.len(), 20);
+    assert_eq!(all.iter().collect::<BTreeSet<_>>().len(), 20);
+}
+
+#[tokio::test]
+async fn a_new_index_is_rebuilt_from_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("out");
+    let input = messages("r", 40, 4, 64);
+    let mut writer = open(&archive, &dir.path().join("state-a")).await;
+    writer.append(TABLE, &batch(&input[..25])).unwrap();
+    writer.commit(vec![]).await.unwrap();
+    drop(writer);
+
+    // Another state (another machine, or a lost cache): the index catches up.
+    let (mut writer, report) = ArchiveWriter::open(
+        archive.to_str().unwrap(),
+        dir.path().join("state-b").to_str().unwrap(),
+        vec![message_spec()],
+        options(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.commit_records_applied, 1);
+    assert_eq!(report.keys_indexed, 25);
+    let stats = writer.append(TABLE, &batch(&input)).unwrap();
+    assert_eq!((stats.rows_new, stats.rows_duplicate), (15, 25));
+}
+
+#[tokio::test]
+async fn an_index_that_knows_more_than_the_archive_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (archive, state) = (dir.path().join("out"), dir.path().join("state"));
+    let input = messages("s", 10, 1, 64);
+    let mut writer = open(&archive, &state).await;
+    writer.append(TABLE, &batch(&input)).unwrap();
+    writer.commit(vec![]).await.unwrap();
+    drop(writer);
+
+    // The archive is replaced by an empty one; the index must not drop its rows.
+    std::fs::remove_dir_all(&archive).unwrap();
+    let (mut writer, report) = ArchiveWriter::open(
+        archive.to_str().unwrap(),
+        state.to_str().unwrap(),
+        vec![message_spec()],
+        options(),
+    )
+    .await
+    .unwrap();
+    assert!(report.index_rebuilt);
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    let stats = writer.append(TABLE, &batch(&input)).unwrap();
+    assert_eq!(stats.rows_new, 10);
+}
+
+#[tokio::test]
+async fn an_existing_file_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = messages("o", 12, 1, 64);
+
+    // Write the rows once elsewhere to learn the file's name and bytes.
+    let first = dir.path().join("first");
+    let mut writer = open(&first, &dir.path().join("state-first")).await;
+    writer.append(TABLE, &batch(&input)).unwrap();
+    writer.commit(vec![]).await.unwrap();
+    let source = parquet_files(&first, TABLE).remove(0);
+    let relative = source.strip_prefix(&first).unwrap().to_path_buf();
+
+    // Place that file in a new archive, without a commit record: the writer must adopt
+    // it as it is, not write it again.
+    let archive = dir.path().join("out");
+    let target = archive.join(&relative);
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::copy(&source, &target).unwrap();
+    let before = std::fs::metadata(&target).unwrap();
+
+    let mut writer = open(&archive, &dir.path().join("state")).await;
+    writer.append(TABLE, &batch(&input)).unwrap();
+    let report = writer.commit(vec![]).await.unwrap();
+    let after = std::fs::metadata(&target).unwrap();
+    assert_eq!(
+        (before.ino(), before.mtime_nsec()),
+        (after.ino(), after.mtime_nsec())
+    );
+    assert_eq!(report.files.len(), 1);
+    assert_eq!(report.files[0].path, relative.display().to_string());
+    assert_eq!(report.files[0].bytes, after.len());
+    assert_eq!(parquet_files(&archive, TABLE).len(), 1);
+}
+
+#[tokio::test]
+async fn large_partitions_split_into_files_of_the_target_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("out");
+    let (mut writer, _) = ArchiveWriter::open(
+        archive.to_str().unwrap(),
+        dir.path().join("state").to_str().unwrap(),
+        vec![message_spec()],
+        WriterOptions {
+            target_file_bytes: 256 * 1024,
+            row_group_rows: 500,
+            ..options()
+        },
+    )
+    .await
+    .unwrap();
+    let input = messages("big", 3000, 1, 400);
+    for chunk in input.chunks(500) {
+        writer.append(TABLE, &batch(chunk)).unwrap();
+    }
+    let report = writer.commit(vec![]).await.unwrap();
+    assert!(report.files.len() >= 4, "{} files", report.files.len());
+    assert_eq!(report.files.iter().map(|f| f.rows).sum::<u64>(), 3000);
+    let file = parquet_files(&archive, TABLE).remove(0);
+    let (_, metadata) = read_file(&file);
+    assert!(metadata.num_row_groups() >= 1);
+    assert!(metadata.row_groups().iter().all(|rg| rg.num_rows() <= 500));
+}
+
+#[tokio::test]
+async fn bad_batches_are_errors_that_name_the_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = open(&dir.path().join("out"), &dir.path().join("state")).await;
+
+    let err = writer
+        .append("nope", &batch(&messages("e", 1, 1, 10)))
+        .unwrap_err();
+    assert!(matches!(err, SinkError::UnknownTable { .. }), "{err}");
+    assert!(err.to_string().contains("chat_messages"), "{err}");
+
+    // A column of the wrong type.
+    let good = batch(&messages("e", 3, 1, 10));
+    let mut fields: Vec<Field> = good
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[2] = Field::new("body_content", DataType::LargeUtf8, true);
+    let mut columns = good.columns().to_vec();
+    columns[2] = arrow::compute::cast(&columns[2], &DataType::LargeUtf8).unwrap();
+    let wrong = RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns).unwrap();
+    let err = writer.append(TABLE, &wrong).unwrap_err().to_string();
+    assert!(
+        err.contains("body_content") && err.contains("LargeUtf8"),
+        "{err}"
+    );
+
+    // A missing column.
+    let short = good.project(&[0, 1, 2, 3, 4, 5]).unwrap();
+    let err = writer.append(TABLE, &short).unwrap_err().to_string();
+    assert!(err.contains("`date`") && err.contains("missing"), "{err}");
+
+    // A null version key.
+    let nullable_schema = std::sync::Arc::new(Schema::new(
+        message_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ));
+    let spec = sink::TableSpec {
+        name: "nullable",
+        schema: nullable_schema.clone(),
+        partition_column: "date",
+        key_columns: &["raw_sha256"],
+    };
+    let (mut writer, _) = ArchiveWriter::open(
+        dir.path().join("out2").to_str().unwrap(),
+        dir.path().join("state2").to_str().unwrap(),
+        vec![spec],
+        options(),
+    )
+    .await
+    .unwrap();
+    let mut columns = good.columns().to_vec();
+    columns[5] = std::sync::Arc::new(arrow::array::StringArray::from(vec![
+        Some("a"),
+        None,
+        Some("c"),
+    ]));
+    let with_null = RecordBatch::try_new(nullable_schema.clone(), columns).unwrap();
+    let err = writer
+        .append("nullable", &with_null)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("row 1") && err.contains("raw_sha256"), "{err}");
+    let mut columns = good.columns().to_vec();
+    columns[6] = std::sync::Arc::new(arrow::array::Date32Array::from(vec![
+        Some(1),
+        Some(2),
+        None,
+    ]));
+    let with_null = RecordBatch::try_new(nullable_schema, columns).unwrap();
+    let err = writer
+        .append("nullable", &with_null)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("row 2") && err.contains("`date`"), "{err}");
+    assert_eq!(
+        writer.buffered_rows(),
+        0,
+        "a refused batch leaves nothing behind"
+    );
+
+    // A bad spec.
+    let err = ArchiveWriter::open(
+        dir.path().join("out3").to_str().unwrap(),
+        dir.path().join("state3").to_str().unwrap(),
+        vec![sink::TableSpec {
+            key_columns: &["missing"],
+            ..message_spec()
+        }],
+        options(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("`missing`"), "{err}");
+}
+
+#[tokio::test]
+async fn checkpoints_follow_the_data_and_round_trip_any_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let (archive, state) = (dir.path().join("out"), dir.path().join("state"));
+    let mut writer = open(&archive, &state).await;
+    writer
+        .append(TABLE, &batch(&messages("c", 5, 1, 10)))
+        .unwrap();
+    let scopes = ["chats/user/1", "..", "", "ünïcode scope", "a~2Fb"];
+    let checkpoints: Vec<Checkpoint> = scopes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Checkpoint {
+            scope: s.to_string(),
+            value: serde_json::json!({ "deltaLink": format!("https://graph/{i}") }),
+        })
+        .collect();
+    let report = writer.commit(checkpoints.clone()).await.unwrap();
+    assert_eq!(report.checkpoints, 5);
+    assert!(!state.join("write-ahead.json").exists());
+
+    let store = CheckpointStore::open(state.to_str().unwrap()).unwrap();
+    for checkpoint in &checkpoints {
+        assert_eq!(
+            store.load(&checkpoint.scope).await.unwrap(),
+            Some(checkpoint.value.clone())
+        );
+    }
+    assert_eq!(store.load("never").await.unwrap(), None);
+    let listed = store.list().await.unwrap();
+    let mut expected: Vec<_> = checkpoints
+        .iter()
+        .map(|c| (c.scope.clone(), c.value.clone()))
+        .collect();
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(listed, expected);
+    for entry in std::fs::read_dir(state.join("checkpoints")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"~-_.".contains(&b)),
+            "{name}"
+        );
+    }
+    // Nothing of the checkpoints reaches the archive.
+    for file in walk(&archive) {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).to_string();
+        assert!(!text.contains("https://graph/"), "{}", file.display());
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn buffered_rows_stay_within_the_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("out");
+    let budget = 512 * 1024;
+    let (mut writer, _) = ArchiveWriter::open(
+        archive.to_str().unwrap(),
+        dir.path().join("state").to_str().unwrap(),
+        vec![message_spec()],
+        WriterOptions {
+            memory_budget_bytes: budget,
+            ..options()
+        },
+    )
+    .await
+    .unwrap();
+    // 20,000 rows over 60 partitions, in batches of 200: many times the budget.
+    let input = messages("mem", 20_000, 60, 300);
+    let mut largest_step = 0;
+    let mut commits = 0;
+    let mut peak = 0;
+    for chunk in input.chunks(200) {
+        let before = writer.buffered_bytes();
+        writer.append(TABLE, &batch(chunk)).unwrap();
+        largest_step = largest_step.max(writer.buffered_bytes() - before);
+        peak = peak.max(writer.buffered_bytes());
+        if writer.needs_commit() {
+            writer.commit(vec![]).await.unwrap();
+            commits += 1;
+            assert_eq!(writer.buffered_bytes(), 0);
+        }
+    }
+    writer.commit(vec![]).await.unwrap();
+    assert!(commits >= 10, "{commits} commits");
+    assert!(
+        peak < budget + largest_step,
+        "peak {peak} exceeds budget {budget} + one batch {largest_step}"
+    );
+    let rows: usize = parquet_files(&archive, TABLE)
+        .iter()
+        .map(|f| read_file(f).0.iter().map(|b| b.num_rows()).sum::<usize>())
+        .sum();
+    assert_eq!(rows, 20_000);
+}
