@@ -64,6 +64,7 @@ pub use checkpoint::{Checkpoint, CheckpointStore};
 pub use error::SinkError;
 pub use location::Location;
 pub use records::{COMMITS_DIR, CommitRecord, FileRecord};
+pub use store_io::put_archive_object;
 pub use table::TableSpec;
 pub use writer::{
     AppendStats, ArchiveWriter, CommitReport, PROTOCOL_TARGET, RecoveryReport, WriterOptions,

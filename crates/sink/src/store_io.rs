@@ -88,15 +88,19 @@ pub(crate) async fn put_json<T: Serialize>(
 
 /// Creates a JSON document that must never be replaced (archive documents). Returns
 /// false, writing nothing, when the object already exists.
-///
-/// Uses `PutMode::Create` where the store supports it; otherwise checks for the
-/// object first (one writer per state location, see the crate doc).
 pub(crate) async fn create_json<T: Serialize>(
     location: &Location,
     key: &str,
     value: &T,
 ) -> Result<bool, SinkError> {
     let payload = to_json(location, key, value)?;
+    create(location, key, payload).await
+}
+
+/// Creates an object that must never be replaced; false, writing nothing, when it
+/// already exists. Uses `PutMode::Create` where the store supports it; otherwise
+/// checks for the object first (one writer per state location, see the crate doc).
+async fn create(location: &Location, key: &str, payload: PutPayload) -> Result<bool, SinkError> {
     let path = location.key(key)?;
     let create = PutOptions {
         mode: PutMode::Create,
@@ -155,4 +159,28 @@ pub(crate) fn error(
     source: object_store::Error,
 ) -> SinkError {
     store_error(location, operation, key, source)
+}
+
+/// Creates `key` (under `_archive/`, outside `_archive/commits/`) in the archive at
+/// `archive` with `bytes`, e.g. a run summary. Like every archive object it is created
+/// once and never replaced: an existing object of that name is an error.
+pub async fn put_archive_object(archive: &str, key: &str, bytes: Vec<u8>) -> Result<(), SinkError> {
+    let location = Location::parse(archive)?;
+    let reserved = key.starts_with(&format!("{}/", crate::records::COMMITS_DIR));
+    if !key.starts_with("_archive/") || reserved || key.ends_with('/') {
+        return Err(SinkError::Inconsistent {
+            location: location.url().to_string(),
+            key: key.to_string(),
+            reason: "archive objects other than data go under `_archive/`; `_archive/commits/` belongs to the commit protocol".into(),
+        });
+    }
+    let created = create(&location, key, PutPayload::from(bytes)).await?;
+    if !created {
+        return Err(SinkError::Inconsistent {
+            location: location.url().to_string(),
+            key: key.to_string(),
+            reason: "already exists; archive objects are never replaced".into(),
+        });
+    }
+    Ok(())
 }
