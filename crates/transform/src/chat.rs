@@ -1,0 +1,317 @@
+//! `chat_messages` and `chat_message_custodians`: chat and channel message versions.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{ArrayRef, Date32Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+
+use crate::RowContext;
+use crate::columns::utc_micros;
+use crate::csdl::{self, Field};
+use crate::html::html_to_text_with;
+use crate::json::Tok;
+use crate::table::{Engine, Extra, ItemError, Layout, common_extras};
+
+pub(crate) struct ChatTable {
+    pub fields: Vec<Field>,
+    pub layout: Layout,
+}
+
+const FRONT: &[&str] = &[
+    "id",
+    "chat_id",
+    "team_id",
+    "channel_id",
+    "reply_to_id",
+    "message_type",
+    "created_date_time",
+    "last_modified_date_time",
+    "deleted_date_time",
+    "body_content",
+    "body_content_type",
+    "body_text",
+    "from_user_id",
+    "from_user_display_name",
+];
+const TAIL: &[&str] = &[
+    "raw_json",
+    "raw_sha256",
+    "source",
+    "fetched_at",
+    "run_id",
+    "parse_errors",
+    "date",
+];
+
+fn extras() -> Vec<Extra> {
+    let mut v = vec![Extra {
+        name: "body_text",
+        data_type: DataType::Utf8,
+        nullable: true,
+        meaning: "body.content reduced to readable text (HTML bodies through html2text; mentions, reply quotes, attachments and emoji kept readable)",
+    }];
+    v.extend(common_extras(true));
+    v
+}
+
+pub(crate) static CHAT: LazyLock<ChatTable> = LazyLock::new(|| {
+    let fields = csdl::chat_message_fields();
+    let layout = Layout::new(&fields, FRONT, &extras(), TAIL);
+    ChatTable { fields, layout }
+});
+
+pub(crate) static CUSTODIANS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        ArrowField::new("custodian_user_id", DataType::Utf8, false),
+        ArrowField::new("chat_id", DataType::Utf8, true),
+        ArrowField::new("id", DataType::Utf8, false),
+        ArrowField::new("last_modified_date_time", utc_micros(), true),
+        ArrowField::new("raw_sha256", DataType::Utf8, false),
+        ArrowField::new("run_id", DataType::Utf8, false),
+        ArrowField::new("fetched_at", utc_micros(), false),
+        ArrowField::new("date", DataType::Date32, false),
+    ]))
+});
+
+pub(crate) const CUSTODIAN_MEANINGS: &[(&str, &str, &str)] = &[
+    (
+        "custodian_user_id",
+        "",
+        "Graph user id of the mailbox whose getAllMessages returned this version",
+    ),
+    ("chat_id", "chatId", "Graph `chatId` of the message"),
+    ("id", "id", "Graph message `id`"),
+    (
+        "last_modified_date_time",
+        "lastModifiedDateTime",
+        "Graph `lastModifiedDateTime` of the version",
+    ),
+    (
+        "raw_sha256",
+        "",
+        "The version's `raw_sha256` in chat_messages",
+    ),
+    ("run_id", "", "The archiver run that fetched it"),
+    ("fetched_at", "", "When the archiver fetched it (UTC)"),
+    (
+        "date",
+        "",
+        "Partition: the date of the message row in chat_messages",
+    ),
+];
+
+/// Rows of `chat_messages` and `chat_message_custodians`, built together.
+pub struct ChatBatches {
+    pub messages: RecordBatch,
+    pub custodians: RecordBatch,
+}
+
+/// Builds `chat_messages` (and `chat_message_custodians`) from Graph chatMessage items.
+pub struct ChatMessageBuilder {
+    engine: Engine,
+    body_text: StringBuilder,
+    custodians: Custodians,
+    created: usize,
+    last_modified: usize,
+    /// Items of an expanded `replies` still to be written: (index in tape, reply number).
+    pending: Vec<usize>,
+}
+
+#[derive(Default)]
+struct Custodians {
+    user: StringBuilder,
+    chat_id: StringBuilder,
+    id: StringBuilder,
+    last_modified: TimestampMicrosecondBuilder,
+    sha: StringBuilder,
+    run_id: StringBuilder,
+    fetched_at: TimestampMicrosecondBuilder,
+    date: Date32Builder,
+    rows: usize,
+}
+
+impl Default for ChatMessageBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChatMessageBuilder {
+    pub fn new() -> Self {
+        let engine = Engine::new(&CHAT.fields);
+        let created = engine.child("createdDateTime");
+        let last_modified = engine.child("lastModifiedDateTime");
+        ChatMessageBuilder {
+            engine,
+            body_text: StringBuilder::new(),
+            custodians: Custodians::default(),
+            created,
+            last_modified,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Appends one chatMessage item (its exact bytes) and any replies expanded inside it.
+    /// Returns the number of message rows appended. Nothing is appended on error.
+    pub fn append(&mut self, raw: &str, ctx: &RowContext) -> Result<usize, ItemError> {
+        self.engine.read(raw)?;
+        // Find and check every row (the item, then its expanded replies, depth first)
+        // before writing any, so that an error leaves the builder as it was.
+        let parent_id = self.engine.id(raw, 0)?;
+        self.pending.clear();
+        let mut ids = vec![parent_id.clone()];
+        let mut i = 0;
+        let mut roots = vec![0usize];
+        while i < roots.len() {
+            let idx = roots[i];
+            if let Some(replies) = self.engine.tape.get(raw, idx, "replies")
+                && self.engine.tape.nodes[replies].tok == Tok::Array
+            {
+                for (n, r) in self.engine.tape.elements(replies).enumerate() {
+                    let wrap = |e: ItemError| ItemError::Reply {
+                        parent_id: ids[i].clone(),
+                        index: n,
+                        source: Box::new(e),
+                    };
+                    self.engine.check_object(raw, r).map_err(wrap)?;
+                    let id = self.engine.id(raw, r).map_err(wrap)?;
+                    roots.push(r);
+                    ids.push(id);
+                }
+            }
+            i += 1;
+        }
+        for (n, &idx) in roots.iter().enumerate() {
+            let slice = if idx == 0 {
+                raw
+            } else {
+                self.engine.tape.raw(raw, idx)
+            };
+            self.append_row(raw, idx, slice, &ids[n], ctx);
+        }
+        Ok(roots.len())
+    }
+
+    fn append_row(&mut self, src: &str, idx: usize, slice: &str, id: &str, ctx: &RowContext) {
+        let row = self.engine.fill(src, idx);
+        if let Some(replies) = self.engine.tape.get(src, idx, "replies") {
+            let tok = self.engine.tape.nodes[replies].tok;
+            if tok != Tok::Array && tok != Tok::Null {
+                self.engine.issues.push(
+                    "replies".into(),
+                    self.engine.tape.raw(src, replies),
+                    "expected an array of messages",
+                );
+            }
+        }
+        self.append_body_text(src, idx);
+        let day = self.engine.partition_day(
+            src,
+            idx,
+            &[
+                (self.created, "createdDateTime"),
+                (self.last_modified, "lastModifiedDateTime"),
+            ],
+            ctx,
+        );
+        if let Some(custodian) = ctx.custodian_user_id {
+            let c = &mut self.custodians;
+            c.user.append_value(custodian);
+            c.chat_id
+                .append_option(self.engine.string_member(src, idx, "chatId"));
+            c.id.append_value(id);
+            c.last_modified
+                .append_option(self.engine.timestamp(self.last_modified));
+            c.sha.append_value(row.sha());
+            c.run_id.append_value(ctx.run_id);
+            c.fetched_at.append_value(ctx.fetched_at.timestamp_micros());
+            c.date.append_value(day);
+            c.rows += 1;
+        }
+        self.engine.finish_row(slice, &row, id, day, ctx, true);
+    }
+
+    fn append_body_text(&mut self, src: &str, idx: usize) {
+        let tape = &self.engine.tape;
+        let Some(body) = tape
+            .get(src, idx, "body")
+            .filter(|&b| tape.nodes[b].tok == Tok::Object)
+        else {
+            self.body_text.append_null();
+            return;
+        };
+        let content = tape
+            .get(src, body, "content")
+            .filter(|&c| tape.nodes[c].tok == Tok::Str);
+        let Some(content) = content else {
+            self.body_text.append_null();
+            return;
+        };
+        let text = tape.str(src, content);
+        let is_html = tape.get(src, body, "contentType").is_some_and(|t| {
+            tape.nodes[t].tok == Tok::Str && tape.str(src, t).eq_ignore_ascii_case("html")
+        });
+        if !is_html {
+            self.body_text.append_value(text);
+            return;
+        }
+        let attachments = tape
+            .get(src, idx, "attachments")
+            .filter(|&a| tape.nodes[a].tok == Tok::Array);
+        let name_of = |id: &str| -> Option<String> {
+            let list = attachments?;
+            tape.elements(list)
+                .filter(|&e| tape.nodes[e].tok == Tok::Object)
+                .find(|&e| {
+                    tape.get(src, e, "id")
+                        .is_some_and(|v| tape.nodes[v].tok == Tok::Str && tape.str(src, v) == id)
+                })
+                .and_then(|e| tape.get(src, e, "name"))
+                .filter(|&n| tape.nodes[n].tok == Tok::Str)
+                .map(|n| tape.str(src, n).into_owned())
+        };
+        self.body_text
+            .append_value(html_to_text_with(&text, &name_of));
+    }
+
+    /// Message rows appended since the last `finish`.
+    pub fn len(&self) -> usize {
+        self.engine.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.engine.rows == 0
+    }
+
+    /// Rough memory the finished batches will take, for flushing by size.
+    pub fn estimated_bytes(&self) -> usize {
+        self.engine.estimated_bytes() + self.custodians.rows * 200
+    }
+
+    /// The rows appended so far as record batches; the builder is empty again afterwards.
+    pub fn finish(&mut self) -> ChatBatches {
+        let (graph, common) = self.engine.finish(true);
+        let mut extras: Vec<ArrayRef> = vec![Arc::new(self.body_text.finish())];
+        extras.extend(common);
+        let messages = CHAT.layout.batch(graph, extras);
+        let c = &mut self.custodians;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(c.user.finish()),
+            Arc::new(c.chat_id.finish()),
+            Arc::new(c.id.finish()),
+            Arc::new(c.last_modified.finish().with_timezone("UTC")),
+            Arc::new(c.sha.finish()),
+            Arc::new(c.run_id.finish()),
+            Arc::new(c.fetched_at.finish().with_timezone("UTC")),
+            Arc::new(c.date.finish()),
+        ];
+        c.rows = 0;
+        let custodians = RecordBatch::try_new(CUSTODIANS.clone(), columns)
+            .expect("custodian columns match their schema");
+        ChatBatches {
+            messages,
+            custodians,
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Teams message HTML reduced to readable text for search (`body_text`).
+//!
+//! html2text does the HTML work. Teams' own elements are rewritten first so their meaning
+//! survives: `<attachment id="...">` becomes `[attachment: name]` (the name from the
+//! message's `attachments` when known, else the id), `<emoji alt="...">` becomes its alt
+//! text, `<systemEventMessage/>` becomes nothing, and the quote of a reply
+//! (`<blockquote itemtype="http://schema.skype.com/Reply">`) keeps html2text's `> ` marks.
+//! Mentions (`<at id="0">Name</at>`) keep the mentioned name as their text.
+
+use std::borrow::Cow;
+
+/// Bodies with no markup and no entity are text already; html2text is only needed otherwise.
+fn is_plain(html: &str) -> bool {
+    memchr::memchr2(b'<', b'&', html.as_bytes()).is_none()
+}
+
+/// Reduces an HTML body to readable text.
+pub fn html_to_text(html: &str) -> String {
+    html_to_text_with(html, &|_| None)
+}
+
+/// As [`html_to_text`], naming attachments through `attachment_name(id)`.
+pub(crate) fn html_to_text_with(
+    html: &str,
+    attachment_name: &dyn Fn(&str) -> Option<String>,
+) -> String {
+    if is_plain(html) {
+        return collapse_whitespace(html);
+    }
+    let prepared = rewrite_teams_elements(html, attachment_name);
+    if is_plain(&prepared) {
+        return collapse_whitespace(&prepared);
+    }
+    let text = html2text::config::plain_no_decorate()
+        .link_footnotes(false)
+        .string_from_read(prepared.as_bytes(), usize::MAX / 4)
+        // html2text fails only on pathological nesting; keep the markup then, never nothing.
+        .unwrap_or_else(|_| html.to_string());
+    tidy(&text)
+}
+
+/// Trims trailing spaces of each line and drops leading and trailing blank lines.
+fn tidy(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out.trim_matches('\n').to_string()
+}
+
+fn collapse_whitespace(text: &str) -> String {
+    text.trim().to_string()
+}
+
+/// Replaces Teams' custom elements by plain HTML text with the same meaning.
+fn rewrite_teams_elements<'a>(
+    html: &'a str,
+    attachment_name: &dyn Fn(&str) -> Option<String>,
+) -> Cow<'a, str> {
+    let bytes = html.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some(off) = memchr::memchr(b'<', &bytes[at..]) {
+        let start = at + off;
+        at = start + 1;
+        let Some(tag) = Tag::read(html, start) else {
+            continue;
+        };
+        let replacement = match tag.name.to_ascii_lowercase().as_str() {
+            "attachment" if !tag.closing => {
+                let id = tag.attr("id").unwrap_or_default();
+                let name = attachment_name(&id).unwrap_or_else(|| id.clone());
+                Some(format!(" [attachment: {}] ", escape_text(&name)))
+            }
+            "attachment" => Some(String::new()),
+            "emoji" if !tag.closing => Some(escape_text(
+                &tag.attr("alt")
+                    .or_else(|| tag.attr("title"))
+                    .unwrap_or_default(),
+            )),
+            "emoji" => Some(String::new()),
+            "systemeventmessage" => Some(String::new()),
+            _ => None,
+        };
+        if let Some(text) = replacement {
+            let buf = out.get_or_insert_with(|| String::with_capacity(html.len() + 32));
+            buf.push_str(&html[copied..start]);
+            buf.push_str(&text);
+            copied = tag.end;
+            at = tag.end;
+        }
+    }
+    match out {
+        None => Cow::Borrowed(html),
+        Some(mut buf) => {
+            buf.push_str(&html[copied..]);
+            Cow::Owned(buf)
+        }
+    }
+}
+
+fn escape_text(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A start or end tag read at a `<`.
+struct Tag<'a> {
+    name: &'a str,
+    closing: bool,
+    attrs: &'a str,
+    /// Index just past the `>`.
+    end: usize,
+}
+
+impl<'a> Tag<'a> {
+    fn read(html: &'a str, start: usize) -> Option<Tag<'a>> {
+        let rest = &html[start + 1..];
+        let (closing, rest) = match rest.strip_prefix('/') {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        let name_len = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
+        if name_len == 0 {
+            return None;
+        }
+        let gt = find_tag_end(rest.as_bytes())?;
+        let consumed = html.len() - rest.len();
+        let attrs = rest[name_len..gt].trim_end_matches('/');
+        Some(Tag {
+            name: &rest[..name_len],
+            closing,
+            attrs,
+            end: consumed + gt + 1,
+        })
+    }
+
+    /// The value of attribute `name` (quoted with `"` or `'`, entities decoded).
+    fn attr(&self, name: &str) -> Option<String> {
+        let b = self.attrs.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            let n0 = i;
+            while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'=' {
+                i += 1;
+            }
+            let key = &self.attrs[n0..i];
+            let mut value = "";
+            if i < b.len() && b[i] == b'=' {
+                i += 1;
+                if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
+                    let q = b[i];
+                    let v0 = i + 1;
+                    let v1 = memchr::memchr(q, &b[v0..]).map_or(b.len(), |o| v0 + o);
+                    value = &self.attrs[v0..v1];
+                    i = v1 + 1;
+                } else {
+                    let v0 = i;
+                    while i < b.len() && !b[i].is_ascii_whitespace() {
+                        i += 1;
+                    }
+                    value = &self.attrs[v0..i];
+                }
+            }
+            if key.eq_ignore_ascii_case(name) {
+                return Some(decode_entities(value));
+            }
+            if i == n0 {
+                i += 1;
+            }
+        }
+        None
+    }
+}
+
+/// Index of the `>` closing a tag, skipping quoted attribute values.
+fn find_tag_end(b: &[u8]) -> Option<usize> {
+    let mut quote = None;
+    for (i, &c) in b.iter().enumerate() {
+        match (quote, c) {
+            (None, b'"' | b'\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, b'>') => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&apos;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_passes_through() {
+        assert_eq!(html_to_text("  hello world "), "hello world");
+    }
+
+    #[test]
+    fn teams_elements_keep_their_meaning() {
+        let names = |id: &str| (id == "a1").then(|| "report.docx".to_string());
+        let html = r#"<div><at id="0">Megan Bowen</at> see <attachment id="a1"></attachment><attachment id="zz"></attachment> <emoji id="100" alt="💯" title="Hundred points"></emoji></div>"#;
+        let text = html_to_text_with(html, &names);
+        assert!(text.contains("Megan Bowen see"), "{text}");
+        assert!(text.contains("[attachment: report.docx]"), "{text}");
+        assert!(text.contains("[attachment: zz]"), "{text}");
+        assert!(text.contains('💯'), "{text}");
+        assert_eq!(html_to_text("<systemEventMessage/>"), "");
+    }
+}
