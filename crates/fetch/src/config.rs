@@ -1,0 +1,225 @@
+//! What a caller sets: where Graph and the login authority are, who the app is, and how
+//! hard the client may push.
+
+use std::time::Duration;
+
+use url::Url;
+
+/// Microsoft Graph in the global cloud.
+pub const GRAPH_URL: &str = "https://graph.microsoft.com/";
+/// The Microsoft Entra login authority in the global cloud.
+pub const LOGIN_URL: &str = "https://login.microsoftonline.com/";
+
+/// Everything a [`crate::GraphClient`] needs.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// Graph's root (`https://graph.microsoft.com/`, a national cloud, a proxy, a simulator);
+    /// request paths (`v1.0/...`, `beta/...`) go below it, relative links resolve against it.
+    pub graph_url: Url,
+    /// The login authority; tokens come from `{login_url}{tenant_id}/oauth2/v2.0/token`.
+    pub login_url: Url,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub credential: Credential,
+    /// The token scope; `None` means `{graph_url origin}/.default`.
+    pub token_scope: Option<String>,
+    pub limits: Limits,
+    pub retry: RetryPolicy,
+    pub timeouts: Timeouts,
+    /// `model=A|B` on getAllMessages (time windows); `None` uses evaluation mode.
+    pub payment_model: Option<PaymentModel>,
+    pub mail: MailOptions,
+    pub user_agent: String,
+}
+
+impl ClientConfig {
+    /// A configuration with default limits, retries and timeouts.
+    pub fn new(
+        graph_url: Url,
+        login_url: Url,
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        credential: Credential,
+    ) -> Self {
+        ClientConfig {
+            graph_url,
+            login_url,
+            tenant_id: tenant_id.into(),
+            client_id: client_id.into(),
+            credential,
+            token_scope: None,
+            limits: Limits::default(),
+            retry: RetryPolicy::default(),
+            timeouts: Timeouts::default(),
+            payment_model: Some(PaymentModel::A),
+            mail: MailOptions::default(),
+            user_agent: format!("teams-archiver/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("graph_url", &self.graph_url.as_str())
+            .field("login_url", &self.login_url.as_str())
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .field("credential", &self.credential)
+            .field("token_scope", &self.token_scope)
+            .field("limits", &self.limits)
+            .field("retry", &self.retry)
+            .field("timeouts", &self.timeouts)
+            .field("payment_model", &self.payment_model)
+            .field("mail", &self.mail)
+            .finish()
+    }
+}
+
+/// How the app proves who it is. Never printed: `Debug` shows only the kind.
+#[derive(Clone)]
+pub enum Credential {
+    /// A client secret.
+    Secret(String),
+    /// A certificate registered on the app and its RSA private key (PEM); the client signs
+    /// a JWT assertion (PS256, `x5t#S256`) for each token request.
+    Certificate {
+        private_key_pem: String,
+        certificate_pem: String,
+    },
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Secret(_) => f.write_str("Secret(<redacted>)"),
+            Credential::Certificate { .. } => {
+                f.write_str("Certificate { private_key_pem: <redacted>, .. }")
+            }
+        }
+    }
+}
+
+/// Graph's limits as published for the app and tenant. The client paces itself a little
+/// under each (see [`Limits::headroom`]) and slows down further when Graph says 429.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Requests per second over all calls.
+    pub requests_per_second: u32,
+    /// Requests per second against one team and its channels.
+    pub team_requests_per_second: u32,
+    /// Requests in flight against one mailbox.
+    pub mailbox_concurrency: u32,
+    /// Requests in flight in all.
+    pub max_concurrency: u32,
+    /// Fraction of each rate limit the client aims at, leaving room for clock and network
+    /// jitter so that no one-second window ever holds one request too many.
+    pub headroom: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            requests_per_second: 200,
+            team_requests_per_second: 4,
+            mailbox_concurrency: 4,
+            max_concurrency: 32,
+            headroom: 0.95,
+        }
+    }
+}
+
+/// Retries of throttled, failed and malformed responses.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt; then the error is returned.
+    pub max_retries: u32,
+    /// First backoff; it doubles, with jitter, up to `max_delay`.
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// The longest `Retry-After` honoured as given.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 8,
+            min_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// One request, from sending to the last byte of the body.
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            request: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Teams export API payment models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaymentModel {
+    /// Security and compliance applications.
+    A,
+    /// Everything else.
+    B,
+}
+
+impl PaymentModel {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PaymentModel::A => "A",
+            PaymentModel::B => "B",
+        }
+    }
+}
+
+/// Mail delta options.
+#[derive(Clone, Debug)]
+pub struct MailOptions {
+    /// `$select` properties; `None` gets Graph's default property set.
+    pub select: Option<Vec<String>>,
+    /// `changeType` filter; `None` gets creations, updates and removals.
+    pub change_type: Option<MailChangeType>,
+    /// `Prefer: odata.maxpagesize` when a round is resumed from a saved link.
+    pub page_size: u32,
+}
+
+impl Default for MailOptions {
+    fn default() -> Self {
+        MailOptions {
+            select: None,
+            change_type: None,
+            page_size: 50,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailChangeType {
+    Created,
+    Updated,
+    Deleted,
+}
+
+impl MailChangeType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MailChangeType::Created => "created",
+            MailChangeType::Updated => "updated",
+            MailChangeType::Deleted => "deleted",
+        }
+    }
+}

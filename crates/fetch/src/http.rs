@@ -1,0 +1,443 @@
+//! One page from Graph: token, pacing, the request, and what to do with the answer:
+//! hand back a page, retry (429, 503, 5xx, dropped connections, cut or malformed bodies),
+//! refresh the token (401), or fail with an error that names the scope and page.
+
+use std::error::Error as _;
+use std::fmt;
+use std::time::{Duration, Instant, SystemTime};
+
+use backon::BackoffBuilder;
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use url::Url;
+
+use crate::auth::AccessToken;
+use crate::client::Inner;
+use crate::config::{PaymentModel, RetryPolicy};
+use crate::error::{FetchError, RedactedUrl, scrub};
+use crate::page::{Page, parse_page};
+use crate::throttle::Route;
+
+/// The largest page body accepted; Graph pages are far smaller.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// Error codes that mean the delta state is gone and only a resync helps.
+const RESYNC_CODES: &[&str] = &[
+    "syncstatenotfound",
+    "resyncrequired",
+    "syncstateinvalid",
+    "resyncapplicationrequired",
+];
+
+/// A request for one page of a round or list.
+#[derive(Clone)]
+pub(crate) struct PageRequest {
+    pub url: Url,
+    /// `Prefer: odata.maxpagesize` (mail).
+    pub prefer_page_size: Option<u32>,
+    /// A delta round must end with a deltaLink.
+    pub expects_delta: bool,
+    pub number: u64,
+}
+
+/// A library error as text, without the request URL (which may hold a state token).
+pub(crate) fn describe(error: reqwest::Error) -> String {
+    let timeout = error.is_timeout();
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    if timeout && !text.contains("timed out") {
+        text.push_str(" (timed out)");
+    }
+    text
+}
+
+/// `Retry-After` as delay seconds (whole or fractional) or an HTTP date.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0)
+            .then(|| Duration::from_secs_f64(seconds.min(86_400.0)));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+pub(crate) fn backoff(policy: &RetryPolicy) -> impl Iterator<Item = Duration> {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(policy.min_delay)
+        .with_max_delay(policy.max_delay)
+        .with_max_times(policy.max_retries as usize)
+        .with_jitter()
+        .build()
+}
+
+async fn read_body(mut response: reqwest::Response) -> Result<Bytes, String> {
+    if let Some(length) = response.content_length()
+        && length as usize > MAX_BODY
+    {
+        return Err(format!(
+            "response of {length} bytes exceeds the {MAX_BODY}-byte limit"
+        ));
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(describe)? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(format!("response exceeds the {MAX_BODY}-byte limit"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// A Graph error body's code and message.
+fn graph_error(body: &[u8]) -> (Option<String>, Option<String>) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (None, None);
+    };
+    let error = value.get("error");
+    let code = error
+        .and_then(|e| e.get("code"))
+        .and_then(|c| c.as_str())
+        .map(str::to_string);
+    let message = error
+        .and_then(|e| e.get("message"))
+        .and_then(|m| m.as_str())
+        .map(str::to_string);
+    (code, message)
+}
+
+enum Failure {
+    Status {
+        status: u16,
+        code: Option<String>,
+        excerpt: String,
+    },
+    Transport(String),
+    Malformed(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Status { status, code, .. } => write!(
+                f,
+                "HTTP {status}{}",
+                code.as_deref().map(|c| format!(" {c}")).unwrap_or_default()
+            ),
+            Failure::Transport(detail) => write!(f, "transport: {detail}"),
+            Failure::Malformed(detail) => write!(f, "malformed page: {detail}"),
+        }
+    }
+}
+
+enum Outcome {
+    Page(Page),
+    Fail(FetchError),
+    Reauthenticate,
+    Retry(Failure, Option<Duration>),
+}
+
+impl Inner {
+    /// Secrets that might surface in text about this request.
+    fn secrets_of<'a>(&'a self, url: &'a Url, token: &'a AccessToken) -> Vec<String> {
+        let mut secrets: Vec<String> = url
+            .query_pairs()
+            .filter(|(k, _)| {
+                let k = k.trim_start_matches('$').to_ascii_lowercase();
+                k.contains("token") || k == "sig" || k == "code"
+            })
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        secrets.push(token.secret().to_string());
+        if let Some(secret) = self.tokens.secret() {
+            secrets.push(secret.to_string());
+        }
+        secrets
+    }
+
+    fn excerpt(&self, body: &[u8], secrets: &[String]) -> (Option<String>, String) {
+        let (code, message) = graph_error(body);
+        let text = match message {
+            Some(message) => message,
+            None => String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+        };
+        let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let mut text = scrub(&text, &refs);
+        if text.len() > 300 {
+            let mut cut = 300;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push('…');
+        }
+        (code, text)
+    }
+
+    /// Fetch one page, retrying what can be retried.
+    pub(crate) async fn get_page(
+        &self,
+        scope: &str,
+        request: &PageRequest,
+    ) -> Result<Page, FetchError> {
+        let route = Route::of(&request.url);
+        let shown = RedactedUrl::new(&request.url);
+        let mut delays = backoff(&self.config.retry);
+        let mut attempts = 0u32;
+        let mut rejected_tokens = 0u32;
+        loop {
+            attempts += 1;
+            let token = self.tokens.get().await.map_err(|f| f.into_error(scope))?;
+            let permit = self.throttle.acquire(&route).await;
+            let started = Instant::now();
+            let mut builder = self
+                .http
+                .get(request.url.clone())
+                .bearer_auth(token.secret())
+                .header(http::header::ACCEPT, "application/json");
+            if let Some(size) = request.prefer_page_size {
+                builder = builder.header("Prefer", format!("odata.maxpagesize={size}"));
+            }
+            let (status, outcome) = match builder.send().await {
+                Err(e) => (None, Outcome::Retry(Failure::Transport(describe(e)), None)),
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let wait = retry_after(response.headers());
+                    let outcome = match read_body(response).await {
+                        Err(detail) => Outcome::Retry(Failure::Transport(detail), None),
+                        Ok(body) => self
+                            .classify(scope, request, &shown, &route, &token, status, wait, body),
+                    };
+                    (Some(status), outcome)
+                }
+            };
+            drop(permit);
+            tracing::debug!(
+                scope,
+                url = %shown,
+                status = status.unwrap_or(0),
+                attempt = attempts,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "graph request"
+            );
+            match outcome {
+                Outcome::Page(page) => {
+                    self.throttle.succeeded();
+                    return Ok(page);
+                }
+                Outcome::Fail(error) => return Err(error),
+                Outcome::Reauthenticate => {
+                    rejected_tokens += 1;
+                    self.tokens.reject(&token).await;
+                    if rejected_tokens > 3 {
+                        return Err(FetchError::Auth {
+                            scope: scope.to_string(),
+                            url: shown,
+                            status: Some(401),
+                            code: Some("InvalidAuthenticationToken".into()),
+                            detail: format!(
+                                "Graph rejected {rejected_tokens} fresh access tokens in a row"
+                            ),
+                        });
+                    }
+                    tracing::info!(scope, url = %shown, "access token rejected; getting a new one");
+                    attempts -= 1;
+                }
+                Outcome::Retry(failure, wait) => {
+                    let Some(backoff) = delays.next() else {
+                        return Err(self.give_up(scope, &shown, request.number, attempts, failure));
+                    };
+                    let wait = wait
+                        .map(|w| w.min(self.config.retry.max_retry_after))
+                        .unwrap_or(backoff);
+                    tracing::warn!(scope, url = %shown, attempt = attempts, reason = %failure, wait_ms = wait.as_millis() as u64, "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    fn give_up(
+        &self,
+        scope: &str,
+        url: &RedactedUrl,
+        page: u64,
+        attempts: u32,
+        failure: Failure,
+    ) -> FetchError {
+        let scope = scope.to_string();
+        let url = url.clone();
+        match failure {
+            Failure::Status {
+                status,
+                code,
+                excerpt,
+            } => FetchError::Http {
+                scope,
+                url,
+                page,
+                status,
+                code,
+                attempts,
+                body_excerpt: excerpt,
+            },
+            Failure::Transport(detail) => FetchError::Transport {
+                scope,
+                url,
+                page,
+                attempts,
+                detail,
+            },
+            Failure::Malformed(detail) => FetchError::MalformedPage {
+                scope,
+                url,
+                page,
+                attempts,
+                detail,
+            },
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn classify(
+        &self,
+        scope: &str,
+        request: &PageRequest,
+        shown: &RedactedUrl,
+        route: &Route,
+        token: &AccessToken,
+        status: u16,
+        wait: Option<Duration>,
+        body: Bytes,
+    ) -> Outcome {
+        if (200..300).contains(&status) {
+            return match parse_page(
+                body,
+                &self.config.graph_url,
+                request.expects_delta,
+                request.number,
+                shown.clone(),
+            ) {
+                Ok(page) => Outcome::Page(page),
+                Err(detail) => Outcome::Retry(Failure::Malformed(detail), None),
+            };
+        }
+        if status == 401 {
+            return Outcome::Reauthenticate;
+        }
+        let secrets = self.secrets_of(&request.url, token);
+        let (code, excerpt) = self.excerpt(&body, &secrets);
+        let resync = code
+            .as_deref()
+            .is_some_and(|c| RESYNC_CODES.contains(&c.to_ascii_lowercase().as_str()));
+        if status == 410 || resync {
+            return Outcome::Fail(FetchError::ResyncRequired {
+                scope: scope.to_string(),
+                url: shown.clone(),
+                status,
+                code: code.unwrap_or_else(|| "Gone".into()),
+            });
+        }
+        match status {
+            402 => {
+                let model = request
+                    .url
+                    .query_pairs()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("model"))
+                    .map(|(_, v)| {
+                        if v.eq_ignore_ascii_case("b") {
+                            PaymentModel::B
+                        } else {
+                            PaymentModel::A
+                        }
+                    })
+                    .or(self.config.payment_model.filter(|_| {
+                        request
+                            .url
+                            .path()
+                            .to_ascii_lowercase()
+                            .ends_with("/getallmessages")
+                    }));
+                Outcome::Fail(FetchError::PaymentRequired {
+                    scope: scope.to_string(),
+                    url: shown.clone(),
+                    model,
+                    detail: excerpt,
+                })
+            }
+            429 => {
+                self.throttle.throttled(route, wait);
+                Outcome::Retry(
+                    Failure::Status {
+                        status,
+                        code,
+                        excerpt,
+                    },
+                    wait,
+                )
+            }
+            500 | 502 | 503 | 504 => Outcome::Retry(
+                Failure::Status {
+                    status,
+                    code,
+                    excerpt,
+                },
+                wait,
+            ),
+            _ => Outcome::Fail(FetchError::Http {
+                scope: scope.to_string(),
+                url: shown.clone(),
+                page: request.number,
+                status,
+                code,
+                attempts: 1,
+                body_excerpt: excerpt,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_fractions_and_dates() {
+        assert_eq!(retry_after(&headers("3")), Some(Duration::from_secs(3)));
+        assert_eq!(
+            retry_after(&headers("2.128")),
+            Some(Duration::from_millis(2128))
+        );
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(5));
+        let wait = retry_after(&headers(&later)).unwrap();
+        assert!(
+            wait > Duration::from_secs(3) && wait <= Duration::from_secs(5),
+            "{wait:?}"
+        );
+        let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(5));
+        assert_eq!(retry_after(&headers(&past)), Some(Duration::ZERO));
+        assert_eq!(retry_after(&headers("soon")), None);
+    }
+}

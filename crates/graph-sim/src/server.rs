@@ -1,0 +1,475 @@
+//! Starting and stopping the simulator, and the handle tests use to change and inspect it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::auth::{self, Auth};
+use crate::config::{Billing, LinkStyle, RateLimits, SimConfig};
+use crate::faults::{FaultPlan, FaultState};
+use crate::limits::Limiter;
+use crate::stats::{SimStats, StatsState};
+use crate::store::{SimError, Store};
+use crate::truth::{
+    ClientCertificate, Directory, DirectoryChat, DirectoryUser, History, MailItem, MailRemoval,
+    MessageRef, MessageVersion, Snapshot,
+};
+use crate::{admin, generate, graph};
+
+/// Settings a test may change while the simulator runs.
+pub(crate) struct Settings {
+    pub latency: Duration,
+    pub replay_per_mille: u32,
+    pub link_style: LinkStyle,
+    pub page_size_cap: Option<u32>,
+    pub billing: Billing,
+    pub state_token_lifetime: chrono::Duration,
+    pub record_issued_tokens: bool,
+}
+
+pub(crate) struct Shared {
+    pub base_url: Url,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub store: Mutex<Store>,
+    pub auth: Mutex<Auth>,
+    pub limiter: Mutex<Limiter>,
+    pub faults: Mutex<FaultState>,
+    pub stats: Mutex<StatsState>,
+    pub settings: Mutex<Settings>,
+    pub issued_state_tokens: Mutex<Vec<String>>,
+    pub rng: Mutex<StdRng>,
+}
+
+/// Lock a mutex, carrying on if a panicking request poisoned it: the simulator's state
+/// stays usable for the rest of a test.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A handle on a simulated tenant: cheap to clone, usable from any task.
+#[derive(Clone)]
+pub struct Sim {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// A simulator serving on a loopback port; it stops on [`RunningSim::shutdown`] or drop.
+pub struct RunningSim {
+    sim: Sim,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Generate the tenant of `config` and serve it on a free port of 127.0.0.1.
+pub async fn start(config: SimConfig) -> std::io::Result<RunningSim> {
+    start_on(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+}
+
+/// Like [`start`], on a chosen address.
+pub async fn start_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<RunningSim> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let base_url = Url::parse(&format!("http://{local}/"))
+        .map_err(|e| std::io::Error::other(format!("local address {local} is not a URL: {e}")))?;
+    let (store, credentials) = generate::tenant(&config);
+    let shared = Arc::new(Shared {
+        base_url,
+        tenant_id: store.tenant_id.clone(),
+        client_id: credentials.client_id.clone(),
+        client_secret: credentials.client_secret.clone(),
+        auth: Mutex::new(Auth::new(
+            store.tenant_id.clone(),
+            credentials.client_id,
+            credentials.client_secret,
+            config.access_token_lifetime,
+            config.record_issued_tokens,
+        )),
+        store: Mutex::new(store),
+        limiter: Mutex::new(Limiter::new(config.rate_limit)),
+        faults: Mutex::new(FaultState::new(config.faults.clone(), config.seed)),
+        stats: Mutex::new(StatsState::default()),
+        settings: Mutex::new(Settings {
+            latency: config.latency,
+            replay_per_mille: config.replay_per_mille,
+            link_style: config.link_style,
+            page_size_cap: config.page_size_cap,
+            billing: config.billing,
+            state_token_lifetime: config.state_token_lifetime,
+            record_issued_tokens: config.record_issued_tokens,
+        }),
+        issued_state_tokens: Mutex::new(Vec::new()),
+        rng: Mutex::new(StdRng::seed_from_u64(config.seed ^ 0x70_6b_e2)),
+    });
+    let app = router(shared.clone());
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "graph-sim stopped serving");
+        }
+    });
+    tracing::info!(url = %shared.base_url, "graph-sim serving");
+    Ok(RunningSim {
+        sim: Sim { shared },
+        cancel,
+        task: Some(task),
+    })
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    let mut router = Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(graph::token))
+        .nest("/_sim", admin::router());
+    for version in ["v1.0", "beta"] {
+        router = router
+            .route(&format!("/{version}/users"), get(graph::users))
+            .route(&format!("/{version}/teams"), get(graph::teams))
+            .route(
+                &format!("/{version}/teams/{{team}}/allChannels"),
+                get(graph::channels),
+            )
+            .route(
+                &format!("/{version}/users/{{user}}/mailFolders"),
+                get(graph::mail_folders),
+            )
+            .route(
+                &format!("/{version}/users/{{user}}/chats"),
+                get(graph::user_chats),
+            )
+            .route(
+                &format!("/{version}/users/{{user}}/chats/getAllMessages"),
+                get(graph::chat_window),
+            )
+            .route(
+                &format!("/{version}/teams/{{team}}/channels/{{channel}}/messages/delta"),
+                get(graph::channel_delta),
+            )
+            .route(
+                &format!(
+                    "/{version}/teams/{{team}}/channels/{{channel}}/messages/{{message}}/replies"
+                ),
+                get(graph::replies),
+            )
+            .route(
+                &format!("/{version}/users/{{user}}/mailFolders/{{folder}}/messages/delta"),
+                get(graph::mail_delta),
+            );
+    }
+    router
+        .route(
+            "/beta/users/{user}/chats/getAllMessages/delta",
+            get(graph::chat_delta),
+        )
+        .fallback(graph::unknown)
+        .with_state(shared)
+}
+
+impl RunningSim {
+    /// A handle to move into other tasks.
+    pub fn handle(&self) -> Sim {
+        self.sim.clone()
+    }
+
+    /// Stop serving and wait for the server to finish.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl std::ops::Deref for RunningSim {
+    type Target = Sim;
+
+    fn deref(&self) -> &Sim {
+        &self.sim
+    }
+}
+
+impl Sim {
+    /// Graph's root: `http://127.0.0.1:PORT/` (paths `v1.0/...` and `beta/...` below it).
+    pub fn graph_url(&self) -> Url {
+        self.shared.base_url.clone()
+    }
+
+    /// The login authority: tokens come from `{login_url}{tenant}/oauth2/v2.0/token`.
+    pub fn login_url(&self) -> Url {
+        self.shared.base_url.clone()
+    }
+
+    pub fn tenant_id(&self) -> &str {
+        &self.shared.tenant_id
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.shared.client_id
+    }
+
+    pub fn client_secret(&self) -> &str {
+        &self.shared.client_secret
+    }
+
+    /// The certificate the app registration trusts, with its private key.
+    pub fn client_certificate(&self) -> ClientCertificate {
+        ClientCertificate {
+            certificate_pem: auth::CLIENT_CERTIFICATE_PEM.to_string(),
+            private_key_pem: auth::CLIENT_PRIVATE_KEY_PEM.to_string(),
+        }
+    }
+
+    /// A well-formed certificate the app registration does not trust.
+    pub fn unregistered_certificate(&self) -> ClientCertificate {
+        ClientCertificate {
+            certificate_pem: auth::UNREGISTERED_CERTIFICATE_PEM.to_string(),
+            private_key_pem: auth::UNREGISTERED_PRIVATE_KEY_PEM.to_string(),
+        }
+    }
+
+    /// Trust another certificate for assertions; false if it is not an RSA certificate.
+    pub fn register_certificate(&self, certificate_pem: &str) -> bool {
+        lock(&self.shared.auth).register_certificate(certificate_pem)
+    }
+
+    // ---- changes ------------------------------------------------------------------
+
+    pub fn add_chat_message(
+        &self,
+        chat_id: &str,
+        from_user_id: &str,
+        html: &str,
+    ) -> Result<MessageRef, SimError> {
+        lock(&self.shared.store).add_chat_message(chat_id, from_user_id, html)
+    }
+
+    pub fn add_channel_message(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+        from_user_id: &str,
+        html: &str,
+    ) -> Result<MessageRef, SimError> {
+        lock(&self.shared.store).add_channel_message(team_id, channel_id, from_user_id, html, None)
+    }
+
+    /// A reply to a root message of a channel; the root gets a new version too.
+    pub fn add_reply(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+        root_id: &str,
+        from_user_id: &str,
+        html: &str,
+    ) -> Result<MessageRef, SimError> {
+        lock(&self.shared.store).add_channel_message(
+            team_id,
+            channel_id,
+            from_user_id,
+            html,
+            Some(root_id),
+        )
+    }
+
+    /// A new version with this html body and `lastEditedDateTime` set.
+    pub fn edit_message(
+        &self,
+        message: &MessageRef,
+        html: &str,
+    ) -> Result<MessageVersion, SimError> {
+        lock(&self.shared.store).edit_message(message, html)
+    }
+
+    /// A new version with `deletedDateTime` set and the body emptied.
+    pub fn soft_delete_message(&self, message: &MessageRef) -> Result<MessageVersion, SimError> {
+        lock(&self.shared.store).soft_delete_message(message)
+    }
+
+    pub fn add_mail(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+        subject: &str,
+        html: &str,
+    ) -> Result<MailItem, SimError> {
+        lock(&self.shared.store).add_mail(user_id, folder_id, subject, html)
+    }
+
+    /// Flip the item's read flag and add a category: a new version.
+    pub fn update_mail(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+        id: &str,
+    ) -> Result<MailItem, SimError> {
+        lock(&self.shared.store).update_mail(user_id, folder_id, id)
+    }
+
+    pub fn delete_mail(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+        id: &str,
+    ) -> Result<MailRemoval, SimError> {
+        lock(&self.shared.store).delete_mail(user_id, folder_id, id)
+    }
+
+    /// A new user with an empty mailbox (Inbox, Sent Items, Archive) and no chats.
+    pub fn add_user(&self, display_name: &str) -> DirectoryUser {
+        lock(&self.shared.store).add_user(display_name)
+    }
+
+    /// A new chat: one-on-one for two members without a topic, a group chat otherwise.
+    pub fn add_chat(
+        &self,
+        member_ids: &[String],
+        topic: Option<&str>,
+    ) -> Result<DirectoryChat, SimError> {
+        lock(&self.shared.store).add_chat(member_ids, topic)
+    }
+
+    // ---- time, tokens, behaviour ----------------------------------------------------
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        lock(&self.shared.store).clock.now()
+    }
+
+    /// Move the simulated clock (new changes are stamped later; state tokens age).
+    pub fn advance_clock(&self, by: Duration) {
+        let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
+        lock(&self.shared.store).clock.advance(by);
+    }
+
+    /// Every delta and skip token issued so far now gets 410 Gone.
+    pub fn expire_state_tokens(&self) {
+        lock(&self.shared.store).epoch += 1;
+    }
+
+    /// Every access token issued so far is now expired (401 on use).
+    pub fn expire_access_tokens(&self) {
+        lock(&self.shared.auth).expire_all();
+    }
+
+    pub fn set_access_token_lifetime(&self, lifetime: Duration) {
+        lock(&self.shared.auth).set_lifetime(lifetime);
+    }
+
+    pub fn set_faults(&self, plan: FaultPlan) {
+        lock(&self.shared.faults).replace(plan);
+    }
+
+    pub fn set_rate_limits(&self, limits: Option<RateLimits>) {
+        lock(&self.shared.limiter).set_limits(limits);
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        lock(&self.shared.settings).latency = latency;
+    }
+
+    pub fn set_billing(&self, billing: Billing) {
+        lock(&self.shared.settings).billing = billing;
+    }
+
+    pub fn set_link_style(&self, style: LinkStyle) {
+        lock(&self.shared.settings).link_style = style;
+    }
+
+    pub fn set_page_size_cap(&self, cap: Option<u32>) {
+        lock(&self.shared.settings).page_size_cap = cap;
+    }
+
+    pub fn set_replay_per_mille(&self, per_mille: u32) {
+        lock(&self.shared.settings).replay_per_mille = per_mille;
+    }
+
+    // ---- ground truth and statistics ------------------------------------------------
+
+    /// The current version of every message and mail item.
+    pub fn snapshot(&self) -> Snapshot {
+        lock(&self.shared.store).snapshot()
+    }
+
+    /// Every version that ever existed, and every mail removal.
+    pub fn history(&self) -> History {
+        lock(&self.shared.store).history()
+    }
+
+    pub fn directory(&self) -> Directory {
+        lock(&self.shared.store).directory()
+    }
+
+    pub fn stats(&self) -> SimStats {
+        let state = lock(&self.shared.stats);
+        let (buckets, max_in_flight) = lock(&self.shared.limiter).stats();
+        let auth = lock(&self.shared.auth);
+        SimStats {
+            requests: state
+                .requests
+                .iter()
+                .map(|(&(endpoint, status), &count)| crate::stats::RequestCount {
+                    endpoint,
+                    status,
+                    count,
+                })
+                .collect(),
+            throttled: state.throttled,
+            faults: state.faults.clone(),
+            replays: state.replays,
+            access_tokens_issued: auth.tokens_issued,
+            buckets,
+            max_in_flight,
+            admitted: state.admitted,
+            admitted_span: match (state.first_admitted, state.last_admitted) {
+                (Some(a), Some(b)) => b.duration_since(a),
+                _ => Duration::ZERO,
+            },
+        }
+    }
+
+    /// Forget request statistics (the tenant and its tokens stay).
+    pub fn reset_stats(&self) {
+        *lock(&self.shared.stats) = StatsState::default();
+        lock(&self.shared.limiter).reset_stats();
+    }
+
+    /// Every secret the simulator handed out or holds: the client secret, the private key,
+    /// access tokens, delta and skip tokens (those recorded while `record_issued_tokens`).
+    pub fn issued_secrets(&self) -> Vec<String> {
+        let mut out = vec![
+            self.shared.client_secret.clone(),
+            auth::CLIENT_PRIVATE_KEY_PEM.to_string(),
+        ];
+        out.extend(lock(&self.shared.auth).issued.iter().cloned());
+        out.extend(lock(&self.shared.issued_state_tokens).iter().cloned());
+        out
+    }
+
+    /// Access tokens issued so far (recorded while `record_issued_tokens`).
+    pub fn issued_access_tokens(&self) -> Vec<String> {
+        lock(&self.shared.auth).issued.clone()
+    }
+
+    /// Delta and skip tokens issued so far (recorded while `record_issued_tokens`).
+    pub fn issued_state_tokens(&self) -> Vec<String> {
+        lock(&self.shared.issued_state_tokens).clone()
+    }
+}

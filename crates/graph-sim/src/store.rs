@@ -1,0 +1,902 @@
+//! The tenant's state: who exists, every version of every message and mail item, the
+//! simulated clock, and the changes tests make between runs.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde_json::json;
+
+use crate::docs::{self, ChatMessageDoc, ItemBody, MailDoc};
+use crate::text;
+use crate::timefmt::{graph_time, to_millis};
+use crate::truth::{
+    Conversation, Directory, DirectoryChannel, DirectoryChat, DirectoryFolder, DirectoryTeam,
+    DirectoryUser, History, MailItem, MailRemoval, MessageRef, MessageVersion, Snapshot,
+};
+
+/// Why an admin change was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    #[error("no user {0}")]
+    UnknownUser(String),
+    #[error("no chat {0}")]
+    UnknownChat(String),
+    #[error("no team {0}")]
+    UnknownTeam(String),
+    #[error("no channel {channel} in team {team}")]
+    UnknownChannel { team: String, channel: String },
+    #[error("no message {id} in {conversation}")]
+    UnknownMessage { conversation: String, id: String },
+    #[error("user {user} is not a member of {conversation}")]
+    NotAMember { user: String, conversation: String },
+    #[error("message {0} is a reply; replies take no replies")]
+    ReplyToReply(String),
+    #[error("message {0} is deleted")]
+    Deleted(String),
+    #[error("no mail folder {folder} for user {user}")]
+    UnknownFolder { user: String, folder: String },
+    #[error("no mail item {id} in folder {folder}")]
+    UnknownMail { folder: String, id: String },
+    #[error("a chat needs at least two members")]
+    TooFewMembers,
+}
+
+/// The simulated clock: it moves only when told to, and every change gets its own
+/// millisecond so versions of a message never share a `lastModifiedDateTime`.
+pub(crate) struct Clock {
+    now: DateTime<Utc>,
+    last_stamp: DateTime<Utc>,
+}
+
+impl Clock {
+    pub(crate) fn new(start: DateTime<Utc>) -> Self {
+        let start = to_millis(start);
+        Clock {
+            now: start,
+            last_stamp: start - chrono::Duration::milliseconds(1),
+        }
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.now.max(self.last_stamp)
+    }
+
+    pub(crate) fn advance(&mut self, by: chrono::Duration) {
+        self.now = to_millis(self.now() + by);
+    }
+
+    /// A fresh timestamp for a change, later than every earlier one.
+    pub(crate) fn stamp(&mut self) -> DateTime<Utc> {
+        let t = self
+            .now
+            .max(self.last_stamp + chrono::Duration::milliseconds(1));
+        self.last_stamp = t;
+        t
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Conv {
+    Chat(usize),
+    Channel(usize),
+}
+
+pub(crate) struct User {
+    pub id: String,
+    pub display_name: String,
+    pub mail: String,
+    pub upn: String,
+    pub chats: Vec<usize>,
+    pub folders: Vec<usize>,
+    pub json: Bytes,
+}
+
+pub(crate) struct Chat {
+    pub id: String,
+    pub topic: Option<String>,
+    pub chat_type: &'static str,
+    pub members: Vec<usize>,
+    pub created: DateTime<Utc>,
+    pub messages: Vec<usize>,
+}
+
+pub(crate) struct Team {
+    pub id: String,
+    pub display_name: String,
+    pub members: Vec<usize>,
+    pub channels: Vec<usize>,
+    pub json: Bytes,
+}
+
+pub(crate) struct Channel {
+    pub id: String,
+    pub team: usize,
+    pub display_name: String,
+    pub roots: Vec<usize>,
+    pub json: Bytes,
+}
+
+pub(crate) struct Message {
+    pub conv: Conv,
+    pub id: String,
+    /// For a channel reply, its root message.
+    pub root: Option<usize>,
+    pub replies: Vec<usize>,
+    /// Oldest first; the last one is current.
+    pub versions: Vec<Version>,
+}
+
+pub(crate) struct Version {
+    pub seq: u64,
+    pub created: DateTime<Utc>,
+    pub last_modified: DateTime<Utc>,
+    pub deleted: bool,
+    pub json: Bytes,
+}
+
+impl Message {
+    pub(crate) fn current(&self) -> &Version {
+        // A message is created with a version and versions are never removed.
+        &self.versions[self.versions.len() - 1]
+    }
+
+    /// The version that was current when change `seq` had just happened.
+    pub(crate) fn version_at(&self, seq: u64) -> Option<&Version> {
+        self.versions.iter().rev().find(|v| v.seq <= seq)
+    }
+}
+
+pub(crate) struct Folder {
+    pub id: String,
+    pub user: usize,
+    pub display_name: String,
+    pub items: Vec<usize>,
+}
+
+pub(crate) struct Mail {
+    pub id: String,
+    pub folder: usize,
+    pub created_seq: u64,
+    pub versions: Vec<MailVersion>,
+    pub removed: Option<(u64, DateTime<Utc>)>,
+}
+
+pub(crate) struct MailVersion {
+    pub seq: u64,
+    pub received: DateTime<Utc>,
+    pub last_modified: DateTime<Utc>,
+    pub json: Bytes,
+}
+
+/// What a mail item looked like at a moment of the change sequence.
+pub(crate) enum MailAt<'a> {
+    Absent,
+    Present(&'a MailVersion),
+    Removed(u64),
+}
+
+impl Mail {
+    pub(crate) fn at(&self, seq: u64) -> MailAt<'_> {
+        if self.created_seq > seq {
+            return MailAt::Absent;
+        }
+        if let Some((removed_seq, _)) = self.removed
+            && removed_seq <= seq
+        {
+            return MailAt::Removed(removed_seq);
+        }
+        match self.versions.iter().rev().find(|v| v.seq <= seq) {
+            Some(v) => MailAt::Present(v),
+            None => MailAt::Absent,
+        }
+    }
+}
+
+pub(crate) struct Store {
+    pub tenant_id: String,
+    pub clock: Clock,
+    /// The number of the latest change; every version and removal has its own.
+    pub seq: u64,
+    /// Bumped by `expire_state_tokens`: tokens from an older epoch are gone.
+    pub epoch: u32,
+    pub users: Vec<User>,
+    pub user_index: HashMap<String, usize>,
+    pub chats: Vec<Chat>,
+    pub chat_index: HashMap<String, usize>,
+    pub teams: Vec<Team>,
+    pub team_index: HashMap<String, usize>,
+    pub channels: Vec<Channel>,
+    pub channel_index: HashMap<(usize, String), usize>,
+    pub messages: Vec<Message>,
+    pub message_index: HashMap<(Conv, String), usize>,
+    pub folders: Vec<Folder>,
+    pub folder_index: HashMap<(usize, String), usize>,
+    pub mail: Vec<Mail>,
+    pub mail_index: HashMap<(usize, String), usize>,
+    /// Items served in evaluation mode (getAllMessages without `model`).
+    pub evaluation_items_served: u64,
+    pub rng: StdRng,
+}
+
+impl Store {
+    pub(crate) fn empty(seed: u64, tenant_id: String, start: DateTime<Utc>) -> Self {
+        Store {
+            tenant_id,
+            clock: Clock::new(start),
+            seq: 0,
+            epoch: 0,
+            users: Vec::new(),
+            user_index: HashMap::new(),
+            chats: Vec::new(),
+            chat_index: HashMap::new(),
+            teams: Vec::new(),
+            team_index: HashMap::new(),
+            channels: Vec::new(),
+            channel_index: HashMap::new(),
+            messages: Vec::new(),
+            message_index: HashMap::new(),
+            folders: Vec::new(),
+            folder_index: HashMap::new(),
+            mail: Vec::new(),
+            mail_index: HashMap::new(),
+            evaluation_items_served: 0,
+            rng: StdRng::seed_from_u64(seed ^ 0xadd_c0de),
+        }
+    }
+
+    pub(crate) fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    // ---- lookups -------------------------------------------------------------------
+
+    pub(crate) fn user(&self, id: &str) -> Result<usize, SimError> {
+        self.user_index
+            .get(id)
+            .copied()
+            .ok_or_else(|| SimError::UnknownUser(id.to_string()))
+    }
+
+    pub(crate) fn chat(&self, id: &str) -> Result<usize, SimError> {
+        self.chat_index
+            .get(id)
+            .copied()
+            .ok_or_else(|| SimError::UnknownChat(id.to_string()))
+    }
+
+    pub(crate) fn team(&self, id: &str) -> Result<usize, SimError> {
+        self.team_index
+            .get(id)
+            .copied()
+            .ok_or_else(|| SimError::UnknownTeam(id.to_string()))
+    }
+
+    pub(crate) fn channel(&self, team_id: &str, channel_id: &str) -> Result<usize, SimError> {
+        let team = self.team(team_id)?;
+        self.channel_index
+            .get(&(team, channel_id.to_string()))
+            .copied()
+            .ok_or_else(|| SimError::UnknownChannel {
+                team: team_id.to_string(),
+                channel: channel_id.to_string(),
+            })
+    }
+
+    pub(crate) fn folder(&self, user_id: &str, folder_id: &str) -> Result<usize, SimError> {
+        let user = self.user(user_id)?;
+        self.folder_index
+            .get(&(user, folder_id.to_string()))
+            .copied()
+            .ok_or_else(|| SimError::UnknownFolder {
+                user: user_id.to_string(),
+                folder: folder_id.to_string(),
+            })
+    }
+
+    fn conv_of(&self, conversation: &Conversation) -> Result<Conv, SimError> {
+        match conversation {
+            Conversation::Chat { chat_id } => Ok(Conv::Chat(self.chat(chat_id)?)),
+            Conversation::Channel {
+                team_id,
+                channel_id,
+            } => Ok(Conv::Channel(self.channel(team_id, channel_id)?)),
+        }
+    }
+
+    pub(crate) fn conversation(&self, conv: Conv) -> Conversation {
+        match conv {
+            Conv::Chat(c) => Conversation::Chat {
+                chat_id: self.chats[c].id.clone(),
+            },
+            Conv::Channel(c) => {
+                let channel = &self.channels[c];
+                Conversation::Channel {
+                    team_id: self.teams[channel.team].id.clone(),
+                    channel_id: channel.id.clone(),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn message(&self, message: &MessageRef) -> Result<usize, SimError> {
+        let conv = self.conv_of(&message.conversation)?;
+        self.message_index
+            .get(&(conv, message.id.clone()))
+            .copied()
+            .ok_or_else(|| SimError::UnknownMessage {
+                conversation: message.conversation.to_string(),
+                id: message.id.clone(),
+            })
+    }
+
+    // ---- building ------------------------------------------------------------------
+
+    /// Record a new message with its first version.
+    pub(crate) fn insert_message(
+        &mut self,
+        conv: Conv,
+        root: Option<usize>,
+        doc: &ChatMessageDoc,
+        deleted: bool,
+    ) -> usize {
+        let created = parse_time(&doc.created_date_time);
+        let last_modified = parse_time(&doc.last_modified_date_time);
+        let seq = self.next_seq();
+        let idx = self.messages.len();
+        self.messages.push(Message {
+            conv,
+            id: doc.id.clone(),
+            root,
+            replies: Vec::new(),
+            versions: vec![Version {
+                seq,
+                created,
+                last_modified,
+                deleted,
+                json: docs::to_bytes(doc),
+            }],
+        });
+        self.message_index.insert((conv, doc.id.clone()), idx);
+        match (conv, root) {
+            (Conv::Chat(c), _) => self.chats[c].messages.push(idx),
+            (Conv::Channel(c), None) => self.channels[c].roots.push(idx),
+            (Conv::Channel(_), Some(r)) => self.messages[r].replies.push(idx),
+        }
+        idx
+    }
+
+    fn push_version(&mut self, idx: usize, doc: &ChatMessageDoc) {
+        let seq = self.next_seq();
+        let created = self.messages[idx].current().created;
+        let version = Version {
+            seq,
+            created,
+            last_modified: parse_time(&doc.last_modified_date_time),
+            deleted: doc.deleted_date_time.is_some(),
+            json: docs::to_bytes(doc),
+        };
+        self.messages[idx].versions.push(version);
+    }
+
+    pub(crate) fn insert_mail(&mut self, folder: usize, doc: &MailDoc) -> usize {
+        let seq = self.next_seq();
+        let idx = self.mail.len();
+        self.mail.push(Mail {
+            id: doc.id.clone(),
+            folder,
+            created_seq: seq,
+            versions: vec![MailVersion {
+                seq,
+                received: parse_time(&doc.received_date_time),
+                last_modified: parse_time(&doc.last_modified_date_time),
+                json: docs::to_bytes(doc),
+            }],
+            removed: None,
+        });
+        self.mail_index.insert((folder, doc.id.clone()), idx);
+        self.folders[folder].items.push(idx);
+        idx
+    }
+
+    fn unique_message_id(&self, conv: Conv, at: DateTime<Utc>) -> String {
+        let mut id = at.timestamp_millis();
+        while self.message_index.contains_key(&(conv, id.to_string())) {
+            id += 1;
+        }
+        id.to_string()
+    }
+
+    fn doc_of(&self, idx: usize) -> ChatMessageDoc {
+        // Stored versions are our own serialisation of this type.
+        serde_json::from_slice(&self.messages[idx].current().json)
+            .unwrap_or_else(|e| panic!("stored message does not parse back: {e}"))
+    }
+
+    // ---- admin changes ---------------------------------------------------------------
+
+    pub(crate) fn add_chat_message(
+        &mut self,
+        chat_id: &str,
+        from_user: &str,
+        html: &str,
+    ) -> Result<MessageRef, SimError> {
+        let chat = self.chat(chat_id)?;
+        let user = self.user(from_user)?;
+        if !self.chats[chat].members.contains(&user) {
+            return Err(SimError::NotAMember {
+                user: from_user.to_string(),
+                conversation: format!("chat {chat_id}"),
+            });
+        }
+        let now = self.clock.stamp();
+        let conv = Conv::Chat(chat);
+        let id = self.unique_message_id(conv, now);
+        let mut doc = crate::generate::chat_doc(&id, now, chat_id);
+        doc.from = Some(docs::user_identity(
+            &self.users[user].id,
+            Some(&self.users[user].display_name),
+            &self.tenant_id,
+        ));
+        doc.body = ItemBody {
+            content_type: "html".into(),
+            content: html.to_string(),
+        };
+        self.insert_message(conv, None, &doc, false);
+        Ok(MessageRef {
+            conversation: self.conversation(conv),
+            id,
+        })
+    }
+
+    pub(crate) fn add_channel_message(
+        &mut self,
+        team_id: &str,
+        channel_id: &str,
+        from_user: &str,
+        html: &str,
+        reply_to: Option<&str>,
+    ) -> Result<MessageRef, SimError> {
+        let channel = self.channel(team_id, channel_id)?;
+        let user = self.user(from_user)?;
+        let team = self.channels[channel].team;
+        if !self.teams[team].members.contains(&user) {
+            return Err(SimError::NotAMember {
+                user: from_user.to_string(),
+                conversation: format!("team {team_id}"),
+            });
+        }
+        let conv = Conv::Channel(channel);
+        let root = match reply_to {
+            None => None,
+            Some(root_id) => {
+                let root = self
+                    .message_index
+                    .get(&(conv, root_id.to_string()))
+                    .copied()
+                    .ok_or_else(|| SimError::UnknownMessage {
+                        conversation: format!("channel {team_id}/{channel_id}"),
+                        id: root_id.to_string(),
+                    })?;
+                if self.messages[root].root.is_some() {
+                    return Err(SimError::ReplyToReply(root_id.to_string()));
+                }
+                Some(root)
+            }
+        };
+        let now = self.clock.stamp();
+        let id = self.unique_message_id(conv, now);
+        let root_id = root.map(|r| self.messages[r].id.clone());
+        let mut doc = crate::generate::channel_doc(
+            &id,
+            now,
+            team_id,
+            channel_id,
+            root_id.as_deref(),
+            &self.tenant_id,
+        );
+        doc.from = Some(docs::user_identity(
+            &self.users[user].id,
+            Some(&self.users[user].display_name),
+            &self.tenant_id,
+        ));
+        doc.body = ItemBody {
+            content_type: "html".into(),
+            content: html.to_string(),
+        };
+        self.insert_message(conv, root, &doc, false);
+        if let Some(root) = root {
+            self.touch(root, now);
+        }
+        Ok(MessageRef {
+            conversation: self.conversation(conv),
+            id,
+        })
+    }
+
+    /// A reply changed: its root gets a new `lastModifiedDateTime`, as Graph reports the
+    /// thread again in channel delta.
+    fn touch(&mut self, idx: usize, at: DateTime<Utc>) {
+        let mut doc = self.doc_of(idx);
+        doc.last_modified_date_time = graph_time(at);
+        doc.etag = at.timestamp_millis().to_string();
+        self.push_version(idx, &doc);
+    }
+
+    pub(crate) fn edit_message(
+        &mut self,
+        message: &MessageRef,
+        html: &str,
+    ) -> Result<MessageVersion, SimError> {
+        let idx = self.message(message)?;
+        if self.messages[idx].current().deleted {
+            return Err(SimError::Deleted(message.id.clone()));
+        }
+        let now = self.clock.stamp();
+        let mut doc = self.doc_of(idx);
+        doc.body = ItemBody {
+            content_type: "html".into(),
+            content: html.to_string(),
+        };
+        doc.last_edited_date_time = Some(graph_time(now));
+        doc.last_modified_date_time = graph_time(now);
+        doc.etag = now.timestamp_millis().to_string();
+        self.push_version(idx, &doc);
+        if let Some(root) = self.messages[idx].root {
+            self.touch(root, now);
+        }
+        Ok(self.version_view(idx, self.messages[idx].versions.len() - 1))
+    }
+
+    pub(crate) fn soft_delete_message(
+        &mut self,
+        message: &MessageRef,
+    ) -> Result<MessageVersion, SimError> {
+        let idx = self.message(message)?;
+        if self.messages[idx].current().deleted {
+            return Err(SimError::Deleted(message.id.clone()));
+        }
+        let now = self.clock.stamp();
+        let mut doc = self.doc_of(idx);
+        doc.deleted_date_time = Some(graph_time(now));
+        doc.last_modified_date_time = graph_time(now);
+        doc.etag = now.timestamp_millis().to_string();
+        doc.body.content = String::new();
+        self.push_version(idx, &doc);
+        if let Some(root) = self.messages[idx].root {
+            self.touch(root, now);
+        }
+        Ok(self.version_view(idx, self.messages[idx].versions.len() - 1))
+    }
+
+    pub(crate) fn add_user(&mut self, display_name: &str) -> DirectoryUser {
+        let user = crate::generate::new_user(self, display_name);
+        self.directory_user(user)
+    }
+
+    pub(crate) fn add_chat(
+        &mut self,
+        member_ids: &[String],
+        topic: Option<&str>,
+    ) -> Result<DirectoryChat, SimError> {
+        let mut members = Vec::new();
+        for id in member_ids {
+            let user = self.user(id)?;
+            if !members.contains(&user) {
+                members.push(user);
+            }
+        }
+        if members.len() < 2 {
+            return Err(SimError::TooFewMembers);
+        }
+        let now = self.clock.stamp();
+        let chat = crate::generate::new_chat(self, members, topic.map(str::to_string), now);
+        Ok(self.directory_chat(chat))
+    }
+
+    pub(crate) fn add_mail(
+        &mut self,
+        user_id: &str,
+        folder_id: &str,
+        subject: &str,
+        html: &str,
+    ) -> Result<MailItem, SimError> {
+        let folder = self.folder(user_id, folder_id)?;
+        let now = self.clock.stamp();
+        let doc = crate::generate::mail_doc(self, folder, now, subject, html);
+        let idx = self.insert_mail(folder, &doc);
+        Ok(self.mail_view(idx, 0))
+    }
+
+    /// Mark a mail item read and categorised: a new version with a later
+    /// `lastModifiedDateTime`.
+    pub(crate) fn update_mail(
+        &mut self,
+        user_id: &str,
+        folder_id: &str,
+        id: &str,
+    ) -> Result<MailItem, SimError> {
+        let idx = self.mail_item(user_id, folder_id, id)?;
+        let now = self.clock.stamp();
+        let current = &self.mail[idx].versions[self.mail[idx].versions.len() - 1];
+        let mut doc: MailDoc = serde_json::from_slice(&current.json)
+            .unwrap_or_else(|e| panic!("stored mail does not parse back: {e}"));
+        doc.is_read = !doc.is_read;
+        doc.categories
+            .push(format!("Reviewed {}", doc.categories.len() + 1));
+        doc.last_modified_date_time = graph_time(now);
+        doc.change_key = text::exchange_id(&mut self.rng, "CQAAAB");
+        doc.odata_etag = format!("W/\"{}\"", doc.change_key);
+        let seq = self.next_seq();
+        let version = MailVersion {
+            seq,
+            received: parse_time(&doc.received_date_time),
+            last_modified: now,
+            json: docs::to_bytes(&doc),
+        };
+        self.mail[idx].versions.push(version);
+        Ok(self.mail_view(idx, self.mail[idx].versions.len() - 1))
+    }
+
+    pub(crate) fn delete_mail(
+        &mut self,
+        user_id: &str,
+        folder_id: &str,
+        id: &str,
+    ) -> Result<MailRemoval, SimError> {
+        let idx = self.mail_item(user_id, folder_id, id)?;
+        let now = self.clock.stamp();
+        let seq = self.next_seq();
+        self.mail[idx].removed = Some((seq, now));
+        Ok(MailRemoval {
+            user_id: user_id.to_string(),
+            folder_id: folder_id.to_string(),
+            id: id.to_string(),
+            removed_at: now,
+        })
+    }
+
+    fn mail_item(&self, user_id: &str, folder_id: &str, id: &str) -> Result<usize, SimError> {
+        let folder = self.folder(user_id, folder_id)?;
+        let idx = self
+            .mail_index
+            .get(&(folder, id.to_string()))
+            .copied()
+            .filter(|&i| self.mail[i].removed.is_none())
+            .ok_or_else(|| SimError::UnknownMail {
+                folder: folder_id.to_string(),
+                id: id.to_string(),
+            })?;
+        Ok(idx)
+    }
+
+    // ---- ground truth ----------------------------------------------------------------
+
+    fn custodians(&self, conv: Conv) -> Vec<String> {
+        match conv {
+            Conv::Chat(c) => self.chats[c]
+                .members
+                .iter()
+                .map(|&u| self.users[u].id.clone())
+                .collect(),
+            Conv::Channel(_) => Vec::new(),
+        }
+    }
+
+    pub(crate) fn version_view(&self, idx: usize, version: usize) -> MessageVersion {
+        let message = &self.messages[idx];
+        let v = &message.versions[version];
+        MessageVersion {
+            conversation: self.conversation(message.conv),
+            id: message.id.clone(),
+            reply_to_id: message.root.map(|r| self.messages[r].id.clone()),
+            created: v.created,
+            last_modified: v.last_modified,
+            deleted: v.deleted,
+            json: String::from_utf8_lossy(&v.json).into_owned(),
+            custodians: self.custodians(message.conv),
+        }
+    }
+
+    fn mail_view(&self, idx: usize, version: usize) -> MailItem {
+        let mail = &self.mail[idx];
+        let folder = &self.folders[mail.folder];
+        let v = &mail.versions[version];
+        MailItem {
+            user_id: self.users[folder.user].id.clone(),
+            folder_id: folder.id.clone(),
+            id: mail.id.clone(),
+            received: v.received,
+            last_modified: v.last_modified,
+            json: String::from_utf8_lossy(&v.json).into_owned(),
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let messages = (0..self.messages.len())
+            .map(|i| self.version_view(i, self.messages[i].versions.len() - 1))
+            .collect();
+        let mail = (0..self.mail.len())
+            .filter(|&i| self.mail[i].removed.is_none())
+            .map(|i| self.mail_view(i, self.mail[i].versions.len() - 1))
+            .collect();
+        Snapshot { messages, mail }
+    }
+
+    pub(crate) fn history(&self) -> History {
+        let mut history = History::default();
+        for (i, message) in self.messages.iter().enumerate() {
+            for v in 0..message.versions.len() {
+                history.messages.push(self.version_view(i, v));
+            }
+        }
+        for (i, mail) in self.mail.iter().enumerate() {
+            for v in 0..mail.versions.len() {
+                history.mail.push(self.mail_view(i, v));
+            }
+            if let Some((_, at)) = mail.removed {
+                let folder = &self.folders[mail.folder];
+                history.mail_removals.push(MailRemoval {
+                    user_id: self.users[folder.user].id.clone(),
+                    folder_id: folder.id.clone(),
+                    id: mail.id.clone(),
+                    removed_at: at,
+                });
+            }
+        }
+        history
+    }
+
+    fn directory_user(&self, u: usize) -> DirectoryUser {
+        let user = &self.users[u];
+        DirectoryUser {
+            id: user.id.clone(),
+            display_name: user.display_name.clone(),
+            mail: user.mail.clone(),
+            user_principal_name: user.upn.clone(),
+        }
+    }
+
+    fn directory_chat(&self, c: usize) -> DirectoryChat {
+        let chat = &self.chats[c];
+        DirectoryChat {
+            id: chat.id.clone(),
+            topic: chat.topic.clone(),
+            chat_type: chat.chat_type.to_string(),
+            member_ids: chat
+                .members
+                .iter()
+                .map(|&u| self.users[u].id.clone())
+                .collect(),
+        }
+    }
+
+    pub(crate) fn directory(&self) -> Directory {
+        Directory {
+            users: (0..self.users.len())
+                .map(|u| self.directory_user(u))
+                .collect(),
+            chats: (0..self.chats.len())
+                .map(|c| self.directory_chat(c))
+                .collect(),
+            teams: self
+                .teams
+                .iter()
+                .map(|team| DirectoryTeam {
+                    id: team.id.clone(),
+                    display_name: team.display_name.clone(),
+                    member_ids: team
+                        .members
+                        .iter()
+                        .map(|&u| self.users[u].id.clone())
+                        .collect(),
+                    channels: team
+                        .channels
+                        .iter()
+                        .map(|&c| DirectoryChannel {
+                            id: self.channels[c].id.clone(),
+                            display_name: self.channels[c].display_name.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            mail_folders: self
+                .folders
+                .iter()
+                .map(|f| DirectoryFolder {
+                    user_id: self.users[f.user].id.clone(),
+                    id: f.id.clone(),
+                    display_name: f.display_name.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A chat as `/users/{id}/chats?$expand=members` returns it.
+    pub(crate) fn chat_json(&self, c: usize, expand_members: bool) -> Vec<u8> {
+        let chat = &self.chats[c];
+        let last_updated = chat
+            .messages
+            .iter()
+            .map(|&m| self.messages[m].current().last_modified)
+            .max()
+            .unwrap_or(chat.created);
+        let mut doc = json!({
+            "id": chat.id,
+            "topic": chat.topic,
+            "createdDateTime": graph_time(chat.created),
+            "lastUpdatedDateTime": graph_time(last_updated),
+            "chatType": chat.chat_type,
+            "webUrl": format!("https://teams.microsoft.com/l/chat/{}/0?tenantId={}", chat.id, self.tenant_id),
+            "tenantId": self.tenant_id,
+            "onlineMeetingInfo": null,
+            "viewpoint": null,
+        });
+        if expand_members {
+            let members: Vec<_> = chat
+                .members
+                .iter()
+                .map(|&u| {
+                    let user = &self.users[u];
+                    json!({
+                        "@odata.type": "#microsoft.graph.aadUserConversationMember",
+                        "id": format!("MCMjMCMj{}", user.id.replace('-', "")),
+                        "roles": ["owner"],
+                        "displayName": user.display_name,
+                        "visibleHistoryStartDateTime": "0001-01-01T00:00:00Z",
+                        "userId": user.id,
+                        "email": user.mail,
+                        "tenantId": self.tenant_id,
+                    })
+                })
+                .collect();
+            doc["members"] = serde_json::Value::Array(members);
+        }
+        serde_json::to_vec(&doc).unwrap_or_default()
+    }
+
+    /// A mail folder as `/users/{id}/mailFolders` returns it.
+    pub(crate) fn folder_json(&self, f: usize) -> Vec<u8> {
+        let folder = &self.folders[f];
+        let present: Vec<&Mail> = folder
+            .items
+            .iter()
+            .map(|&i| &self.mail[i])
+            .filter(|m| m.removed.is_none())
+            .collect();
+        let unread = present
+            .iter()
+            .filter(|m| {
+                !m.versions[m.versions.len() - 1]
+                    .json
+                    .windows(13)
+                    .any(|w| w == b"\"isRead\":true")
+            })
+            .count();
+        let size: usize = present
+            .iter()
+            .map(|m| m.versions[m.versions.len() - 1].json.len())
+            .sum();
+        let doc = json!({
+            "id": folder.id,
+            "displayName": folder.display_name,
+            "parentFolderId": format!("AQMkAD{}", &folder.id[folder.id.len().saturating_sub(12)..]),
+            "childFolderCount": 0,
+            "unreadItemCount": unread,
+            "totalItemCount": present.len(),
+            "sizeInBytes": size,
+            "isHidden": false,
+        });
+        serde_json::to_vec(&doc).unwrap_or_default()
+    }
+}
+
+/// Stored documents carry timestamps we wrote ourselves.
+fn parse_time(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|e| panic!("stored timestamp {text:?} does not parse: {e}"))
+}

@@ -1,0 +1,213 @@
+//! Ground truth: what the tenant holds, as an archive of it should hold it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a chat or channel message lives.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Conversation {
+    #[serde(rename_all = "camelCase")]
+    Chat { chat_id: String },
+    #[serde(rename_all = "camelCase")]
+    Channel { team_id: String, channel_id: String },
+}
+
+impl std::fmt::Display for Conversation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Conversation::Chat { chat_id } => write!(f, "chat {chat_id}"),
+            Conversation::Channel {
+                team_id,
+                channel_id,
+            } => write!(f, "channel {team_id}/{channel_id}"),
+        }
+    }
+}
+
+/// A message, by conversation and Graph id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MessageRef {
+    pub conversation: Conversation,
+    pub id: String,
+}
+
+/// One version of a chat or channel message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageVersion {
+    pub conversation: Conversation,
+    pub id: String,
+    /// The root message of a channel reply.
+    pub reply_to_id: Option<String>,
+    pub created: DateTime<Utc>,
+    pub last_modified: DateTime<Utc>,
+    pub deleted: bool,
+    /// The item exactly as served (every custodian gets these bytes).
+    pub json: String,
+    /// Users whose getAllMessages returns this message: the chat's members (none for
+    /// channel messages).
+    pub custodians: Vec<String>,
+}
+
+impl MessageVersion {
+    pub fn message_ref(&self) -> MessageRef {
+        MessageRef {
+            conversation: self.conversation.clone(),
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// One version of a mail message, in full (a `$select` serves a subset of it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MailItem {
+    pub user_id: String,
+    pub folder_id: String,
+    pub id: String,
+    pub received: DateTime<Utc>,
+    pub last_modified: DateTime<Utc>,
+    pub json: String,
+}
+
+/// A mail message that was deleted; delta reports it as `@removed`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MailRemoval {
+    pub user_id: String,
+    pub folder_id: String,
+    pub id: String,
+    pub removed_at: DateTime<Utc>,
+}
+
+/// The current state of everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub messages: Vec<MessageVersion>,
+    pub mail: Vec<MailItem>,
+}
+
+impl Snapshot {
+    /// The chat messages a user's getAllMessages returns.
+    pub fn chat_messages_of(&self, user_id: &str) -> Vec<&MessageVersion> {
+        self.messages
+            .iter()
+            .filter(|m| m.custodians.iter().any(|c| c == user_id))
+            .collect()
+    }
+
+    /// Root messages of a channel (what channel delta returns).
+    pub fn channel_roots(&self, team_id: &str, channel_id: &str) -> Vec<&MessageVersion> {
+        self.messages
+            .iter()
+            .filter(|m| m.reply_to_id.is_none() && m.in_channel(team_id, channel_id))
+            .collect()
+    }
+
+    pub fn replies_to(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+        root_id: &str,
+    ) -> Vec<&MessageVersion> {
+        self.messages
+            .iter()
+            .filter(|m| {
+                m.reply_to_id.as_deref() == Some(root_id) && m.in_channel(team_id, channel_id)
+            })
+            .collect()
+    }
+
+    pub fn mail_in(&self, user_id: &str, folder_id: &str) -> Vec<&MailItem> {
+        self.mail
+            .iter()
+            .filter(|m| m.user_id == user_id && m.folder_id == folder_id)
+            .collect()
+    }
+}
+
+impl MessageVersion {
+    fn in_channel(&self, team: &str, channel: &str) -> bool {
+        matches!(&self.conversation, Conversation::Channel { team_id, channel_id } if team_id == team && channel_id == channel)
+    }
+}
+
+/// Every version that ever existed, and every mail removal.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct History {
+    pub messages: Vec<MessageVersion>,
+    pub mail: Vec<MailItem>,
+    pub mail_removals: Vec<MailRemoval>,
+}
+
+/// Who and what exists, for tests to pick ids from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Directory {
+    pub users: Vec<DirectoryUser>,
+    pub chats: Vec<DirectoryChat>,
+    pub teams: Vec<DirectoryTeam>,
+    pub mail_folders: Vec<DirectoryFolder>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryUser {
+    pub id: String,
+    pub display_name: String,
+    pub mail: String,
+    pub user_principal_name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryChat {
+    pub id: String,
+    pub topic: Option<String>,
+    pub chat_type: String,
+    pub member_ids: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryTeam {
+    pub id: String,
+    pub display_name: String,
+    pub member_ids: Vec<String>,
+    pub channels: Vec<DirectoryChannel>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryChannel {
+    pub id: String,
+    pub display_name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryFolder {
+    pub user_id: String,
+    pub id: String,
+    pub display_name: String,
+}
+
+/// The certificate the simulated app registration trusts, and its private key, for
+/// clients that log in with a signed assertion.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCertificate {
+    pub certificate_pem: String,
+    pub private_key_pem: String,
+}
+
+impl std::fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCertificate")
+            .field("certificate_pem", &"<certificate>")
+            .field("private_key_pem", &"<redacted>")
+            .finish()
+    }
+}
