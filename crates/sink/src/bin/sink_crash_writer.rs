@@ -81,7 +81,11 @@ fn page_rows(scope: usize, page: usize) -> Vec<Row> {
     (0..ROWS_PER_PAGE)
         .map(|r| {
             let message = page * 20 + r + scope * 13;
-            let version = if message % 5 == 0 { page / 6 } else { 0 };
+            let version = if message.is_multiple_of(5) {
+                page / 6
+            } else {
+                0
+            };
             let created_us =
                 1_714_521_600_000_000 + (message % 6) as i64 * 86_400_000_000 + message as i64;
             let body = format!("<p>message {message}, version {version}</p>");
@@ -255,15 +259,15 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let mut pages_since_commit = 0;
     loop {
         let mut progressed = false;
-        for scope in 0..SCOPES {
-            if next_page[scope] >= PAGES {
+        for (scope, next) in next_page.iter_mut().enumerate() {
+            if *next >= PAGES {
                 continue;
             }
-            let (messages, custodians) = batches(scope, next_page[scope]);
+            let (messages, custodians) = batches(scope, *next);
             writer.append(MESSAGES, &messages)?;
             writer.append(CUSTODIANS, &custodians)?;
-            next_page[scope] += 1;
-            pending.insert(scope, next_page[scope]);
+            *next += 1;
+            pending.insert(scope, *next);
             pages_since_commit += 1;
             progressed = true;
             if writer.needs_commit() || pages_since_commit >= PAGES_PER_COMMIT {
