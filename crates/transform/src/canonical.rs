@@ -30,8 +30,9 @@ pub fn canonical_sha256(raw: &str) -> Result<[u8; 32], CanonicalError> {
 #[derive(Default)]
 pub(crate) struct CanonicalWriter {
     out: Vec<u8>,
-    /// Members of the objects being written, innermost last: (key index, value index).
-    members: Vec<(usize, usize)>,
+    /// Members of the objects being written, innermost last:
+    /// (first 8 key bytes as a big-endian number, key index, value index).
+    members: Vec<(u64, usize, usize)>,
 }
 
 impl CanonicalWriter {
@@ -54,14 +55,20 @@ impl CanonicalWriter {
         match node.tok {
             Tok::Object => {
                 let base = self.members.len();
-                self.members.extend(tape.members(idx));
-                self.members[base..].sort_by(|a, b| compare_keys(tape, src, a.0, b.0));
+                for (k, v) in tape.members(idx) {
+                    self.members.push((key_prefix(tape, src, k), k, v));
+                }
+                // Most keys differ in their first 8 bytes: compare those as one number first.
+                self.members[base..].sort_by(|a, b| {
+                    a.0.cmp(&b.0)
+                        .then_with(|| compare_keys(tape, src, a.1, b.1))
+                });
                 self.out.push(b'{');
                 for i in base..self.members.len() {
                     if i > base {
                         self.out.push(b',');
                     }
-                    let (key, value) = self.members[i];
+                    let (_, key, value) = self.members[i];
                     self.write(tape, src, key);
                     self.out.push(b':');
                     self.write(tape, src, value);
@@ -106,6 +113,23 @@ impl CanonicalWriter {
             }
         }
     }
+}
+
+/// The first 8 bytes of the unescaped key, zero-padded, as a big-endian number: ordering
+/// these agrees with ordering the keys' bytes (no key holds a raw zero byte).
+fn key_prefix(tape: &Tape, src: &str, k: usize) -> u64 {
+    let n = tape.nodes[k];
+    let mut buf = [0u8; 8];
+    if n.escaped {
+        let key = tape.str(src, k);
+        let len = key.len().min(8);
+        buf[..len].copy_from_slice(&key.as_bytes()[..len]);
+    } else {
+        let bytes = &src.as_bytes()[n.start as usize..n.end as usize];
+        let len = bytes.len().min(8);
+        buf[..len].copy_from_slice(&bytes[..len]);
+    }
+    u64::from_be_bytes(buf)
 }
 
 /// Orders keys by their unescaped UTF-8 bytes (code point order).

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use arrow::array::{
     ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder,
     Int32Builder, Int64Builder, ListArray, StringBuilder, StructArray, TimestampMicrosecondBuilder,
+    new_null_array,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field as ArrowField, FieldRef, Fields, TimeUnit};
@@ -138,8 +139,9 @@ pub(crate) enum Col {
 }
 
 pub(crate) struct StructCol {
-    /// JSON keys of the children, sorted (the fields come sorted from `csdl`).
+    /// JSON keys of the children, in field order.
     keys: Vec<Box<str>>,
+    index: KeyIndex,
     pub children: Vec<Col>,
     fields: Fields,
     /// `None` for a struct flattened into its parent's columns.
@@ -298,8 +300,29 @@ impl Col {
         }
     }
 
+    /// The Arrow type this column finishes to.
+    fn data_type(&self) -> DataType {
+        match self {
+            Col::Utf8(_) | Col::Json(_) => DataType::Utf8,
+            Col::Bool(_) => DataType::Boolean,
+            Col::Int32(_) => DataType::Int32,
+            Col::Int64(_) => DataType::Int64,
+            Col::Float64(_) => DataType::Float64,
+            Col::Timestamp(_) => utc_micros(),
+            Col::Date(_) => DataType::Date32,
+            Col::Binary(_) => DataType::Binary,
+            Col::Struct(s) => DataType::Struct(s.fields.clone()),
+            Col::List(l) => DataType::List(l.element.clone()),
+        }
+    }
+
     /// Finishes a column that is not flattened, `len` entries long.
     pub(crate) fn finish(&mut self, len: usize) -> ArrayRef {
+        if self.len() == 0 && len > 0 {
+            // Never written (most columns of a union of Graph types): one all-null array
+            // instead of `len` appended nulls.
+            return new_null_array(&self.data_type(), len);
+        }
         self.pad_to(len);
         match self {
             Col::Utf8(b) | Col::Json(b) => Arc::new(b.finish()),
@@ -369,11 +392,13 @@ impl StructCol {
                 _ => Col::new(f),
             })
             .collect();
+        let keys: Vec<Box<str>> = fields
+            .iter()
+            .map(|f| f.json.clone().into_boxed_str())
+            .collect();
         StructCol {
-            keys: fields
-                .iter()
-                .map(|f| f.json.clone().into_boxed_str())
-                .collect(),
+            index: KeyIndex::new(&keys),
+            keys,
             children,
             fields: arrow_fields(fields),
             validity: (!flatten).then(Vec::new),
@@ -381,7 +406,7 @@ impl StructCol {
     }
 
     pub(crate) fn child_index(&self, json: &str) -> Option<usize> {
-        self.keys.binary_search_by(|k| (**k).cmp(json)).ok()
+        self.index.find(&self.keys, json.as_bytes())
     }
 
     /// Writes the members of the object at `obj` whose keys are fields of this struct.
@@ -402,6 +427,58 @@ impl StructCol {
             }
         }
     }
+}
+
+/// Open-addressing table from a JSON key to its field: one hash and one comparison per
+/// key read, where a binary search over the names costs several comparisons.
+struct KeyIndex {
+    slots: Vec<u16>,
+    mask: usize,
+}
+
+const EMPTY: u16 = u16::MAX;
+
+impl KeyIndex {
+    fn new(keys: &[Box<str>]) -> KeyIndex {
+        let size = (keys.len() * 2).next_power_of_two().max(4);
+        let mut slots = vec![EMPTY; size];
+        for (i, k) in keys.iter().enumerate() {
+            let mut at = key_hash(k.as_bytes()) & (size - 1);
+            while slots[at] != EMPTY {
+                at = (at + 1) & (size - 1);
+            }
+            slots[at] = i as u16;
+        }
+        KeyIndex {
+            slots,
+            mask: size - 1,
+        }
+    }
+
+    #[inline]
+    fn find(&self, keys: &[Box<str>], key: &[u8]) -> Option<usize> {
+        let mut at = key_hash(key) & self.mask;
+        loop {
+            let slot = self.slots[at];
+            if slot == EMPTY {
+                return None;
+            }
+            if keys[slot as usize].as_bytes() == key {
+                return Some(slot as usize);
+            }
+            at = (at + 1) & self.mask;
+        }
+    }
+}
+
+/// FNV-1a: keys are short.
+#[inline]
+fn key_hash(b: &[u8]) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &c in b {
+        h = (h ^ c as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h ^ (h >> 29)) as usize
 }
 
 fn tok_name(t: Tok) -> &'static str {
