@@ -1,6 +1,6 @@
-//! Pacing under Graph's limits: an app-wide request rate that backs off when Graph says
-//! 429 and creeps back when it stops, a rate per team, requests in flight per mailbox and
-//! in all, and pauses of a team or mailbox for as long as Graph's `Retry-After` asks.
+//! Pacing under Graph's limits: an app-wide request rate that halves when Graph says 429
+//! and creeps back when it stops, a rate per team, requests in flight per mailbox and in
+//! all, and pauses (of the app, a team or a mailbox) for as long as `Retry-After` asks.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -45,6 +45,8 @@ impl Route {
         route
     }
 }
+
+const APP: &str = "app";
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
@@ -94,7 +96,11 @@ impl AdaptiveRate {
 
     fn throttled(&self) {
         let mut state = lock(&self.state);
-        let lowered = (state.current * 0.8).max(self.ceiling * 0.1);
+        // Requests in flight together meet the same limit: one decrease per burst of 429s.
+        if state.current < self.ceiling && state.changed_at.elapsed() < Duration::from_millis(250) {
+            return;
+        }
+        let lowered = (state.current * 0.5).max(self.ceiling * 0.05);
         tracing::info!(
             from = state.current,
             to = lowered,
@@ -153,23 +159,15 @@ impl Throttle {
     /// Wait until the request may go: pauses over, team pace, mailbox and global slots,
     /// app pace (in that order, so no slot is held while waiting on a team).
     pub(crate) async fn acquire(&self, route: &Route) -> Permit {
-        for key in [
+        let keys: Vec<String> = [
+            Some(APP.to_string()),
             route.team.as_ref().map(|t| format!("team:{t}")),
             route.mailbox.as_ref().map(|m| format!("mailbox:{m}")),
         ]
         .into_iter()
         .flatten()
-        {
-            loop {
-                let until = lock(&self.paused).get(&key).copied();
-                match until {
-                    Some(until) if until > Instant::now() => {
-                        tokio::time::sleep_until(until.into()).await
-                    }
-                    _ => break,
-                }
-            }
-        }
+        .collect();
+        self.wait_out_pauses(&keys).await;
         if let Some(team) = &route.team {
             self.teams.until_key_ready(team).await;
         }
@@ -186,29 +184,45 @@ impl Throttle {
         // The semaphores are never closed, so acquiring always succeeds.
         let in_flight = self.in_flight.clone().acquire_owned().await.ok();
         self.app.until_ready().await;
+        // A 429 may have paused the app while this request waited its turn.
+        self.wait_out_pauses(&keys[..1]).await;
         Permit {
             _in_flight: in_flight,
             _mailbox: mailbox,
         }
     }
 
-    /// Graph said 429 to a request on this route.
+    async fn wait_out_pauses(&self, keys: &[String]) {
+        for key in keys {
+            loop {
+                let until = lock(&self.paused).get(key).copied();
+                match until {
+                    Some(until) if until > Instant::now() => {
+                        tokio::time::sleep_until(until.into()).await
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+
+    /// Graph said 429 to a request on this route: pause the narrowest limit it counts
+    /// against (a team, a mailbox, else the whole app) for `Retry-After`; a 429 for the
+    /// app also halves the app's rate.
     pub(crate) fn throttled(&self, route: &Route, retry_after: Option<Duration>) {
         let pause = retry_after.unwrap_or(Duration::from_secs(1));
         let key = match (&route.team, &route.mailbox) {
-            (Some(team), _) => Some(format!("team:{team}")),
-            (None, Some(mailbox)) => Some(format!("mailbox:{mailbox}")),
-            (None, None) => None,
-        };
-        match key {
-            Some(key) => {
-                let until = Instant::now() + pause;
-                let mut paused = lock(&self.paused);
-                let entry = paused.entry(key).or_insert(until);
-                *entry = (*entry).max(until);
+            (Some(team), _) => format!("team:{team}"),
+            (None, Some(mailbox)) => format!("mailbox:{mailbox}"),
+            (None, None) => {
+                self.app.throttled();
+                APP.to_string()
             }
-            None => self.app.throttled(),
-        }
+        };
+        let until = Instant::now() + pause;
+        let mut paused = lock(&self.paused);
+        let entry = paused.entry(key).or_insert(until);
+        *entry = (*entry).max(until);
     }
 
     pub(crate) fn succeeded(&self) {
@@ -261,11 +275,16 @@ mod tests {
             headroom: 1.0,
             ..Limits::default()
         });
-        throttle.throttled(&Route::default(), None);
-        assert!((throttle.app_rate() - 80.0).abs() < 1e-9);
+        throttle.throttled(&Route::default(), Some(Duration::ZERO));
+        assert!((throttle.app_rate() - 50.0).abs() < 1e-9);
+        throttle.throttled(&Route::default(), Some(Duration::ZERO));
+        assert!(
+            (throttle.app_rate() - 50.0).abs() < 1e-9,
+            "one decrease per burst of 429s"
+        );
         throttle.succeeded();
         assert!(
-            (throttle.app_rate() - 80.0).abs() < 1e-9,
+            (throttle.app_rate() - 50.0).abs() < 1e-9,
             "no recovery within a second of a 429"
         );
     }

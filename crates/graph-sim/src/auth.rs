@@ -66,6 +66,7 @@ pub(crate) struct Auth {
     lifetime: Duration,
     tokens: HashMap<String, Instant>,
     used_assertion_ids: HashSet<String>,
+    /// Access tokens issued and client assertions received, kept for leak tests.
     pub issued: Vec<String>,
     record: bool,
     pub tokens_issued: u64,
@@ -192,6 +193,9 @@ impl Auth {
                 }
             }
             (None, Some(assertion)) => {
+                if self.record {
+                    self.issued.push(assertion.clone());
+                }
                 if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
                     return Err(LoginError::new(
                         400,

@@ -636,7 +636,14 @@ fn build(
         }
         Endpoint::UserChats { user } => {
             let u = store.user(user).map_err(|_| user_not_found(user))?;
-            let expand = ctx.scope.ends_with(":members");
+            // `$expand=members` is a parameter of the first call; later pages carry it in the token.
+            let expand = match ctx.query.get("skiptoken") {
+                Some(token) => StateToken::decode(token).is_some_and(|t| t.s.ends_with(":members")),
+                None => ctx.query.get("expand").is_some_and(|e| e.eq_ignore_ascii_case("members")),
+            };
+            if expand {
+                ctx.scope.push_str(":members");
+            }
             list_page(&mut ctx, 50, 50, &format!("users('{user}')/chats"), |s| {
                 s.users[u]
                     .chats
@@ -983,20 +990,6 @@ fn list_page(
     context: &str,
     items: impl FnOnce(&Store) -> Vec<Bytes>,
 ) -> Result<PageOut, ApiError> {
-    if let Endpoint::UserChats { .. } = ctx.endpoint
-        && ctx.query.get("skiptoken").is_none()
-        && ctx
-            .query
-            .get("expand")
-            .is_some_and(|e| e.eq_ignore_ascii_case("members"))
-    {
-        ctx.scope.push_str(":members");
-    }
-    if let Some(token) = ctx.query.get("skiptoken").and_then(StateToken::decode)
-        && token.s.ends_with(":members")
-    {
-        ctx.scope.push_str(":members");
-    }
     let position = ctx.position(false, |q| {
         Ok(Position::fresh(0, parse_top(q, default_top, max_top)?, 0))
     })?;

@@ -451,8 +451,9 @@ impl Sim {
         lock(&self.shared.limiter).reset_stats();
     }
 
-    /// Every secret the simulator handed out or holds: the client secret, the private key,
-    /// access tokens, delta and skip tokens (those recorded while `record_issued_tokens`).
+    /// Every secret the simulator handed out, holds or was shown: the client secret, the
+    /// private key, access tokens, client assertions, delta and skip tokens (those recorded
+    /// while `record_issued_tokens`).
     pub fn issued_secrets(&self) -> Vec<String> {
         let mut out = vec![
             self.shared.client_secret.clone(),
@@ -463,7 +464,8 @@ impl Sim {
         out
     }
 
-    /// Access tokens issued so far (recorded while `record_issued_tokens`).
+    /// Access tokens issued and client assertions received so far (recorded while
+    /// `record_issued_tokens`).
     pub fn issued_access_tokens(&self) -> Vec<String> {
         lock(&self.shared.auth).issued.clone()
     }
