@@ -1,7 +1,7 @@
 //! Streams one new object into a store so that it appears only complete and never
 //! replaces an existing object, hashing the bytes (SHA-256) as they go out.
 //!
-//! This is object_store's `BufWriter` with one difference: the no-overwrite rule. A file
+//! This is object_store's `BufWriter` with one difference, the no-overwrite rule. A file
 //! that fits in one part is sent with one `put` in `PutMode::Create` (an atomic
 //! create-if-absent on local disk, S3, GCS and Azure), so an existing object is never
 //! replaced even by a racing writer. Larger files go out as a multipart upload, which
@@ -12,14 +12,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use object_store::path::Path;
 use object_store::{
     ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayloadMut, WriteMultipart,
 };
-use parquet::arrow::async_writer::AsyncFileWriter;
-use parquet::errors::ParquetError;
 use sha2::{Digest, Sha256};
 
 /// Parts of a multipart upload (S3 wants at least 5 MiB per part but the last).
@@ -81,7 +77,7 @@ impl ObjectFileWriter {
         }
     }
 
-    async fn write_bytes(&mut self, bytes: Bytes) -> object_store::Result<()> {
+    pub async fn write_bytes(&mut self, bytes: Bytes) -> object_store::Result<()> {
         self.hasher.update(&bytes);
         self.bytes += bytes.len() as u64;
         match &mut self.state {
@@ -112,7 +108,7 @@ impl ObjectFileWriter {
         Ok(())
     }
 
-    async fn complete_upload(&mut self) -> object_store::Result<()> {
+    pub async fn complete_upload(&mut self) -> object_store::Result<()> {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::Buffering(buffer) => {
                 let payload = buffer.freeze();
@@ -145,19 +141,5 @@ impl ObjectFileWriter {
             State::Finished => {}
         }
         Ok(())
-    }
-}
-
-fn to_parquet(e: object_store::Error) -> ParquetError {
-    ParquetError::External(Box::new(e))
-}
-
-impl AsyncFileWriter for ObjectFileWriter {
-    fn write(&mut self, bs: Bytes) -> BoxFuture<'_, parquet::errors::Result<()>> {
-        async move { self.write_bytes(bs).await.map_err(to_parquet) }.boxed()
-    }
-
-    fn complete(&mut self) -> BoxFuture<'_, parquet::errors::Result<()>> {
-        async move { self.complete_upload().await.map_err(to_parquet) }.boxed()
     }
 }

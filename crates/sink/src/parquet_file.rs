@@ -15,7 +15,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
-use parquet::arrow::{AsyncArrowWriter, ProjectionMask};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
@@ -66,13 +66,18 @@ pub(crate) struct WrittenFile {
 }
 
 /// Encodes `order` (positions into `batches`) as one Parquet file at `path`.
+///
+/// Encoding is CPU work, so it runs on a blocking thread with parquet's `ArrowWriter`;
+/// its output streams through a small bounded channel to the upload, which runs here.
+/// Several files can thus encode at once on several cores while memory stays bounded
+/// by a row group and a few chunks in flight per file.
 pub(crate) async fn write_file(
     location: &Location,
     path: &str,
     schema: SchemaRef,
     properties: WriterProperties,
-    batches: &[RecordBatch],
-    order: &[(usize, usize)],
+    batches: Arc<Vec<RecordBatch>>,
+    order: Vec<(usize, usize)>,
 ) -> Result<WrittenFile, SinkError> {
     let fail = |source: ParquetError| SinkError::Parquet {
         operation: "write",
@@ -81,37 +86,89 @@ pub(crate) async fn write_file(
         source: Box::new(source),
     };
     let key = location.key(path)?;
-    let sink = ObjectFileWriter::new(Arc::clone(location.store()), key);
-    let mut writer = AsyncArrowWriter::try_new(sink, schema, Some(properties)).map_err(fail)?;
-    let batch_refs: Vec<&RecordBatch> = batches.iter().collect();
-    let mut outcome = Ok(());
-    for chunk in order.chunks(ENCODE_CHUNK_ROWS) {
-        let ordered = match interleave_record_batch(&batch_refs, chunk) {
-            Ok(batch) => batch,
-            Err(e) => {
-                outcome = Err(ParquetError::from(e));
-                break;
-            }
+    let (chunks, mut received) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
+    let encoder = tokio::task::spawn_blocking(move || -> parquet::errors::Result<()> {
+        let output = ChannelWriter {
+            chunks,
+            pending: Vec::with_capacity(SEND_CHUNK_BYTES),
         };
-        if let Err(e) = writer.write(&ordered).await {
-            outcome = Err(e);
+        let mut writer = ArrowWriter::try_new(output, schema, Some(properties))?;
+        let batch_refs: Vec<&RecordBatch> = batches.iter().collect();
+        for chunk in order.chunks(ENCODE_CHUNK_ROWS) {
+            writer.write(&interleave_record_batch(&batch_refs, chunk)?)?;
+        }
+        writer.into_inner()?.send_pending()?;
+        Ok(())
+    });
+
+    let mut upload = ObjectFileWriter::new(Arc::clone(location.store()), key);
+    let mut upload_error = None;
+    while let Some(chunk) = received.recv().await {
+        if let Err(e) = upload.write_bytes(chunk).await {
+            upload_error = Some(e);
             break;
         }
     }
-    if outcome.is_ok() {
-        outcome = writer.finish().await.map(|_| ());
-    }
-    let mut sink = writer.into_inner();
+    // Dropping the receiver stops an encoder whose upload failed.
+    drop(received);
+    let encoded = encoder
+        .await
+        .map_err(|e| fail(ParquetError::General(format!("the encoder stopped: {e}"))))?;
+    let outcome = match (upload_error, encoded) {
+        (Some(e), _) => Err(ParquetError::External(Box::new(e))),
+        (None, Err(e)) => Err(e),
+        (None, Ok(())) => upload
+            .complete_upload()
+            .await
+            .map_err(|e| ParquetError::External(Box::new(e))),
+    };
     if let Err(e) = outcome {
-        sink.abort().await;
+        upload.abort().await;
         return Err(fail(e));
     }
-    let (bytes, sha256, published) = sink.finish();
+    let (bytes, sha256, published) = upload.finish();
     Ok(WrittenFile {
         bytes,
         sha256,
         published: published.unwrap_or(Published::Created),
     })
+}
+
+/// Chunks of encoded bytes sent from the encoder thread to the upload.
+const SEND_CHUNK_BYTES: usize = 2 * 1024 * 1024;
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// The encoder's `Write`: collects bytes and hands them to the upload in chunks.
+struct ChannelWriter {
+    chunks: tokio::sync::mpsc::Sender<Bytes>,
+    pending: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send_pending(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(SEND_CHUNK_BYTES));
+        self.chunks
+            .blocking_send(Bytes::from(chunk))
+            .map_err(|_| std::io::Error::other("the upload stopped"))
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        if self.pending.len() >= SEND_CHUNK_BYTES {
+            self.send_pending()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        // Chunks go out when full or at the end; the upload does its own buffering.
+        Ok(())
+    }
 }
 
 /// Size and SHA-256 of an object, streamed.

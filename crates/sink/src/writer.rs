@@ -2,11 +2,13 @@
 //! versions already buffered or committed, and commits files and checkpoints by the
 //! protocol in the crate documentation.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::take;
+use futures::{StreamExt, TryStreamExt};
 use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
 
@@ -117,10 +119,14 @@ struct FilePlan {
     table: usize,
     days: i32,
     path: String,
-    /// Rows in key order, as (batch, row) positions in the partition's buffer.
+    /// Rows in key order, as (batch, row) positions in `batches`.
     order: Vec<(usize, usize)>,
-    keys: Vec<Box<[u8]>>,
+    /// The partition's buffered rows (shared by the partition's files).
+    batches: Arc<Vec<RecordBatch>>,
 }
+
+/// The table and version keys of one file, for the index.
+type FileKeys = (usize, Vec<Box<[u8]>>);
 
 /// Writes rows into the archive exactly once and moves checkpoints after them.
 pub struct ArchiveWriter {
@@ -353,11 +359,11 @@ impl ArchiveWriter {
         &mut self,
         checkpoints: Vec<Checkpoint>,
     ) -> Result<CommitReport, SinkError> {
-        let mut buffers = std::mem::take(&mut self.buffers);
+        let buffers = std::mem::take(&mut self.buffers);
         for keys in &mut self.buffered_keys {
             *keys = HashSet::new();
         }
-        let plans = self.plan_files(&buffers)?;
+        let (plans, index_keys) = self.plan_files(buffers)?;
         let mut report = CommitReport::default();
 
         if !plans.is_empty() {
@@ -375,29 +381,25 @@ impl ArchiveWriter {
             let write_ahead = WriteAhead::new(&commit_id, &self.options.run_id, planned);
             store_io::put_json(self.checkpoints.location(), WRITE_AHEAD_KEY, &write_ahead).await?;
 
-            let mut index_keys: Vec<(usize, Vec<Box<[u8]>>)> = Vec::with_capacity(plans.len());
-            let mut remaining_files: HashMap<(usize, i32), usize> = HashMap::new();
-            for plan in &plans {
-                *remaining_files.entry((plan.table, plan.days)).or_default() += 1;
-            }
-            for plan in plans {
-                step("write_file", &commit_id, &plan.path);
-                let buffer = &buffers[&(plan.table, plan.days)];
-                let record = self.publish(&plan, &buffer.batches).await?;
+            // Files encode in parallel, one per core; each partition's rows are freed
+            // when its last file is out.
+            let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let this = &*self;
+            let commit_id_ref = &commit_id;
+            let mut written: Vec<(usize, FileRecord)> =
+                futures::stream::iter(plans.into_iter().enumerate())
+                    .map(|(position, plan)| async move {
+                        step("write_file", commit_id_ref, &plan.path);
+                        Ok::<_, SinkError>((position, this.publish(plan).await?))
+                    })
+                    .buffer_unordered(parallel)
+                    .try_collect()
+                    .await?;
+            written.sort_by_key(|(position, _)| *position);
+            for (_, record) in written {
                 report.rows += record.rows;
                 report.bytes += record.bytes;
                 report.files.push(record);
-                index_keys.push((plan.table, plan.keys));
-                // Free each partition's rows as soon as its last file is out.
-                let left = remaining_files
-                    .get_mut(&(plan.table, plan.days))
-                    .expect("counted above");
-                *left -= 1;
-                if *left == 0
-                    && let Some(done) = buffers.remove(&(plan.table, plan.days))
-                {
-                    self.buffered_bytes = self.buffered_bytes.saturating_sub(done.bytes);
-                }
             }
 
             step("commit_record", &commit_id, "");
@@ -443,23 +445,26 @@ impl ArchiveWriter {
     }
 
     /// Splits each partition's rows, in key order, into files of at most about
-    /// `target_file_bytes`, each named by the hash of its keys.
+    /// `target_file_bytes`, each named by the hash of its keys. Returns the files and,
+    /// per file, its table and keys (for the index).
     fn plan_files(
         &self,
-        buffers: &BTreeMap<(usize, i32), PartitionBuffer>,
-    ) -> Result<Vec<FilePlan>, SinkError> {
+        buffers: BTreeMap<(usize, i32), PartitionBuffer>,
+    ) -> Result<(Vec<FilePlan>, Vec<FileKeys>), SinkError> {
         let mut plans = Vec::new();
-        for (&(table_index, days), buffer) in buffers {
+        let mut keys_per_file = Vec::new();
+        for ((table_index, days), buffer) in buffers {
             let table = &self.tables[table_index];
-            let key_names: Vec<&str> = table.spec.key_columns.to_vec();
+            let key_indices: Vec<usize> = table
+                .spec
+                .key_columns
+                .iter()
+                .map(|c| table.file_schema.index_of(c).expect("validated key column"))
+                .collect();
             let mut rows: Vec<(Box<[u8]>, usize, usize)> = Vec::with_capacity(buffer.rows);
             for (batch_index, batch) in buffer.batches.iter().enumerate() {
-                let indices: Vec<usize> = key_names
-                    .iter()
-                    .map(|c| table.file_schema.index_of(c).expect("validated key column"))
-                    .collect();
-                let keys =
-                    KeyReader::new(batch, &indices, table.spec.key_columns).keys(table.name())?;
+                let keys = KeyReader::new(batch, &key_indices, table.spec.key_columns)
+                    .keys(table.name())?;
                 rows.extend(
                     keys.into_iter()
                         .enumerate()
@@ -470,6 +475,7 @@ impl ArchiveWriter {
             let files = buffer.bytes.div_ceil(self.options.target_file_bytes).max(1);
             let per_file = rows.len().div_ceil(files).max(1);
             let dir = table.partition_dir(days);
+            let batches = Arc::new(buffer.batches);
             let mut rows = rows.into_iter().peekable();
             while rows.peek().is_some() {
                 let chunk: Vec<_> = rows.by_ref().take(per_file).collect();
@@ -484,26 +490,24 @@ impl ArchiveWriter {
                     days,
                     path: format!("{dir}/part-{}.parquet", file_hash(&keys)),
                     order,
-                    keys,
+                    batches: Arc::clone(&batches),
                 });
+                keys_per_file.push((table_index, keys));
             }
         }
-        Ok(plans)
+        Ok((plans, keys_per_file))
     }
 
     /// Writes one planned file, or adopts the file already there under its name (same
     /// name, same rows).
-    async fn publish(
-        &self,
-        plan: &FilePlan,
-        batches: &[RecordBatch],
-    ) -> Result<FileRecord, SinkError> {
+    async fn publish(&self, plan: FilePlan) -> Result<FileRecord, SinkError> {
         let table = &self.tables[plan.table];
+        let rows = plan.order.len() as u64;
         let record = |bytes, sha256| FileRecord {
             path: plan.path.clone(),
             table: table.name().to_string(),
             partition: partition_value(plan.days).unwrap_or_default(),
-            rows: plan.order.len() as u64,
+            rows,
             bytes,
             sha256,
         };
@@ -513,8 +517,8 @@ impl ArchiveWriter {
                 &plan.path,
                 table.file_schema.clone(),
                 self.properties.clone(),
-                batches,
-                &plan.order,
+                plan.batches,
+                plan.order,
             )
             .await?;
             if written.published == Published::Created {
@@ -523,14 +527,14 @@ impl ArchiveWriter {
         }
         tracing::info!(file = %plan.path, "file already in the archive; adopting it");
         let (bytes, sha256) = hash_object(&self.archive, &plan.path).await?;
-        let (rows, _) = read_rows_and_keys(&self.archive, &plan.path, bytes, table, false).await?;
-        if rows != plan.order.len() as u64 {
+        let (found_rows, _) =
+            read_rows_and_keys(&self.archive, &plan.path, bytes, table, false).await?;
+        if found_rows != rows {
             return Err(SinkError::Inconsistent {
                 location: self.archive.url().to_string(),
                 key: plan.path.clone(),
                 reason: format!(
-                    "the file already exists with {rows} rows, but its name stands for {} rows",
-                    plan.order.len()
+                    "the file already exists with {found_rows} rows, but its name stands for {rows} rows"
                 ),
             });
         }
@@ -550,7 +554,7 @@ impl ArchiveWriter {
         step("recover", &commit_id, "");
         tracing::warn!(commit = %commit_id, files = write_ahead.files.len(), "completing an interrupted commit");
         let mut files = Vec::new();
-        let mut keys: Vec<(usize, Vec<Box<[u8]>>)> = Vec::new();
+        let mut keys: Vec<FileKeys> = Vec::new();
         for planned in &write_ahead.files {
             let table_index = self.table_index(&planned.table).map_err(|_| SinkError::Inconsistent {
                 location: state.url().to_string(),
@@ -634,7 +638,7 @@ impl ArchiveWriter {
                     key: record_key.clone(),
                     reason: "listed but could not be read".into(),
                 })?;
-            let mut keys: Vec<(usize, Vec<Box<[u8]>>)> = Vec::new();
+            let mut keys: Vec<FileKeys> = Vec::new();
             for file in &record.files {
                 let Ok(table_index) = self.table_index(&file.table) else {
                     continue;
