@@ -114,8 +114,8 @@ pub struct ChatMessageBuilder {
     custodians: Custodians,
     created: usize,
     last_modified: usize,
-    /// Items of an expanded `replies` still to be written: (index in tape, reply number).
-    pending: Vec<usize>,
+    /// Tape indices of the rows of the item being appended (reused).
+    roots: Vec<usize>,
 }
 
 #[derive(Default)]
@@ -148,7 +148,7 @@ impl ChatMessageBuilder {
             custodians: Custodians::default(),
             created,
             last_modified,
-            pending: Vec::new(),
+            roots: Vec::new(),
         }
     }
 
@@ -159,10 +159,11 @@ impl ChatMessageBuilder {
         // Find and check every row (the item, then its expanded replies, depth first)
         // before writing any, so that an error leaves the builder as it was.
         let parent_id = self.engine.id(raw, 0)?;
-        self.pending.clear();
-        let mut ids = vec![parent_id.clone()];
+        let mut roots = std::mem::take(&mut self.roots);
+        roots.clear();
+        roots.push(0);
+        let mut ids = vec![parent_id];
         let mut i = 0;
-        let mut roots = vec![0usize];
         while i < roots.len() {
             let idx = roots[i];
             if let Some(replies) = self.engine.tape.get(raw, idx, "replies")
@@ -170,14 +171,24 @@ impl ChatMessageBuilder {
             {
                 for (n, r) in self.engine.tape.elements(replies).enumerate() {
                     let wrap = |e: ItemError| ItemError::Reply {
-                        parent_id: ids[i].clone(),
+                        parent_id: ids[i].to_string(),
                         index: n,
                         source: Box::new(e),
                     };
-                    self.engine.check_object(raw, r).map_err(wrap)?;
-                    let id = self.engine.id(raw, r).map_err(wrap)?;
-                    roots.push(r);
-                    ids.push(id);
+                    let checked = self
+                        .engine
+                        .check_object(raw, r)
+                        .and_then(|_| self.engine.id(raw, r));
+                    match checked {
+                        Ok(id) => {
+                            roots.push(r);
+                            ids.push(id);
+                        }
+                        Err(e) => {
+                            self.roots = roots;
+                            return Err(wrap(e));
+                        }
+                    }
                 }
             }
             i += 1;
@@ -190,7 +201,9 @@ impl ChatMessageBuilder {
             };
             self.append_row(raw, idx, slice, &ids[n], ctx);
         }
-        Ok(roots.len())
+        let rows = roots.len();
+        self.roots = roots;
+        Ok(rows)
     }
 
     fn append_row(&mut self, src: &str, idx: usize, slice: &str, id: &str, ctx: &RowContext) {

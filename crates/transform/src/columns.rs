@@ -72,6 +72,8 @@ pub struct ParseIssue {
 pub(crate) struct Issues {
     pub list: Vec<ParseIssue>,
     path: String,
+    /// Reused for unescaping strings on their way into a column.
+    scratch: String,
 }
 
 const ISSUE_VALUE_LIMIT: usize = 256;
@@ -471,14 +473,22 @@ impl KeyIndex {
     }
 }
 
-/// FNV-1a: keys are short.
+/// Mixes the length and the first and last 8 bytes: constant time, and distinct enough for
+/// the few dozen names of a Graph type (the slot's key is compared in full anyway).
 #[inline]
 fn key_hash(b: &[u8]) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &c in b {
-        h = (h ^ c as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-    (h ^ (h >> 29)) as usize
+    let n = b.len();
+    let (head, tail) = if n >= 8 {
+        let head = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+        let tail = u64::from_le_bytes(b[n - 8..].try_into().expect("8 bytes"));
+        (head, tail)
+    } else {
+        let mut buf = [0u8; 8];
+        buf[..n].copy_from_slice(b);
+        (u64::from_le_bytes(buf), 0)
+    };
+    let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> 32) as usize
 }
 
 fn tok_name(t: Tok) -> &'static str {
@@ -499,7 +509,12 @@ fn fill_scalar(col: &mut Col, tape: &Tape, src: &str, v: usize, issues: &mut Iss
     let raw = || tape.raw(src, v);
     match col {
         Col::Utf8(b) => match node.tok {
-            Tok::Str => b.append_value(tape.str(src, v)),
+            Tok::Str if node.escaped => {
+                issues.scratch.clear();
+                crate::json::unescape_into(tape.text(src, v), &mut issues.scratch);
+                b.append_value(&issues.scratch);
+            }
+            Tok::Str => b.append_value(tape.text(src, v)),
             Tok::Number | Tok::True | Tok::False => b.append_value(raw()),
             // An object or array where a string is declared: keep it as JSON text.
             _ => b.append_value(raw()),

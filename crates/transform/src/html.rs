@@ -197,22 +197,52 @@ struct Renderer {
 
 impl Renderer {
     fn text(&mut self, t: &str) {
+        let b = t.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i].is_ascii_whitespace() {
+                self.space = true;
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < b.len() && !b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            let word = &t[start..i];
+            if word.is_ascii() {
+                self.word(word);
+            } else {
+                self.chars(word);
+            }
+        }
+    }
+
+    /// Text with non-ASCII characters: Unicode spaces separate words too, and a no-break
+    /// space is written as a space.
+    fn chars(&mut self, t: &str) {
+        let mut buf = [0u8; 4];
         for c in t.chars() {
             if c.is_whitespace() && c != '\u{a0}' {
                 self.space = true;
-                continue;
+            } else {
+                let c = if c == '\u{a0}' { ' ' } else { c };
+                self.word(c.encode_utf8(&mut buf));
             }
-            if self.line_start {
-                for _ in 0..self.quote_depth {
-                    self.out.push_str("> ");
-                }
-                self.line_start = false;
-            } else if self.space {
-                self.out.push(' ');
-            }
-            self.space = false;
-            self.out.push(if c == '\u{a0}' { ' ' } else { c });
         }
+    }
+
+    fn word(&mut self, w: &str) {
+        if self.line_start {
+            for _ in 0..self.quote_depth {
+                self.out.push_str("> ");
+            }
+            self.line_start = false;
+        } else if self.space {
+            self.out.push(' ');
+        }
+        self.space = false;
+        self.out.push_str(w);
     }
 
     fn newline(&mut self) {

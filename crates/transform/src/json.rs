@@ -240,6 +240,13 @@ impl Tape {
         }
     }
 
+    /// The text of a string or key as written (escapes not decoded).
+    #[inline]
+    pub(crate) fn text<'s>(&self, src: &'s str, idx: usize) -> &'s str {
+        let n = self.nodes[idx];
+        &src[n.start as usize..n.end as usize]
+    }
+
     /// The text of a string or key, unescaped (borrowed when it has no escapes).
     pub(crate) fn str<'s>(&self, src: &'s str, idx: usize) -> Cow<'s, str> {
         let n = self.nodes[idx];
@@ -384,6 +391,12 @@ fn scan_number(b: &[u8], start: usize) -> Result<usize, SyntaxError> {
 /// becomes U+FFFD here; the canonical form keeps it distinct (see `canonical`).
 pub(crate) fn unescape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    unescape_into(text, &mut out);
+    out
+}
+
+/// As [`unescape`], appending to `out`.
+pub(crate) fn unescape_into(text: &str, out: &mut String) {
     for piece in Unescaped::new(text) {
         match piece {
             Piece::Text(t) => out.push_str(t),
@@ -391,7 +404,6 @@ pub(crate) fn unescape(text: &str) -> String {
             Piece::LoneSurrogate(_) => out.push('\u{FFFD}'),
         }
     }
-    out
 }
 
 pub(crate) enum Piece<'a> {

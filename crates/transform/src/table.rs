@@ -1,6 +1,7 @@
 //! What every table builder shares: the column layout of a table, and the per-row work
 //! (read the item, check its id, hash it, fill the typed columns, record what did not fit).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -387,7 +388,7 @@ impl Engine {
     }
 
     /// The item's id: a non-empty string, or a number (kept as written).
-    pub(crate) fn id(&self, src: &str, idx: usize) -> Result<String, ItemError> {
+    pub(crate) fn id<'s>(&self, src: &'s str, idx: usize) -> Result<Cow<'s, str>, ItemError> {
         let no_id = |reason: &str| ItemError::NoId {
             reason: reason.to_string(),
             excerpt: excerpt(self.tape.raw(src, idx)),
@@ -396,8 +397,8 @@ impl Engine {
             return Err(no_id("`id` is missing"));
         };
         let id = match self.tape.nodes[v].tok {
-            Tok::Str => self.tape.str(src, v).into_owned(),
-            Tok::Number => self.tape.raw(src, v).to_string(),
+            Tok::Str => self.tape.str(src, v),
+            Tok::Number => Cow::Borrowed(self.tape.raw(src, v)),
             Tok::Null => return Err(no_id("`id` is null")),
             _ => return Err(no_id("`id` is not a string")),
         };

@@ -342,3 +342,12 @@ fn body_text_keeps_mentions_quotes_attachments_emoji_and_drops_system_markup() {
     assert_eq!(quote, "> Ada Berg\n> is it ready?\nyes");
     assert_eq!(html_to_text("plain text stays"), "plain text stays");
 }
+
+#[test]
+fn builders_are_send() {
+    fn send<T: Send>() {}
+    send::<ChatMessageBuilder>();
+    send::<MailMessageBuilder>();
+    send::<transform::DirectoryUserBuilder>();
+    send::<transform::DirectoryChatBuilder>();
+}
