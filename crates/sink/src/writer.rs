@@ -31,6 +31,8 @@ pub const PROTOCOL_TARGET: &str = "sink::protocol";
 
 /// Estimated bookkeeping per buffered key (hash set slot and allocation).
 const KEY_OVERHEAD_BYTES: usize = 32;
+/// Bookkeeping per buffered row: its position in its partition's list.
+const POSITION_BYTES: usize = 8;
 
 /// Settings of an [`ArchiveWriter`].
 #[derive(Debug, Clone)]
@@ -107,10 +109,12 @@ pub struct RecoveryReport {
     pub warnings: Vec<String>,
 }
 
+/// The rows of one (table, partition) buffered for the next commit.
 #[derive(Default)]
 struct PartitionBuffer {
-    batches: Vec<RecordBatch>,
-    rows: usize,
+    /// (batch, row) positions in the table's buffered batches.
+    positions: Vec<(u32, u32)>,
+    /// The Arrow memory these rows account for (their share of their batches).
     bytes: usize,
 }
 
@@ -136,6 +140,8 @@ pub struct ArchiveWriter {
     options: WriterOptions,
     properties: WriterProperties,
     index: VersionIndex,
+    /// Batches appended since the last commit (file columns only), per table.
+    batches: Vec<Vec<RecordBatch>>,
     buffers: BTreeMap<(usize, i32), PartitionBuffer>,
     /// Keys buffered since the last commit, per table.
     buffered_keys: Vec<HashSet<Box<[u8]>>>,
@@ -211,6 +217,7 @@ impl ArchiveWriter {
             checkpoints: CheckpointStore::at(state),
             properties: writer_properties(options.row_group_rows),
             buffered_keys: tables.iter().map(|_| HashSet::new()).collect(),
+            batches: tables.iter().map(|_| Vec::new()).collect(),
             tables,
             options,
             index,
@@ -259,7 +266,6 @@ impl ArchiveWriter {
         let index = self.index.reader(table.name())?;
         let buffered = &self.buffered_keys[table_index];
         let mut new_rows = Vec::new();
-        let mut groups: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
         {
             let mut in_batch: HashSet<&[u8]> = HashSet::with_capacity(keys.len());
             for (row, key) in keys.iter().enumerate() {
@@ -267,51 +273,65 @@ impl ArchiveWriter {
                 if buffered.contains(key) || !in_batch.insert(key) || index.contains(key)? {
                     continue;
                 }
-                new_rows.push(row);
-                groups.entry(days[row]).or_default().push(row as u32);
+                new_rows.push(row as u32);
             }
         }
-
-        let mut built = Vec::with_capacity(groups.len());
-        for (days, rows) in groups {
-            let arrow_error = |operation, source| SinkError::Arrow {
-                table: table.name().to_string(),
-                partition: partition_value(days).unwrap_or_default(),
-                operation,
-                source: Box::new(source),
-            };
-            let indices = UInt32Array::from(rows);
-            let columns = table
-                .file_columns
-                .iter()
-                .map(|&c| take(batch.column(c).as_ref(), &indices, None))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| arrow_error("select rows", e))?;
-            let part = RecordBatch::try_new(table.file_schema.clone(), columns)
-                .map_err(|e| arrow_error("check rows against the table schema", e))?;
-            built.push((days, part));
-        }
-
         let stats = AppendStats {
             rows_in: batch.num_rows(),
             rows_new: new_rows.len(),
             rows_duplicate: batch.num_rows() - new_rows.len(),
         };
+        if new_rows.is_empty() {
+            return Ok(stats);
+        }
+
+        // Keep the caller's columns as they are (no copy), unless most rows are
+        // known versions: then copy out the new ones, so that replays do not hold
+        // whole batches for a few rows.
+        let arrow_error = |operation, source| SinkError::Arrow {
+            table: table.name().to_string(),
+            partition: String::new(),
+            operation,
+            source: Box::new(source),
+        };
+        let compact = new_rows.len() * 2 < batch.num_rows();
+        let columns = if compact {
+            let indices = UInt32Array::from(new_rows.clone());
+            table
+                .file_columns
+                .iter()
+                .map(|&c| take(batch.column(c).as_ref(), &indices, None))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| arrow_error("select new rows", e))?
+        } else {
+            table
+                .file_columns
+                .iter()
+                .map(|&c| Arc::clone(batch.column(c)))
+                .collect()
+        };
+        let stored = RecordBatch::try_new(table.file_schema.clone(), columns)
+            .map_err(|e| arrow_error("check rows against the table schema", e))?;
+        let stored_bytes = stored.get_array_memory_size();
+        let row_bytes = stored_bytes / stored.num_rows().max(1);
+
+        let batch_index = self.batches[table_index].len() as u32;
         let mut keys: Vec<Option<Box<[u8]>>> = keys.into_iter().map(Some).collect();
         let buffered = &mut self.buffered_keys[table_index];
-        for row in new_rows {
-            let key = keys[row].take().expect("each new row once");
+        for (stored_row, &row) in new_rows.iter().enumerate() {
+            let key = keys[row as usize].take().expect("each new row once");
             self.buffered_bytes += key.len() + KEY_OVERHEAD_BYTES;
             buffered.insert(key);
+            let position = if compact { stored_row as u32 } else { row };
+            let buffer = self
+                .buffers
+                .entry((table_index, days[row as usize]))
+                .or_default();
+            buffer.positions.push((batch_index, position));
+            buffer.bytes += row_bytes;
         }
-        for (days, part) in built {
-            let bytes = part.get_array_memory_size();
-            let buffer = self.buffers.entry((table_index, days)).or_default();
-            buffer.rows += part.num_rows();
-            buffer.bytes += bytes;
-            buffer.batches.push(part);
-            self.buffered_bytes += bytes;
-        }
+        self.buffered_bytes += stored_bytes + new_rows.len() * POSITION_BYTES;
+        self.batches[table_index].push(stored);
         Ok(stats)
     }
 
@@ -327,7 +347,7 @@ impl ArchiveWriter {
 
     /// Rows buffered since the last commit.
     pub fn buffered_rows(&self) -> usize {
-        self.buffers.values().map(|b| b.rows).sum()
+        self.buffers.values().map(|b| b.positions.len()).sum()
     }
 
     /// Publishes the buffered rows, then writes `checkpoints`:
@@ -360,10 +380,17 @@ impl ArchiveWriter {
         checkpoints: Vec<Checkpoint>,
     ) -> Result<CommitReport, SinkError> {
         let buffers = std::mem::take(&mut self.buffers);
+        let batches: Vec<Arc<Vec<RecordBatch>>> = self
+            .batches
+            .iter_mut()
+            .map(|b| Arc::new(std::mem::take(b)))
+            .collect();
         for keys in &mut self.buffered_keys {
             *keys = HashSet::new();
         }
-        let (plans, index_keys) = self.plan_files(buffers)?;
+        let (plans, index_keys) = self.plan_files(buffers, &batches)?;
+        // The files hold the only references now: rows are freed as files finish.
+        drop(batches);
         let mut report = CommitReport::default();
 
         if !plans.is_empty() {
@@ -450,32 +477,38 @@ impl ArchiveWriter {
     fn plan_files(
         &self,
         buffers: BTreeMap<(usize, i32), PartitionBuffer>,
+        batches: &[Arc<Vec<RecordBatch>>],
     ) -> Result<(Vec<FilePlan>, Vec<FileKeys>), SinkError> {
         let mut plans = Vec::new();
         let mut keys_per_file = Vec::new();
         for ((table_index, days), buffer) in buffers {
             let table = &self.tables[table_index];
+            let table_batches = &batches[table_index];
             let key_indices: Vec<usize> = table
                 .spec
                 .key_columns
                 .iter()
                 .map(|c| table.file_schema.index_of(c).expect("validated key column"))
                 .collect();
-            let mut rows: Vec<(Box<[u8]>, usize, usize)> = Vec::with_capacity(buffer.rows);
-            for (batch_index, batch) in buffer.batches.iter().enumerate() {
-                let keys = KeyReader::new(batch, &key_indices, table.spec.key_columns)
-                    .keys(table.name())?;
-                rows.extend(
-                    keys.into_iter()
-                        .enumerate()
-                        .map(|(row, key)| (key, batch_index, row)),
-                );
+            let readers: Vec<KeyReader> = table_batches
+                .iter()
+                .map(|b| KeyReader::new(b, &key_indices, table.spec.key_columns))
+                .collect();
+            let mut rows: Vec<(Box<[u8]>, usize, usize)> =
+                Vec::with_capacity(buffer.positions.len());
+            let mut key = Vec::with_capacity(80);
+            for &(batch, row) in &buffer.positions {
+                let (batch, row) = (batch as usize, row as usize);
+                key.clear();
+                readers[batch]
+                    .write_key(row, &mut key)
+                    .expect("keys were checked when appended");
+                rows.push((key.as_slice().into(), batch, row));
             }
             rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             let files = buffer.bytes.div_ceil(self.options.target_file_bytes).max(1);
             let per_file = rows.len().div_ceil(files).max(1);
             let dir = table.partition_dir(days);
-            let batches = Arc::new(buffer.batches);
             let mut rows = rows.into_iter().peekable();
             while rows.peek().is_some() {
                 let chunk: Vec<_> = rows.by_ref().take(per_file).collect();
@@ -490,7 +523,7 @@ impl ArchiveWriter {
                     days,
                     path: format!("{dir}/part-{}.parquet", file_hash(&keys)),
                     order,
-                    batches: Arc::clone(&batches),
+                    batches: Arc::clone(table_batches),
                 });
                 keys_per_file.push((table_index, keys));
             }
