@@ -180,6 +180,11 @@ pub struct GraphArgs {
     #[arg(long, value_name = "PEM")]
     pub certificate: Option<PathBuf>,
 
+    /// A client secret given by the program itself (the demo), never by a flag: secrets on
+    /// a command line end up in shell histories and process lists.
+    #[arg(skip)]
+    pub client_secret: Option<String>,
+
     /// Microsoft Graph's base URL (national clouds, a proxy, or a simulator).
     #[arg(long, value_name = "URL", default_value = "https://graph.microsoft.com")]
     pub graph_url: String,

@@ -4,12 +4,15 @@
 //! same program.
 
 mod args;
+mod demo;
 mod exit;
 mod ingest;
 mod logging;
 mod progress;
 mod run;
 mod schema;
+mod status;
+mod sync;
 mod tables;
 
 use std::process::ExitCode;
@@ -38,6 +41,9 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Ingest(args) => ingest::run(args, progress).await,
             Command::Schema(args) => schema::run(args),
+            Command::Sync(args) => sync::run(args, progress).await,
+            Command::Demo(args) => demo::run(args, progress).await,
+            Command::Status(args) => status::run(args).await,
         }
     });
     match result {

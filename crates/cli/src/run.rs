@@ -114,6 +114,9 @@ pub struct RunSummary {
     pub exit_code: u8,
     pub totals: RunTotals,
     pub errors: Vec<String>,
+    /// Per scope, for `sync`: pages, items, rows and where the scope stands.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<crate::sync::scope::ScopeReport>,
 }
 
 impl RunSummary {
@@ -135,6 +138,7 @@ impl RunSummary {
             exit_code: outcome.code(),
             totals: totals.clone(),
             errors,
+            scopes: Vec::new(),
         }
     }
 }

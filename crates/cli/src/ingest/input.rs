@@ -161,7 +161,7 @@ fn classify<'a>(
         ItemKind::Chat => items.push(Found::ChatMessage(text)),
         ItemKind::Mail => items.push(Found::MailMessage(text)),
         ItemKind::Auto => match recognise(&keys) {
-            Recognised::Found(make) => items.push(make(text)),
+            Recognised::Found(kind) => items.push(kind.with(text)),
             Recognised::Nested(key) => {
                 let nested = keys[key];
                 classify(nested, kind, index, items, unusable)
@@ -171,8 +171,27 @@ fn classify<'a>(
     }
 }
 
+#[derive(Clone, Copy)]
+enum Kind {
+    ChatMessage,
+    MailMessage,
+    User,
+    Chat,
+}
+
+impl Kind {
+    fn with(self, raw: &str) -> Found<'_> {
+        match self {
+            Kind::ChatMessage => Found::ChatMessage(raw),
+            Kind::MailMessage => Found::MailMessage(raw),
+            Kind::User => Found::User(raw),
+            Kind::Chat => Found::Chat(raw),
+        }
+    }
+}
+
 enum Recognised {
-    Found(fn(&str) -> Found<'_>),
+    Found(Kind),
     /// A wrapper whose property holds the message (a pinned message's `message`).
     Nested(&'static str),
     Unknown(String),
@@ -218,33 +237,33 @@ fn recognise(keys: &HashMap<Cow<'_, str>, &RawValue>) -> Recognised {
     {
         let odata_type = odata_type.trim_start_matches('#').to_ascii_lowercase();
         match odata_type.as_str() {
-            "microsoft.graph.chatmessage" => return Recognised::Found(Found::ChatMessage),
-            "microsoft.graph.user" => return Recognised::Found(Found::User),
-            "microsoft.graph.chat" => return Recognised::Found(Found::Chat),
+            "microsoft.graph.chatmessage" => return Recognised::Found(Kind::ChatMessage),
+            "microsoft.graph.user" => return Recognised::Found(Kind::User),
+            "microsoft.graph.chat" => return Recognised::Found(Kind::Chat),
             t if t == "microsoft.graph.message" || t.starts_with("microsoft.graph.eventmessage") => {
-                return Recognised::Found(Found::MailMessage);
+                return Recognised::Found(Kind::MailMessage);
             }
             _ => {}
         }
     }
     let has = |names: &[&str]| names.iter().any(|n| keys.contains_key(*n));
     if has(MAIL_MESSAGE_KEYS) {
-        return Recognised::Found(Found::MailMessage);
+        return Recognised::Found(Kind::MailMessage);
     }
     if has(CHAT_MESSAGE_KEYS) {
-        return Recognised::Found(Found::ChatMessage);
+        return Recognised::Found(Kind::ChatMessage);
     }
     if has(&["chatType"]) {
-        return Recognised::Found(Found::Chat);
+        return Recognised::Found(Kind::Chat);
     }
     if has(&["userPrincipalName"]) {
-        return Recognised::Found(Found::User);
+        return Recognised::Found(Kind::User);
     }
     if keys.get("message").is_some_and(|m| m.get().starts_with('{')) {
         return Recognised::Nested("message");
     }
     if has(&["body", "from", "attachments"]) {
-        return Recognised::Found(Found::ChatMessage);
+        return Recognised::Found(Kind::ChatMessage);
     }
     if has(&["subscriptionId", "changeType"]) && !keys.contains_key("body") {
         return Recognised::Unknown(
