@@ -256,7 +256,8 @@ impl Renderer {
 
 /// A character reference at the start of `s`: the character and the reference's length.
 fn entity(s: &str) -> Option<(char, usize)> {
-    let end = s[..s.len().min(12)].find(';')?;
+    // Byte search: the 12-byte window may end inside a multi-byte character.
+    let end = s.as_bytes().iter().take(12).position(|&b| b == b';')?;
     let name = &s[1..end];
     let c = match name {
         "amp" => '&',
@@ -388,6 +389,12 @@ fn decode_entities(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ampersand_before_multibyte_text_is_not_cut_inside_a_character() {
+        assert_eq!(html_to_text("<p>&gt; 日本語 über</p>"), "> 日本語 über");
+        assert_eq!(html_to_text("<p>a &日本語語語 b</p>"), "a &日本語語語 b");
+    }
 
     #[test]
     fn plain_text_passes_through() {
