@@ -19,7 +19,36 @@ const ROWS: usize = 20_000;
 const BATCH_ROWS: usize = 1_000;
 
 fn main() {
+    report_output_size();
     divan::main();
+}
+
+/// Prints the size of what one commit of the input writes, for the compression ratio.
+fn report_output_size() {
+    let input = batches();
+    let arrow_bytes: usize = input.iter().map(|b| b.get_array_memory_size()).sum();
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = rt
+        .block_on(ArchiveWriter::open(
+            dir.path().join("out").to_str().unwrap(),
+            dir.path().join("state").to_str().unwrap(),
+            vec![spec()],
+            options(),
+        ))
+        .unwrap()
+        .0;
+    for batch in &input {
+        writer.append("chat_messages", batch).unwrap();
+    }
+    let report = rt.block_on(writer.commit(Vec::new())).unwrap();
+    println!(
+        "{ROWS} rows, {:.1} MB of Arrow data -> {} files, {:.1} MB of Parquet ({:.1}x smaller)",
+        arrow_bytes as f64 / 1e6,
+        report.files.len(),
+        report.bytes as f64 / 1e6,
+        arrow_bytes as f64 / report.bytes as f64
+    );
 }
 
 const WORDS: &[&str] = &[
