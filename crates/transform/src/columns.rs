@@ -5,6 +5,7 @@
 //! value arrives, and every column catches up at `finish`. So a row costs work in proportion
 //! to the values it has, not to the hundreds of columns a union of Graph types produces.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -421,7 +422,11 @@ impl StructCol {
         issues: &mut Issues,
     ) {
         for (k, v) in tape.members(obj) {
-            let key = tape.str(src, k);
+            let key = if tape.nodes[k].escaped {
+                tape.str(src, k)
+            } else {
+                Cow::Borrowed(tape.text(src, k))
+            };
             if let Some(ci) = self.child_index(&key) {
                 let mark = issues.enter_key(&key);
                 self.children[ci].fill(tape, src, v, index, issues);

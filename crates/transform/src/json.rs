@@ -261,8 +261,19 @@ impl Tape {
     /// The value of key `name` in the object at `idx`, if present.
     pub(crate) fn get(&self, src: &str, idx: usize, name: &str) -> Option<usize> {
         self.members(idx)
-            .find(|&(k, _)| self.str(src, k) == name)
+            .find(|&(k, _)| self.key_is(src, k, name))
             .map(|(_, v)| v)
+    }
+
+    /// Whether the key at `k` is `name` (compared without unescaping when it has no escapes).
+    #[inline]
+    pub(crate) fn key_is(&self, src: &str, k: usize, name: &str) -> bool {
+        let n = self.nodes[k];
+        if n.escaped {
+            return self.str(src, k) == name;
+        }
+        n.end - n.start == name.len() as u32
+            && &src.as_bytes()[n.start as usize..n.end as usize] == name.as_bytes()
     }
 }
 
@@ -321,16 +332,28 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 fn scan_string(b: &[u8], mut i: usize) -> Result<(usize, bool), SyntaxError> {
     let mut escaped = false;
     loop {
-        let Some(off) = memchr::memchr2(b'"', b'\\', &b[i..]) else {
-            return Err(err(b.len(), "unterminated string"));
-        };
-        let j = i + off;
-        if b[i..j].iter().any(|&c| c < 0x20) {
-            let k = i + b[i..j].iter().position(|&c| c < 0x20).unwrap_or(0);
-            return Err(err(k, "control character in a string"));
+        // Most strings are short: look at the first bytes one by one before paying for a
+        // vectorised search.
+        let short_end = b.len().min(i + 16);
+        let mut j = i;
+        while j < short_end && b[j] != b'"' && b[j] != b'\\' && b[j] >= 0x20 {
+            j += 1;
         }
-        if b[j] == b'"' {
-            return Ok((j, escaped));
+        if j == short_end && j < b.len() {
+            let Some(off) = memchr::memchr2(b'"', b'\\', &b[j..]) else {
+                return Err(err(b.len(), "unterminated string"));
+            };
+            let end = j + off;
+            if let Some(k) = b[j..end].iter().position(|&c| c < 0x20) {
+                return Err(err(j + k, "control character in a string"));
+            }
+            j = end;
+        }
+        match b.get(j) {
+            None => return Err(err(b.len(), "unterminated string")),
+            Some(b'"') => return Ok((j, escaped)),
+            Some(b'\\') => {}
+            Some(_) => return Err(err(j, "control character in a string")),
         }
         escaped = true;
         match b.get(j + 1) {
@@ -524,6 +547,8 @@ mod tests {
             "{} x",
             "{'a':1}",
             "\"\u{1}\"",
+            "\"0123456789abcdefghij\u{1}\"",
+            "\"0123456789abcdefghij",
             "\"\\x\"",
             "\"\\u12\"",
             "[1 2]",
