@@ -52,22 +52,30 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn pacer(per_second: f64) -> DefaultDirectRateLimiter {
-    RateLimiter::direct(quota(per_second))
+fn pacer(per_second: f64, burst: NonZeroU32) -> DefaultDirectRateLimiter {
+    RateLimiter::direct(quota(per_second, burst))
 }
 
-/// One request every 1/rate seconds, no bursts: evenly spaced requests never put one
-/// too many into any one-second window.
-fn quota(per_second: f64) -> Quota {
+/// One request every 1/rate seconds, with a small burst so a request that woke late can
+/// catch up: at most `burst + rate x T` requests in any T seconds.
+fn quota(per_second: f64, burst: NonZeroU32) -> Quota {
     let period = Duration::from_secs_f64(1.0 / per_second.max(0.01));
     Quota::with_period(period)
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-        .allow_burst(NonZeroU32::MIN)
+        .allow_burst(burst)
+}
+
+/// The burst a limit affords: a quarter of the room between the limit and the pace, at
+/// least one; the rest absorbs network and scheduling jitter.
+fn burst(limit: u32, headroom: f64) -> NonZeroU32 {
+    let room = f64::from(limit) * (1.0 - headroom) / 4.0;
+    NonZeroU32::new(room.floor() as u32).unwrap_or(NonZeroU32::MIN)
 }
 
 /// The app-wide rate: multiplicative decrease on 429, gradual recovery to the ceiling.
 struct AdaptiveRate {
     ceiling: f64,
+    burst: NonZeroU32,
     state: Mutex<RateState>,
 }
 
@@ -78,13 +86,14 @@ struct RateState {
 }
 
 impl AdaptiveRate {
-    fn new(ceiling: f64) -> Self {
+    fn new(ceiling: f64, burst: NonZeroU32) -> Self {
         AdaptiveRate {
             ceiling,
+            burst,
             state: Mutex::new(RateState {
                 current: ceiling,
                 changed_at: Instant::now(),
-                limiter: Arc::new(pacer(ceiling)),
+                limiter: Arc::new(pacer(ceiling, burst)),
             }),
         }
     }
@@ -108,7 +117,7 @@ impl AdaptiveRate {
         );
         state.current = lowered;
         state.changed_at = Instant::now();
-        state.limiter = Arc::new(pacer(lowered));
+        state.limiter = Arc::new(pacer(lowered, self.burst));
     }
 
     fn succeeded(&self) {
@@ -117,7 +126,7 @@ impl AdaptiveRate {
             let raised = (state.current + self.ceiling * 0.05).min(self.ceiling);
             state.current = raised;
             state.changed_at = Instant::now();
-            state.limiter = Arc::new(pacer(raised));
+            state.limiter = Arc::new(pacer(raised, self.burst));
         }
     }
 
@@ -145,9 +154,13 @@ impl Throttle {
     pub(crate) fn new(limits: &Limits) -> Self {
         let headroom = limits.headroom.clamp(0.1, 1.0);
         Throttle {
-            app: AdaptiveRate::new(f64::from(limits.requests_per_second.max(1)) * headroom),
+            app: AdaptiveRate::new(
+                f64::from(limits.requests_per_second.max(1)) * headroom,
+                burst(limits.requests_per_second, headroom),
+            ),
             teams: RateLimiter::keyed(quota(
                 f64::from(limits.team_requests_per_second.max(1)) * headroom,
+                burst(limits.team_requests_per_second, headroom),
             )),
             mailboxes: Mutex::new(HashMap::new()),
             mailbox_concurrency: limits.mailbox_concurrency.max(1) as usize,
@@ -207,10 +220,9 @@ impl Throttle {
     }
 
     /// Graph said 429 to a request on this route: pause the narrowest limit it counts
-    /// against (a team, a mailbox, else the whole app) for `Retry-After`; a 429 for the
-    /// app also halves the app's rate.
+    /// against (a team, a mailbox, else the whole app) for `Retry-After` (without one, only
+    /// the request itself backs off); a 429 for the app also halves the app's rate.
     pub(crate) fn throttled(&self, route: &Route, retry_after: Option<Duration>) {
-        let pause = retry_after.unwrap_or(Duration::from_secs(1));
         let key = match (&route.team, &route.mailbox) {
             (Some(team), _) => format!("team:{team}"),
             (None, Some(mailbox)) => format!("mailbox:{mailbox}"),
@@ -218,6 +230,9 @@ impl Throttle {
                 self.app.throttled();
                 APP.to_string()
             }
+        };
+        let Some(pause) = retry_after else {
+            return;
         };
         let until = Instant::now() + pause;
         let mut paused = lock(&self.paused);

@@ -639,7 +639,10 @@ fn build(
             // `$expand=members` is a parameter of the first call; later pages carry it in the token.
             let expand = match ctx.query.get("skiptoken") {
                 Some(token) => StateToken::decode(token).is_some_and(|t| t.s.ends_with(":members")),
-                None => ctx.query.get("expand").is_some_and(|e| e.eq_ignore_ascii_case("members")),
+                None => ctx
+                    .query
+                    .get("expand")
+                    .is_some_and(|e| e.eq_ignore_ascii_case("members")),
             };
             if expand {
                 ctx.scope.push_str(":members");
