@@ -470,12 +470,33 @@ impl KeyIndex {
             if slot == EMPTY {
                 return None;
             }
-            if keys[slot as usize].as_bytes() == key {
+            if same_bytes(keys[slot as usize].as_bytes(), key) {
                 return Some(slot as usize);
             }
             at = (at + 1) & self.mask;
         }
     }
+}
+
+/// Byte equality for short keys, without a call into libc's memcmp.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        let x = u64::from_ne_bytes(x.try_into().expect("8 bytes"));
+        let y = u64::from_ne_bytes(y.try_into().expect("8 bytes"));
+        if x != y {
+            return false;
+        }
+    }
+    ca.remainder()
+        .iter()
+        .zip(cb.remainder())
+        .all(|(x, y)| x == y)
 }
 
 /// Mixes the length and the first and last 8 bytes: constant time, and distinct enough for
