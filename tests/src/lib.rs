@@ -139,3 +139,6 @@ print(json.dumps([list(r) for r in rows], default=str))
     let out = run_python(program, &[sql]);
     serde_json::from_str(out.trim()).expect("DuckDB rows as JSON")
 }
+
+pub mod archive;
+pub mod tenant;

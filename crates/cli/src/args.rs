@@ -244,6 +244,11 @@ pub struct SyncArgs {
     /// Items per page asked of Graph ($top or odata.maxpagesize).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub page_size: u32,
+
+    /// Retries of one request (throttling, server errors, dropped connections, broken
+    /// bodies, with backoff) before its scope is reported as failed.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub max_retries: u32,
 }
 
 #[derive(Debug, Args)]

@@ -50,6 +50,7 @@ pub async fn run(args: DemoArgs, progress: Progress) -> anyhow::Result<Outcome> 
         memory_budget_mib: 256,
         commit_interval: 60,
         page_size: 50,
+        max_retries: 8,
     };
 
     println!("== First run: everything the tenant holds");

@@ -42,7 +42,8 @@ pub async fn run(args: SyncArgs, progress: Progress) -> anyhow::Result<Outcome> 
                 .with_context(|| format!("--since {s:?} is not an RFC 3339 time"))
         })
         .transpose()?;
-    let config = credentials::client_config(&args.graph)?;
+    let mut config = credentials::client_config(&args.graph)?;
+    config.retry.max_retries = args.max_retries;
     let client = fetch::GraphClient::new(config).context("setting up the Graph client")?;
     let state = args.state.clone().unwrap_or_else(|| {
         let base = run::default_state(&args.out);
