@@ -174,3 +174,44 @@ async fn a_rejected_token_is_replaced_and_the_request_repeated() {
     assert_eq!(stats.with_status(401), 1);
     assert_eq!(stats.access_tokens_issued, 2);
 }
+
+#[tokio::test]
+async fn a_struggling_login_endpoint_is_retried() {
+    use graph_sim::{Fault, FaultPlan, FaultRule, RetryAfter, Target};
+    let sim = sim(quiet()).await;
+    sim.set_faults(
+        FaultPlan::none()
+            .with(
+                FaultRule::times(Fault::Status { status: 503 }, 1)
+                    .on(Target::Endpoint(EndpointKind::Token)),
+            )
+            .with(
+                FaultRule::times(
+                    Fault::TooManyRequests {
+                        retry_after: RetryAfter::Millis(20),
+                    },
+                    1,
+                )
+                .on(Target::Endpoint(EndpointKind::Token)),
+            )
+            .with(
+                FaultRule::times(Fault::ConnectionReset, 1)
+                    .on(Target::Endpoint(EndpointKind::Token)),
+            )
+            .with(
+                FaultRule::times(Fault::IncompleteJson, 1)
+                    .on(Target::Endpoint(EndpointKind::Token)),
+            ),
+    );
+    let client = client(&sim);
+    let user = sim.directory().users[0].clone();
+    let got = round(&client, &chats_of(&user.id), initial(50)).await.ok();
+    assert_eq!(got.distinct(), expected_chats(&sim, &user.id));
+    let stats = sim.stats();
+    assert_eq!(
+        stats.total(EndpointKind::Token),
+        5,
+        "four failures, then a token"
+    );
+    assert_eq!(stats.access_tokens_issued, 2, "one lost in a cut response");
+}

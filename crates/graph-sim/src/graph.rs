@@ -214,8 +214,12 @@ pub(crate) async fn unknown(State(s): Shared_, uri: Uri) -> Response {
 // ---- the request pipeline -----------------------------------------------------------------
 
 enum Before {
-    Continue { after: Option<Fault> },
+    Continue {
+        after: Option<Fault>,
+    },
     Respond(Response),
+    /// The connection is dropped: counted as status 0.
+    Reset(Response),
 }
 
 /// Decide and apply an injected fault that happens before the request is served.
@@ -251,7 +255,7 @@ async fn faults_before(
                     "simulated connection reset",
                 ))
             });
-            return Before::Respond(Response::new(Body::from_stream(stream)));
+            return Before::Reset(Response::new(Body::from_stream(stream)));
         }
         Fault::TooManyRequests { retry_after } => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -306,6 +310,10 @@ async fn serve(shared: Arc<Shared>, endpoint: Endpoint, uri: Uri, headers: Heade
         .and_then(|v| v.to_str().ok());
     let after = match faults_before(&shared, kind, &uri, authorization, latency).await {
         Before::Respond(response) => return finish(&shared, kind, response),
+        Before::Reset(response) => {
+            lock(&shared.stats).record(kind, 0);
+            return response;
+        }
         Before::Continue { after } => after,
     };
     let auth_result = lock(&shared.auth).check(authorization);
@@ -1431,11 +1439,14 @@ pub(crate) async fn token(
     body: Bytes,
 ) -> Response {
     let kind = EndpointKind::Token;
-    if let Before::Respond(response) =
-        faults_before(&shared, kind, &uri, None, Duration::ZERO).await
-    {
-        return finish(&shared, kind, response);
-    }
+    let after = match faults_before(&shared, kind, &uri, None, Duration::ZERO).await {
+        Before::Respond(response) => return finish(&shared, kind, response),
+        Before::Reset(response) => {
+            lock(&shared.stats).record(kind, 0);
+            return response;
+        }
+        Before::Continue { after } => after,
+    };
     let mut form = TokenRequest {
         grant_type: None,
         client_id: None,
@@ -1468,16 +1479,17 @@ pub(crate) async fn token(
         )
     };
     let response = match result {
-        Ok((token, expires_in)) => (
-            StatusCode::OK,
-            axum::Json(json!({
+        Ok((token, expires_in)) => PageOut {
+            body: serde_json::to_vec(&json!({
                 "token_type": "Bearer",
                 "expires_in": expires_in,
                 "ext_expires_in": expires_in,
                 "access_token": token,
-            })),
-        )
-            .into_response(),
+            }))
+            .unwrap_or_default(),
+            preference_applied: None,
+        }
+        .into_response(after),
         Err(e) => {
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
             (

@@ -397,3 +397,73 @@ async fn the_admin_api_drives_the_simulator_from_another_process() {
         .expect("JSON");
     assert!(stats["requests"].is_array());
 }
+
+#[tokio::test]
+async fn graph_sim_serve_prints_where_it_listens_and_serves_until_stopped() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_graph-sim"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--users",
+            "3",
+            "--messages-per-user",
+            "4",
+            "--latency-ms",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the graph-sim binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("a line within 30 s")
+        .expect("readable")
+        .expect("a first line");
+    let ready: Value = serde_json::from_str(&first).expect("one JSON line");
+    let graph = ready["graphUrl"].as_str().expect("graphUrl").to_string();
+    let http = reqwest::Client::new();
+    let directory: Value = http
+        .get(format!(
+            "{}directory",
+            ready["admin"].as_str().expect("admin")
+        ))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(directory["users"].as_array().map(Vec::len), Some(3));
+    let token: Value = http
+        .post(format!(
+            "{}{}/oauth2/v2.0/token",
+            ready["loginUrl"].as_str().unwrap_or_default(),
+            ready["tenantId"].as_str().unwrap_or_default()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", ready["clientId"].as_str().unwrap_or_default()),
+            (
+                "client_secret",
+                ready["clientSecret"].as_str().unwrap_or_default(),
+            ),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON");
+    let bearer = token["access_token"].as_str().expect("a token");
+    let (status, users) = get(&http, bearer, &format!("{graph}v1.0/users")).await;
+    assert_eq!(status, 200);
+    assert_eq!(users["value"].as_array().map(Vec::len), Some(3));
+    child.kill().await.expect("stopped");
+}
