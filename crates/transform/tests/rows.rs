@@ -351,3 +351,82 @@ fn builders_are_send() {
     send::<transform::DirectoryUserBuilder>();
     send::<transform::DirectoryChatBuilder>();
 }
+
+/// Replaces the leaf at `target` (in walk order) by `with`; returns whether it was found.
+fn replace_leaf(
+    v: &mut serde_json::Value,
+    target: usize,
+    seen: &mut usize,
+    with: &serde_json::Value,
+) -> bool {
+    match v {
+        serde_json::Value::Object(map) => map
+            .values_mut()
+            .any(|c| replace_leaf(c, target, seen, with)),
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .any(|c| replace_leaf(c, target, seen, with)),
+        leaf => {
+            *seen += 1;
+            if *seen - 1 == target {
+                *leaf = with.clone();
+                return true;
+            }
+            false
+        }
+    }
+}
+
+#[test]
+fn any_value_of_any_type_anywhere_keeps_the_row_and_never_panics() {
+    let replacements = [
+        serde_json::json!(12345),
+        serde_json::json!(-1.5e300),
+        serde_json::json!("x\u{e9}\"<p>&amp;"),
+        serde_json::json!({"a": [1, {"b": null}]}),
+        serde_json::json!([1, "2", null]),
+        serde_json::json!(true),
+    ];
+    let fixtures = message_fixtures();
+    let mut appended = 0;
+    for fx in &fixtures {
+        for item in items(&fx.text) {
+            let value: serde_json::Value = serde_json::from_str(item).unwrap();
+            let mut b = ChatMessageBuilder::new();
+            let mut m = MailMessageBuilder::new();
+            for target in 0.. {
+                let mut found = false;
+                for with in &replacements {
+                    let mut v = value.clone();
+                    let mut seen = 0;
+                    found = replace_leaf(&mut v, target, &mut seen, with);
+                    if !found {
+                        break;
+                    }
+                    let raw = serde_json::to_string(&v).unwrap();
+                    let result = if fx.entry.is_mail() {
+                        m.append(&raw, &ctx("fuzz", None))
+                    } else {
+                        b.append(&raw, &ctx("fuzz", Some("u")))
+                    };
+                    if let Ok(n) = result {
+                        appended += n;
+                    }
+                }
+                if !found {
+                    break;
+                }
+            }
+            // Truncated items are refused with an error, never a panic.
+            for cut in (1..item.len()).step_by(item.len() / 20 + 1) {
+                if item.is_char_boundary(cut) {
+                    assert!(b.append(&item[..cut], &ctx("fuzz", None)).is_err());
+                }
+            }
+            let batches = b.finish();
+            assert_eq!(batches.messages.num_rows(), batches.custodians.num_rows());
+            m.finish();
+        }
+    }
+    assert!(appended > 10_000, "{appended}");
+}
