@@ -352,6 +352,20 @@ fn builders_are_send() {
     send::<transform::DirectoryChatBuilder>();
 }
 
+/// Whether the item and its expanded replies all have a non-empty string or number `id`.
+fn has_usable_ids(v: &serde_json::Value) -> bool {
+    let id_ok = match v.get("id") {
+        Some(serde_json::Value::String(s)) => !s.trim().is_empty(),
+        Some(serde_json::Value::Number(_)) => true,
+        _ => false,
+    };
+    let replies_ok = match v.get("replies") {
+        Some(serde_json::Value::Array(items)) => items.iter().all(has_usable_ids),
+        _ => true,
+    };
+    id_ok && replies_ok
+}
+
 /// Replaces the leaf at `target` (in walk order) by `with`; returns whether it was found.
 fn replace_leaf(
     v: &mut serde_json::Value,
@@ -409,8 +423,13 @@ fn any_value_of_any_type_anywhere_keeps_the_row_and_never_panics() {
                     } else {
                         b.append(&raw, &ctx("fuzz", Some("u")))
                     };
-                    if let Ok(n) = result {
-                        appended += n;
+                    match result {
+                        Ok(n) => appended += n,
+                        Err(e) => assert!(
+                            !has_usable_ids(&v),
+                            "{}: refused although its ids are fine: {e}",
+                            fx.entry.file
+                        ),
                     }
                 }
                 if !found {
