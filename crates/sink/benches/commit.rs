@@ -19,8 +19,62 @@ const ROWS: usize = 20_000;
 const BATCH_ROWS: usize = 1_000;
 
 fn main() {
+    report_streaming_memory();
     report_output_size();
     divan::main();
+}
+
+/// Streams 200,000 rows (about 1 GB of Arrow data, 7 partitions) through a writer with
+/// a 64 MiB budget (or `SINK_BENCH_BUDGET_MIB`), committing whenever it asks, and prints
+/// the rate and the process's peak resident memory (input generation included).
+fn report_streaming_memory() {
+    const STREAM_BATCHES: usize = 200;
+    let budget_mib: usize = std::env::var("SINK_BENCH_BUDGET_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = rt
+        .block_on(ArchiveWriter::open(
+            dir.path().join("out").to_str().unwrap(),
+            dir.path().join("state").to_str().unwrap(),
+            vec![spec()],
+            WriterOptions {
+                memory_budget_bytes: budget_mib * 1024 * 1024,
+                ..options()
+            },
+        ))
+        .unwrap()
+        .0;
+    let started = std::time::Instant::now();
+    let (mut arrow_bytes, mut files, mut commits) = (0, 0, 0);
+    for b in 0..STREAM_BATCHES {
+        let input = batch(b);
+        arrow_bytes += input.get_array_memory_size();
+        writer.append("chat_messages", &input).unwrap();
+        if writer.needs_commit() {
+            files += rt.block_on(writer.commit(Vec::new())).unwrap().files.len();
+            commits += 1;
+        }
+    }
+    files += rt.block_on(writer.commit(Vec::new())).unwrap().files.len();
+    let elapsed = started.elapsed().as_secs_f64();
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!(
+        "streaming: {} rows, {:.0} MB Arrow in {elapsed:.1}s ({:.0} rows/s, {:.0} MB/s, generation included), {commits} commits, {files} files, {budget_mib} MiB budget, peak RSS {peak}",
+        STREAM_BATCHES * BATCH_ROWS,
+        arrow_bytes as f64 / 1e6,
+        (STREAM_BATCHES * BATCH_ROWS) as f64 / elapsed,
+        arrow_bytes as f64 / 1e6 / elapsed,
+    );
 }
 
 /// Prints the size of what one commit of the input writes, for the compression ratio.
@@ -115,12 +169,16 @@ fn spec() -> TableSpec {
     }
 }
 
-/// Deterministic message-like rows: text from a vocabulary picked by a hash chain,
-/// so it compresses like prose rather than like repeats.
 fn batches() -> Vec<RecordBatch> {
+    (0..ROWS / BATCH_ROWS).map(batch).collect()
+}
+
+/// Batch `b` of deterministic message-like rows: text from a vocabulary picked by a
+/// hash chain, so it compresses like prose rather than like repeats.
+fn batch(b: usize) -> RecordBatch {
     let base_us = 1_714_521_600_000_000i64;
-    (0..ROWS / BATCH_ROWS)
-        .map(|b| {
+    {
+        {
             let rows: Vec<usize> = (b * BATCH_ROWS..(b + 1) * BATCH_ROWS).collect();
             let sentence = |i: usize, words: usize| {
                 let mut h = Sha256::digest(i.to_le_bytes());
@@ -134,9 +192,15 @@ fn batches() -> Vec<RecordBatch> {
                 }
                 text
             };
-            let bodies: Vec<String> = rows.iter().map(|&i| format!("<p>{}</p>", sentence(i, 120))).collect();
+            let bodies: Vec<String> = rows
+                .iter()
+                .map(|&i| format!("<p>{}</p>", sentence(i, 120)))
+                .collect();
             let texts: Vec<String> = rows.iter().map(|&i| sentence(i, 120)).collect();
-            let created: Vec<i64> = rows.iter().map(|&i| base_us + (i as i64 % 7) * 86_400_000_000 + i as i64 * 1_000).collect();
+            let created: Vec<i64> = rows
+                .iter()
+                .map(|&i| base_us + (i as i64 % 7) * 86_400_000_000 + i as i64 * 1_000)
+                .collect();
             let raw: Vec<String> = rows
                 .iter()
                 .zip(&bodies)
@@ -155,16 +219,26 @@ fn batches() -> Vec<RecordBatch> {
             for &i in &rows {
                 if i % 3 == 0 {
                     let m = mentions.values();
-                    m.field_builder::<arrow::array::Int64Builder>(0).unwrap().append_value(0);
-                    m.field_builder::<StringBuilder>(1).unwrap().append_value(format!("User {}", i % 389));
-                    m.field_builder::<StringBuilder>(2).unwrap().append_value(format!("{}", i % 389));
-                    m.field_builder::<StringBuilder>(3).unwrap().append_value(format!("User {}", i % 389));
+                    m.field_builder::<arrow::array::Int64Builder>(0)
+                        .unwrap()
+                        .append_value(0);
+                    m.field_builder::<StringBuilder>(1)
+                        .unwrap()
+                        .append_value(format!("User {}", i % 389));
+                    m.field_builder::<StringBuilder>(2)
+                        .unwrap()
+                        .append_value(format!("{}", i % 389));
+                    m.field_builder::<StringBuilder>(3)
+                        .unwrap()
+                        .append_value(format!("User {}", i % 389));
                     m.append(true);
                 }
                 mentions.append(true);
             }
             let strings = |f: &dyn Fn(usize) -> Option<String>| -> ArrayRef {
-                Arc::new(StringArray::from(rows.iter().map(|&i| f(i)).collect::<Vec<_>>()))
+                Arc::new(StringArray::from(
+                    rows.iter().map(|&i| f(i)).collect::<Vec<_>>(),
+                ))
             };
             let times = |values: Vec<Option<i64>>| -> ArrayRef {
                 Arc::new(TimestampMicrosecondArray::from(values).with_timezone("UTC"))
@@ -187,18 +261,25 @@ fn batches() -> Vec<RecordBatch> {
                 strings(&|i| Some(format!("{}", i % 389))),
                 strings(&|i| Some(format!("User {}", i % 389))),
                 strings(&|i| Some(i.to_string())),
-                strings(&|i| Some(format!("https://teams.microsoft.com/l/message/19:{}/{i}", i % 97))),
+                strings(&|i| {
+                    Some(format!(
+                        "https://teams.microsoft.com/l/message/19:{}/{i}",
+                        i % 97
+                    ))
+                }),
                 Arc::new(mentions.finish()),
                 Arc::new(StringArray::from_iter_values(&raw)),
                 Arc::new(StringArray::from_iter_values(&sha)),
                 strings(&|_| Some("chats_getAllMessages".into())),
                 times(vec![Some(base_us + 30 * 86_400_000_000); rows.len()]),
                 strings(&|_| Some("bench".into())),
-                Arc::new(Date32Array::from_iter_values(created.iter().map(|c| c.div_euclid(86_400_000_000) as i32))),
+                Arc::new(Date32Array::from_iter_values(
+                    created.iter().map(|c| c.div_euclid(86_400_000_000) as i32),
+                )),
             ];
             RecordBatch::try_new(schema(), columns).unwrap()
-        })
-        .collect()
+        }
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {

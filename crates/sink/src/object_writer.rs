@@ -19,7 +19,7 @@ use object_store::{
 use sha2::{Digest, Sha256};
 
 /// Parts of a multipart upload (S3 wants at least 5 MiB per part but the last).
-pub(crate) const PART_SIZE: usize = 10 * 1024 * 1024;
+pub(crate) const PART_SIZE: usize = 5 * 1024 * 1024;
 /// Parts in flight at once; bounds the upload's memory to about this many parts.
 const MAX_PARTS_IN_FLIGHT: usize = 2;
 

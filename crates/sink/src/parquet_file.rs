@@ -29,10 +29,10 @@ use crate::table::{KeyReader, Table};
 
 /// zstd level: 3 is zstd's own default, and DuckDB's and Spark's.
 const ZSTD_LEVEL: i32 = 3;
-/// Upper bound on a row group's encoded size, as Spark's `parquet.block.size`.
-const MAX_ROW_GROUP_BYTES: usize = 128 * 1024 * 1024;
+/// Bounds on a row group's encoded size (the upper one is Spark's `parquet.block.size`).
+const ROW_GROUP_BYTES: std::ops::RangeInclusive<usize> = 4 * 1024 * 1024..=128 * 1024 * 1024;
 /// Rows handed to the encoder at a time; bounds the copy made to put rows in order.
-const ENCODE_CHUNK_ROWS: usize = 8 * 1024;
+const ENCODE_CHUNK_ROWS: usize = 1024;
 
 /// Encoding settings of every archive file.
 ///
@@ -45,14 +45,20 @@ const ENCODE_CHUNK_ROWS: usize = 8 * 1024;
 /// - page statistics and the page index on, for pruning;
 /// - nothing time- or machine-dependent in the footer (`created_by` names the
 ///   library version only), so the same rows in the same order give the same bytes.
-pub(crate) fn writer_properties(row_group_rows: usize) -> WriterProperties {
+///
+/// An encoder holds its row group in memory until the group is complete, so row groups
+/// are also capped at an eighth of the memory budget (within 4 to 128 MiB encoded; the
+/// default budget gives 16 MiB, about 80 MB of uncompressed data).
+pub(crate) fn writer_properties(row_group_rows: usize, memory_budget: usize) -> WriterProperties {
+    let row_group_bytes =
+        (memory_budget / 4).clamp(*ROW_GROUP_BYTES.start(), *ROW_GROUP_BYTES.end());
     WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(ZSTD_LEVEL).expect("3 is a valid zstd level"),
         ))
         .set_max_row_group_row_count(Some(row_group_rows.max(1)))
-        .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
+        .set_max_row_group_bytes(Some(row_group_bytes))
         .set_coerce_types(true)
         .set_statistics_enabled(EnabledStatistics::Page)
         .build()
@@ -135,8 +141,8 @@ pub(crate) async fn write_file(
 }
 
 /// Chunks of encoded bytes sent from the encoder thread to the upload.
-const SEND_CHUNK_BYTES: usize = 2 * 1024 * 1024;
-const CHUNKS_IN_FLIGHT: usize = 4;
+const SEND_CHUNK_BYTES: usize = 1024 * 1024;
+const CHUNKS_IN_FLIGHT: usize = 2;
 
 /// The encoder's `Write`: collects bytes and hands them to the upload in chunks.
 struct ChannelWriter {

@@ -38,12 +38,16 @@ const POSITION_BYTES: usize = 8;
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
     /// Rows buffered before [`ArchiveWriter::needs_commit`] says to commit, measured as
-    /// the Arrow memory of the buffered rows plus their keys.
+    /// the Arrow memory of the buffered batches plus their keys. While committing, each
+    /// core also encodes one file, holding a row group (at most an eighth of the budget)
+    /// and about 10 MiB of upload buffers: peak memory is about
+    /// `budget + cores * (budget / 8 + 10 MiB)`.
     pub memory_budget_bytes: usize,
     /// Largest file to aim for, measured as buffered (uncompressed) bytes: a partition
     /// holding more is split into several files of about this size or less.
     pub target_file_bytes: usize,
-    /// Most rows in one row group (row groups are also capped at 128 MiB encoded).
+    /// Most rows in one row group (row groups are also capped at an eighth of the
+    /// memory budget, encoded, and at 128 MiB).
     pub row_group_rows: usize,
     /// Recorded in commit records.
     pub run_id: String,
@@ -215,7 +219,7 @@ impl ArchiveWriter {
         let mut writer = ArchiveWriter {
             archive,
             checkpoints: CheckpointStore::at(state),
-            properties: writer_properties(options.row_group_rows),
+            properties: writer_properties(options.row_group_rows, options.memory_budget_bytes),
             buffered_keys: tables.iter().map(|_| HashSet::new()).collect(),
             batches: tables.iter().map(|_| Vec::new()).collect(),
             tables,
@@ -408,8 +412,8 @@ impl ArchiveWriter {
             let write_ahead = WriteAhead::new(&commit_id, &self.options.run_id, planned);
             store_io::put_json(self.checkpoints.location(), WRITE_AHEAD_KEY, &write_ahead).await?;
 
-            // Files encode in parallel, one per core; each partition's rows are freed
-            // when its last file is out.
+            // Files encode in parallel, one per core; a table's rows are freed when its
+            // last file is out.
             let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
             let this = &*self;
             let commit_id_ref = &commit_id;
