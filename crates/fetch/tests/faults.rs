@@ -24,7 +24,7 @@ async fn rounds_survive(plan: FaultPlan, label: &str) -> graph_sim::SimStats {
     for user in &directory.users {
         let got = round(&client, &chats_of(&user.id), initial(6)).await.ok();
         assert_eq!(
-            got.distinct(),
+            got.exact(),
             expected_chats(&sim, &user.id),
             "{label}: chats of {}",
             user.id
@@ -42,7 +42,7 @@ async fn rounds_survive(plan: FaultPlan, label: &str) -> graph_sim::SimStats {
             .into_iter()
             .map(|m| m.json.clone())
             .collect();
-        assert_eq!(got.distinct(), want, "{label}: channel {}", channel.id);
+        assert_eq!(got.exact(), want, "{label}: channel {}", channel.id);
     }
     let folder = &directory.mail_folders[0];
     let scope = Scope::MailFolder {
@@ -55,7 +55,7 @@ async fn rounds_survive(plan: FaultPlan, label: &str) -> graph_sim::SimStats {
         .into_iter()
         .map(|m| m.json.clone())
         .collect();
-    assert_eq!(got.distinct(), want, "{label}: mail");
+    assert_eq!(got.exact(), want, "{label}: mail");
     sim.stats()
 }
 
@@ -161,7 +161,7 @@ async fn retry_after_is_honoured_in_seconds_and_as_a_date() {
         let started = Instant::now();
         let got = round(&client, &chats_of(&user.id), initial(50)).await.ok();
         let took = started.elapsed();
-        assert_eq!(got.distinct(), expected_chats(&sim, &user.id));
+        assert_eq!(got.exact(), expected_chats(&sim, &user.id));
         assert!(took >= at_least, "{fault:?}: the retry came after {took:?}");
         assert!(took < Duration::from_secs(4), "{fault:?}: {took:?}");
     }
@@ -192,13 +192,13 @@ async fn slow_responses_time_out_and_are_retried() {
     let client = client_with(&sim, |c| c.timeouts.request = Duration::from_millis(400));
     let user = sim.directory().users[0].clone();
     let got = round(&client, &chats_of(&user.id), initial(5)).await.ok();
-    assert_eq!(got.distinct(), expected_chats(&sim, &user.id));
+    assert_eq!(got.exact(), expected_chats(&sim, &user.id));
     assert_eq!(sim.stats().fault_count("slow"), 2);
 
     // Slow but within the timeout: served as is.
     sim.set_faults(FaultPlan::none().with(FaultRule::every(Fault::Slow { delay_ms: 100 }, 2)));
     let got = round(&client, &chats_of(&user.id), initial(5)).await.ok();
-    assert_eq!(got.distinct(), expected_chats(&sim, &user.id));
+    assert_eq!(got.exact(), expected_chats(&sim, &user.id));
 }
 
 #[tokio::test]

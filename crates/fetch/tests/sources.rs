@@ -199,7 +199,7 @@ async fn a_delta_link_returns_exactly_what_changed_since_the_last_round() {
     let want: BTreeSet<String> = [added_json, edited.json, deleted.json.clone()]
         .into_iter()
         .collect();
-    assert_eq!(second.distinct(), want);
+    assert_eq!(second.exact(), want);
     let gone: serde_json::Value = serde_json::from_str(&deleted.json).expect("json");
     assert!(gone["deletedDateTime"].is_string());
 
@@ -242,7 +242,7 @@ async fn a_round_resumed_from_a_saved_next_link_completes_it() {
     .ok();
     assert_eq!(rest.pages[0].number, 1);
     let mut all: BTreeSet<String> = first.iter().map(str::to_string).collect();
-    all.extend(rest.distinct());
+    all.extend(rest.exact());
     assert_eq!(all, expected);
 }
 
@@ -276,7 +276,7 @@ async fn since_filters_chat_and_channel_rounds_by_last_modified() {
         .map(|m| m.json.clone())
         .collect();
     assert!(!want.is_empty() && want.len() < times.len());
-    assert_eq!(got.distinct(), want);
+    assert_eq!(got.exact(), want);
 
     let team = &sim.directory().teams[0];
     let channel = &team.channels[0];
@@ -303,7 +303,7 @@ async fn since_filters_chat_and_channel_rounds_by_last_modified() {
         .filter(|m| m.last_modified > since)
         .map(|m| m.json.clone())
         .collect();
-    assert_eq!(got.distinct(), want);
+    assert_eq!(got.exact(), want);
 }
 
 #[tokio::test]
@@ -333,7 +333,7 @@ async fn time_windows_come_from_get_all_messages_with_counts_and_a_payment_model
         .filter(|m| m.last_modified > from && m.last_modified < to)
         .map(|m| m.json.clone())
         .collect();
-    assert_eq!(got.distinct(), want);
+    assert_eq!(got.exact(), want);
     assert!(got.pages.len() > 1);
     for page in &got.pages {
         assert_eq!(
@@ -357,7 +357,7 @@ async fn time_windows_come_from_get_all_messages_with_counts_and_a_payment_model
     .await
     .ok();
     assert_eq!(
-        open.distinct(),
+        open.exact(),
         mine.iter()
             .filter(|m| m.last_modified < to)
             .map(|m| m.json.clone())
@@ -383,7 +383,7 @@ async fn time_windows_come_from_get_all_messages_with_counts_and_a_payment_model
         round(&with_b, &chats_of(&user.id), window.clone())
             .await
             .ok()
-            .distinct(),
+            .exact(),
         want
     );
 
@@ -460,10 +460,7 @@ async fn channel_delta_caps_pages_at_50_follows_relative_links_and_replies_match
     let got = round(&client, &scope, initial(500)).await.ok();
     let snapshot = sim.snapshot();
     let roots = snapshot.channel_roots(&team.id, &channel.id);
-    assert_eq!(
-        got.distinct(),
-        roots.iter().map(|m| m.json.clone()).collect()
-    );
+    assert_eq!(got.exact(), roots.iter().map(|m| m.json.clone()).collect());
     assert_eq!(got.pages.len(), 3);
     assert!(got.pages.iter().all(|p| p.len() <= 50));
     assert!(
@@ -485,7 +482,7 @@ async fn channel_delta_caps_pages_at_50_follows_relative_links_and_replies_match
             .into_iter()
             .map(|m| m.json.clone())
             .collect();
-        assert_eq!(replies.distinct(), want, "replies to {}", root.id);
+        assert_eq!(replies.exact(), want, "replies to {}", root.id);
         with_replies += usize::from(!want.is_empty());
     }
     assert!(with_replies > 0);
@@ -534,7 +531,7 @@ async fn links_may_be_absolute_or_relative_everywhere() {
         let client = client(&sim);
         let user = sim.directory().users[3].clone();
         let got = round(&client, &chats_of(&user.id), initial(4)).await.ok();
-        assert_eq!(got.distinct(), expected_chats(&sim, &user.id));
+        assert_eq!(got.exact(), expected_chats(&sim, &user.id));
         let relative = got.pages[0]
             .next_link
             .as_deref()
@@ -683,7 +680,7 @@ async fn mail_change_types_and_default_properties() {
         .map(|m| m.json.clone())
         .collect();
     assert_eq!(
-        got.distinct(),
+        got.exact(),
         truth,
         "without $select the items are the full messages, byte for byte"
     );

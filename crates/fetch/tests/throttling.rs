@@ -72,7 +72,7 @@ async fn run_all(
                 .map(|m| m.json.clone())
                 .collect(),
         };
-        assert_eq!(got.distinct(), want, "{scope}");
+        assert_eq!(got.exact(), want, "{scope}");
     }
 }
 

@@ -103,18 +103,18 @@ impl Endpoint {
 
 // ---- handlers ---------------------------------------------------------------------------
 
-type Shared_ = State<Arc<Shared>>;
+type SharedState = State<Arc<Shared>>;
 
-pub(crate) async fn users(State(s): Shared_, uri: Uri, headers: HeaderMap) -> Response {
+pub(crate) async fn users(State(s): SharedState, uri: Uri, headers: HeaderMap) -> Response {
     serve(s, Endpoint::Users, uri, headers).await
 }
 
-pub(crate) async fn teams(State(s): Shared_, uri: Uri, headers: HeaderMap) -> Response {
+pub(crate) async fn teams(State(s): SharedState, uri: Uri, headers: HeaderMap) -> Response {
     serve(s, Endpoint::Teams, uri, headers).await
 }
 
 pub(crate) async fn channels(
-    State(s): Shared_,
+    State(s): SharedState,
     Path(team): Path<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -123,7 +123,7 @@ pub(crate) async fn channels(
 }
 
 pub(crate) async fn mail_folders(
-    State(s): Shared_,
+    State(s): SharedState,
     Path(user): Path<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -132,7 +132,7 @@ pub(crate) async fn mail_folders(
 }
 
 pub(crate) async fn user_chats(
-    State(s): Shared_,
+    State(s): SharedState,
     Path(user): Path<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -141,7 +141,7 @@ pub(crate) async fn user_chats(
 }
 
 pub(crate) async fn chat_window(
-    State(s): Shared_,
+    State(s): SharedState,
     Path(user): Path<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -150,7 +150,7 @@ pub(crate) async fn chat_window(
 }
 
 pub(crate) async fn chat_delta(
-    State(s): Shared_,
+    State(s): SharedState,
     Path(user): Path<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -159,7 +159,7 @@ pub(crate) async fn chat_delta(
 }
 
 pub(crate) async fn channel_delta(
-    State(s): Shared_,
+    State(s): SharedState,
     Path((team, channel)): Path<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
@@ -168,7 +168,7 @@ pub(crate) async fn channel_delta(
 }
 
 pub(crate) async fn replies(
-    State(s): Shared_,
+    State(s): SharedState,
     Path((team, channel, message)): Path<(String, String, String)>,
     uri: Uri,
     headers: HeaderMap,
@@ -187,7 +187,7 @@ pub(crate) async fn replies(
 }
 
 pub(crate) async fn mail_delta(
-    State(s): Shared_,
+    State(s): SharedState,
     Path((user, folder)): Path<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
@@ -195,7 +195,7 @@ pub(crate) async fn mail_delta(
     serve(s, Endpoint::MailDelta { user, folder }, uri, headers).await
 }
 
-pub(crate) async fn unknown(State(s): Shared_, uri: Uri) -> Response {
+pub(crate) async fn unknown(State(s): SharedState, uri: Uri) -> Response {
     let segment = uri
         .path()
         .rsplit('/')
@@ -705,7 +705,7 @@ fn build(
             })?;
             mail_delta_page(&mut ctx, f, headers)
         }
-        Endpoint::ChatWindow { .. } => Err(ApiError::bad_request("unreachable")),
+        Endpoint::ChatWindow { .. } => Err(ApiError::bad_request("getAllMessages is served above")),
     }
 }
 
@@ -1433,7 +1433,7 @@ fn mail_delta_page(
 // ---- login ------------------------------------------------------------------------------
 
 pub(crate) async fn token(
-    State(shared): Shared_,
+    State(shared): SharedState,
     Path(tenant): Path<String>,
     uri: Uri,
     body: Bytes,

@@ -84,6 +84,14 @@ impl Collected {
         self.items().into_iter().collect()
     }
 
+    /// The items as sent, checking none came twice (for simulators without replays).
+    pub fn exact(&self) -> BTreeSet<String> {
+        let items = self.items();
+        let distinct: BTreeSet<String> = items.iter().cloned().collect();
+        assert_eq!(items.len(), distinct.len(), "no item was returned twice");
+        distinct
+    }
+
     pub fn values(&self) -> Vec<serde_json::Value> {
         self.items()
             .iter()
