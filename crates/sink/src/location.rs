@@ -255,3 +255,58 @@ fn s3_store(
         .build()
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_urls_open_without_touching_the_network() {
+        for url in [
+            "s3://bucket/prefix",
+            "s3://bucket",
+            "gs://bucket/archive",
+            "abfss://container@account.dfs.core.windows.net/archive",
+            "https://account.blob.core.windows.net/container/archive",
+        ] {
+            let location = Location::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(location.url(), url);
+            assert!(location.local_dir().is_none());
+        }
+    }
+
+    #[test]
+    fn local_paths_and_file_urls_are_created_and_made_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b");
+        let location = Location::parse(nested.to_str().unwrap()).unwrap();
+        assert!(nested.is_dir());
+        assert_eq!(
+            location.local_dir(),
+            Some(nested.canonicalize().unwrap().as_path())
+        );
+        let url = format!("file://{}", dir.path().join("c").display());
+        let location = Location::parse(&url).unwrap();
+        assert!(dir.path().join("c").is_dir());
+        assert!(location.local_dir().is_some());
+    }
+
+    #[test]
+    fn unsupported_locations_and_options_are_clear_errors() {
+        let err = Location::parse("ftp://host/x").unwrap_err().to_string();
+        assert!(
+            err.contains("ftp://host/x") && err.contains("unrecognised"),
+            "{err}"
+        );
+        let err = Location::parse("http://example.com/x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a supported archive location"), "{err}");
+        let err = Location::parse("").unwrap_err().to_string();
+        assert!(err.contains("empty"), "{err}");
+        let err = Location::parse_with_options("s3://b/p", [("no_such_option", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no_such_option"), "{err}");
+    }
+}

@@ -250,24 +250,51 @@ async fn an_object_lock_bucket_is_written_without_overwrites_or_deletes() {
         assert!(writer.commit(vec![]).await.unwrap().files.is_empty());
     }
 
+    // The default layout keeps the state inside the archive (`<out>/_state`), so in
+    // the locked bucket too: checkpoints get new versions and the write-ahead record a
+    // delete marker, which Object Lock allows; archive objects are untouched.
+    let inside = format!("s3://{locked}/inside");
+    for (round, rows) in [&small[..30], &small[..]].into_iter().enumerate() {
+        let mut writer = open(
+            &inside,
+            &format!("{inside}/_state"),
+            &index.path().join("inside"),
+        )
+        .await;
+        writer.append(TABLE, &batch(rows)).unwrap();
+        let checkpoint = Checkpoint {
+            scope: "chats/user/1".into(),
+            value: serde_json::json!({ "round": round }),
+        };
+        writer.commit(vec![checkpoint]).await.unwrap();
+    }
+    let state = CheckpointStore::at(s3_location(&format!("{inside}/_state")));
+    assert_eq!(
+        state.load("chats/user/1").await.unwrap(),
+        Some(serde_json::json!({ "round": 1 }))
+    );
+
     let versions = bucket_versions(&locked);
-    assert!(!versions.is_empty());
-    for (key, count, markers) in &versions {
+    let archive_objects: Vec<_> = versions
+        .iter()
+        .filter(|(k, ..)| !k.contains("/_state/"))
+        .collect();
+    for (key, count, markers) in &archive_objects {
         assert_eq!(
             (*count, *markers),
             (1, 0),
             "{key}: {count} versions, {markers} delete markers"
         );
     }
-    let data = versions
+    let data = archive_objects
         .iter()
         .filter(|(k, ..)| k.ends_with(".parquet"))
         .count();
-    let records = versions
+    let records = archive_objects
         .iter()
         .filter(|(k, ..)| k.contains("/_archive/commits/"))
         .count();
-    assert_eq!((data >= 4, records), (true, 2), "{versions:?}");
+    assert_eq!((data >= 4 + 3, records), (true, 4), "{versions:?}");
 
     // The archive's rows, read back from the locked bucket: each version once.
     let archive = s3_location(&archive_url);
