@@ -241,7 +241,15 @@ impl Inner {
                     self.throttle.succeeded();
                     return Ok(page);
                 }
-                Outcome::Fail(error) => return Err(error),
+                Outcome::Fail(mut error) => {
+                    if let FetchError::Http {
+                        attempts: tried, ..
+                    } = &mut error
+                    {
+                        *tried = attempts;
+                    }
+                    return Err(error);
+                }
                 Outcome::Reauthenticate => {
                     rejected_tokens += 1;
                     self.tokens.reject(&token).await;
@@ -406,6 +414,7 @@ impl Inner {
                 page: request.number,
                 status,
                 code,
+                // Set by the caller, which counts the attempts.
                 attempts: 1,
                 body_excerpt: excerpt,
             }),

@@ -257,6 +257,29 @@ async fn errors_that_outlast_the_retries_say_what_happened() {
     let client = client(&sim);
     let user = sim.directory().users[0].clone();
 
+    // Two 503s, then a 404 that no retry can cure: the error counts all three attempts.
+    sim.set_faults(FaultPlan::none().with(FaultRule::times(
+        Fault::ServiceUnavailable {
+            retry_after: RetryAfter::Absent,
+        },
+        2,
+    )));
+    let error = round(&client, &chats_of("nobody"), initial(5))
+        .await
+        .error
+        .expect("404");
+    assert!(
+        matches!(
+            error,
+            FetchError::Http {
+                status: 404,
+                attempts: 3,
+                ..
+            }
+        ),
+        "{error}"
+    );
+
     sim.set_faults(FaultPlan::none().with(FaultRule::every(Fault::Status { status: 502 }, 1)));
     let error = round(&client, &chats_of(&user.id), initial(5))
         .await
