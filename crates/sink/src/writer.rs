@@ -52,8 +52,8 @@ pub struct WriterOptions {
     /// Recorded in commit records.
     pub run_id: String,
     /// Directory of the version index. Default: inside the state location when that
-    /// is local, else `$XDG_CACHE_HOME/teams-archiver/index/<archive hash>` (or under
-    /// `~/.cache`).
+    /// is local, else `$XDG_CACHE_HOME/teams-archiver/index/<hash of archive and state>`
+    /// (or under `~/.cache`).
     pub index_dir: Option<PathBuf>,
 }
 
@@ -211,7 +211,7 @@ impl ArchiveWriter {
         let index_dir = match (&options.index_dir, state.local_dir()) {
             (Some(dir), _) => dir.clone(),
             (None, Some(dir)) => dir.to_path_buf(),
-            (None, None) => default_index_dir(archive.url()),
+            (None, None) => default_index_dir(archive.url(), state.url()),
         };
         let table_names: Vec<&str> = tables.iter().map(|t| t.name()).collect();
         let (index, rebuilt) =
@@ -788,12 +788,12 @@ fn index_identity(archive: &Location, tables: &[Table]) -> String {
     format!("archive={}\ntables={}", archive.url(), tables.join(";"))
 }
 
-fn default_index_dir(archive_url: &str) -> PathBuf {
+fn default_index_dir(archive_url: &str, state_url: &str) -> PathBuf {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    let digest = Sha256::digest(archive_url.as_bytes());
+    let digest = Sha256::digest(format!("{archive_url}\n{state_url}").as_bytes());
     cache
         .join("teams-archiver")
         .join("index")

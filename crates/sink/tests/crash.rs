@@ -158,6 +158,28 @@ async fn archive_keys(archive: &Location) -> (Vec<String>, Vec<String>) {
     (messages, custodians)
 }
 
+/// On disk, whatever a `*.parquet` glob matches is a complete Parquet file: an upload
+/// cut short is only ever a staging name (`<name>.parquet#<n>`).
+fn check_local_files(dir: &std::path::Path, context: &str) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                let bytes = bytes::Bytes::from(std::fs::read(&path).unwrap());
+                assert!(
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                        .is_ok(),
+                    "{context}: {} matches *.parquet but is not a complete file",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
 fn assert_once(keys: &[String], what: &str, context: &str) -> HashSet<String> {
     let set: HashSet<String> = keys.iter().cloned().collect();
     assert_eq!(
@@ -171,6 +193,9 @@ fn assert_once(keys: &[String], what: &str, context: &str) -> HashSet<String> {
 /// No version twice; every page before a scope's checkpoint fully in the archive.
 /// Returns the number of pages the checkpoints cover.
 async fn check(target: &Target, expected: &Expected, context: &str) -> usize {
+    if let Some(dir) = target.archive_location.local_dir() {
+        check_local_files(dir, context);
+    }
     let (messages, custodians) = archive_keys(&target.archive_location).await;
     let messages = assert_once(&messages, "chat_messages", context);
     let custodians = assert_once(&custodians, "chat_message_custodians", context);
