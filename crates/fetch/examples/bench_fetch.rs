@@ -47,13 +47,9 @@ async fn main() -> anyhow::Result<()> {
     let sim = graph_sim::start(config).await?;
     let users = sim.directory().users;
     println!(
-        "tenant: {} users, {} chat messages (generated in {:.1}s)",
+        "tenant: {} users sending {} chat messages each (generated in {:.1}s)",
         users.len(),
-        sim.snapshot()
-            .messages
-            .iter()
-            .filter(|m| !m.custodians.is_empty())
-            .count(),
+        args.messages_per_user,
         generating.elapsed().as_secs_f64()
     );
 
