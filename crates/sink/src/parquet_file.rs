@@ -258,15 +258,17 @@ pub(crate) async fn read_rows_and_keys(
             .iter()
             .map(|c| schema.index_of(c).expect("projected above"))
             .collect();
-        let reader = KeyReader::new(&batch, &indices, table.spec.key_columns);
+        let in_file = |e: SinkError| SinkError::Inconsistent {
+            location: location.url().to_string(),
+            key: path.to_string(),
+            reason: e.to_string(),
+        };
+        let reader = KeyReader::new(table.name(), &batch, &indices, table.spec.key_columns)
+            .map_err(in_file)?;
         keys.extend(
             reader
-                .keys(table.name())
-                .map_err(|e| SinkError::Inconsistent {
-                    location: location.url().to_string(),
-                    key: path.to_string(),
-                    reason: e.to_string(),
-                })?,
+                .keys(table.name(), batch.num_rows())
+                .map_err(in_file)?,
         );
     }
     if keys.len() as u64 != rows {

@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{
+    Array, AsArray, BinaryArray, BinaryViewArray, Int32Array, Int64Array, LargeBinaryArray,
+    LargeStringArray, RecordBatch, StringArray, StringViewArray,
+};
 use arrow::datatypes::{DataType, Date32Type, Int32Type, Int64Type, Schema, SchemaRef};
 
 use crate::error::SinkError;
@@ -224,62 +227,104 @@ fn is_key_type(data_type: &DataType) -> bool {
 /// This encoding is what the version index stores and what file names are hashed
 /// from, so it must not change.
 pub(crate) struct KeyReader<'a> {
-    columns: Vec<(&'a str, &'a dyn Array)>,
+    columns: Vec<(&'a str, KeyColumn<'a>)>,
+}
+
+/// A key column, downcast once.
+enum KeyColumn<'a> {
+    Utf8(&'a StringArray),
+    LargeUtf8(&'a LargeStringArray),
+    Utf8View(&'a StringViewArray),
+    Binary(&'a BinaryArray),
+    LargeBinary(&'a LargeBinaryArray),
+    BinaryView(&'a BinaryViewArray),
+    Int32(&'a Int32Array),
+    Int64(&'a Int64Array),
+}
+
+impl<'a> KeyColumn<'a> {
+    fn new(array: &'a dyn Array) -> Option<Self> {
+        Some(match array.data_type() {
+            DataType::Utf8 => KeyColumn::Utf8(array.as_string()),
+            DataType::LargeUtf8 => KeyColumn::LargeUtf8(array.as_string()),
+            DataType::Utf8View => KeyColumn::Utf8View(array.as_string_view()),
+            DataType::Binary => KeyColumn::Binary(array.as_binary()),
+            DataType::LargeBinary => KeyColumn::LargeBinary(array.as_binary()),
+            DataType::BinaryView => KeyColumn::BinaryView(array.as_binary_view()),
+            DataType::Int32 => KeyColumn::Int32(array.as_primitive::<Int32Type>()),
+            DataType::Int64 => KeyColumn::Int64(array.as_primitive::<Int64Type>()),
+            _ => return None,
+        })
+    }
+
+    fn is_null(&self, row: usize) -> bool {
+        match self {
+            KeyColumn::Utf8(a) => a.is_null(row),
+            KeyColumn::LargeUtf8(a) => a.is_null(row),
+            KeyColumn::Utf8View(a) => a.is_null(row),
+            KeyColumn::Binary(a) => a.is_null(row),
+            KeyColumn::LargeBinary(a) => a.is_null(row),
+            KeyColumn::BinaryView(a) => a.is_null(row),
+            KeyColumn::Int32(a) => a.is_null(row),
+            KeyColumn::Int64(a) => a.is_null(row),
+        }
+    }
+
+    fn push(&self, row: usize, out: &mut Vec<u8>) {
+        match self {
+            KeyColumn::Utf8(a) => push_part(out, a.value(row).as_bytes()),
+            KeyColumn::LargeUtf8(a) => push_part(out, a.value(row).as_bytes()),
+            KeyColumn::Utf8View(a) => push_part(out, a.value(row).as_bytes()),
+            KeyColumn::Binary(a) => push_part(out, a.value(row)),
+            KeyColumn::LargeBinary(a) => push_part(out, a.value(row)),
+            KeyColumn::BinaryView(a) => push_part(out, a.value(row)),
+            KeyColumn::Int32(a) => push_part(out, a.value(row).to_string().as_bytes()),
+            KeyColumn::Int64(a) => push_part(out, a.value(row).to_string().as_bytes()),
+        }
+    }
 }
 
 impl<'a> KeyReader<'a> {
-    /// Key columns of `batch` at `indices`, named `names` for messages.
-    pub fn new(batch: &'a RecordBatch, indices: &[usize], names: &'a [&'a str]) -> Self {
-        KeyReader {
-            columns: indices
-                .iter()
-                .zip(names)
-                .map(|(&i, &name)| (name, batch.column(i).as_ref()))
-                .collect(),
-        }
+    /// Key columns `names` of `batch`, at `indices`; an unsupported type is an error
+    /// naming the table and column.
+    pub fn new(
+        table: &str,
+        batch: &'a RecordBatch,
+        indices: &[usize],
+        names: &'a [&'a str],
+    ) -> Result<Self, SinkError> {
+        let columns = indices
+            .iter()
+            .zip(names)
+            .map(|(&i, &name)| {
+                let array = batch.column(i).as_ref();
+                KeyColumn::new(array)
+                    .map(|column| (name, column))
+                    .ok_or_else(|| SinkError::SchemaMismatch {
+                        table: table.to_string(),
+                        detail: format!(
+                            "key column `{name}` is {}; keys must be strings, binary or 32/64-bit integers",
+                            array.data_type()
+                        ),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(KeyReader { columns })
     }
 
     /// Appends the key of `row` to `out`; on a null value returns the column's name.
     pub fn write_key(&self, row: usize, out: &mut Vec<u8>) -> Result<(), &'a str> {
-        for &(name, column) in &self.columns {
+        for (name, column) in &self.columns {
             if column.is_null(row) {
                 return Err(name);
             }
-            match column.data_type() {
-                DataType::Utf8 => push_part(out, column.as_string::<i32>().value(row).as_bytes()),
-                DataType::LargeUtf8 => {
-                    push_part(out, column.as_string::<i64>().value(row).as_bytes())
-                }
-                DataType::Utf8View => push_part(out, column.as_string_view().value(row).as_bytes()),
-                DataType::Binary => push_part(out, column.as_binary::<i32>().value(row)),
-                DataType::LargeBinary => push_part(out, column.as_binary::<i64>().value(row)),
-                DataType::BinaryView => push_part(out, column.as_binary_view().value(row)),
-                DataType::Int32 => push_part(
-                    out,
-                    column
-                        .as_primitive::<Int32Type>()
-                        .value(row)
-                        .to_string()
-                        .as_bytes(),
-                ),
-                DataType::Int64 => push_part(
-                    out,
-                    column
-                        .as_primitive::<Int64Type>()
-                        .value(row)
-                        .to_string()
-                        .as_bytes(),
-                ),
-                // Table::new admits only the types above.
-                other => unreachable!("key column type {other} was not validated"),
-            }
+            column.push(row, out);
         }
         Ok(())
     }
 
     /// The keys of all rows; a null names its column and row.
-    pub fn keys(&self, table: &str) -> Result<Vec<Box<[u8]>>, SinkError> {
-        let rows = self.columns.first().map_or(0, |(_, c)| c.len());
+    pub fn keys(&self, table: &str, rows: usize) -> Result<Vec<Box<[u8]>>, SinkError> {
         let mut buffer = Vec::with_capacity(80);
         (0..rows)
             .map(|row| {

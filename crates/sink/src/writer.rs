@@ -264,8 +264,13 @@ impl ArchiveWriter {
         let table = &self.tables[table_index];
         table.check_batch(batch)?;
         let days = table.partition_days(batch)?;
-        let keys =
-            KeyReader::new(batch, &table.key_indices, table.spec.key_columns).keys(table.name())?;
+        let keys = KeyReader::new(
+            table.name(),
+            batch,
+            &table.key_indices,
+            table.spec.key_columns,
+        )?
+        .keys(table.name(), batch.num_rows())?;
 
         let index = self.index.reader(table.name())?;
         let buffered = &self.buffered_keys[table_index];
@@ -494,10 +499,10 @@ impl ArchiveWriter {
                 .iter()
                 .map(|c| table.file_schema.index_of(c).expect("validated key column"))
                 .collect();
-            let readers: Vec<KeyReader> = table_batches
+            let readers = table_batches
                 .iter()
-                .map(|b| KeyReader::new(b, &key_indices, table.spec.key_columns))
-                .collect();
+                .map(|b| KeyReader::new(table.name(), b, &key_indices, table.spec.key_columns))
+                .collect::<Result<Vec<_>, _>>()?;
             let mut rows: Vec<(Box<[u8]>, usize, usize)> =
                 Vec::with_capacity(buffer.positions.len());
             let mut key = Vec::with_capacity(80);
@@ -582,6 +587,7 @@ impl ArchiveWriter {
     /// exist are committed and indexed, the others forgotten.
     async fn recover_write_ahead(&mut self, report: &mut RecoveryReport) -> Result<(), SinkError> {
         let state = self.checkpoints.location().clone();
+        state.remove_staging_leftovers(WRITE_AHEAD_KEY)?;
         let Some(write_ahead): Option<WriteAhead> =
             store_io::get_json(&state, WRITE_AHEAD_KEY).await?
         else {
@@ -620,8 +626,9 @@ impl ArchiveWriter {
             });
             keys.push((table_index, file_keys));
         }
+        let record_key = commit_record_key(&commit_id);
+        self.archive.remove_staging_leftovers(&record_key)?;
         if !files.is_empty() {
-            let record_key = commit_record_key(&commit_id);
             let existing: Option<CommitRecord> =
                 store_io::get_json(&self.archive, &record_key).await?;
             if existing.is_none() {
