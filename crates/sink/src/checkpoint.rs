@@ -57,13 +57,15 @@ impl CheckpointStore {
     /// Every stored checkpoint, sorted by scope.
     pub async fn list(&self) -> Result<Vec<(String, serde_json::Value)>, SinkError> {
         let keys = store_io::list(&self.state, CHECKPOINTS_DIR).await?;
-        let mut all: Vec<(String, serde_json::Value)> = futures::stream::iter(keys)
-            .map(|key| async move {
-                let stored: Option<Checkpoint> = store_io::get_json(&self.state, &key).await?;
-                Ok::<_, SinkError>(stored.map(|c| (c.scope, c.value)))
-            })
+        // Futures are built before they are streamed: a stream of closures that borrow
+        // would make this future not `Send`.
+        let reads: Vec<_> = keys
+            .iter()
+            .map(|key| store_io::get_json::<Checkpoint>(&self.state, key))
+            .collect();
+        let mut all: Vec<(String, serde_json::Value)> = futures::stream::iter(reads)
             .buffered(PARALLEL_WRITES)
-            .try_filter_map(|found| async move { Ok(found) })
+            .try_filter_map(|found| async move { Ok(found.map(|c| (c.scope, c.value))) })
             .try_collect()
             .await?;
         all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -72,11 +74,16 @@ impl CheckpointStore {
 
     /// Writes checkpoints (called by the commit protocol once their data is durable).
     pub(crate) async fn save(&self, checkpoints: &[Checkpoint]) -> Result<(), SinkError> {
-        futures::stream::iter(checkpoints)
-            .map(|checkpoint| async move {
-                let key = checkpoint_key(&checkpoint.scope);
-                store_io::put_json(&self.state, &key, checkpoint).await
-            })
+        let keys: Vec<String> = checkpoints
+            .iter()
+            .map(|c| checkpoint_key(&c.scope))
+            .collect();
+        let writes: Vec<_> = keys
+            .iter()
+            .zip(checkpoints)
+            .map(|(key, checkpoint)| store_io::put_json(&self.state, key, checkpoint))
+            .collect();
+        futures::stream::iter(writes)
             .buffer_unordered(PARALLEL_WRITES)
             .try_collect::<()>()
             .await

@@ -421,16 +421,15 @@ impl ArchiveWriter {
             // last file is out.
             let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
             let this = &*self;
-            let commit_id_ref = &commit_id;
-            let mut written: Vec<(usize, FileRecord)> =
-                futures::stream::iter(plans.into_iter().enumerate())
-                    .map(|(position, plan)| async move {
-                        step("write_file", commit_id_ref, &plan.path);
-                        Ok::<_, SinkError>((position, this.publish(plan).await?))
-                    })
-                    .buffer_unordered(parallel)
-                    .try_collect()
-                    .await?;
+            let publishing: Vec<_> = plans
+                .into_iter()
+                .enumerate()
+                .map(|(position, plan)| this.publish_as(position, &commit_id, plan))
+                .collect();
+            let mut written: Vec<(usize, FileRecord)> = futures::stream::iter(publishing)
+                .buffer_unordered(parallel)
+                .try_collect()
+                .await?;
             written.sort_by_key(|(position, _)| *position);
             for (_, record) in written {
                 report.rows += record.rows;
@@ -538,6 +537,17 @@ impl ArchiveWriter {
             }
         }
         Ok((plans, keys_per_file))
+    }
+
+    /// [`Self::publish`], announced as a protocol step and tagged with its position.
+    async fn publish_as(
+        &self,
+        position: usize,
+        commit_id: &str,
+        plan: FilePlan,
+    ) -> Result<(usize, FileRecord), SinkError> {
+        step("write_file", commit_id, &plan.path);
+        Ok((position, self.publish(plan).await?))
     }
 
     /// Writes one planned file, or adopts the file already there under its name (same

@@ -561,3 +561,28 @@ async fn buffered_rows_stay_within_the_memory_budget() {
         .sum();
     assert_eq!(rows, 20_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_runs_inside_spawned_tasks_on_a_multi_threaded_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("out");
+    let state = dir.path().join("state");
+    let input = messages("mt", 500, 5, 200);
+    let task = tokio::spawn({
+        let (archive, state) = (archive.clone(), state.clone());
+        async move {
+            let mut writer = open(&archive, &state).await;
+            writer.append(TABLE, &batch(&input)).unwrap();
+            let checkpoint = Checkpoint {
+                scope: "s".into(),
+                value: serde_json::json!(1),
+            };
+            let report = writer.commit(vec![checkpoint]).await.unwrap();
+            assert_eq!(writer.checkpoints().list().await.unwrap().len(), 1);
+            report
+        }
+    });
+    let report = task.await.unwrap();
+    assert_eq!((report.files.len(), report.rows), (5, 500));
+    assert_eq!(parquet_files(&archive, TABLE).len(), 5);
+}
