@@ -14,6 +14,10 @@ pub enum SinkError {
     #[error("cannot open location `{location}`: {reason}")]
     Location { location: String, reason: String },
 
+    /// A writer option is unusable.
+    #[error("invalid writer options: {reason}")]
+    InvalidOptions { reason: String },
+
     /// A table spec is unusable (missing column, unsupported type).
     #[error("table `{table}`: invalid table spec: {reason}")]
     InvalidTableSpec { table: String, reason: String },

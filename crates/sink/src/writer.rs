@@ -203,8 +203,7 @@ impl ArchiveWriter {
             }
         }
         if options.memory_budget_bytes == 0 || options.target_file_bytes == 0 {
-            return Err(SinkError::Location {
-                location: archive.url().to_string(),
+            return Err(SinkError::InvalidOptions {
                 reason: "memory_budget_bytes and target_file_bytes must be positive".into(),
             });
         }

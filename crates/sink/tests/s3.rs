@@ -311,3 +311,20 @@ async fn an_object_lock_bucket_is_written_without_overwrites_or_deletes() {
     assert_eq!(all.len(), small.len() + large.len());
     assert_eq!(all.iter().collect::<BTreeSet<_>>().len(), all.len());
 }
+
+#[tokio::test]
+async fn s3_errors_name_the_operation_and_keep_the_service_reply() {
+    let index = tempfile::tempdir().unwrap();
+    let missing = format!("s3://no-such-bucket-{}/archive", std::process::id());
+    let err = ArchiveWriter::open_at(
+        s3_location(&missing),
+        s3_location(&format!("{missing}/_state")),
+        vec![message_spec()],
+        options(index.path()),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains(&missing), "{err}");
+    assert!(err.contains("NoSuchBucket"), "{err}");
+}
