@@ -19,7 +19,10 @@
 //! three-level lists; the partition column is only in the directory name. `<hash>` is
 //! derived from the sorted version keys of the file's rows, and rows are written in key
 //! order, so the same rows give the same name and the same bytes. Files are created,
-//! never overwritten or deleted, and appear only complete.
+//! never overwritten or deleted, and appear only complete (on local disk they are
+//! written as `<name>#<n>` and renamed; recovery removes what a crash left under such
+//! a name). Each file is encoded on a blocking thread, one per core at a time, and
+//! streamed to the store while its SHA-256 is computed.
 //!
 //! # Commit protocol
 //!
