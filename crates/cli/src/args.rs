@@ -72,6 +72,25 @@ pub enum Command {
     /// Show the checkpoints of every scope and the last runs of an archive.
     Status(StatusArgs),
 
+    /// Export messages for legal review: RSMF 2.0, JSONL, CSV or HTML transcripts.
+    ///
+    /// Reads only the date partitions the selection needs and streams, so an archive of
+    /// any size exports in bounded memory. Every export writes export_manifest.json: the
+    /// selection, the archive files read and every output file with its SHA-256.
+    ///
+    /// Examples:
+    ///   teams-archiver export --archive ./archive --out ./matter-42 --format rsmf --format html \
+    ///       --custodian alice@contoso.com --from 2024-01-01T00:00:00Z --to 2024-07-01T00:00:00Z
+    ///   teams-archiver export --archive s3://bucket/teams --out ./kw --format jsonl --keyword invoice
+    Export(ExportArgs),
+
+    /// Check an archive (or an export) against its recorded SHA-256 digests.
+    ///
+    /// Recomputes the digest of every archive file against the commit records and run
+    /// summaries, and each row's raw_sha256 against its raw_json; reports missing, extra
+    /// and altered files and rows. With --export, checks an export against its manifest.
+    Verify(VerifyArgs),
+
     /// Print the archive's table schemas, or write them with their SQL views.
     ///
     /// Example:
@@ -279,4 +298,78 @@ pub struct StatusArgs {
     /// How many of the latest runs to show.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub runs: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum)]
+pub enum ExportFormat {
+    /// Relativity Short Message Format 2.0: one .rsmf per conversation and day.
+    Rsmf,
+    /// One message version per line, with every archived column and raw_json.
+    Jsonl,
+    /// The flat columns, RFC 4180, UTF-8 with a header.
+    Csv,
+    /// A readable transcript per conversation and day.
+    Html,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The archive to read: a folder, file://..., s3://bucket/prefix, az://..., gs://...
+    #[arg(long, value_name = "DIR|URL")]
+    pub archive: String,
+
+    /// The folder to write the export into (created; must be empty).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Output formats (repeatable).
+    #[arg(long = "format", value_enum, required = true, value_name = "FORMAT")]
+    pub formats: Vec<ExportFormat>,
+
+    /// Messages held by these custodians (Graph user id or userPrincipalName; repeatable).
+    #[arg(long = "custodian", value_name = "USER_ID_OR_UPN")]
+    pub custodians: Vec<String>,
+
+    /// Messages of these chats (repeatable).
+    #[arg(long = "chat", value_name = "CHAT_ID")]
+    pub chats: Vec<String>,
+
+    /// Messages of this team's channels.
+    #[arg(long, value_name = "ID")]
+    pub team: Option<String>,
+
+    /// Messages of this channel.
+    #[arg(long, value_name = "ID")]
+    pub channel: Option<String>,
+
+    /// Messages created at or after this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub from: Option<String>,
+
+    /// Messages created before this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub to: Option<String>,
+
+    /// Messages whose text contains this word, case-insensitive (repeatable: any of them).
+    #[arg(long = "keyword", value_name = "WORD")]
+    pub keywords: Vec<String>,
+
+    /// Include messages that were deleted (their last version shows the deletion).
+    #[arg(long)]
+    pub include_deleted: bool,
+
+    /// Export every archived version, not only the latest of each message.
+    #[arg(long)]
+    pub all_versions: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// The archive to check: a folder or URL.
+    #[arg(long, value_name = "DIR|URL")]
+    pub archive: Option<String>,
+
+    /// An export folder to check against its export_manifest.json.
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
 }

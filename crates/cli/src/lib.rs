@@ -6,6 +6,7 @@
 mod args;
 mod demo;
 mod exit;
+mod export_cmd;
 mod ingest;
 mod logging;
 mod progress;
@@ -14,6 +15,7 @@ mod schema;
 mod status;
 mod sync;
 mod tables;
+mod verify_cmd;
 
 use std::process::ExitCode;
 
@@ -44,6 +46,8 @@ pub fn main() -> ExitCode {
             Command::Sync(args) => sync::run(args, progress).await,
             Command::Demo(args) => demo::run(args, progress).await,
             Command::Status(args) => status::run(args).await,
+            Command::Export(args) => export_cmd::run(args, progress).await,
+            Command::Verify(args) => verify_cmd::run(args).await,
         }
     });
     match result {

@@ -18,6 +18,10 @@ use super::discover::PlannedScope;
 use super::writer_task::Unit;
 use crate::tables;
 
+/// Log target of one event per page read, for operators who want that detail (and
+/// for the crash tests, which kill the process at chosen pages).
+pub const PAGE_TARGET: &str = "sync::page";
+
 /// Resyncs one scope may need in one run before it is reported as failed.
 const MAX_RESYNCS_PER_RUN: u32 = 2;
 
@@ -211,6 +215,7 @@ impl Walk<'_> {
         previous: ScopeCheckpoint,
     ) -> Result<ScopeCheckpoint, String> {
         let ctx = self.ctx;
+        tracing::debug!(target: PAGE_TARGET, scope = %self.planned.key, page = page.number, items = page.len(), "page fetched");
         ctx.counters.pages.fetch_add(1, Ordering::Relaxed);
         ctx.counters
             .items
