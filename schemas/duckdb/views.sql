@@ -5,7 +5,8 @@
 --
 -- <table>_all_versions returns each stored version once (two shards may store the same
 -- version; rows with equal version columns are the same content). <table>_latest keeps the
--- latest version of each message (each user or chat for the directory tables).
+-- latest version of each message (each user or chat for the directory tables); a row
+-- without an id is a message of its own.
 
 CREATE OR REPLACE VIEW chat_messages_all_versions AS
 SELECT * EXCLUDE (version_rank) FROM (
@@ -15,7 +16,7 @@ SELECT * EXCLUDE (version_rank) FROM (
 
 CREATE OR REPLACE VIEW chat_messages_latest AS
 SELECT * EXCLUDE (latest_rank) FROM (
-    SELECT *, row_number() OVER (PARTITION BY "chat_id", "team_id", "channel_id", "id" ORDER BY last_modified_date_time DESC NULLS LAST, fetched_at DESC, raw_sha256) AS latest_rank
+    SELECT *, row_number() OVER (PARTITION BY "chat_id", "team_id", "channel_id", "id", CASE WHEN "id" IS NULL THEN "raw_sha256" END ORDER BY last_modified_date_time DESC NULLS LAST, fetched_at DESC, raw_sha256) AS latest_rank
     FROM chat_messages_all_versions
 ) WHERE latest_rank = 1;
 
@@ -27,7 +28,7 @@ SELECT * EXCLUDE (version_rank) FROM (
 
 CREATE OR REPLACE VIEW chat_message_custodians_latest AS
 SELECT * EXCLUDE (latest_rank) FROM (
-    SELECT *, row_number() OVER (PARTITION BY "custodian_user_id", "chat_id", "id" ORDER BY last_modified_date_time DESC NULLS LAST, fetched_at DESC, raw_sha256) AS latest_rank
+    SELECT *, row_number() OVER (PARTITION BY "custodian_user_id", "chat_id", "id", CASE WHEN "id" IS NULL THEN "raw_sha256" END ORDER BY last_modified_date_time DESC NULLS LAST, fetched_at DESC, raw_sha256) AS latest_rank
     FROM chat_message_custodians_all_versions
 ) WHERE latest_rank = 1;
 
@@ -39,7 +40,7 @@ SELECT * EXCLUDE (version_rank) FROM (
 
 CREATE OR REPLACE VIEW mail_messages_latest AS
 SELECT * EXCLUDE (latest_rank) FROM (
-    SELECT *, row_number() OVER (PARTITION BY "custodian_user_id", "id" ORDER BY coalesce(last_modified_date_time, fetched_at) DESC, fetched_at DESC, raw_sha256) AS latest_rank
+    SELECT *, row_number() OVER (PARTITION BY "custodian_user_id", "id", CASE WHEN "id" IS NULL THEN "raw_sha256" END ORDER BY coalesce(last_modified_date_time, fetched_at) DESC, fetched_at DESC, raw_sha256) AS latest_rank
     FROM mail_messages_all_versions
 ) WHERE latest_rank = 1;
 
@@ -51,7 +52,7 @@ SELECT * EXCLUDE (version_rank) FROM (
 
 CREATE OR REPLACE VIEW directory_users_latest AS
 SELECT * EXCLUDE (latest_rank) FROM (
-    SELECT *, row_number() OVER (PARTITION BY "id" ORDER BY fetched_at DESC, raw_sha256) AS latest_rank
+    SELECT *, row_number() OVER (PARTITION BY "id", CASE WHEN "id" IS NULL THEN "raw_sha256" END ORDER BY fetched_at DESC, raw_sha256) AS latest_rank
     FROM directory_users_all_versions
 ) WHERE latest_rank = 1;
 
@@ -63,6 +64,6 @@ SELECT * EXCLUDE (version_rank) FROM (
 
 CREATE OR REPLACE VIEW directory_chats_latest AS
 SELECT * EXCLUDE (latest_rank) FROM (
-    SELECT *, row_number() OVER (PARTITION BY "id" ORDER BY fetched_at DESC, raw_sha256) AS latest_rank
+    SELECT *, row_number() OVER (PARTITION BY "id", CASE WHEN "id" IS NULL THEN "raw_sha256" END ORDER BY fetched_at DESC, raw_sha256) AS latest_rank
     FROM directory_chats_all_versions
 ) WHERE latest_rank = 1;

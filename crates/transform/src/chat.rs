@@ -7,7 +7,7 @@ use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use crate::RowContext;
-use crate::columns::utc_micros;
+use crate::columns::{tok_name, utc_micros};
 use crate::csdl::{self, Field};
 use crate::html::html_to_text_with;
 use crate::json::Tok;
@@ -65,7 +65,7 @@ pub(crate) static CUSTODIANS: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         ArrowField::new("custodian_user_id", DataType::Utf8, false),
         ArrowField::new("chat_id", DataType::Utf8, true),
-        ArrowField::new("id", DataType::Utf8, false),
+        ArrowField::new("id", DataType::Utf8, true),
         ArrowField::new("last_modified_date_time", utc_micros(), true),
         ArrowField::new("raw_sha256", DataType::Utf8, false),
         ArrowField::new("run_id", DataType::Utf8, false),
@@ -81,7 +81,11 @@ pub(crate) const CUSTODIAN_MEANINGS: &[(&str, &str, &str)] = &[
         "Graph user id of the mailbox whose getAllMessages returned this version",
     ),
     ("chat_id", "chatId", "Graph `chatId` of the message"),
-    ("id", "id", "Graph message `id`"),
+    (
+        "id",
+        "id",
+        "Graph message `id` (null when the item has none)",
+    ),
     (
         "last_modified_date_time",
         "lastModifiedDateTime",
@@ -153,69 +157,68 @@ impl ChatMessageBuilder {
     }
 
     /// Appends one chatMessage item (its exact bytes) and any replies expanded inside it.
-    /// Returns the number of message rows appended. Nothing is appended on error.
+    /// Returns the number of message rows appended. Only an item that is not a JSON
+    /// object is refused, and then nothing is appended.
     pub fn append(&mut self, raw: &str, ctx: &RowContext) -> Result<usize, ItemError> {
         self.engine.read(raw)?;
-        // Find and check every row (the item, then its expanded replies, depth first)
-        // before writing any, so that an error leaves the builder as it was.
-        let parent_id = self.engine.id(raw, 0)?;
+        // The item, then its expanded replies (depth first). A reply that is not an object
+        // cannot be a row; its parent records it and keeps it in raw_json.
         let mut roots = std::mem::take(&mut self.roots);
         roots.clear();
         roots.push(0);
-        let mut ids = vec![parent_id];
         let mut i = 0;
         while i < roots.len() {
-            let idx = roots[i];
-            if let Some(replies) = self.engine.tape.get(raw, idx, "replies")
+            if let Some(replies) = self.engine.tape.get(raw, roots[i], "replies")
                 && self.engine.tape.nodes[replies].tok == Tok::Array
             {
-                for (n, r) in self.engine.tape.elements(replies).enumerate() {
-                    let wrap = |e: ItemError| ItemError::Reply {
-                        parent_id: ids[i].to_string(),
-                        index: n,
-                        source: Box::new(e),
-                    };
-                    let checked = self
-                        .engine
-                        .check_object(raw, r)
-                        .and_then(|_| self.engine.id(raw, r));
-                    match checked {
-                        Ok(id) => {
-                            roots.push(r);
-                            ids.push(id);
-                        }
-                        Err(e) => {
-                            self.roots = roots;
-                            return Err(wrap(e));
-                        }
-                    }
-                }
+                let tape = &self.engine.tape;
+                roots.extend(
+                    tape.elements(replies)
+                        .filter(|&r| tape.nodes[r].tok == Tok::Object),
+                );
             }
             i += 1;
         }
-        for (n, &idx) in roots.iter().enumerate() {
+        for &idx in &roots {
             let slice = if idx == 0 {
                 raw
             } else {
                 self.engine.tape.raw(raw, idx)
             };
-            self.append_row(raw, idx, slice, &ids[n], ctx);
+            self.append_row(raw, idx, slice, ctx);
         }
         let rows = roots.len();
         self.roots = roots;
         Ok(rows)
     }
 
-    fn append_row(&mut self, src: &str, idx: usize, slice: &str, id: &str, ctx: &RowContext) {
-        let row = self.engine.fill(src, idx);
+    fn append_row(&mut self, src: &str, idx: usize, slice: &str, ctx: &RowContext) {
+        let id = self.engine.id(src, idx);
+        let row = self.engine.fill(src, idx, &id);
         if let Some(replies) = self.engine.tape.get(src, idx, "replies") {
-            let tok = self.engine.tape.nodes[replies].tok;
-            if tok != Tok::Array && tok != Tok::Null {
-                self.engine.issues.push(
+            let tape = &self.engine.tape;
+            match tape.nodes[replies].tok {
+                Tok::Array => {
+                    for (n, r) in tape.elements(replies).enumerate() {
+                        let tok = tape.nodes[r].tok;
+                        if tok != Tok::Object {
+                            self.engine.issues.push(
+                                format!("replies[{n}]"),
+                                tape.raw(src, r),
+                                format!(
+                                    "expected a message object, found {}: not a row of its own",
+                                    tok_name(tok)
+                                ),
+                            );
+                        }
+                    }
+                }
+                Tok::Null => {}
+                _ => self.engine.issues.push(
                     "replies".into(),
-                    self.engine.tape.raw(src, replies),
+                    tape.raw(src, replies),
                     "expected an array of messages",
-                );
+                ),
             }
         }
         self.append_body_text(src, idx);
@@ -228,12 +231,13 @@ impl ChatMessageBuilder {
             ],
             ctx,
         );
+        let id = id.ok();
         if let Some(custodian) = ctx.custodian_user_id {
             let c = &mut self.custodians;
             c.user.append_value(custodian);
             c.chat_id
                 .append_option(self.engine.string_member(src, idx, "chatId"));
-            c.id.append_value(id);
+            c.id.append_option(id.as_deref());
             c.last_modified
                 .append_option(self.engine.timestamp(self.last_modified));
             c.sha.append_value(row.sha());
@@ -242,7 +246,8 @@ impl ChatMessageBuilder {
             c.date.append_value(day);
             c.rows += 1;
         }
-        self.engine.finish_row(slice, &row, id, day, ctx, true);
+        self.engine
+            .finish_row(slice, &row, id.as_deref(), day, ctx, true);
     }
 
     fn append_body_text(&mut self, src: &str, idx: usize) {

@@ -257,7 +257,7 @@ impl Col {
                 );
                 return;
             }
-            s.fill_members(tape, src, v, index, issues);
+            s.fill_members(tape, src, v, index, issues, None);
             return;
         }
         if self.len() > index {
@@ -278,7 +278,7 @@ impl Col {
                     .as_mut()
                     .expect("nested struct has validity")
                     .push(true);
-                s.fill_members(tape, src, v, index, issues);
+                s.fill_members(tape, src, v, index, issues, None);
             }
             Col::List(l) => {
                 if node.tok != Tok::Array {
@@ -412,7 +412,8 @@ impl StructCol {
         self.index.find(&self.keys, json.as_bytes())
     }
 
-    /// Writes the members of the object at `obj` whose keys are fields of this struct.
+    /// Writes the members of the object at `obj` whose keys are fields of this struct,
+    /// except child `skip`, which stays null.
     pub(crate) fn fill_members(
         &mut self,
         tape: &Tape,
@@ -420,6 +421,7 @@ impl StructCol {
         obj: usize,
         index: usize,
         issues: &mut Issues,
+        skip: Option<usize>,
     ) {
         for (k, v) in tape.members(obj) {
             let key = if tape.nodes[k].escaped {
@@ -427,7 +429,9 @@ impl StructCol {
             } else {
                 Cow::Borrowed(tape.text(src, k))
             };
-            if let Some(ci) = self.child_index(&key) {
+            if let Some(ci) = self.child_index(&key)
+                && Some(ci) != skip
+            {
                 let mark = issues.enter_key(&key);
                 self.children[ci].fill(tape, src, v, index, issues);
                 issues.leave(mark);
@@ -517,7 +521,7 @@ fn key_hash(b: &[u8]) -> usize {
     (h >> 32) as usize
 }
 
-fn tok_name(t: Tok) -> &'static str {
+pub(crate) fn tok_name(t: Tok) -> &'static str {
     match t {
         Tok::Object => "an object",
         Tok::Array => "an array",

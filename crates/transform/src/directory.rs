@@ -128,10 +128,11 @@ impl Snapshot {
 
     fn append(&mut self, raw: &str, ctx: &RowContext) -> Result<usize, ItemError> {
         self.engine.read(raw)?;
-        let id = self.engine.id(raw, 0)?;
-        let row = self.engine.fill(raw, 0);
+        let id = self.engine.id(raw, 0);
+        let row = self.engine.fill(raw, 0, &id);
         let day = crate::time::day_of(ctx.fetched_at.timestamp_micros());
-        self.engine.finish_row(raw, &row, &id, day, ctx, false);
+        self.engine
+            .finish_row(raw, &row, id.ok().as_deref(), day, ctx, false);
         Ok(1)
     }
 

@@ -6,7 +6,8 @@
 //! typed columns in one pass, keeps the item itself in `raw_json`, and identifies the version
 //! by `raw_sha256`, the SHA-256 of the item's canonical JSON ([`canonical_sha256`]). A value
 //! that does not fit its column leaves that column null and is recorded in the row's
-//! `parse_errors`; only an item that is not a JSON object, or has no usable `id`, is refused
+//! `parse_errors`; an object without a usable `id` is such a row too (null `id`;
+//! `raw_sha256` needs no id). Only an item that is not a JSON object is refused
 //! ([`ItemError`]). Every batch ends with the `date` partition column.
 
 mod canonical;

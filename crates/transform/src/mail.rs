@@ -113,11 +113,12 @@ impl MailMessageBuilder {
     }
 
     /// Appends one mail item (its exact bytes): a message, or a removal
-    /// `{"id", "@removed": {"reason"}}`. Returns the rows appended (1).
+    /// `{"id", "@removed": {"reason"}}`. Returns the rows appended (1); only an item that
+    /// is not a JSON object is refused.
     pub fn append(&mut self, raw: &str, ctx: &RowContext) -> Result<usize, ItemError> {
         self.engine.read(raw)?;
-        let id = self.engine.id(raw, 0)?;
-        let row = self.engine.fill(raw, 0);
+        let id = self.engine.id(raw, 0);
+        let row = self.engine.fill(raw, 0, &id);
         let tape = &self.engine.tape;
         let removal = tape
             .get(raw, 0, "@removed")
@@ -149,7 +150,8 @@ impl MailMessageBuilder {
         };
         self.custodian.append_option(ctx.custodian_user_id);
         self.append_body_text(raw);
-        self.engine.finish_row(raw, &row, &id, day, ctx, true);
+        self.engine
+            .finish_row(raw, &row, id.ok().as_deref(), day, ctx, true);
         Ok(1)
     }
 

@@ -13,12 +13,13 @@ use arrow::record_batch::RecordBatch;
 
 use crate::RowContext;
 use crate::canonical::CanonicalWriter;
-use crate::columns::{Issues, StructCol, data_type, utc_micros};
+use crate::columns::{Issues, StructCol, data_type, tok_name, utc_micros};
 use crate::csdl::{Field, Kind};
 use crate::json::{Tape, Tok};
 use crate::time;
 
-/// Why an item could not become a row. The caller decides whether to stop or go on.
+/// Why an item could not become a row: only text that is not a JSON object. Any object
+/// becomes a row, whatever it holds. The caller decides whether to stop or go on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ItemError {
     #[error("item is not valid JSON: {error} (item starts {excerpt:?})")]
@@ -30,14 +31,6 @@ pub enum ItemError {
     NotObject {
         found: &'static str,
         excerpt: String,
-    },
-    #[error("item has no usable `id`: {reason} (item starts {excerpt:?})")]
-    NoId { reason: String, excerpt: String },
-    #[error("expanded reply {index} of message {parent_id}: {source}")]
-    Reply {
-        parent_id: String,
-        index: usize,
-        source: Box<ItemError>,
     },
 }
 
@@ -106,12 +99,12 @@ fn flatten_docs(fields: &[Field], name_prefix: &str, path_prefix: &str, out: &mu
                 } else {
                     format!("Graph `{path}` ({})", f.csdl_type)
                 };
-                let nullable = path != "id";
+                // Any property may be missing, `id` included (the row is kept all the same).
                 out.push(ColumnDoc {
                     name,
                     path,
                     data_type: data_type(f),
-                    nullable,
+                    nullable: true,
                     meaning,
                 });
             }
@@ -317,6 +310,8 @@ pub(crate) struct Engine {
     pub tape: Tape,
     canon: CanonicalWriter,
     pub root: StructCol,
+    /// The root column of the Graph `id`.
+    id_child: Option<usize>,
     pub issues: Issues,
     pub rows: usize,
     raw_bytes: usize,
@@ -342,10 +337,12 @@ impl Row {
 
 impl Engine {
     pub(crate) fn new(fields: &[Field]) -> Engine {
+        let root = StructCol::new(fields, true);
         Engine {
             tape: Tape::default(),
             canon: CanonicalWriter::default(),
-            root: StructCol::new(fields, true),
+            id_child: root.child_index("id"),
+            root,
             issues: Issues::default(),
             rows: 0,
             raw_bytes: 0,
@@ -368,51 +365,57 @@ impl Engine {
         self.check_object(raw, 0)
     }
 
-    pub(crate) fn check_object(&self, raw: &str, idx: usize) -> Result<(), ItemError> {
+    fn check_object(&self, raw: &str, idx: usize) -> Result<(), ItemError> {
         let tok = self.tape.nodes[idx].tok;
         if tok != Tok::Object {
-            let found = match tok {
-                Tok::Array => "an array",
-                Tok::Str | Tok::Key => "a string",
-                Tok::Number => "a number",
-                Tok::True | Tok::False => "a boolean",
-                Tok::Null => "null",
-                Tok::Object => unreachable!(),
-            };
             return Err(ItemError::NotObject {
-                found,
+                found: tok_name(tok),
                 excerpt: excerpt(self.tape.raw(raw, idx)),
             });
         }
         Ok(())
     }
 
-    /// The item's id: a non-empty string, or a number (kept as written).
-    pub(crate) fn id<'s>(&self, src: &'s str, idx: usize) -> Result<Cow<'s, str>, ItemError> {
-        let no_id = |reason: &str| ItemError::NoId {
-            reason: reason.to_string(),
-            excerpt: excerpt(self.tape.raw(src, idx)),
-        };
+    /// The id of the object at `idx`: a non-empty string, or a number (kept as written);
+    /// otherwise why there is none.
+    pub(crate) fn id<'s>(&self, src: &'s str, idx: usize) -> Result<Cow<'s, str>, &'static str> {
         let Some(v) = self.tape.get(src, idx, "id") else {
-            return Err(no_id("`id` is missing"));
+            return Err("`id` is missing");
         };
         let id = match self.tape.nodes[v].tok {
             Tok::Str => self.tape.str(src, v),
             Tok::Number => Cow::Borrowed(self.tape.raw(src, v)),
-            Tok::Null => return Err(no_id("`id` is null")),
-            _ => return Err(no_id("`id` is not a string")),
+            Tok::Null => return Err("`id` is null"),
+            _ => return Err("`id` is not a string"),
         };
         if id.trim().is_empty() {
-            return Err(no_id("`id` is empty"));
+            return Err("`id` is empty");
         }
         Ok(id)
     }
 
     /// Fills the typed columns of the next row from the object at `idx` and hashes it.
-    pub(crate) fn fill(&mut self, src: &str, idx: usize) -> Row {
+    /// `id` is what [`Engine::id`] found: without a usable id the `id` column stays null
+    /// and the problem is recorded, since `raw_sha256` identifies the row without it.
+    pub(crate) fn fill(&mut self, src: &str, idx: usize, id: &Result<Cow<str>, &str>) -> Row {
         self.issues.clear();
+        let skip = match id {
+            Ok(_) => None,
+            Err(reason) => {
+                let value = self
+                    .tape
+                    .get(src, idx, "id")
+                    .map_or("", |v| self.tape.raw(src, v));
+                self.issues.push(
+                    "id".to_string(),
+                    value,
+                    format!("{reason}: the row is kept with a null id (raw_sha256 identifies it)"),
+                );
+                self.id_child
+            }
+        };
         self.root
-            .fill_members(&self.tape, src, idx, self.rows, &mut self.issues);
+            .fill_members(&self.tape, src, idx, self.rows, &mut self.issues, skip);
         let sha = self.canon.sha256(&self.tape, src, idx);
         let mut sha_hex = [0u8; 64];
         hex::encode_to_slice(sha, &mut sha_hex).expect("64 bytes hold a hex SHA-256");
@@ -468,7 +471,7 @@ impl Engine {
         &mut self,
         raw: &str,
         row: &Row,
-        id: &str,
+        id: Option<&str>,
         day: i32,
         ctx: &RowContext,
         with_source: bool,
@@ -483,7 +486,8 @@ impl Engine {
         self.run_id.append_value(ctx.run_id);
         for issue in &self.issues.list {
             tracing::warn!(
-                item_id = %id,
+                item_id = id.unwrap_or("(none)"),
+                raw_sha256 = row.sha(),
                 field = %issue.field,
                 value = %issue.value,
                 source = %ctx.source,

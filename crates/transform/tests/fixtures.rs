@@ -24,8 +24,8 @@ struct Row<'a> {
     index: usize,
 }
 
-/// Items the contract refuses: the docs show them without an `id`.
-const REFUSED: &[(&str, usize)] = &[
+/// Items the docs show without an `id`: rows all the same, with a null `id`.
+const WITHOUT_ID: &[(&str, usize)] = &[
     ("beta/message-delta-1.json", 0),
     ("concepts/concept-system-messages-19.json", 0),
     ("v1.0/mailfolder-list-messages-1.json", 0),
@@ -35,17 +35,21 @@ const REFUSED: &[(&str, usize)] = &[
 struct Transformed<'a> {
     rows: Vec<Row<'a>>,
     refused: Vec<(String, usize, ItemError)>,
+    /// (file, item number) of each row, parallel to `rows`.
+    origins: Vec<(String, usize)>,
 }
 
 fn transform_all(fixtures: &[Fixture]) -> Transformed<'_> {
     let mut rows = Vec::new();
     let mut refused = Vec::new();
+    let mut origins = Vec::new();
     for fx in fixtures {
         let file = fx.entry.file.clone();
         let context = ctx(&file, Some("custodian-1"));
         let mut chat = ChatMessageBuilder::new();
         let mut mail = MailMessageBuilder::new();
         let mut raws = Vec::new();
+        let mut item_numbers = Vec::new();
         for (n, item) in items(&fx.text).into_iter().enumerate() {
             let result = if fx.entry.is_mail() {
                 mail.append(item, &context)
@@ -56,6 +60,7 @@ fn transform_all(fixtures: &[Fixture]) -> Transformed<'_> {
                 Ok(count) => {
                     let expected = rows_of(item);
                     assert_eq!(count, expected.len(), "{file} item {n}: rows appended");
+                    item_numbers.extend(std::iter::repeat_n(n, expected.len()));
                     raws.extend(expected);
                 }
                 Err(e) => refused.push((file.clone(), n, e)),
@@ -76,6 +81,7 @@ fn transform_all(fixtures: &[Fixture]) -> Transformed<'_> {
         };
         assert_eq!(batch.num_rows(), raws.len(), "{file}");
         for (index, raw) in raws.into_iter().enumerate() {
+            origins.push((file.clone(), item_numbers[index]));
             rows.push(Row {
                 file: file.clone(),
                 raw,
@@ -84,7 +90,11 @@ fn transform_all(fixtures: &[Fixture]) -> Transformed<'_> {
             });
         }
     }
-    Transformed { rows, refused }
+    Transformed {
+        rows,
+        refused,
+        origins,
+    }
 }
 
 #[test]
@@ -96,16 +106,31 @@ fn every_message_in_every_fixture_becomes_a_row() {
         .map(|f| f.entry.chat_messages() + f.entry.mail_messages())
         .sum();
     // 108 chat + 11 mail messages in responses, 2 + 2 in resource templates, 32 in concept
-    // examples; four of them have no `id` and are refused by contract.
+    // examples; four of them have no `id` and are rows all the same.
     assert_eq!(expected, 155);
-    assert_eq!(t.rows.len(), 151);
-    assert_eq!(t.rows.len() + t.refused.len(), expected);
-    let refused: Vec<(&str, usize)> = t.refused.iter().map(|(f, n, _)| (f.as_str(), *n)).collect();
-    assert_eq!(refused, REFUSED);
-    for (file, n, e) in &t.refused {
-        assert!(matches!(e, ItemError::NoId { .. }), "{file} item {n}: {e}");
-        assert!(e.to_string().contains("`id` is missing"), "{e}");
+    assert!(t.refused.is_empty(), "refused: {:?}", t.refused);
+    assert_eq!(t.rows.len(), expected);
+    let mut without_id = Vec::new();
+    for (row, (file, n)) in t.rows.iter().zip(&t.origins) {
+        let id = row.batch.column_by_name("id").unwrap();
+        if id.is_valid(row.index) {
+            continue;
+        }
+        without_id.push((file.as_str(), *n));
+        let errors = row
+            .batch
+            .column_by_name("parse_errors")
+            .unwrap()
+            .as_list::<i32>()
+            .value(row.index);
+        let fields = errors.as_struct().column_by_name("field").unwrap();
+        let fields = fields.as_string::<i32>();
+        assert!(
+            (0..fields.len()).any(|i| fields.value(i) == "id"),
+            "{file} item {n}: a null id is recorded in parse_errors"
+        );
     }
+    assert_eq!(without_id, WITHOUT_ID);
     for row in &t.rows {
         let raw_json = row
             .batch

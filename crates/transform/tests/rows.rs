@@ -1,5 +1,5 @@
-//! Row-level promises: the version hash, coercions, nulls, removals, refused items,
-//! custodians, and readable body text.
+//! Row-level promises: the version hash, coercions, nulls, removals, items without ids,
+//! refused non-objects, custodians, and readable body text.
 
 mod common;
 
@@ -172,31 +172,166 @@ fn malformed_values_are_recorded_and_the_row_kept() {
 }
 
 #[test]
-fn items_without_an_object_or_id_are_refused_and_nothing_is_appended() {
+fn only_what_is_not_a_json_object_is_refused_and_then_nothing_is_appended() {
     let mut b = ChatMessageBuilder::new();
     let c = ctx("test", Some("u1"));
     for (raw, expect) in [
-        ("[1]", "not an object"),
+        ("[1]", "JSON an array, not an object"),
+        ("\"m1\"", "JSON a string, not an object"),
+        ("null", "JSON null, not an object"),
         ("{\"id\":", "not valid JSON"),
-        ("{\"x\":1}", "`id` is missing"),
-        ("{\"id\":null}", "`id` is null"),
-        ("{\"id\":\" \"}", "`id` is empty"),
-        (
-            "{\"id\":\"p\",\"replies\":[{\"body\":{}}]}",
-            "expanded reply 0 of message p",
-        ),
+        ("{\"id\":\"a\"} {}", "not valid JSON"),
     ] {
         let e = b.append(raw, &c).unwrap_err();
         assert!(e.to_string().contains(expect), "{raw}: {e}");
+        assert!(
+            matches!(e, ItemError::NotJson { .. } | ItemError::NotObject { .. }),
+            "{raw}: {e:?}"
+        );
     }
-    assert!(matches!(
-        b.append("{\"id\":\"p\",\"replies\":[3]}", &c),
-        Err(ItemError::Reply { .. })
-    ));
     assert_eq!(b.len(), 0);
     let batches = b.finish();
     assert_eq!(batches.messages.num_rows(), 0);
     assert_eq!(batches.custodians.num_rows(), 0);
+}
+
+/// The `parse_errors` of row `row`, as (field, value, message).
+fn parse_errors(
+    batch: &arrow::record_batch::RecordBatch,
+    row: usize,
+) -> Vec<(String, String, String)> {
+    let list = batch
+        .column_by_name("parse_errors")
+        .unwrap()
+        .as_list::<i32>()
+        .value(row);
+    let entries = list.as_struct();
+    let text = |name: &str, i: usize| {
+        entries
+            .column_by_name(name)
+            .unwrap()
+            .as_string::<i32>()
+            .value(i)
+            .to_string()
+    };
+    (0..entries.len())
+        .map(|i| (text("field", i), text("value", i), text("message", i)))
+        .collect()
+}
+
+#[test]
+fn objects_without_a_usable_id_are_rows_with_a_null_id_and_a_recorded_problem() {
+    let mut b = ChatMessageBuilder::new();
+    let c = ctx("test", Some("u1"));
+    let items = [
+        (
+            r#"{"x":1,"createdDateTime":"2024-05-01T10:00:00Z"}"#,
+            "",
+            "`id` is missing",
+        ),
+        (
+            r#"{"id":null,"createdDateTime":"2024-05-01T10:00:00Z"}"#,
+            "null",
+            "`id` is null",
+        ),
+        (
+            r#"{"id":" ","createdDateTime":"2024-05-01T10:00:00Z"}"#,
+            "\" \"",
+            "`id` is empty",
+        ),
+        (
+            r#"{"id":{"a":1},"createdDateTime":"2024-05-01T10:00:00Z"}"#,
+            r#"{"a":1}"#,
+            "`id` is not a string",
+        ),
+        (
+            r#"{"id":[],"createdDateTime":"2024-05-01T10:00:00Z"}"#,
+            "[]",
+            "`id` is not a string",
+        ),
+    ];
+    for (raw, _, _) in items {
+        assert_eq!(b.append(raw, &c).unwrap(), 1, "{raw}");
+    }
+    let batches = b.finish();
+    let m = &batches.messages;
+    assert_eq!(m.num_rows(), items.len());
+    let id = m.column_by_name("id").unwrap();
+    let custodian_id = batches.custodians.column_by_name("id").unwrap();
+    let raw_json = m.column_by_name("raw_json").unwrap().as_string::<i32>();
+    let sha = m.column_by_name("raw_sha256").unwrap().as_string::<i32>();
+    let date = m
+        .column_by_name("date")
+        .unwrap()
+        .as_primitive::<Date32Type>();
+    for (row, (raw, value, reason)) in items.iter().enumerate() {
+        assert!(id.is_null(row), "{raw}: id is null");
+        assert!(custodian_id.is_null(row), "{raw}: custodian id is null");
+        assert_eq!(raw_json.value(row), *raw);
+        assert_eq!(
+            sha.value(row),
+            hex(sha256_of(raw)),
+            "{raw}: identified by content"
+        );
+        assert_eq!(date.value(row), 19_844, "{raw}: dated by createdDateTime");
+        let errors = parse_errors(m, row);
+        assert_eq!(errors.len(), 1, "{raw}: {errors:?}");
+        let (field, found, message) = &errors[0];
+        assert_eq!((field.as_str(), found.as_str()), ("id", *value), "{raw}");
+        assert!(
+            message.starts_with(reason) && message.contains("null id"),
+            "{message}"
+        );
+    }
+    // Without any date either, the row is still kept, dated the day it was fetched.
+    let mut b = MailMessageBuilder::new();
+    b.append(r#"{"subject":"no id, no date"}"#, &c).unwrap();
+    let mail = b.finish();
+    assert!(mail.column_by_name("id").unwrap().is_null(0));
+    let date = mail
+        .column_by_name("date")
+        .unwrap()
+        .as_primitive::<Date32Type>();
+    assert_eq!(date.value(0), 20_090, "fetched_at's day");
+    let fields: Vec<String> = parse_errors(&mail, 0).into_iter().map(|e| e.0).collect();
+    assert_eq!(fields, ["id", "date"]);
+}
+
+#[test]
+fn replies_without_ids_are_rows_and_replies_that_are_not_objects_stay_in_the_parent() {
+    let mut b = ChatMessageBuilder::new();
+    let c = ctx("test", None);
+    let item = r#"{"id":"p","replies":[{"body":{"content":"no id"}},3,{"id":"r2"}]}"#;
+    assert_eq!(b.append(item, &c).unwrap(), 3);
+    let m = b.finish().messages;
+    let id = m.column_by_name("id").unwrap().as_string::<i32>();
+    assert_eq!(id.value(0), "p");
+    assert!(id.is_null(1));
+    assert_eq!(id.value(2), "r2");
+    let raw_json = m.column_by_name("raw_json").unwrap().as_string::<i32>();
+    assert_eq!(
+        raw_json.value(0),
+        item,
+        "the parent keeps every reply in raw_json"
+    );
+    assert_eq!(raw_json.value(1), r#"{"body":{"content":"no id"}}"#);
+    let parent = parse_errors(&m, 0);
+    assert_eq!(parent.len(), 2, "{parent:?}");
+    assert_eq!(
+        (parent[0].0.as_str(), parent[0].1.as_str()),
+        ("replies[1]", "3")
+    );
+    assert!(parent[0].2.contains("found a number"), "{parent:?}");
+    assert_eq!(parent[1].0, "date");
+    assert_eq!(parse_errors(&m, 1)[0].0, "id");
+}
+
+fn sha256_of(raw: &str) -> [u8; 32] {
+    canonical_sha256(raw).unwrap()
+}
+
+fn hex(bytes: [u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]
@@ -352,20 +487,6 @@ fn builders_are_send() {
     send::<transform::DirectoryChatBuilder>();
 }
 
-/// Whether the item and its expanded replies all have a non-empty string or number `id`.
-fn has_usable_ids(v: &serde_json::Value) -> bool {
-    let id_ok = match v.get("id") {
-        Some(serde_json::Value::String(s)) => !s.trim().is_empty(),
-        Some(serde_json::Value::Number(_)) => true,
-        _ => false,
-    };
-    let replies_ok = match v.get("replies") {
-        Some(serde_json::Value::Array(items)) => items.iter().all(has_usable_ids),
-        _ => true,
-    };
-    id_ok && replies_ok
-}
-
 /// Replaces the leaf at `target` (in walk order) by `with`; returns whether it was found.
 fn replace_leaf(
     v: &mut serde_json::Value,
@@ -425,11 +546,7 @@ fn any_value_of_any_type_anywhere_keeps_the_row_and_never_panics() {
                     };
                     match result {
                         Ok(n) => appended += n,
-                        Err(e) => assert!(
-                            !has_usable_ids(&v),
-                            "{}: refused although its ids are fine: {e}",
-                            fx.entry.file
-                        ),
+                        Err(e) => panic!("{}: an object was refused: {e}", fx.entry.file),
                     }
                 }
                 if !found {

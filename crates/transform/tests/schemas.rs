@@ -146,7 +146,7 @@ fn write_partitioned(root: &Path, folder: &str, batch: &RecordBatch, file_name: 
     }
 }
 
-/// (chat_id, team_id, channel_id, id)
+/// (chat_id, team_id, channel_id, id, or raw_sha256 for a row without an id)
 type MessageKey = (Option<String>, Option<String>, Option<String>, String);
 
 fn python() -> String {
@@ -174,6 +174,14 @@ fn duckdb_views_run_over_an_archive() {
                 raws.extend(rows_of(item));
             }
         }
+    }
+    // Two different messages without ids in one chat: neither stands for the other.
+    for text in ["first", "second"] {
+        let item = format!(
+            r#"{{"chatId":"19:no-ids@thread.v2","createdDateTime":"2024-05-01T10:00:00Z","body":{{"content":"{text}"}}}}"#
+        );
+        chat.append(&item, &ctx("no-ids", Some("custodian-1")))
+            .unwrap();
     }
     let chat = chat.finish();
     write_partitioned(root, "chat_messages", &chat.messages, "part-a.parquet");
@@ -203,7 +211,7 @@ fn duckdb_views_run_over_an_archive() {
                     s("chat_id", i),
                     s("team_id", i),
                     s("channel_id", i),
-                    s("id", i).unwrap(),
+                    s("id", i).unwrap_or_else(|| s("raw_sha256", i).unwrap()),
                 )
             })
             .collect()
