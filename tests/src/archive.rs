@@ -40,7 +40,11 @@ pub fn all_files(archive: &Path) -> Vec<String> {
 
 /// The string (or boolean, shown as "true"/"false") columns `columns` of every row of a
 /// table, one map per row.
-pub fn rows(archive: &Path, table: &str, columns: &[&str]) -> Vec<BTreeMap<String, Option<String>>> {
+pub fn rows(
+    archive: &Path,
+    table: &str,
+    columns: &[&str],
+) -> Vec<BTreeMap<String, Option<String>>> {
     let mut rows = Vec::new();
     for file in table_files(archive, table) {
         let reader = std::fs::File::open(&file).expect("the file opens");

@@ -124,7 +124,12 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
 "#;
     run_python(
         program,
-        &[&s3_endpoint(), bucket, prefix, to.to_str().expect("UTF-8 path")],
+        &[
+            &s3_endpoint(),
+            bucket,
+            prefix,
+            to.to_str().expect("UTF-8 path"),
+        ],
     );
 }
 

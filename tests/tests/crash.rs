@@ -18,8 +18,17 @@ const ARCHIVER: &str = env!("CARGO_BIN_EXE_archiver");
 fn sync(tenant: &Tenant, out: &Path) -> Command {
     let mut command = tenant.sync(ARCHIVER, out.to_str().unwrap());
     command
-        .args(["--source", "chats", "--source", "channels", "--source", "mail"])
-        .args(["--page-size", "4", "--memory-budget-mib", "1", "--commit-interval", "1"])
+        .args([
+            "--source", "chats", "--source", "channels", "--source", "mail",
+        ])
+        .args([
+            "--page-size",
+            "4",
+            "--memory-budget-mib",
+            "1",
+            "--commit-interval",
+            "1",
+        ])
         .args(["--max-retries", "12", "--log-format", "json"])
         .env("RUST_LOG", "warn,sink::protocol=debug,sync::page=debug");
     command
@@ -37,7 +46,11 @@ fn event(line: &str) -> Option<String> {
 /// Runs sync to the end and returns the events it logged, in order.
 fn events_of_a_run(tenant: &Tenant, out: &Path) -> Vec<String> {
     let output = sync(tenant, out).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stderr)
         .lines()
         .filter_map(event)
@@ -108,18 +121,31 @@ fn assert_exactly_once(out: &Path, snapshots: &[&Snapshot], removals: usize, wha
         "{what}: chat and channel versions"
     );
     let archived_custodians = custodian_counts(out);
-    assert!(archived_custodians.values().all(|n| *n == 1), "{what}: custodian row twice");
+    assert!(
+        archived_custodians.values().all(|n| *n == 1),
+        "{what}: custodian row twice"
+    );
     assert_eq!(
         archived_custodians.into_keys().collect::<BTreeSet<_>>(),
         custodians,
         "{what}: custodian rows"
     );
     let mail = version_counts(out, "mail_messages");
-    assert!(mail.values().all(|n| *n == 1), "{what}: a mail version twice");
+    assert!(
+        mail.values().all(|n| *n == 1),
+        "{what}: a mail version twice"
+    );
     let expected = expected_mail(snapshots);
     let archived: BTreeSet<_> = mail.into_keys().collect();
-    assert!(expected.is_subset(&archived), "{what}: mail versions missing");
-    assert_eq!(archived.len(), expected.len() + removals, "{what}: mail rows");
+    assert!(
+        expected.is_subset(&archived),
+        "{what}: mail versions missing"
+    );
+    assert_eq!(
+        archived.len(),
+        expected.len() + removals,
+        "{what}: mail rows"
+    );
 }
 
 /// Kill points over a run's events: the first, middle and last event of every kind
@@ -163,12 +189,15 @@ fn change(tenant: &Tenant) -> usize {
         .iter()
         .filter(|m| matches!(m.conversation, Conversation::Chat { .. }) && !m.deleted)
         .collect();
-    sim.edit_message(&chats[0].message_ref(), "<p>edit</p>").unwrap();
+    sim.edit_message(&chats[0].message_ref(), "<p>edit</p>")
+        .unwrap();
     sim.soft_delete_message(&chats[1].message_ref()).unwrap();
     let room = &directory.chats[0];
-    sim.add_chat_message(&room.id, &room.member_ids[0], "<p>new</p>").unwrap();
+    sim.add_chat_message(&room.id, &room.member_ids[0], "<p>new</p>")
+        .unwrap();
     let mail = &snapshot.mail[0];
-    sim.delete_mail(&mail.user_id, &mail.folder_id, &mail.id).unwrap();
+    sim.delete_mail(&mail.user_id, &mail.folder_id, &mail.id)
+        .unwrap();
     1
 }
 
@@ -179,7 +208,12 @@ fn killed_at_any_moment_a_rerun_leaves_every_version_exactly_once() {
     let events = events_of_a_run(&tenant, probe.path());
     let snapshot = tenant.sim.snapshot();
     let points = kill_points(&events, 8);
-    assert!(points.len() >= 20, "{} kill points from {} events", points.len(), events.len());
+    assert!(
+        points.len() >= 20,
+        "{} kill points from {} events",
+        points.len(),
+        events.len()
+    );
     let mut kinds = BTreeSet::new();
     for point in points {
         let dir = tempfile::tempdir().unwrap();
@@ -188,9 +222,21 @@ fn killed_at_any_moment_a_rerun_leaves_every_version_exactly_once() {
             kinds.insert(label.clone());
         }
         finish(&tenant, dir.path());
-        assert_exactly_once(dir.path(), &[&snapshot], 0, &format!("killed at {point:?} ({killed_at:?})"));
+        assert_exactly_once(
+            dir.path(),
+            &[&snapshot],
+            0,
+            &format!("killed at {point:?} ({killed_at:?})"),
+        );
     }
-    for step in ["page", "write_ahead", "write_file", "commit_record", "index", "checkpoints"] {
+    for step in [
+        "page",
+        "write_ahead",
+        "write_file",
+        "commit_record",
+        "index",
+        "checkpoints",
+    ] {
         assert!(kinds.contains(step), "no kill landed at {step}: {kinds:?}");
     }
 }
@@ -206,11 +252,15 @@ fn killed_repeatedly_during_an_incremental_run_under_throttling_and_resets() {
     tenant.sim.set_faults(
         FaultPlan::none()
             .with(FaultRule::probability(
-                Fault::TooManyRequests { retry_after: RetryAfter::Millis(50) },
+                Fault::TooManyRequests {
+                    retry_after: RetryAfter::Millis(50),
+                },
                 0.15,
             ))
             .with(FaultRule::probability(
-                Fault::ServiceUnavailable { retry_after: RetryAfter::Seconds(1) },
+                Fault::ServiceUnavailable {
+                    retry_after: RetryAfter::Seconds(1),
+                },
                 0.05,
             ))
             .with(FaultRule::probability(Fault::ConnectionReset, 0.05))
@@ -221,7 +271,12 @@ fn killed_repeatedly_during_an_incremental_run_under_throttling_and_resets() {
         kill_after(&tenant, dir.path(), n);
     }
     finish(&tenant, dir.path());
-    assert_exactly_once(dir.path(), &[&first, &second], removals, "incremental run under faults");
+    assert_exactly_once(
+        dir.path(),
+        &[&first, &second],
+        removals,
+        "incremental run under faults",
+    );
 }
 
 #[test]
@@ -246,9 +301,9 @@ fn an_expired_delta_token_resyncs_without_loss_or_repeats_even_when_killed() {
         .map(|entry| {
             let summary: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
-            summary["scopes"]
-                .as_array()
-                .map_or(0, |scopes| scopes.iter().map(|s| s["resyncs"].as_u64().unwrap()).sum())
+            summary["scopes"].as_array().map_or(0, |scopes| {
+                scopes.iter().map(|s| s["resyncs"].as_u64().unwrap()).sum()
+            })
         })
         .sum();
     assert!(resyncs > 0, "the run summaries record the resyncs");

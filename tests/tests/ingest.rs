@@ -91,7 +91,10 @@ fn every_docs_example_is_archived_once_and_duckdb_reads_it() {
         let t = &report[table];
         assert_eq!(t["missing"], serde_json::json!([]), "{table}: {t}");
         assert_eq!(t["extra"], serde_json::json!([]), "{table}: {t}");
-        assert_eq!(t["rows"], t["distinct"], "{table}: a version stored twice: {t}");
+        assert_eq!(
+            t["rows"], t["distinct"],
+            "{table}: a version stored twice: {t}"
+        );
         assert_eq!(t["rows"], t["expected"], "{table}: {t}");
     }
     // The docs repeat some examples verbatim (stored once) and show different payloads
@@ -107,7 +110,11 @@ fn every_docs_example_is_archived_once_and_duckdb_reads_it() {
     ));
     assert_eq!(
         types[0],
-        serde_json::json!(["DATE", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP WITH TIME ZONE"])
+        serde_json::json!([
+            "DATE",
+            "TIMESTAMP WITH TIME ZONE",
+            "TIMESTAMP WITH TIME ZONE"
+        ])
     );
 
     // The docs' malformed timestamp keeps its row, with the problem recorded.
@@ -143,7 +150,11 @@ fn ingest_writes_to_s3_and_an_object_lock_bucket_takes_a_rerun() {
         // Nothing may be overwritten or deleted: on a locked bucket either would fail.
         let second = ingest(&url, &env);
         assert_notifications_reported(&second);
-        assert!(text(&second).contains(" 0 new versions stored"), "{}", text(&second));
+        assert!(
+            text(&second).contains(" 0 new versions stored"),
+            "{}",
+            text(&second)
+        );
 
         let local = tempfile::tempdir().unwrap();
         e2e::download_bucket(&bucket, "archive", local.path());
@@ -176,7 +187,11 @@ fn a_file_that_is_not_json_is_named_and_the_rest_is_archived() {
         .unwrap();
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     assert!(text(&output).contains("broken.json"), "{}", text(&output));
-    assert!(text(&output).contains("1 new versions stored"), "{}", text(&output));
+    assert!(
+        text(&output).contains("1 new versions stored"),
+        "{}",
+        text(&output)
+    );
 }
 
 #[test]
@@ -185,6 +200,9 @@ fn help_teaches_and_bad_flags_are_usage_errors() {
     assert_success("ingest --help", &help);
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("Example"), "{help}");
-    let bad = archiver().args(["ingest", "--no-such-flag"]).output().unwrap();
+    let bad = archiver()
+        .args(["ingest", "--no-such-flag"])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }

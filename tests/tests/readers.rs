@@ -17,10 +17,16 @@ fn duckdb_and_spark_agree_on_every_table_and_view() {
     let run = || {
         let output = tenant
             .sync(ARCHIVER, out.to_str().unwrap())
-            .args(["--source", "chats", "--source", "channels", "--source", "mail"])
+            .args([
+                "--source", "chats", "--source", "channels", "--source", "mail",
+            ])
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     };
     run();
     let first = tenant.sim.snapshot();
@@ -32,7 +38,10 @@ fn duckdb_and_spark_agree_on_every_table_and_view() {
         .take(3)
         .collect();
     for message in &edits {
-        tenant.sim.edit_message(&message.message_ref(), "<p>changed</p>").unwrap();
+        tenant
+            .sim
+            .edit_message(&message.message_ref(), "<p>changed</p>")
+            .unwrap();
     }
     run();
     let second = tenant.sim.snapshot();
@@ -57,8 +66,15 @@ fn duckdb_and_spark_agree_on_every_table_and_view() {
     for reader in ["duckdb", "spark"] {
         let chat = &report[reader]["chat_messages"];
         assert_eq!(chat["files"], versions.len() as u64, "{reader}: {report}");
-        assert_eq!(chat["all_versions"], versions.len() as u64, "{reader}: {report}");
-        assert_eq!(chat["latest"], messages, "{reader}: one row per message: {report}");
+        assert_eq!(
+            chat["all_versions"],
+            versions.len() as u64,
+            "{reader}: {report}"
+        );
+        assert_eq!(
+            chat["latest"], messages,
+            "{reader}: one row per message: {report}"
+        );
     }
     for table in [
         "chat_messages",
@@ -76,5 +92,8 @@ fn duckdb_and_spark_agree_on_every_table_and_view() {
         report["duckdb"]["types"],
         serde_json::json!(["DATE", "TIMESTAMP WITH TIME ZONE"])
     );
-    assert_eq!(report["spark"]["types"], serde_json::json!(["date", "timestamp"]));
+    assert_eq!(
+        report["spark"]["types"],
+        serde_json::json!(["date", "timestamp"])
+    );
 }

@@ -24,11 +24,18 @@ fn text(output: &Output) -> String {
 fn sync_all(tenant: &Tenant, out: &str, env: &[(&str, String)]) -> Output {
     let output = tenant
         .sync(ARCHIVER, out)
-        .args(["--source", "chats", "--source", "channels", "--source", "mail"])
+        .args([
+            "--source", "chats", "--source", "channels", "--source", "mail",
+        ])
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .expect("the archiver starts");
-    assert_eq!(output.status.code(), Some(0), "sync failed:\n{}", text(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "sync failed:\n{}",
+        text(&output)
+    );
     output
 }
 
@@ -51,18 +58,25 @@ fn assert_archive_holds(archive: &Path, snapshots: &[&graph_sim::Snapshot], remo
     );
 
     let archived_custodians = custodian_counts(archive);
-    assert!(archived_custodians.values().all(|n| *n == 1), "a custodian row twice");
+    assert!(
+        archived_custodians.values().all(|n| *n == 1),
+        "a custodian row twice"
+    );
     let archived_custodians: BTreeSet<_> = archived_custodians.into_keys().collect();
     assert_eq!(archived_custodians, custodians, "custodian rows");
 
     let mail = version_counts(archive, "mail_messages");
     assert!(mail.values().all(|n| *n == 1), "a mail version twice");
-    let removed_ids: BTreeSet<String> = e2e::archive::rows(archive, "mail_messages", &["id", "removed"])
-        .into_iter()
-        .filter(|r| r["removed"].as_deref() == Some("true"))
-        .map(|r| r["id"].clone().expect("a removal names its message"))
-        .collect();
-    assert_eq!(removed_ids, removals.iter().cloned().collect::<BTreeSet<_>>());
+    let removed_ids: BTreeSet<String> =
+        e2e::archive::rows(archive, "mail_messages", &["id", "removed"])
+            .into_iter()
+            .filter(|r| r["removed"].as_deref() == Some("true"))
+            .map(|r| r["id"].clone().expect("a removal names its message"))
+            .collect();
+    assert_eq!(
+        removed_ids,
+        removals.iter().cloned().collect::<BTreeSet<_>>()
+    );
     let expected_mail = expected_mail(snapshots);
     let archived_mail: BTreeSet<String> = mail.into_keys().collect();
     assert_eq!(
@@ -86,8 +100,10 @@ fn change_tenant(tenant: &Tenant) -> Vec<String> {
         .iter()
         .filter(|m| matches!(m.conversation, Conversation::Chat { .. }) && !m.deleted)
         .collect();
-    sim.edit_message(&chat[0].message_ref(), "<p>edited once</p>").unwrap();
-    sim.edit_message(&chat[1].message_ref(), "<p>edited</p>").unwrap();
+    sim.edit_message(&chat[0].message_ref(), "<p>edited once</p>")
+        .unwrap();
+    sim.edit_message(&chat[1].message_ref(), "<p>edited</p>")
+        .unwrap();
     sim.soft_delete_message(&chat[2].message_ref()).unwrap();
     let room = &directory.chats[0];
     sim.add_chat_message(&room.id, &room.member_ids[0], "<p>new message</p>")
@@ -97,15 +113,29 @@ fn change_tenant(tenant: &Tenant) -> Vec<String> {
         .iter()
         .find(|m| m.reply_to_id.is_none() && matches!(m.conversation, Conversation::Channel { .. }))
         .unwrap();
-    let Conversation::Channel { team_id, channel_id } = &root.conversation else {
+    let Conversation::Channel {
+        team_id,
+        channel_id,
+    } = &root.conversation
+    else {
         unreachable!()
     };
-    sim.add_reply(team_id, channel_id, &root.id, &directory.users[0].id, "<p>a reply</p>")
-        .unwrap();
+    sim.add_reply(
+        team_id,
+        channel_id,
+        &root.id,
+        &directory.users[0].id,
+        "<p>a reply</p>",
+    )
+    .unwrap();
     let mail = &snapshot.mail[0];
     sim.update_mail(&mail.user_id, &mail.folder_id, &snapshot.mail[1].id)
-        .unwrap_or_else(|_| sim.update_mail(&mail.user_id, &mail.folder_id, &mail.id).unwrap());
-    sim.delete_mail(&mail.user_id, &mail.folder_id, &mail.id).unwrap();
+        .unwrap_or_else(|_| {
+            sim.update_mail(&mail.user_id, &mail.folder_id, &mail.id)
+                .unwrap()
+        });
+    sim.delete_mail(&mail.user_id, &mail.folder_id, &mail.id)
+        .unwrap();
     vec![mail.id.clone()]
 }
 
@@ -133,14 +163,26 @@ fn first_run_archives_the_tenant_second_run_the_changes_quiet_run_nothing() {
     let stats = tenant.sim.stats();
     let directory = tenant.sim.directory();
     let users = directory.users.len() as u64;
-    let channels: u64 = directory.teams.iter().map(|t| t.channels.len() as u64).sum();
+    let channels: u64 = directory
+        .teams
+        .iter()
+        .map(|t| t.channels.len() as u64)
+        .sum();
     let folders = directory.mail_folders.len() as u64;
-    assert_eq!(stats.total(EndpointKind::ChatMessagesDelta), users, "{stats:?}");
+    assert_eq!(
+        stats.total(EndpointKind::ChatMessagesDelta),
+        users,
+        "{stats:?}"
+    );
     assert_eq!(stats.total(EndpointKind::ChannelMessagesDelta), channels);
     assert_eq!(stats.total(EndpointKind::MailDelta), folders);
     assert_eq!(stats.total(EndpointKind::Replies), 0, "no thread changed");
     assert_eq!(stats.total(EndpointKind::UserChats), 0, "no chat changed");
-    assert!(text(&quiet).contains(" 0 new versions stored"), "{}", text(&quiet));
+    assert!(
+        text(&quiet).contains(" 0 new versions stored"),
+        "{}",
+        text(&quiet)
+    );
 }
 
 #[test]
@@ -207,6 +249,14 @@ fn bad_credentials_are_fatal_and_name_the_problem() {
         .unwrap();
     let all = text(&output);
     assert_eq!(output.status.code(), Some(1), "{all}");
-    assert!(!all.contains("not-the-secret"), "the secret is never printed:\n{all}");
-    assert!(all.to_lowercase().contains("secret") || all.contains("401") || all.contains("invalid_client"), "{all}");
+    assert!(
+        !all.contains("not-the-secret"),
+        "the secret is never printed:\n{all}"
+    );
+    assert!(
+        all.to_lowercase().contains("secret")
+            || all.contains("401")
+            || all.contains("invalid_client"),
+        "{all}"
+    );
 }

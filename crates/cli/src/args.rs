@@ -171,8 +171,14 @@ impl std::str::FromStr for Shard {
         let (k, n) = s
             .split_once('/')
             .ok_or_else(|| format!("expected K/N such as 1/4, got {s:?}"))?;
-        let index: u32 = k.trim().parse().map_err(|_| format!("K in {s:?} is not a number"))?;
-        let count: u32 = n.trim().parse().map_err(|_| format!("N in {s:?} is not a number"))?;
+        let index: u32 = k
+            .trim()
+            .parse()
+            .map_err(|_| format!("K in {s:?} is not a number"))?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("N in {s:?} is not a number"))?;
         if count == 0 || index == 0 || index > count {
             return Err(format!("need 1 <= K <= N, got {s:?}"));
         }
@@ -205,11 +211,19 @@ pub struct GraphArgs {
     pub client_secret: Option<String>,
 
     /// Microsoft Graph's base URL (national clouds, a proxy, or a simulator).
-    #[arg(long, value_name = "URL", default_value = "https://graph.microsoft.com")]
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "https://graph.microsoft.com"
+    )]
     pub graph_url: String,
 
     /// The identity platform's base URL (national clouds, or a simulator).
-    #[arg(long, value_name = "URL", default_value = "https://login.microsoftonline.com")]
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "https://login.microsoftonline.com"
+    )]
     pub login_url: String,
 }
 

@@ -65,7 +65,9 @@ pub async fn run(args: DemoArgs, progress: Progress) -> anyhow::Result<Outcome> 
     let second = sync::run(sync_args, progress).await?;
     sim.shutdown().await;
 
-    let glob = |table: &str| format!("read_parquet('{out_text}/{table}/*/*.parquet', hive_partitioning = true)");
+    let glob = |table: &str| {
+        format!("read_parquet('{out_text}/{table}/*/*.parquet', hive_partitioning = true)")
+    };
     println!(
         r#"
 Archive written to {out_text}. Try it with DuckDB (pip install duckdb; then `duckdb` or python -c):
@@ -122,23 +124,34 @@ fn make_changes(sim: &graph_sim::RunningSim) -> anyhow::Result<String> {
     if let Some(chat) = directory.chats.first()
         && let Some(member) = chat.member_ids.first()
     {
-        for text in ["<p>Morning! Agenda attached.</p>", "<p>Can we move the call to 3pm?</p>"] {
+        for text in [
+            "<p>Morning! Agenda attached.</p>",
+            "<p>Can we move the call to 3pm?</p>",
+        ] {
             sim.add_chat_message(&chat.id, member, text)
                 .context("adding a message")?;
             added += 1;
         }
     }
     let mut replies = 0;
-    if let Some(root) = snapshot.messages.iter().find(|m| {
-        m.reply_to_id.is_none() && matches!(m.conversation, Conversation::Channel { .. })
-    }) && let Conversation::Channel {
-        team_id,
-        channel_id,
-    } = &root.conversation
+    if let Some(root) = snapshot
+        .messages
+        .iter()
+        .find(|m| m.reply_to_id.is_none() && matches!(m.conversation, Conversation::Channel { .. }))
+        && let Conversation::Channel {
+            team_id,
+            channel_id,
+        } = &root.conversation
         && let Some(user) = directory.users.first()
     {
-        sim.add_reply(team_id, channel_id, &root.id, &user.id, "<p>Agreed, ship it.</p>")
-            .context("adding a reply")?;
+        sim.add_reply(
+            team_id,
+            channel_id,
+            &root.id,
+            &user.id,
+            "<p>Agreed, ship it.</p>",
+        )
+        .context("adding a reply")?;
         replies += 1;
     }
     let mut mails_removed = 0;

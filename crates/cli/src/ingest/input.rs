@@ -31,9 +31,8 @@ pub struct Unusable {
 pub fn collect_files(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
-        let meta = std::fs::metadata(input).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("{}: {e}", input.display()))
-        })?;
+        let meta = std::fs::metadata(input)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", input.display())))?;
         if meta.is_dir() {
             walk(input, &mut files)?;
         } else {
@@ -240,7 +239,9 @@ fn recognise(keys: &HashMap<Cow<'_, str>, &RawValue>) -> Recognised {
             "microsoft.graph.chatmessage" => return Recognised::Found(Kind::ChatMessage),
             "microsoft.graph.user" => return Recognised::Found(Kind::User),
             "microsoft.graph.chat" => return Recognised::Found(Kind::Chat),
-            t if t == "microsoft.graph.message" || t.starts_with("microsoft.graph.eventmessage") => {
+            t if t == "microsoft.graph.message"
+                || t.starts_with("microsoft.graph.eventmessage") =>
+            {
                 return Recognised::Found(Kind::MailMessage);
             }
             _ => {}
@@ -259,7 +260,10 @@ fn recognise(keys: &HashMap<Cow<'_, str>, &RawValue>) -> Recognised {
     if has(&["userPrincipalName"]) {
         return Recognised::Found(Kind::User);
     }
-    if keys.get("message").is_some_and(|m| m.get().starts_with('{')) {
+    if keys
+        .get("message")
+        .is_some_and(|m| m.get().starts_with('{'))
+    {
         return Recognised::Nested("message");
     }
     if has(&["body", "from", "attachments"]) {
@@ -362,8 +366,8 @@ mod tests {
     fn a_broken_file_is_an_error() {
         let mut items = Vec::new();
         let mut unusable = Vec::new();
-        let err = split_file("{\"value\": [", ItemKind::Auto, &mut items, &mut unusable)
-            .unwrap_err();
+        let err =
+            split_file("{\"value\": [", ItemKind::Auto, &mut items, &mut unusable).unwrap_err();
         assert!(err.contains("not valid JSON"), "{err}");
     }
 }

@@ -17,8 +17,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use transform::{
-    ChatMessageBuilder, DirectoryChatBuilder, DirectoryUserBuilder, MailMessageBuilder,
-    RowContext,
+    ChatMessageBuilder, DirectoryChatBuilder, DirectoryUserBuilder, MailMessageBuilder, RowContext,
 };
 
 use crate::args::IngestArgs;
@@ -51,9 +50,15 @@ impl std::fmt::Display for Problem {
 }
 
 enum WorkerOutput {
-    Batch { table: &'static str, batch: RecordBatch },
+    Batch {
+        table: &'static str,
+        batch: RecordBatch,
+    },
     Problem(Problem),
-    FileDone { bytes: u64, items: usize },
+    FileDone {
+        bytes: u64,
+        items: usize,
+    },
 }
 
 pub async fn run(args: IngestArgs, progress: Progress) -> anyhow::Result<Outcome> {
@@ -114,7 +119,10 @@ pub async fn run(args: IngestArgs, progress: Progress) -> anyhow::Result<Outcome
                     .with_context(|| format!("buffering rows for {table}"))?;
                 totals.add_append(table, &stats);
                 if writer.needs_commit() {
-                    let report = writer.commit(Vec::new()).await.context("committing files")?;
+                    let report = writer
+                        .commit(Vec::new())
+                        .await
+                        .context("committing files")?;
                     totals.add_commit(&report);
                 }
             }
@@ -131,7 +139,10 @@ pub async fn run(args: IngestArgs, progress: Progress) -> anyhow::Result<Outcome
     for worker in workers {
         worker.await.context("an ingest worker stopped")?;
     }
-    let report = writer.commit(Vec::new()).await.context("committing files")?;
+    let report = writer
+        .commit(Vec::new())
+        .await
+        .context("committing files")?;
     totals.add_commit(&report);
     bar.finish_and_clear();
 
@@ -141,14 +152,7 @@ pub async fn run(args: IngestArgs, progress: Progress) -> anyhow::Result<Outcome
     } else {
         Outcome::PartialFailure
     };
-    let summary = run::RunSummary::new(
-        &run_id,
-        "ingest",
-        started,
-        &totals,
-        errors,
-        outcome,
-    );
+    let summary = run::RunSummary::new(&run_id, "ingest", started, &totals, errors, outcome);
     run::write_summary(&args.out, &summary)
         .await
         .context("writing the run summary")?;
@@ -200,7 +204,10 @@ impl WorkerJob {
         let mut unusable: Vec<Unusable> = Vec::new();
         if let Err(message) = input::split_file(&text, self.kind, &mut found, &mut unusable) {
             return self.problem(path, None, message)
-                && self.send(WorkerOutput::FileDone { bytes: text.len() as u64, items: 0 });
+                && self.send(WorkerOutput::FileDone {
+                    bytes: text.len() as u64,
+                    items: 0,
+                });
         }
         for Unusable { index, reason } in unusable {
             if !self.problem(path, index, format!("not archived: it {reason}")) {

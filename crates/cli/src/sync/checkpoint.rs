@@ -66,11 +66,19 @@ impl ScopeCheckpoint {
     /// A short description without links or tokens.
     pub fn describe(&self) -> String {
         match &self.phase {
-            Phase::Window { from, to, next_link } => format!(
+            Phase::Window {
+                from,
+                to,
+                next_link,
+            } => format!(
                 "backfill {} .. {}{}",
                 from.map_or("start".into(), |f| f.to_rfc3339()),
                 to.to_rfc3339(),
-                if next_link.is_some() { ", part-way" } else { "" }
+                if next_link.is_some() {
+                    ", part-way"
+                } else {
+                    ""
+                }
             ),
             Phase::DeltaStart { since } => format!(
                 "delta round to start{}",

@@ -107,8 +107,14 @@ mod tests {
         let pem = "junk\n-----BEGIN PRIVATE KEY-----\nAAA\n-----END PRIVATE KEY-----\n\
                    -----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n";
         let (key, cert) = split_pem(pem).unwrap();
-        assert_eq!(key, "-----BEGIN PRIVATE KEY-----\nAAA\n-----END PRIVATE KEY-----\n");
-        assert_eq!(cert, "-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n");
+        assert_eq!(
+            key,
+            "-----BEGIN PRIVATE KEY-----\nAAA\n-----END PRIVATE KEY-----\n"
+        );
+        assert_eq!(
+            cert,
+            "-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n"
+        );
         assert!(split_pem("-----BEGIN CERTIFICATE-----\nB\n-----END CERTIFICATE-----").is_err());
     }
 

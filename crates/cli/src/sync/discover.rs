@@ -91,7 +91,12 @@ pub async fn discover(client: &fetch::GraphClient, args: &SyncArgs) -> anyhow::R
     }
     if sources.contains(&SourceKind::Mail) {
         for user in &users {
-            for folder in ids(client.mail_folders(user), &format!("mail folders of {user}")).await? {
+            for folder in ids(
+                client.mail_folders(user),
+                &format!("mail folders of {user}"),
+            )
+            .await?
+            {
                 scopes.push(PlannedScope::mail(user, &folder));
             }
         }

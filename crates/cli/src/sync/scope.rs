@@ -237,7 +237,8 @@ impl Walk<'_> {
                     run_id: &ctx.run_id,
                     custodian_user_id: Some(user_id),
                 };
-                chat_rows(page.iter(), &row, &mut batches).map_err(|e| format!("{}: {e}", where_()))?;
+                chat_rows(page.iter(), &row, &mut batches)
+                    .map_err(|e| format!("{}: {e}", where_()))?;
             }
             fetch::Scope::Channel {
                 team_id,
@@ -249,14 +250,19 @@ impl Walk<'_> {
                     run_id: &ctx.run_id,
                     custodian_user_id: None,
                 };
-                chat_rows(page.iter(), &row, &mut batches).map_err(|e| format!("{}: {e}", where_()))?;
+                chat_rows(page.iter(), &row, &mut batches)
+                    .map_err(|e| format!("{}: {e}", where_()))?;
                 for (i, item) in page.iter().enumerate() {
                     let root: ItemId = serde_json::from_str(item)
                         .map_err(|e| format!("{} item {i}: {e}", where_()))?;
                     let Some(root_id) = root.id else {
-                        return Err(format!("{} item {i}: a channel message without `id`", where_()));
+                        return Err(format!(
+                            "{} item {i}: a channel message without `id`",
+                            where_()
+                        ));
                     };
-                    self.replies(team_id, channel_id, &root_id, &mut batches).await?;
+                    self.replies(team_id, channel_id, &root_id, &mut batches)
+                        .await?;
                 }
             }
             fetch::Scope::MailFolder { user_id, .. } => {
@@ -363,7 +369,10 @@ impl Walk<'_> {
             };
             for (i, item) in page.iter().enumerate() {
                 builder.append(item, &row).map_err(|e| {
-                    format!("directory snapshot: chats page {} item {i}: {e}", page.number)
+                    format!(
+                        "directory snapshot: chats page {} item {i}: {e}",
+                        page.number
+                    )
                 })?;
             }
         }
@@ -401,7 +410,9 @@ fn chat_rows<'a>(
 /// The latest `last_modified_date_time` in a batch of messages.
 fn latest_change(batch: &RecordBatch) -> Option<DateTime<Utc>> {
     let column = batch.column_by_name("last_modified_date_time")?;
-    let times = column.as_any().downcast_ref::<TimestampMicrosecondArray>()?;
+    let times = column
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()?;
     let max = arrow::compute::max(times)?;
     DateTime::from_timestamp_micros(max)
 }
@@ -424,7 +435,10 @@ mod tests {
             run_id: "r",
             custodian_user_id: None,
         };
-        for (id, t) in [("1", "2024-01-02T03:04:05.678Z"), ("2", "2024-01-01T00:00:00Z")] {
+        for (id, t) in [
+            ("1", "2024-01-02T03:04:05.678Z"),
+            ("2", "2024-01-01T00:00:00Z"),
+        ] {
             let item = format!(r#"{{"id":"{id}","chatId":"c","lastModifiedDateTime":"{t}"}}"#);
             builder.append(&item, &row).unwrap();
         }

@@ -84,7 +84,7 @@ pub async fn run(
     }
     if !pending.is_empty() || writer.buffered_rows() > 0 {
         commit(&mut writer, &mut pending, &mut totals).await?;
-                    commits_done.fetch_add(1, Ordering::Relaxed);
+        commits_done.fetch_add(1, Ordering::Relaxed);
         commits += 1;
     }
     Ok(WriterOutcome {
