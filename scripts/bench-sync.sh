@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Benchmark: a first `teams-archiver sync` of 200 users x 500 chat messages against the
+# Graph simulator at Graph's app limit (200 requests/s) with 30 ms latency per page.
+# Prints the elapsed time beside the ideal (requests / 200 per second; goal: within
+# 1.25x), the 429s provoked, and the archiver's peak memory.
+#
+#   scripts/bench-sync.sh            the benchmark as specified
+#   USERS=50 scripts/bench-sync.sh   a smaller tenant
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+users=${USERS:-200}
+messages=${MESSAGES:-500}
+limit=${LIMIT:-200}
+venv=${TEAMS_ARCHIVER_VENV:-$root/.venv}
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+py=$venv/bin/python
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target-release}
+echo "==> release build"
+cargo build --release --quiet -p teams-archiver -p graph-sim
+bin=$CARGO_TARGET_DIR/release
+work=$root/target/bench-sync
+rm -rf "$work" && mkdir -p "$work"
+
+"$bin/graph-sim" serve --preset bench --users "$users" --messages-per-user "$messages" \
+  --rate-limit "$limit" --latency-ms 30 >"$work/sim.json" 2>"$work/sim.log" &
+sim_pid=$!
+trap 'kill $sim_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do [ -s "$work/sim.json" ] && break; sleep 0.1; done
+[ -s "$work/sim.json" ] || { cat "$work/sim.log"; echo "the simulator did not start" >&2; exit 1; }
+get() { "$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$work/sim.json" "$1"; }
+admin=$(get admin)
+curl -fsS -X DELETE "${admin}stats" >/dev/null
+
+echo "==> sync of $users users x $messages messages (limit $limit requests/s, 30 ms per page)"
+run=$(TEAMS_ARCHIVER_CLIENT_SECRET=$(get clientSecret) "$py" scripts/measure.py -- \
+  "$bin/teams-archiver" --no-progress sync --source chats \
+  --tenant-id "$(get tenantId)" --client-id "$(get clientId)" \
+  --graph-url "$(get graphUrl)" --login-url "$(get loginUrl)" --out "$work/archive")
+curl -fsS "${admin}stats" >"$work/stats.json"
+
+"$py" - "$run" "$work/stats.json" "$limit" <<'PY'
+import json, sys
+run, stats, limit = json.loads(sys.argv[1]), json.load(open(sys.argv[2])), float(sys.argv[3])
+requests = sum(r["count"] for r in stats["requests"] if r["endpoint"] != "token")
+ideal = requests / limit
+seconds = run["seconds"]
+ratio = seconds / ideal
+print(run["stdout"].splitlines()[0])
+print(f"requests: {requests} Graph calls, {stats['throttled']} answered 429 by the limit")
+print(f"elapsed: {seconds:.1f} s, ideal {ideal:.1f} s (requests / {limit:.0f} per s): {ratio:.2f}x (goal <= 1.25) -> {'PASS' if ratio <= 1.25 else 'FAIL'}")
+print(f"peak memory: {run['peak_rss_mib']:.0f} MiB")
+PY
