@@ -260,3 +260,61 @@ fn bad_credentials_are_fatal_and_name_the_problem() {
         "{all}"
     );
 }
+
+/// Every file under `dir` except the state store, as text.
+fn archive_texts(dir: &Path) -> Vec<(String, String)> {
+    let mut texts = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "_state") {
+                    stack.push(path);
+                }
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                texts.push((
+                    path.display().to_string(),
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                ));
+            }
+        }
+    }
+    texts
+}
+
+#[test]
+fn secrets_and_tokens_never_reach_logs_or_archive_files() {
+    let tenant = Tenant::start(small_tenant());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("archive");
+    let run = |extra: &[&str]| {
+        let output = tenant
+            .sync(ARCHIVER, out.to_str().unwrap())
+            .args(["--source", "chats", "--source", "channels", "--source", "mail"])
+            .args(extra)
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        text(&output)
+    };
+    let mut logs = run(&["--log-format", "json"]);
+    change_tenant(&tenant);
+    tenant.sim.expire_access_tokens();
+    logs.push_str(&run(&[]));
+
+    let mut secrets = vec![tenant.sim.client_secret().to_string()];
+    secrets.extend(tenant.sim.issued_access_tokens());
+    secrets.extend(tenant.sim.issued_state_tokens());
+    assert!(secrets.len() > 3, "the tenant recorded its tokens");
+    let files = archive_texts(&out);
+    assert!(files.iter().any(|(p, _)| p.contains("_archive/runs")));
+    for secret in &secrets {
+        assert!(!logs.contains(secret.as_str()), "a secret or token is in the log");
+        for (path, content) in &files {
+            assert!(!content.contains(secret.as_str()), "a secret or token is in {path}");
+        }
+    }
+}
