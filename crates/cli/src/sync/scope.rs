@@ -4,6 +4,7 @@
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use arrow::array::{Array, TimestampMicrosecondArray};
 use arrow::record_batch::RecordBatch;
@@ -67,10 +68,29 @@ struct ItemId<'a> {
     id: Option<std::borrow::Cow<'a, str>>,
 }
 
+/// Rows of pages read but not yet handed to the writer, and the checkpoint that follows
+/// the last of them. Pages are gathered so the writer gets batches of a useful size
+/// rather than one small batch per page.
+struct Pending {
+    chat: ChatMessageBuilder,
+    mail: MailMessageBuilder,
+    rows: usize,
+    since: Option<Instant>,
+    checkpoint: Option<ScopeCheckpoint>,
+}
+
+/// Rows gathered before they go to the writer.
+const FLUSH_ROWS: usize = 2048;
+/// Longest a read page waits before its rows go to the writer.
+const FLUSH_AFTER: Duration = Duration::from_secs(5);
+
 struct Walk<'a> {
     ctx: &'a ScopeContext,
     planned: &'a PlannedScope,
     report: ScopeReport,
+    pending: Pending,
+    /// The latest change handed to the writer so far (from the saved checkpoint on).
+    watermark: Option<DateTime<Utc>>,
 }
 
 pub async fn run(ctx: Arc<ScopeContext>, planned: PlannedScope) -> ScopeReport {
@@ -88,8 +108,22 @@ pub async fn run(ctx: Arc<ScopeContext>, planned: PlannedScope) -> ScopeReport {
             error: None,
             state: String::new(),
         },
+        pending: Pending {
+            chat: ChatMessageBuilder::new(),
+            mail: MailMessageBuilder::new(),
+            rows: 0,
+            since: None,
+            checkpoint: None,
+        },
+        watermark: None,
     };
-    match walk.go().await {
+    let result = walk.go().await;
+    // Pages read before a failure keep their progress: their rows and checkpoint go out.
+    let result = match (result, walk.flush().await) {
+        (Ok(state), Ok(())) => Ok(state),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    };
+    match result {
         Ok(state) => {
             walk.report.state = state;
             ctx.counters.scopes_done.fetch_add(1, Ordering::Relaxed);
@@ -121,6 +155,7 @@ impl Walk<'_> {
             })?,
             None => self.initial_checkpoint(),
         };
+        self.watermark = checkpoint.watermark;
         let mut resyncs = 0;
         let mut items_seen = 0u64;
         loop {
@@ -151,6 +186,8 @@ impl Walk<'_> {
                 let page = match page {
                     Ok(page) => page,
                     Err(e) if e.is_resync_required() && resyncs < MAX_RESYNCS_PER_RUN => {
+                        self.flush().await?;
+                        checkpoint.watermark = self.watermark;
                         resyncs += 1;
                         checkpoint.resyncs += 1;
                         self.report.resyncs += 1;
@@ -177,6 +214,7 @@ impl Walk<'_> {
                 break;
             }
         }
+        self.flush().await?;
         if matches!(self.planned.scope, fetch::Scope::UserChats { .. })
             && (first_run || items_seen > 0)
         {
@@ -207,8 +245,9 @@ impl Walk<'_> {
         }
     }
 
-    /// Turns a page into rows, fetches the replies of channel messages on it, and sends
-    /// it all to the writer with the checkpoint that follows the page.
+    /// Turns a page into rows (with the replies of channel messages on it), and hands
+    /// them with the checkpoint that follows the page to the writer once enough are
+    /// gathered.
     async fn page(
         &mut self,
         page: &fetch::Page,
@@ -224,7 +263,6 @@ impl Walk<'_> {
         self.report.items += page.len() as u64;
         let where_ = || format!("page {} ({})", page.number, page.url);
         let fetched_at = Utc::now();
-        let mut batches = Vec::new();
         match &self.planned.scope {
             fetch::Scope::UserChats { user_id } => {
                 let source = match previous.phase {
@@ -237,7 +275,7 @@ impl Walk<'_> {
                     run_id: &ctx.run_id,
                     custodian_user_id: Some(user_id),
                 };
-                chat_rows(page.iter(), &row, &mut batches)
+                self.pending.rows += append_chat(&mut self.pending.chat, page.iter(), &row)
                     .map_err(|e| format!("{}: {e}", where_()))?;
             }
             fetch::Scope::Channel {
@@ -250,7 +288,7 @@ impl Walk<'_> {
                     run_id: &ctx.run_id,
                     custodian_user_id: None,
                 };
-                chat_rows(page.iter(), &row, &mut batches)
+                self.pending.rows += append_chat(&mut self.pending.chat, page.iter(), &row)
                     .map_err(|e| format!("{}: {e}", where_()))?;
                 for (i, item) in page.iter().enumerate() {
                     let root: ItemId = serde_json::from_str(item)
@@ -261,8 +299,7 @@ impl Walk<'_> {
                             where_()
                         ));
                     };
-                    self.replies(team_id, channel_id, &root_id, &mut batches)
-                        .await?;
+                    self.replies(team_id, channel_id, &root_id).await?;
                 }
             }
             fetch::Scope::MailFolder { user_id, .. } => {
@@ -272,13 +309,13 @@ impl Walk<'_> {
                     run_id: &ctx.run_id,
                     custodian_user_id: Some(user_id),
                 };
-                let mut builder = MailMessageBuilder::new();
                 for (i, item) in page.iter().enumerate() {
-                    builder
+                    self.pending.rows += self
+                        .pending
+                        .mail
                         .append(item, &row)
                         .map_err(|e| format!("{} item {i}: {e}", where_()))?;
                 }
-                batches.push((tables::MAIL_MESSAGES, builder.finish()));
             }
         }
         let phase = match (&previous.phase, &page.next_link, &page.delta_link) {
@@ -301,35 +338,63 @@ impl Walk<'_> {
                 ));
             }
         };
-        let watermark = batches
-            .iter()
-            .filter_map(|(_, b)| latest_change(b))
-            .chain(previous.watermark)
-            .max();
         let checkpoint = ScopeCheckpoint {
             phase,
-            watermark,
+            watermark: self.watermark,
             resyncs: previous.resyncs,
             run_id: ctx.run_id.clone(),
             saved_at: fetched_at,
         };
-        ctx.units
-            .send(Unit {
-                scope: Some(self.planned.key.clone()),
-                batches,
-                checkpoint: Some(checkpoint.to_value()),
-            })
-            .await
-            .map_err(|_| "the writer stopped".to_string())?;
+        self.pending.checkpoint = Some(checkpoint.clone());
+        let since = *self.pending.since.get_or_insert_with(Instant::now);
+        if self.pending.rows >= FLUSH_ROWS || since.elapsed() >= FLUSH_AFTER {
+            self.flush().await?;
+        }
         Ok(checkpoint)
     }
 
+    /// Hands the gathered rows, and the checkpoint of the last page they came from, to
+    /// the writer. The checkpoint's watermark moves to the latest change among them.
+    async fn flush(&mut self) -> Result<(), String> {
+        let Some(mut checkpoint) = self.pending.checkpoint.take() else {
+            return Ok(());
+        };
+        let mut batches = Vec::new();
+        if !self.pending.chat.is_empty() {
+            let finished = self.pending.chat.finish();
+            batches.push((tables::CHAT_MESSAGES, finished.messages));
+            if finished.custodians.num_rows() > 0 {
+                batches.push((tables::CHAT_MESSAGE_CUSTODIANS, finished.custodians));
+            }
+        }
+        if !self.pending.mail.is_empty() {
+            batches.push((tables::MAIL_MESSAGES, self.pending.mail.finish()));
+        }
+        self.watermark = batches
+            .iter()
+            .filter_map(|(_, b)| latest_change(b))
+            .chain(self.watermark)
+            .max();
+        checkpoint.watermark = self.watermark;
+        self.pending.rows = 0;
+        self.pending.since = None;
+        let value = checkpoint.to_value();
+        self.ctx
+            .units
+            .send(Unit {
+                scope: Some(self.planned.key.clone()),
+                batches,
+                checkpoint: Some(value),
+            })
+            .await
+            .map_err(|_| "the writer stopped".to_string())
+    }
+
     async fn replies(
-        &self,
+        &mut self,
         team_id: &str,
         channel_id: &str,
         root_id: &str,
-        batches: &mut Vec<(&'static str, RecordBatch)>,
     ) -> Result<(), String> {
         let ctx = self.ctx;
         let mut pages = pin!(ctx.client.replies(team_id, channel_id, root_id));
@@ -345,7 +410,7 @@ impl Walk<'_> {
                 run_id: &ctx.run_id,
                 custodian_user_id: None,
             };
-            chat_rows(page.iter(), &row, batches)
+            self.pending.rows += append_chat(&mut self.pending.chat, page.iter(), &row)
                 .map_err(|e| format!("replies page {} ({}): {e}", page.number, page.url))?;
         }
         Ok(())
@@ -387,24 +452,19 @@ impl Walk<'_> {
     }
 }
 
-/// Chat message rows and custodian rows of some items.
-fn chat_rows<'a>(
+/// Appends chat message items (and their custodian rows) to a builder; returns the rows.
+fn append_chat<'a>(
+    builder: &mut ChatMessageBuilder,
     items: impl Iterator<Item = &'a str>,
     row: &RowContext<'_>,
-    batches: &mut Vec<(&'static str, RecordBatch)>,
-) -> Result<(), String> {
-    let mut builder = ChatMessageBuilder::new();
+) -> Result<usize, String> {
+    let mut rows = 0;
     for (i, item) in items.enumerate() {
-        builder
+        rows += builder
             .append(item, row)
             .map_err(|e| format!("item {i}: {e}"))?;
     }
-    let finished = builder.finish();
-    batches.push((tables::CHAT_MESSAGES, finished.messages));
-    if finished.custodians.num_rows() > 0 {
-        batches.push((tables::CHAT_MESSAGE_CUSTODIANS, finished.custodians));
-    }
-    Ok(())
+    Ok(rows)
 }
 
 /// The latest `last_modified_date_time` in a batch of messages.
