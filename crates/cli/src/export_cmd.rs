@@ -1,9 +1,98 @@
 //! `teams-archiver export`: the export crate, driven from the command line.
 
-use crate::args::ExportArgs;
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+
+use crate::args::{ExportArgs, ExportFormat};
 use crate::exit::Outcome;
 use crate::progress::Progress;
 
-pub async fn run(args: ExportArgs, _progress: Progress) -> anyhow::Result<Outcome> {
-    anyhow::bail!("export is not built yet (asked for {:?})", args.formats)
+fn time(flag: &str, value: Option<&str>) -> anyhow::Result<Option<DateTime<Utc>>> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .with_context(|| {
+                    format!("{flag} {v:?} is not an RFC 3339 time such as 2024-05-01T00:00:00Z")
+                })
+        })
+        .transpose()
+}
+
+pub async fn run(args: ExportArgs, progress: Progress) -> anyhow::Result<Outcome> {
+    let selection = export::Selection {
+        custodians: args.custodians.clone(),
+        chats: args.chats.clone(),
+        team: args.team.clone(),
+        channel: args.channel.clone(),
+        from: time("--from", args.from.as_deref())?,
+        to: time("--to", args.to.as_deref())?,
+        keywords: args.keywords.clone(),
+        include_deleted: args.include_deleted,
+        all_versions: args.all_versions,
+    };
+    let formats = args
+        .formats
+        .iter()
+        .map(|f| match f {
+            ExportFormat::Rsmf => export::Format::Rsmf,
+            ExportFormat::Jsonl => export::Format::Jsonl,
+            ExportFormat::Csv => export::Format::Csv,
+            ExportFormat::Html => export::Format::Html,
+        })
+        .collect();
+    let request = export::ExportRequest::new(&args.archive, &args.out, formats, selection);
+    tracing::info!(archive = %args.archive, out = %args.out.display(), formats = ?args.formats, "export started");
+    let spinner = progress.spinner("export");
+    spinner.set_message(format!("reading {}", args.archive));
+    let started = std::time::Instant::now();
+    let report = export::export(request)
+        .await
+        .with_context(|| format!("exporting {} to {}", args.archive, args.out.display()))?;
+    spinner.finish_and_clear();
+    let totals = &report.totals;
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    println!(
+        "exported {} messages ({} versions) from {} conversations ({} conversation-days) into {} files in {}, {:.1}s ({:.0} messages/s)",
+        totals.messages,
+        totals.versions,
+        totals.conversations,
+        totals.conversation_days,
+        totals.outputs,
+        args.out.display(),
+        secs,
+        totals.messages as f64 / secs,
+    );
+    println!(
+        "  read {} rows in {} partitions, {} archive files; manifest {}",
+        totals.rows_read,
+        totals.partitions,
+        totals.archive_files,
+        report.manifest.display()
+    );
+    for path in &report.altered_files {
+        println!("  altered archive file: {path} (its SHA-256 differs from the archive's record)");
+    }
+    if !report.unrecorded_files.is_empty() {
+        println!(
+            "  {} archive files read are in no commit record or run summary (listed in the manifest)",
+            report.unrecorded_files.len()
+        );
+    }
+    for error in report.errors.iter().take(20) {
+        println!("  error: {error}");
+    }
+    if totals.errors > 20 {
+        println!(
+            "  ... and {} more errors (all in the manifest)",
+            totals.errors - 20
+        );
+    }
+    Ok(if !report.altered_files.is_empty() {
+        Outcome::Mismatch
+    } else if totals.errors > 0 {
+        Outcome::PartialFailure
+    } else {
+        Outcome::Success
+    })
 }

@@ -1,8 +1,43 @@
 //! `teams-archiver verify`: archive and export checks from the export crate.
 
+use anyhow::Context;
+
 use crate::args::VerifyArgs;
 use crate::exit::Outcome;
 
+fn print(what: &str, report: &export::VerifyReport) {
+    for problem in &report.problems {
+        println!("{problem}");
+    }
+    println!(
+        "{what}: {} files and {} rows checked, {} problems",
+        report.files_checked,
+        report.rows_checked,
+        report.problems.len()
+    );
+}
+
 pub async fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
-    anyhow::bail!("verify is not built yet ({:?})", args.archive)
+    if args.archive.is_none() && args.export.is_none() {
+        anyhow::bail!("give --archive DIR|URL, --export DIR, or both");
+    }
+    let mut clean = true;
+    if let Some(archive) = &args.archive {
+        let report = export::verify_archive(archive)
+            .await
+            .with_context(|| format!("verifying the archive {archive}"))?;
+        print(&format!("archive {archive}"), &report);
+        clean &= report.is_clean();
+    }
+    if let Some(dir) = &args.export {
+        let report = export::verify_export(dir)
+            .with_context(|| format!("verifying the export {}", dir.display()))?;
+        print(&format!("export {}", dir.display()), &report);
+        clean &= report.is_clean();
+    }
+    Ok(if clean {
+        Outcome::Success
+    } else {
+        Outcome::Mismatch
+    })
 }

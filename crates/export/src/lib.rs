@@ -1,2 +1,42 @@
-//! eDiscovery exports read back from the archive (RSMF 2.0, JSONL, CSV, HTML) and
-//! verification of archives and exports against their recorded SHA-256 digests.
+//! eDiscovery exports read back from a teams-archiver archive, and proof that nothing
+//! was altered.
+//!
+//! [`export`] selects messages (custodians, chats, teams and channels, a time range,
+//! keywords, deleted messages, every version) reading only the date partitions the
+//! selection needs, and writes them as RSMF 2.0 for Relativity, JSONL, CSV and HTML
+//! transcripts, with `export_manifest.json`: the selection, every archive file read
+//! with its SHA-256, every file written with its SHA-256 and counts. Memory stays within
+//! a budget however large the archive (a day's rows are sorted out of core), and the
+//! same archive and selection give byte-identical files.
+//!
+//! [`verify_archive`] checks an archive's files against its commit records and run
+//! summaries and every row's `raw_sha256` against its `raw_json`; [`verify_export`]
+//! checks an export against its manifest. Each mismatch is named.
+
+mod archive;
+mod codec;
+mod columns;
+mod conversation;
+mod directory;
+mod error;
+mod export;
+mod formats;
+mod manifest;
+mod message;
+mod output;
+mod rows;
+mod selection;
+mod sort;
+mod spool;
+mod verify;
+mod view;
+
+pub use archive::ArchiveFileRead;
+pub use conversation::ConversationKey;
+pub use error::ExportError;
+pub use export::{ExportReport, ExportRequest, export};
+pub use formats::rsmf::RsmfLimits;
+pub use manifest::{ExportManifest, MANIFEST_FILE, SelectionRecord, Totals};
+pub use output::{OutputCounts, OutputEntry};
+pub use selection::{Format, Selection};
+pub use verify::{Problem, ProblemKind, VerifyReport, verify_archive, verify_export};

@@ -1,0 +1,403 @@
+//! Reading the archive: its date partitions, its Parquet files (only the columns asked
+//! for, batch by batch), each file's SHA-256 recomputed as a stream, and what the commit
+//! records and run summaries say each file should be.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use chrono::NaiveDate;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::ExportError;
+
+pub(crate) const CHAT_MESSAGES: &str = "chat_messages";
+pub(crate) const CUSTODIANS: &str = "chat_message_custodians";
+pub(crate) const MAIL_MESSAGES: &str = "mail_messages";
+pub(crate) const DIRECTORY_USERS: &str = "directory/users";
+pub(crate) const DIRECTORY_CHATS: &str = "directory/chats";
+pub(crate) const RUNS_DIR: &str = "_archive/runs";
+
+/// Tables whose rows carry `raw_json` and `raw_sha256`.
+pub(crate) const TABLES: &[&str] = &[
+    CHAT_MESSAGES,
+    CUSTODIANS,
+    MAIL_MESSAGES,
+    DIRECTORY_USERS,
+    DIRECTORY_CHATS,
+];
+
+/// Rows per batch when reading (a batch holds whole `raw_json` documents).
+const BATCH_ROWS: usize = 2048;
+
+/// What the archive's own records say a file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedFile {
+    pub sha256: String,
+    pub bytes: u64,
+    pub rows: u64,
+    /// Commit records and run summaries that list the file.
+    pub recorded_in: Vec<String>,
+    /// When two records disagree about the file, what they said.
+    pub conflicts: Vec<String>,
+}
+
+/// A Parquet file of the archive.
+#[derive(Debug, Clone)]
+pub struct ArchiveFile {
+    /// Relative to the archive root.
+    pub path: String,
+    pub table: String,
+    pub partition: String,
+    pub bytes: u64,
+    location: Path,
+}
+
+/// A file an export read, as its manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveFileRead {
+    pub path: String,
+    pub table: String,
+    pub partition: String,
+    pub bytes: u64,
+    /// Recomputed while exporting.
+    pub sha256: String,
+    pub rows: u64,
+    /// The digest the archive's commit records give, if any.
+    pub recorded_sha256: Option<String>,
+    /// `match`, `mismatch` or `unrecorded`.
+    pub check: String,
+}
+
+pub(crate) struct Archive {
+    store: Arc<dyn ObjectStore>,
+    url: String,
+}
+
+impl Archive {
+    /// Opens an archive; a local folder must exist (nothing is created by reading).
+    pub fn open(location: &str) -> Result<Archive, ExportError> {
+        if !location.contains("://") && !std::path::Path::new(location).is_dir() {
+            return Err(ExportError::Request(format!(
+                "the archive {location} does not exist or is not a folder"
+            )));
+        }
+        let opened = sink::Location::parse(location)?;
+        Ok(Archive {
+            store: Arc::clone(opened.store()),
+            url: opened.url().to_string(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn store_error(
+        &self,
+        operation: &'static str,
+        key: &str,
+    ) -> impl FnOnce(object_store::Error) -> ExportError {
+        let (archive, key) = (self.url.clone(), key.to_string());
+        move |source| ExportError::Store {
+            operation,
+            archive,
+            key,
+            source: Box::new(source),
+        }
+    }
+
+    /// The `date=` partitions of a table, sorted.
+    pub async fn partitions(&self, table: &str) -> Result<Vec<NaiveDate>, ExportError> {
+        let prefix = Path::from(table);
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&prefix))
+            .await
+            .map_err(self.store_error("list", table))?;
+        let mut days: Vec<NaiveDate> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| {
+                let name = p.filename()?;
+                NaiveDate::parse_from_str(name.strip_prefix("date=")?, "%Y-%m-%d").ok()
+            })
+            .collect();
+        days.sort_unstable();
+        Ok(days)
+    }
+
+    /// The Parquet files of one partition of a table, sorted by name.
+    pub async fn files(
+        &self,
+        table: &str,
+        day: NaiveDate,
+    ) -> Result<Vec<ArchiveFile>, ExportError> {
+        let partition = day.format("%Y-%m-%d").to_string();
+        let prefix = format!("{table}/date={partition}");
+        let metas: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&Path::from(prefix.as_str())))
+            .try_collect()
+            .await
+            .map_err(self.store_error("list", &prefix))?;
+        let mut files: Vec<ArchiveFile> = metas
+            .into_iter()
+            .filter(|m| m.location.as_ref().ends_with(".parquet"))
+            .map(|m| ArchiveFile {
+                path: m.location.to_string(),
+                table: table.to_string(),
+                partition: partition.clone(),
+                bytes: m.size,
+                location: m.location,
+            })
+            .collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// Every object under the archive except the state folder, sorted by key.
+    pub async fn all_objects(&self) -> Result<Vec<(String, u64)>, ExportError> {
+        let metas: Vec<ObjectMeta> = self
+            .store
+            .list(None)
+            .try_collect()
+            .await
+            .map_err(self.store_error("list", ""))?;
+        let mut all: Vec<(String, u64)> = metas
+            .into_iter()
+            .map(|m| (m.location.to_string(), m.size))
+            .filter(|(key, _)| !key.starts_with("_state/"))
+            .collect();
+        all.sort();
+        Ok(all)
+    }
+
+    /// A file by key, as it is now.
+    pub async fn file(
+        &self,
+        path: &str,
+        table: &str,
+        partition: &str,
+    ) -> Result<Option<ArchiveFile>, ExportError> {
+        let location = Path::from(path);
+        match self.store.head(&location).await {
+            Ok(meta) => Ok(Some(ArchiveFile {
+                path: path.to_string(),
+                table: table.to_string(),
+                partition: partition.to_string(),
+                bytes: meta.size,
+                location,
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.store_error("read", path)(e)),
+        }
+    }
+
+    /// The SHA-256 of a file's bytes, read as a stream.
+    pub async fn sha256(&self, file: &ArchiveFile) -> Result<String, ExportError> {
+        let result = self
+            .store
+            .get(&file.location)
+            .await
+            .map_err(self.store_error("read", &file.path))?;
+        let mut stream = result.into_stream();
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = stream.next().await {
+            hasher.update(&chunk.map_err(self.store_error("read", &file.path))?);
+        }
+        Ok(hex::encode(hasher.finalize()))
+    }
+
+    /// The file's batches with the `columns` it has (others are simply absent).
+    pub async fn batches(
+        &self,
+        file: &ArchiveFile,
+        columns: &[&str],
+    ) -> Result<BoxStream<'static, Result<RecordBatch, ExportError>>, ExportError> {
+        let fail = {
+            let (archive, key) = (self.url.clone(), file.path.clone());
+            move |source: parquet::errors::ParquetError| ExportError::Parquet {
+                archive: archive.clone(),
+                key: key.clone(),
+                source: Box::new(source),
+            }
+        };
+        let reader = ObjectReader {
+            store: Arc::clone(&self.store),
+            path: file.location.clone(),
+            size: file.bytes,
+        };
+        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .map_err(fail.clone())?;
+        let schema = builder.schema().clone();
+        let roots: Vec<usize> = columns
+            .iter()
+            .filter_map(|c| schema.index_of(c).ok())
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        let stream = builder
+            .with_projection(mask)
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(fail.clone())?;
+        Ok(stream.map_err(fail).boxed())
+    }
+
+    /// What the commit records and run summaries say about each file they list, and the
+    /// problems met reading them (each named).
+    pub async fn recorded_files(
+        &self,
+    ) -> Result<(BTreeMap<String, RecordedFile>, Vec<String>), ExportError> {
+        let mut recorded: BTreeMap<String, RecordedFile> = BTreeMap::new();
+        let mut problems = Vec::new();
+        for (dir, kind) in [
+            (sink::COMMITS_DIR, "commit record"),
+            (RUNS_DIR, "run summary"),
+        ] {
+            let metas: Vec<ObjectMeta> = self
+                .store
+                .list(Some(&Path::from(dir)))
+                .try_collect()
+                .await
+                .map_err(self.store_error("list", dir))?;
+            let mut keys: Vec<String> = metas
+                .into_iter()
+                .map(|m| m.location.to_string())
+                .filter(|k| k.ends_with(".json"))
+                .collect();
+            keys.sort();
+            for key in keys {
+                let bytes = self
+                    .store
+                    .get(&Path::from(key.as_str()))
+                    .await
+                    .map_err(self.store_error("read", &key))?
+                    .bytes()
+                    .await
+                    .map_err(self.store_error("read", &key))?;
+                let files = match parse_record(kind, &bytes) {
+                    Ok(files) => files,
+                    Err(reason) => {
+                        problems.push(format!("{key}: not a readable {kind}: {reason}"));
+                        continue;
+                    }
+                };
+                for file in files {
+                    let entry = recorded
+                        .entry(file.path.clone())
+                        .or_insert_with(|| RecordedFile {
+                            sha256: file.sha256.clone(),
+                            bytes: file.bytes,
+                            rows: file.rows,
+                            recorded_in: Vec::new(),
+                            conflicts: Vec::new(),
+                        });
+                    if (entry.sha256.as_str(), entry.bytes, entry.rows)
+                        != (file.sha256.as_str(), file.bytes, file.rows)
+                    {
+                        entry.conflicts.push(format!(
+                            "{key} says sha256 {} bytes {} rows {}",
+                            file.sha256, file.bytes, file.rows
+                        ));
+                    }
+                    entry.recorded_in.push(key.clone());
+                }
+            }
+        }
+        Ok((recorded, problems))
+    }
+}
+
+/// Ranged reads of one object of known size, for the Parquet reader.
+struct ObjectReader {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    size: u64,
+}
+
+fn object_error(e: object_store::Error) -> parquet::errors::ParquetError {
+    parquet::errors::ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for ObjectReader {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        self.store
+            .get_range(&self.path, range)
+            .map_err(object_error)
+            .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(object_error)
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            // One request usually covers the footer of the archive's files.
+            let metadata = ParquetMetaDataReader::new()
+                .with_prefetch_hint(Some(64 * 1024))
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}
+
+/// The files a commit record or a run summary lists.
+fn parse_record(kind: &str, bytes: &[u8]) -> Result<Vec<sink::FileRecord>, String> {
+    if kind == "commit record" {
+        let record: sink::CommitRecord =
+            serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        return Ok(record.files);
+    }
+    #[derive(Deserialize)]
+    struct Summary {
+        totals: Totals,
+    }
+    #[derive(Deserialize)]
+    struct Totals {
+        #[serde(default)]
+        files: Vec<sink::FileRecord>,
+    }
+    let summary: Summary = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    Ok(summary.totals.files)
+}
+
+/// The check of a file against its record, as the manifest words it.
+pub(crate) fn check_against(recorded: Option<&RecordedFile>, sha256: &str) -> &'static str {
+    match recorded {
+        None => "unrecorded",
+        Some(r) if r.sha256 == sha256 => "match",
+        Some(_) => "mismatch",
+    }
+}

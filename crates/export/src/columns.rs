@@ -1,0 +1,116 @@
+//! Typed, by-name access to the columns of an archive batch. A column a file does not
+//! have reads as null (older files may lack newer columns); a column of the wrong type
+//! is an error naming it.
+
+use arrow::array::{
+    Array, AsArray, LargeStringArray, StringArray, StringViewArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+use arrow::record_batch::RecordBatch;
+
+/// A string column (any of Arrow's string layouts), or none.
+pub(crate) enum Strings<'a> {
+    Missing,
+    Utf8(&'a StringArray),
+    Large(&'a LargeStringArray),
+    View(&'a StringViewArray),
+}
+
+impl<'a> Strings<'a> {
+    pub fn of(batch: &'a RecordBatch, name: &str) -> Result<Self, String> {
+        let Some(column) = batch.column_by_name(name) else {
+            return Ok(Strings::Missing);
+        };
+        Ok(match column.data_type() {
+            DataType::Utf8 => Strings::Utf8(column.as_string::<i32>()),
+            DataType::LargeUtf8 => Strings::Large(column.as_string::<i64>()),
+            DataType::Utf8View => Strings::View(column.as_string_view()),
+            other => return Err(format!("column `{name}` is {other}, not a string")),
+        })
+    }
+
+    /// The column, which the table promises is there.
+    pub fn required(batch: &'a RecordBatch, name: &str) -> Result<Self, String> {
+        match Strings::of(batch, name)? {
+            Strings::Missing => Err(format!("the file has no `{name}` column")),
+            found => Ok(found),
+        }
+    }
+
+    pub fn get(&self, row: usize) -> Option<&'a str> {
+        match self {
+            Strings::Missing => None,
+            Strings::Utf8(a) => (!a.is_null(row)).then(|| a.value(row)),
+            Strings::Large(a) => (!a.is_null(row)).then(|| a.value(row)),
+            Strings::View(a) => (!a.is_null(row)).then(|| a.value(row)),
+        }
+    }
+
+    pub fn string(&self, row: usize) -> Option<String> {
+        self.get(row).map(str::to_string)
+    }
+}
+
+/// A `TIMESTAMP(MICROSECOND, UTC)` column as microseconds since the epoch, or none.
+pub(crate) struct Times<'a>(Option<&'a TimestampMicrosecondArray>);
+
+impl<'a> Times<'a> {
+    pub fn of(batch: &'a RecordBatch, name: &str) -> Result<Self, String> {
+        let Some(column) = batch.column_by_name(name) else {
+            return Ok(Times(None));
+        };
+        match column.data_type() {
+            DataType::Timestamp(TimeUnit::Microsecond, _) => Ok(Times(Some(
+                column.as_primitive::<TimestampMicrosecondType>(),
+            ))),
+            other => Err(format!(
+                "column `{name}` is {other}, not TIMESTAMP(MICROSECOND, UTC)"
+            )),
+        }
+    }
+
+    pub fn get(&self, row: usize) -> Option<i64> {
+        self.0.and_then(|a| (!a.is_null(row)).then(|| a.value(row)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int32Array, TimestampMicrosecondArray};
+    use arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn missing_columns_read_as_null_and_wrong_types_are_named() {
+        let schema = Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("n", DataType::Int32, true),
+            Field::new(
+                "t",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from(vec![Some("a"), None])),
+                Arc::new(Int32Array::from(vec![1, 2])),
+                Arc::new(TimestampMicrosecondArray::from(vec![Some(5), None]).with_timezone("UTC")),
+            ],
+        )
+        .unwrap();
+        let s = Strings::of(&batch, "s").unwrap();
+        assert_eq!((s.get(0), s.get(1)), (Some("a"), None));
+        assert!(Strings::of(&batch, "absent").unwrap().get(0).is_none());
+        assert!(Strings::required(&batch, "absent").is_err());
+        let err = Strings::of(&batch, "n").err().unwrap();
+        assert!(err.contains("`n`") && err.contains("Int32"), "{err}");
+        let t = Times::of(&batch, "t").unwrap();
+        assert_eq!((t.get(0), t.get(1)), (Some(5), None));
+        assert!(Times::of(&batch, "s").is_err());
+    }
+}

@@ -1,0 +1,598 @@
+//! The export pipeline. For each date partition the selection needs, in date order: read
+//! the day's custodian rows, stream the day's `chat_messages` files into a sort that
+//! groups each message's versions (spilling to disk past the memory budget), then hand
+//! the day to the writer, which sorts messages into transcript order and feeds every
+//! format. Reading the next day overlaps writing this one.
+//!
+//! All versions of a message share its partition (the day of `createdDateTime`), so a
+//! day is complete on its own and memory does not grow with the archive.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{NaiveDate, SecondsFormat, Utc};
+use futures::TryStreamExt;
+use tokio::sync::mpsc;
+
+use crate::archive::{
+    self, Archive, ArchiveFile, ArchiveFileRead, CHAT_MESSAGES, CUSTODIANS, DIRECTORY_CHATS,
+    DIRECTORY_USERS, RecordedFile,
+};
+use crate::columns::Strings;
+use crate::conversation::ConversationKey;
+use crate::directory::{self, Directory};
+use crate::error::ExportError;
+use crate::formats::csv::CsvWriter;
+use crate::formats::html::HtmlWriter;
+use crate::formats::jsonl::JsonlWriter;
+use crate::formats::rsmf::{RsmfLimits, RsmfWriter};
+use crate::formats::{ConversationDay, FormatWriter};
+use crate::manifest::{MANIFEST_FILE, ManifestHead, SelectionRecord, Totals, write_manifest};
+use crate::message::{Grouped, Message};
+use crate::output::Outputs;
+use crate::rows::{CHAT_COLUMNS, VersionRow};
+use crate::selection::{Format, Selection};
+use crate::sort::ExternalSorter;
+use crate::spool::Spool;
+use crate::view::MessageView;
+
+/// What to export, from where, to where.
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    /// The archive: a folder or an object store URL.
+    pub archive: String,
+    /// The export folder: created, or empty.
+    pub out: PathBuf,
+    pub formats: Vec<Format>,
+    pub selection: Selection,
+    pub rsmf: RsmfLimits,
+    /// Memory for sorting a day's rows; past it, sorted runs go to disk in the export
+    /// folder (and are removed when done).
+    pub memory_budget_bytes: usize,
+    /// Names the tool in the manifest and the files, e.g. `teams-archiver 0.1.0`.
+    pub generator: String,
+}
+
+impl ExportRequest {
+    pub fn new(archive: &str, out: &Path, formats: Vec<Format>, selection: Selection) -> Self {
+        ExportRequest {
+            archive: archive.to_string(),
+            out: out.to_path_buf(),
+            formats,
+            selection,
+            rsmf: RsmfLimits::default(),
+            memory_budget_bytes: 256 * 1024 * 1024,
+            generator: format!("teams-archiver {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// What an export did.
+#[derive(Debug, Clone)]
+pub struct ExportReport {
+    pub manifest: PathBuf,
+    pub totals: Totals,
+    /// Problems with single rows or records (all of them are in the manifest); the
+    /// rows were still exported as far as they could be read.
+    pub errors: Vec<String>,
+    /// Archive files read whose SHA-256 differs from the archive's own record of them.
+    pub altered_files: Vec<String>,
+    /// Archive files read that no commit record or run summary lists.
+    pub unrecorded_files: Vec<String>,
+}
+
+/// How many problems a report carries; the manifest has them all.
+const REPORTED_ERRORS: usize = 100;
+
+/// Runs an export. Fails on what stops it (an unreadable archive, a full disk); problems
+/// with single rows are listed in the manifest and the report, and the rest goes on.
+pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError> {
+    let mut formats = request.formats.clone();
+    formats.sort();
+    formats.dedup();
+    if formats.is_empty() {
+        return Err(ExportError::Request("choose at least one --format".into()));
+    }
+    let selection = request
+        .selection
+        .clone()
+        .normalized()
+        .map_err(ExportError::Request)?;
+    prepare_out_dir(&request.out)?;
+    let archive = Archive::open(&request.archive)?;
+    let work = tempfile::Builder::new()
+        .prefix(".export-work-")
+        .tempdir_in(&request.out)
+        .map_err(ExportError::io("create work folder in", &request.out))?;
+
+    let errors: Spool<String> = Spool::create(work.path(), "errors")?;
+    let mut reader = Reader {
+        archive,
+        recorded: HashMap::new(),
+        files: Spool::create(work.path(), "archive-files")?,
+        altered: Vec::new(),
+        unrecorded: Vec::new(),
+        problems: Vec::new(),
+    };
+    let (recorded, record_problems) = reader.archive.recorded_files().await?;
+    reader.recorded = recorded.into_iter().collect();
+    reader.problems.extend(record_problems);
+
+    let directory = Arc::new(reader.load_directory().await?);
+    let mut custodian_ids = Vec::new();
+    for custodian in &selection.custodians {
+        custodian_ids.push(
+            directory
+                .resolve_custodian(custodian)
+                .map_err(ExportError::Request)?,
+        );
+    }
+    custodian_ids.sort();
+    custodian_ids.dedup();
+
+    let budget = (request.memory_budget_bytes / 4).max(1 << 20);
+    let days: Vec<NaiveDate> = reader
+        .archive
+        .partitions(CHAT_MESSAGES)
+        .await?
+        .into_iter()
+        .filter(|d| selection.wants_day(*d))
+        .collect();
+    let outputs = Outputs::new(&request.out, Spool::create(work.path(), "outputs")?);
+    let writer = DayWriter {
+        writers: formats
+            .iter()
+            .map(|f| -> Box<dyn FormatWriter + Send> {
+                match f {
+                    Format::Rsmf => Box::new(RsmfWriter::new(request.rsmf, &request.generator)),
+                    Format::Jsonl => Box::new(JsonlWriter::new(selection.all_versions)),
+                    Format::Csv => Box::new(CsvWriter::new(selection.all_versions)),
+                    Format::Html => Box::new(HtmlWriter::new(&request.generator)),
+                }
+            })
+            .collect(),
+        directory: Arc::clone(&directory),
+        selection: selection.clone(),
+        needles: selection.keyword_needles(),
+        custodians: custodian_ids.clone(),
+        budget,
+        outputs,
+        errors,
+        first_errors: Vec::new(),
+        totals: Totals::default(),
+        conversations: HashSet::new(),
+    };
+
+    // The writer works on one day while the reader reads the next.
+    let (days_tx, mut days_rx) = mpsc::channel::<DayRows>(1);
+    let writing =
+        tokio::task::spawn_blocking(move || -> Result<DayWriter, ExportError> {
+            let mut writer = writer;
+            while let Some(day) = days_rx.blocking_recv() {
+                writer.write_day(day)?;
+            }
+            writer.finish()?;
+            Ok(writer)
+        });
+    let mut partitions = 0;
+    let mut rows_read = 0;
+    let mut reading = Ok(());
+    for day in days {
+        let spill = work.path().join(day.format("%Y-%m-%d").to_string());
+        match reader
+            .read_day(day, &spill, &selection, budget, &custodian_ids)
+            .await
+        {
+            Ok(rows) => {
+                partitions += 1;
+                rows_read += rows.rows_read;
+                if days_tx.send(rows).await.is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Err(e) => {
+                reading = Err(e);
+                break;
+            }
+        }
+    }
+    drop(days_tx);
+    let mut writer = match writing.await {
+        Ok(Ok(writer)) => writer,
+        Ok(Err(e)) => return Err(e),
+        Err(join) => {
+            return Err(ExportError::Request(format!(
+                "the export writer stopped: {join}"
+            )));
+        }
+    };
+    reading?;
+
+    for problem in std::mem::take(&mut reader.problems) {
+        writer.note(problem)?;
+    }
+    let mut totals = writer.totals.clone();
+    totals.partitions = partitions;
+    totals.rows_read = rows_read;
+    totals.archive_files = reader.files.len();
+    totals.errors = writer.errors.len();
+    totals.conversations = writer.conversations.len() as u64;
+    let report_errors = std::mem::take(&mut writer.first_errors);
+    let errors = writer.errors;
+    let outputs = writer.outputs.into_spool();
+    totals.outputs = outputs.len();
+
+    let selection_record = SelectionRecord {
+        formats: formats.iter().map(|f| f.name().to_string()).collect(),
+        custodians: selection.custodians.clone(),
+        custodian_ids,
+        chats: selection.chats.clone(),
+        team: selection.team.clone(),
+        channel: selection.channel.clone(),
+        from: selection
+            .from
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+        to: selection
+            .to
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+        keywords: selection.keywords.clone(),
+        include_deleted: selection.include_deleted,
+        all_versions: selection.all_versions,
+    };
+    let created_at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+    let manifest_path = request.out.join(MANIFEST_FILE);
+    let head = ManifestHead {
+        tool: &request.generator,
+        created_at: &created_at,
+        archive: reader.archive.url(),
+        selection: &selection_record,
+        totals: &totals,
+    };
+    let file =
+        std::fs::File::create(&manifest_path).map_err(ExportError::io("create", &manifest_path))?;
+    let mut out = std::io::BufWriter::new(file);
+    write_manifest(&mut out, &head, errors, reader.files, outputs)
+        .and_then(|()| std::io::Write::flush(&mut out))
+        .and_then(|()| out.get_ref().sync_all())
+        .map_err(ExportError::io("write", &manifest_path))?;
+    drop(work);
+    Ok(ExportReport {
+        manifest: manifest_path,
+        totals,
+        errors: report_errors,
+        altered_files: reader.altered,
+        unrecorded_files: reader.unrecorded,
+    })
+}
+
+/// The export folder must be new or empty: an export is one set of files.
+fn prepare_out_dir(out: &Path) -> Result<(), ExportError> {
+    std::fs::create_dir_all(out).map_err(ExportError::io("create", out))?;
+    let mut entries = std::fs::read_dir(out).map_err(ExportError::io("list", out))?;
+    if entries.next().is_some() {
+        return Err(ExportError::Request(format!(
+            "the export folder {} is not empty; choose a new folder",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// One day's rows, read and sorted (or sorting) by message.
+struct DayRows {
+    day: NaiveDate,
+    spill: PathBuf,
+    versions: ExternalSorter<VersionRow>,
+    rows_read: u64,
+}
+
+/// Reads the archive: files are hashed, checked against their records and listed.
+struct Reader {
+    archive: Archive,
+    recorded: HashMap<String, RecordedFile>,
+    files: Spool<ArchiveFileRead>,
+    altered: Vec<String>,
+    unrecorded: Vec<String>,
+    problems: Vec<String>,
+}
+
+impl Reader {
+    /// Hashes a file, then streams its batches (`columns` only) through `each`.
+    async fn read_file(
+        &mut self,
+        file: &ArchiveFile,
+        columns: &[&str],
+        mut each: impl FnMut(&arrow::record_batch::RecordBatch, u64) -> Result<(), String>,
+    ) -> Result<(), ExportError> {
+        let sha256 = self.archive.sha256(file).await?;
+        let mut batches = self.archive.batches(file, columns).await?;
+        let mut rows = 0u64;
+        while let Some(batch) = batches.try_next().await? {
+            each(&batch, rows).map_err(|reason| ExportError::Shape {
+                archive: self.archive.url().to_string(),
+                key: file.path.clone(),
+                reason,
+            })?;
+            rows += batch.num_rows() as u64;
+        }
+        let recorded = self.recorded.get(&file.path);
+        let check = archive::check_against(recorded, &sha256);
+        match check {
+            "mismatch" => self.altered.push(file.path.clone()),
+            "unrecorded" => self.unrecorded.push(file.path.clone()),
+            _ => {}
+        }
+        self.files.push(&ArchiveFileRead {
+            path: file.path.clone(),
+            table: file.table.clone(),
+            partition: file.partition.clone(),
+            bytes: file.bytes,
+            sha256,
+            rows,
+            recorded_sha256: recorded.map(|r| r.sha256.clone()),
+            check: check.to_string(),
+        })
+    }
+
+    /// Every snapshot of `directory/users` and `directory/chats`.
+    async fn load_directory(&mut self) -> Result<Directory, ExportError> {
+        let mut directory = Directory::default();
+        for (table, columns) in [
+            (DIRECTORY_USERS, directory::USER_COLUMNS),
+            (DIRECTORY_CHATS, directory::CHAT_COLUMNS),
+        ] {
+            for day in self.archive.partitions(table).await? {
+                for file in self.archive.files(table, day).await? {
+                    self.read_file(&file, columns, |batch, _| {
+                        if table == DIRECTORY_USERS {
+                            directory.add_users(batch)
+                        } else {
+                            directory.add_chats(batch)
+                        }
+                    })
+                    .await?;
+                }
+            }
+        }
+        Ok(directory)
+    }
+
+    /// The day's custodian rows, then its message versions, into a sort by message.
+    async fn read_day(
+        &mut self,
+        day: NaiveDate,
+        spill: &Path,
+        selection: &Selection,
+        budget: usize,
+        selected_custodians: &[String],
+    ) -> Result<DayRows, ExportError> {
+        let mut custodians = CustodianIndex::default();
+        for file in self.archive.files(CUSTODIANS, day).await? {
+            self.read_file(
+                &file,
+                &["custodian_user_id", "raw_sha256"],
+                |batch, first| custodians.add(batch, first),
+            )
+            .await?;
+        }
+        let mut versions = ExternalSorter::new(spill, "versions", budget);
+        let mut rows_read = 0u64;
+        for file in self.archive.files(CHAT_MESSAGES, day).await? {
+            let path: Arc<str> = file.path.as_str().into();
+            let mut pushed = Ok(());
+            self.read_file(&file, CHAT_COLUMNS, |batch, first| {
+                rows_read += batch.num_rows() as u64;
+                for mut row in VersionRow::from_batch(batch, &path, first)? {
+                    if !selection.wants_conversation(&row.conversation)
+                        || !selection.wants_time(row.created_us, day)
+                    {
+                        continue;
+                    }
+                    row.custodians = custodians.of(&row.raw_sha256);
+                    if !selected_custodians.is_empty()
+                        && !row
+                            .custodians
+                            .iter()
+                            .any(|c| selected_custodians.contains(c))
+                        && row.conversation.is_channel()
+                    {
+                        // Channel messages have no custodian: a custodian selection
+                        // leaves them out. (Chat versions held by others stay, so a
+                        // message some selected custodian held keeps all its versions.)
+                        continue;
+                    }
+                    if let Err(e) = versions.push(row) {
+                        pushed = Err(e);
+                        return Ok(());
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+            pushed?;
+        }
+        tracing::debug!(%day, rows_read, spilled_runs = versions.spilled_runs(), "partition read");
+        Ok(DayRows {
+            day,
+            spill: spill.to_path_buf(),
+            versions,
+            rows_read,
+        })
+    }
+}
+
+/// Which mailboxes held each version of one day: content hash to custodian ids.
+#[derive(Default)]
+struct CustodianIndex {
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
+    by_version: HashMap<[u8; 32], Vec<u32>>,
+}
+
+impl CustodianIndex {
+    fn add(&mut self, batch: &arrow::record_batch::RecordBatch, first: u64) -> Result<(), String> {
+        let custodian = Strings::required(batch, "custodian_user_id")?;
+        let sha = Strings::required(batch, "raw_sha256")?;
+        for row in 0..batch.num_rows() {
+            let position = first + row as u64;
+            let (Some(custodian), Some(sha)) = (custodian.get(row), sha.get(row)) else {
+                return Err(format!(
+                    "row {position}: custodian_user_id or raw_sha256 is null"
+                ));
+            };
+            let mut key = [0u8; 32];
+            hex::decode_to_slice(sha, &mut key)
+                .map_err(|_| format!("row {position}: raw_sha256 {sha:?} is not a SHA-256"))?;
+            let next = self.names.len() as u32;
+            let id = *self.ids.entry(custodian.to_string()).or_insert_with(|| {
+                self.names.push(custodian.to_string());
+                next
+            });
+            let held = self.by_version.entry(key).or_default();
+            if !held.contains(&id) {
+                held.push(id);
+            }
+        }
+        Ok(())
+    }
+
+    fn of(&self, sha: &str) -> Vec<String> {
+        let mut key = [0u8; 32];
+        if hex::decode_to_slice(sha, &mut key).is_err() {
+            return Vec::new();
+        }
+        let mut names: Vec<String> = self
+            .by_version
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .map(|&i| self.names[i as usize].clone())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// Turns each day into transcript-ordered messages for every format.
+struct DayWriter {
+    writers: Vec<Box<dyn FormatWriter + Send>>,
+    directory: Arc<Directory>,
+    selection: Selection,
+    needles: Vec<String>,
+    custodians: Vec<String>,
+    budget: usize,
+    outputs: Outputs,
+    errors: Spool<String>,
+    first_errors: Vec<String>,
+    totals: Totals,
+    conversations: HashSet<ConversationKey>,
+}
+
+impl DayWriter {
+    fn wants(&self, message: &Message) -> bool {
+        if !self.selection.include_deleted && message.is_deleted() {
+            return false;
+        }
+        if !self.custodians.is_empty()
+            && !message
+                .custodians()
+                .iter()
+                .any(|c| self.custodians.iter().any(|s| s == c))
+        {
+            return false;
+        }
+        self.needles.is_empty() || message.mentions_any(&self.needles)
+    }
+
+    fn write_day(&mut self, rows: DayRows) -> Result<(), ExportError> {
+        let mut messages: ExternalSorter<Message> =
+            ExternalSorter::new(&rows.spill, "messages", self.budget);
+        for message in Grouped::new(rows.versions.finish()?) {
+            let message = message?;
+            if self.wants(&message) {
+                messages.push(message)?;
+            }
+        }
+        let directory = Arc::clone(&self.directory);
+        let custodians = self.custodians.clone();
+        let mut current: Option<ConversationKey> = None;
+        for message in messages.finish()? {
+            let message = message?;
+            if current.as_ref() != Some(message.conversation()) {
+                if let Some(done) = current.take() {
+                    self.end(rows.day, &done, &directory, &custodians)?;
+                }
+                let conversation = message.conversation().clone();
+                let day = ConversationDay {
+                    day: rows.day,
+                    conversation: &conversation,
+                    directory: &directory,
+                    selected_custodians: &custodians,
+                };
+                for writer in &mut self.writers {
+                    writer.begin(&day, &mut self.outputs)?;
+                }
+                self.totals.conversation_days += 1;
+                self.conversations.insert(conversation.clone());
+                current = Some(conversation);
+            }
+            let conversation = current.clone().unwrap_or(ConversationKey::Unknown);
+            let day = ConversationDay {
+                day: rows.day,
+                conversation: &conversation,
+                directory: &directory,
+                selected_custodians: &custodians,
+            };
+            let view = MessageView::new(&message, &directory);
+            for problem in &view.problems {
+                self.note(problem.clone())?;
+            }
+            for writer in &mut self.writers {
+                writer.message(&day, &view, &mut self.outputs)?;
+            }
+            self.totals.messages += 1;
+            self.totals.versions += message.versions().len() as u64;
+        }
+        if let Some(done) = current {
+            self.end(rows.day, &done, &directory, &custodians)?;
+        }
+        let _ = std::fs::remove_dir_all(&rows.spill);
+        Ok(())
+    }
+
+    fn end(
+        &mut self,
+        day: NaiveDate,
+        conversation: &ConversationKey,
+        directory: &Directory,
+        custodians: &[String],
+    ) -> Result<(), ExportError> {
+        let day = ConversationDay {
+            day,
+            conversation,
+            directory,
+            selected_custodians: custodians,
+        };
+        for writer in &mut self.writers {
+            writer.end(&day, &mut self.outputs)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), ExportError> {
+        for writer in &mut self.writers {
+            writer.finish(&mut self.outputs)?;
+        }
+        Ok(())
+    }
+
+    /// A problem with one row or record: kept for the manifest, the first few for the report.
+    fn note(&mut self, problem: String) -> Result<(), ExportError> {
+        tracing::warn!("{problem}");
+        if self.first_errors.len() < REPORTED_ERRORS {
+            self.first_errors.push(problem.clone());
+        }
+        self.errors.push(&problem)
+    }
+}

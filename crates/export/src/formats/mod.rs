@@ -1,0 +1,106 @@
+//! The output formats. Each receives the selected messages in transcript order (by day,
+//! conversation, thread, time), told where each conversation-day starts and ends.
+
+pub(crate) mod csv;
+pub(crate) mod html;
+pub(crate) mod jsonl;
+pub(crate) mod rsmf;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+
+use crate::conversation::ConversationKey;
+use crate::directory::Directory;
+use crate::error::ExportError;
+use crate::output::Outputs;
+use crate::view::MessageView;
+
+/// What every format knows about the conversation-day being written.
+pub(crate) struct ConversationDay<'a> {
+    pub day: NaiveDate,
+    pub conversation: &'a ConversationKey,
+    pub directory: &'a Directory,
+    /// Custodians the export is limited to (Graph user ids; empty: all).
+    pub selected_custodians: &'a [String],
+}
+
+impl ConversationDay<'_> {
+    pub fn date(&self) -> String {
+        self.day.format("%Y-%m-%d").to_string()
+    }
+
+    /// A name for people: the chat's topic, a chat type, or the channel.
+    pub fn display(&self) -> String {
+        match self.conversation {
+            ConversationKey::Chat { chat_id } => {
+                let chat = self.directory.chat(chat_id);
+                match (
+                    chat.and_then(|c| c.topic.clone()),
+                    chat.and_then(|c| c.chat_type.as_deref()),
+                ) {
+                    (Some(topic), _) => topic,
+                    (None, Some("oneOnOne")) => "One-on-one chat".to_string(),
+                    (None, Some("meeting")) => "Meeting chat".to_string(),
+                    (None, Some(_)) => "Group chat".to_string(),
+                    (None, None) => "Chat".to_string(),
+                }
+            }
+            ConversationKey::Channel { channel_id, .. } => format!("Channel {channel_id}"),
+            ConversationKey::Unknown => "Messages without a conversation".to_string(),
+        }
+    }
+}
+
+/// One output format.
+pub(crate) trait FormatWriter {
+    /// A conversation-day begins.
+    fn begin(
+        &mut self,
+        day: &ConversationDay<'_>,
+        outputs: &mut Outputs,
+    ) -> Result<(), ExportError>;
+    fn message(
+        &mut self,
+        day: &ConversationDay<'_>,
+        view: &MessageView<'_>,
+        outputs: &mut Outputs,
+    ) -> Result<(), ExportError>;
+    /// The conversation-day is complete.
+    fn end(&mut self, day: &ConversationDay<'_>, outputs: &mut Outputs) -> Result<(), ExportError>;
+    /// The export is complete.
+    fn finish(&mut self, outputs: &mut Outputs) -> Result<(), ExportError>;
+}
+
+/// RFC 3339 in UTC with milliseconds (`2024-05-01T09:30:00.123Z`), as Graph writes times.
+pub(crate) fn utc(us: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(us)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// RFC 3339 in UTC with every microsecond the archive holds.
+pub(crate) fn utc_micros(us: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(us)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// For people: `2024-05-01 09:30:00 UTC`.
+pub(crate) fn readable_utc(us: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(us)
+        .unwrap_or_default()
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_written_in_utc() {
+        let us = 1_714_555_800_123_456;
+        assert_eq!(utc(us), "2024-05-01T09:30:00.123Z");
+        assert_eq!(utc_micros(us), "2024-05-01T09:30:00.123456Z");
+        assert_eq!(readable_utc(us), "2024-05-01 09:30:00 UTC");
+    }
+}

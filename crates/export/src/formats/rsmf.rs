@@ -1,0 +1,723 @@
+//! RSMF 2.0 (Relativity Short Message Format): one `.rsmf` per conversation and day, an
+//! RFC 5322 message with the `X-RSMF-*` headers whose attachment `rsmf.zip` holds
+//! `rsmf_manifest.json` and a small file per Teams attachment.
+//!
+//! A conversation-day with more events (or bytes) than one file may hold continues in
+//! `<name>.part2.rsmf` and so on, all with the same event collection id. Everything in a
+//! file derives from its content: zip entries carry a fixed time, the MIME boundary and
+//! Message-ID are hashes, so the same messages give the same bytes.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::{Cursor, Write};
+
+use mail_builder::MessageBuilder;
+use mail_builder::headers::address::Address;
+use mail_builder::headers::content_type::ContentType;
+use mail_builder::headers::date::Date;
+use mail_builder::headers::message_id::MessageId;
+use mail_builder::headers::raw::Raw;
+use mail_builder::headers::text::Text;
+use mail_builder::mime::MimePart;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use zip::write::SimpleFileOptions;
+
+use super::{ConversationDay, FormatWriter, readable_utc, utc};
+use crate::conversation::ConversationKey;
+use crate::directory::Person;
+use crate::error::ExportError;
+use crate::output::{OutputCounts, Outputs};
+use crate::selection::Format;
+use crate::view::{EventKind, MessageView};
+
+pub(crate) const RSMF_VERSION: &str = "2.0.0";
+pub(crate) const MANIFEST_NAME: &str = "rsmf_manifest.json";
+pub(crate) const PLATFORM: &str = "teams";
+pub(crate) const APPLICATION: &str = "Microsoft Teams";
+
+/// How much one `.rsmf` may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RsmfLimits {
+    /// Relativity's limit is 10,000 events per file.
+    pub max_events: usize,
+    /// Manifest and attachment bytes per file, before compression. The file itself stays
+    /// under about three times this (base64, the text part), well below 2 GB by default;
+    /// it also bounds the memory one file takes to build.
+    pub max_content_bytes: u64,
+}
+
+impl Default for RsmfLimits {
+    fn default() -> Self {
+        RsmfLimits {
+            max_events: 10_000,
+            max_content_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    version: &'static str,
+    participants: Vec<Participant<'a>>,
+    conversations: Vec<Conversation>,
+    events: &'a [Event],
+    eventcollectionid: String,
+}
+
+#[derive(Serialize)]
+struct Participant<'a> {
+    id: &'a str,
+    display: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Conversation {
+    id: String,
+    display: String,
+    platform: &'static str,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    participants: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custodian: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    custom: Vec<Custom>,
+}
+
+#[derive(Serialize, Clone)]
+struct Custom {
+    name: &'static str,
+    value: String,
+}
+
+#[derive(Serialize)]
+struct Event {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<String>,
+    body: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    participant: Option<String>,
+    conversation: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<String>,
+    deleted: bool,
+    importance: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reactions: Vec<EventReaction>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    attachments: Vec<EventAttachment>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    edits: Vec<EventEdit>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    custom: Vec<Custom>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direction: Option<&'static str>,
+    #[serde(skip)]
+    at_us: Option<i64>,
+    #[serde(skip)]
+    reply_to: Option<String>,
+    #[serde(skip)]
+    sender_name: String,
+}
+
+#[derive(Serialize)]
+struct EventReaction {
+    value: String,
+    count: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    participants: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct EventAttachment {
+    id: String,
+    display: String,
+    size: u64,
+}
+
+#[derive(Serialize)]
+struct EventEdit {
+    participant: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new: Option<String>,
+}
+
+/// The events of the file being filled.
+#[derive(Default)]
+struct Part {
+    events: Vec<Event>,
+    content_bytes: u64,
+    messages: u64,
+    participants: BTreeMap<String, Person>,
+    custodians: BTreeSet<String>,
+    attachments: BTreeMap<String, Vec<u8>>,
+}
+
+pub(crate) struct RsmfWriter {
+    limits: RsmfLimits,
+    generator: String,
+    part: Part,
+    part_number: u32,
+}
+
+impl RsmfWriter {
+    pub fn new(limits: RsmfLimits, generator: &str) -> Self {
+        RsmfWriter {
+            limits,
+            generator: generator.to_string(),
+            part: Part::default(),
+            part_number: 0,
+        }
+    }
+
+    fn room_for(&self, bytes: u64) -> bool {
+        self.part.events.len() < self.limits.max_events
+            && (self.part.events.is_empty()
+                || self.part.content_bytes + bytes <= self.limits.max_content_bytes)
+    }
+
+    fn push(
+        &mut self,
+        day: &ConversationDay<'_>,
+        event: Event,
+        bytes: u64,
+        outputs: &mut Outputs,
+    ) -> Result<(), ExportError> {
+        if !self.room_for(bytes) {
+            self.flush(day, outputs)?;
+        }
+        self.part.content_bytes += bytes;
+        self.part.events.push(event);
+        Ok(())
+    }
+
+    fn flush(
+        &mut self,
+        day: &ConversationDay<'_>,
+        outputs: &mut Outputs,
+    ) -> Result<(), ExportError> {
+        let mut part = std::mem::take(&mut self.part);
+        if part.events.is_empty() {
+            return Ok(());
+        }
+        self.part_number += 1;
+        let number = self.part_number;
+        let conversation_id = day.conversation.id();
+
+        // Chronological, as a reader scrolls; replies point at their parent when it is in
+        // this file, and say which message they answer when it is not.
+        part.events
+            .sort_by(|a, b| a.at_us.cmp(&b.at_us).then_with(|| a.id.cmp(&b.id)));
+        let ids: HashSet<String> = part.events.iter().map(|e| e.id.clone()).collect();
+        for event in &mut part.events {
+            if let Some(parent) = event.reply_to.take() {
+                if ids.contains(&parent) {
+                    event.parent = Some(parent);
+                } else {
+                    event.custom.push(Custom {
+                        name: "Reply to message (not in this file)",
+                        value: parent,
+                    });
+                }
+            }
+        }
+
+        // The custodian: a selected mailbox that held these messages, else any that did.
+        let custodian = part.custodians.iter().next().cloned();
+        for id in &part.custodians {
+            part.participants
+                .entry(id.clone())
+                .or_insert_with(|| day.directory.person(id, None));
+        }
+        if let Some(custodian) = &custodian {
+            for event in part.events.iter_mut().filter(|e| e.kind == "message") {
+                event.direction = Some(if event.participant.as_ref() == Some(custodian) {
+                    "outgoing"
+                } else {
+                    "incoming"
+                });
+            }
+        }
+        let mut conversation_participants: BTreeSet<String> =
+            part.participants.keys().cloned().collect();
+        let mut custom = vec![Custom {
+            name: "Conversation id",
+            value: conversation_id.clone(),
+        }];
+        let kind = match day.conversation {
+            ConversationKey::Chat { chat_id } => {
+                if let Some(chat) = day.directory.chat(chat_id) {
+                    for member in &chat.members {
+                        part.participants
+                            .entry(member.user_id.clone())
+                            .or_insert_with(|| {
+                                let mut person = day
+                                    .directory
+                                    .person(&member.user_id, member.display_name.as_deref());
+                                if person.email.is_none() {
+                                    person.email = member.email.clone();
+                                }
+                                person
+                            });
+                        conversation_participants.insert(member.user_id.clone());
+                    }
+                    if let Some(chat_type) = &chat.chat_type {
+                        custom.push(Custom {
+                            name: "Chat type",
+                            value: chat_type.clone(),
+                        });
+                    }
+                }
+                Some("direct")
+            }
+            ConversationKey::Channel {
+                team_id,
+                channel_id,
+            } => {
+                if !team_id.is_empty() {
+                    custom.push(Custom {
+                        name: "Team id",
+                        value: team_id.clone(),
+                    });
+                }
+                custom.push(Custom {
+                    name: "Channel id",
+                    value: channel_id.clone(),
+                });
+                Some("channel")
+            }
+            ConversationKey::Unknown => None,
+        };
+        let custodian_names: Vec<&str> = part
+            .custodians
+            .iter()
+            .filter_map(|id| part.participants.get(id).map(|p| p.display.as_str()))
+            .collect();
+        if !custodian_names.is_empty() {
+            custom.push(Custom {
+                name: "Custodians",
+                value: custodian_names.join(", "),
+            });
+        }
+        custom.push(Custom {
+            name: "Date (UTC)",
+            value: day.date(),
+        });
+
+        let participants: Vec<Participant<'_>> = part
+            .participants
+            .values()
+            .map(|p| Participant {
+                id: &p.id,
+                display: &p.display,
+                email: p.email.as_deref(),
+            })
+            .collect();
+        let manifest = Manifest {
+            version: RSMF_VERSION,
+            participants,
+            conversations: vec![Conversation {
+                id: conversation_id.clone(),
+                display: day.display(),
+                platform: PLATFORM,
+                kind,
+                participants: conversation_participants.into_iter().collect(),
+                custodian: custodian.clone(),
+                custom,
+            }],
+            events: &part.events,
+            eventcollectionid: conversation_id.clone(),
+        };
+        let relative = if number == 1 {
+            format!("rsmf/{}/{}.rsmf", day.date(), day.conversation.file_stem())
+        } else {
+            format!(
+                "rsmf/{}/{}.part{number}.rsmf",
+                day.date(),
+                day.conversation.file_stem()
+            )
+        };
+        let encode_error = |reason: String| ExportError::Encode {
+            path: outputs.root().join(&relative),
+            reason,
+        };
+        let manifest_json =
+            serde_json::to_vec(&manifest).map_err(|e| encode_error(e.to_string()))?;
+        let zip = zip_of(&manifest_json, &part.attachments).map_err(encode_error)?;
+
+        let people = |ids: &mut dyn Iterator<Item = &Person>| -> Vec<Address<'static>> {
+            ids.map(|p| {
+                Address::new_address(Some(p.display.clone()), p.email.clone().unwrap_or_default())
+            })
+            .collect()
+        };
+        let from = custodian
+            .as_ref()
+            .and_then(|c| part.participants.get(c))
+            .or_else(|| part.participants.values().next());
+        let from = match from {
+            Some(p) => people(&mut std::iter::once(p)).remove(0),
+            None => Address::new_address(Some(APPLICATION.to_string()), String::new()),
+        };
+        let to = Address::new_list(people(&mut part.participants.values()));
+        let stamps: Vec<i64> = part.events.iter().filter_map(|e| e.at_us).collect();
+        let (begin, end) = (stamps.iter().min().copied(), stamps.iter().max().copied());
+        let attachment_count = part.attachments.len();
+        let participant_names = part
+            .participants
+            .values()
+            .map(|p| p.display.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = transcript(day, &part, number);
+        let digest = Sha256::new()
+            .chain_update(&zip)
+            .chain_update(text.as_bytes())
+            .finalize();
+        let digest = hex::encode(digest);
+
+        let mut subject = format!("{} {} {}", APPLICATION, day.display(), day.date());
+        if number > 1 {
+            subject.push_str(&format!(" (part {number})"));
+        }
+        let date_secs = end.map_or_else(
+            || crate::selection::day_start(day.day).timestamp(),
+            |us| us.div_euclid(1_000_000),
+        );
+        let mut builder = MessageBuilder::new()
+            .from(from)
+            .to(to)
+            .subject(subject)
+            .date(Date::new(date_secs))
+            .message_id(MessageId::new(format!(
+                "{}@rsmf.teams-archiver",
+                &digest[..32]
+            )))
+            .header("X-RSMF-Version", Raw::new(RSMF_VERSION))
+            .header("X-RSMF-Generator", Text::new(self.generator.clone()))
+            .header("X-RSMF-Application", Raw::new(APPLICATION));
+        if let (Some(begin), Some(end)) = (begin, end) {
+            builder = builder
+                .header("X-RSMF-BeginDate", Raw::new(utc(begin)))
+                .header("X-RSMF-EndDate", Raw::new(utc(end)));
+        }
+        builder = builder
+            .header("X-RSMF-EventCount", Raw::new(part.events.len().to_string()))
+            .header(
+                "X-RSMF-AttachmentCount",
+                Raw::new(attachment_count.to_string()),
+            );
+        if !custodian_names.is_empty() {
+            builder = builder.header("X-RSMF-Custodian", Text::new(custodian_names.join(", ")));
+        }
+        builder = builder
+            .header("X-RSMF-Participants", Text::new(participant_names))
+            .header(
+                "X-RSMF-EventCollectionID",
+                Text::new(conversation_id.clone()),
+            )
+            .body(MimePart::new(
+                ContentType::new("multipart/mixed")
+                    .attribute("boundary", format!("rsmf_{}", &digest[32..56])),
+                vec![
+                    MimePart::new("text/plain", text),
+                    MimePart::new("application/octet-stream", zip).attachment("rsmf.zip"),
+                ],
+            ));
+        let bytes = builder
+            .write_to_vec()
+            .map_err(|e| encode_error(e.to_string()))?;
+        let counts = OutputCounts {
+            conversation: Some(conversation_id),
+            date: Some(day.date()),
+            part: Some(number),
+            messages: part.messages,
+            events: Some(part.events.len() as u64),
+            attachments: Some(attachment_count as u64),
+            participants: Some(part.participants.len() as u64),
+            ..OutputCounts::default()
+        };
+        outputs.write_all(&relative, &bytes, Format::Rsmf, counts)
+    }
+}
+
+/// `rsmf.zip`: the manifest first, then the attachment files by name, each stored with
+/// the zip format's earliest time so the bytes depend on content only.
+fn zip_of(manifest: &[u8], attachments: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, String> {
+    let options = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default())
+        .unix_permissions(0o644);
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let files = std::iter::once((MANIFEST_NAME, manifest)).chain(
+        attachments
+            .iter()
+            .map(|(name, bytes)| (name.as_str(), bytes.as_slice())),
+    );
+    for (name, bytes) in files {
+        zip.start_file(name, options).map_err(|e| e.to_string())?;
+        zip.write_all(bytes).map_err(|e| e.to_string())?;
+    }
+    Ok(zip.finish().map_err(|e| e.to_string())?.into_inner())
+}
+
+/// The message's text part: a plain transcript, so the file is searchable as an e-mail.
+fn transcript(day: &ConversationDay<'_>, part: &Part, number: u32) -> String {
+    let mut text = format!(
+        "{} {}: {}\r\n",
+        APPLICATION,
+        kind_word(day.conversation),
+        day.display()
+    );
+    text.push_str(&format!("Date: {} (UTC)", day.date()));
+    if number > 1 {
+        text.push_str(&format!(", part {number}"));
+    }
+    text.push_str("\r\nParticipants: ");
+    text.push_str(
+        &part
+            .participants
+            .values()
+            .map(|p| p.display.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    text.push_str("\r\n\r\n");
+    for event in &part.events {
+        let when = event
+            .at_us
+            .map_or_else(|| "(time unknown)".to_string(), readable_utc);
+        let mut body = event.body.replace("\r\n", "\n").replace('\n', "\r\n    ");
+        if event.deleted {
+            body.insert_str(0, "[deleted] ");
+        }
+        if !event.edits.is_empty() {
+            body.insert_str(0, "[edited] ");
+        }
+        let who = if event.sender_name.is_empty() {
+            "-"
+        } else {
+            &event.sender_name
+        };
+        text.push_str(&format!("[{when}] {who}: {body}\r\n"));
+    }
+    text
+}
+
+fn kind_word(conversation: &ConversationKey) -> &'static str {
+    match conversation {
+        ConversationKey::Chat { .. } => "chat",
+        ConversationKey::Channel { .. } => "channel",
+        ConversationKey::Unknown => "messages",
+    }
+}
+
+impl FormatWriter for RsmfWriter {
+    fn begin(&mut self, _: &ConversationDay<'_>, _: &mut Outputs) -> Result<(), ExportError> {
+        self.part = Part::default();
+        self.part_number = 0;
+        Ok(())
+    }
+
+    fn message(
+        &mut self,
+        day: &ConversationDay<'_>,
+        view: &MessageView<'_>,
+        outputs: &mut Outputs,
+    ) -> Result<(), ExportError> {
+        let message = view.message;
+        let conversation = day.conversation.id();
+        let at_us = message.created_us();
+        let timestamp = at_us.map(utc);
+        let importance = if view.importance_high {
+            "high"
+        } else {
+            "normal"
+        };
+
+        let mut custom = Vec::new();
+        if let Some(id) = message.id() {
+            custom.push(Custom {
+                name: "Message id",
+                value: id.to_string(),
+            });
+        } else {
+            custom.push(Custom {
+                name: "Archived item without an id, content SHA-256",
+                value: message.latest().raw_sha256.clone(),
+            });
+        }
+        if let Some(subject) = message
+            .latest()
+            .subject
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+        {
+            custom.push(Custom {
+                name: "Subject",
+                value: subject.to_string(),
+            });
+        }
+        if let Some(deleted) = view.deleted_at_us {
+            custom.push(Custom {
+                name: "Deleted at",
+                value: utc(deleted),
+            });
+        }
+        if let Some(kind) = message.latest().message_type.as_deref()
+            && kind != "message"
+        {
+            custom.push(Custom {
+                name: "Message type",
+                value: kind.to_string(),
+            });
+        }
+        if let Some(system) = &view.system {
+            custom.push(Custom {
+                name: "Event detail",
+                value: system.detail_type.clone(),
+            });
+        }
+        custom.push(Custom {
+            name: "Archived versions",
+            value: message.versions().len().to_string(),
+        });
+        custom.push(Custom {
+            name: "Version SHA-256",
+            value: message.latest().raw_sha256.clone(),
+        });
+
+        let reactions: Vec<EventReaction> = view
+            .reactions
+            .iter()
+            .map(|r| EventReaction {
+                value: r.value.clone(),
+                count: r.count(),
+                participants: r.people.iter().map(|p| p.id.clone()).collect(),
+            })
+            .collect();
+        let attachments: Vec<EventAttachment> = view
+            .attachments
+            .iter()
+            .map(|a| EventAttachment {
+                id: a.file_name.clone(),
+                display: a.display.clone(),
+                size: a.file_bytes.len() as u64,
+            })
+            .collect();
+        let sender = view.sender.as_ref();
+        let edits: Vec<EventEdit> = view
+            .edits
+            .iter()
+            .filter_map(|e| {
+                let by = e.by.as_ref().or(sender)?;
+                Some(EventEdit {
+                    participant: by.id.clone(),
+                    timestamp: e.at_us.map(utc),
+                    previous: e.previous.clone(),
+                    new: e.new.clone(),
+                })
+            })
+            .collect();
+
+        // A join or leave names each member; other events have one participant.
+        let mut subjects: Vec<Option<&Person>> = match (&view.system, view.kind) {
+            (Some(system), EventKind::Join | EventKind::Leave) if !system.members.is_empty() => {
+                system.members.iter().map(Some).collect()
+            }
+            (Some(system), _) => vec![system.initiator.as_ref().or(sender)],
+            (None, _) => vec![sender],
+        };
+        if subjects.is_empty() {
+            subjects.push(None);
+        }
+        let attachment_bytes: u64 = view
+            .attachments
+            .iter()
+            .map(|a| a.file_bytes.len() as u64)
+            .sum();
+        let edit_bytes: u64 = view
+            .edits
+            .iter()
+            .map(|e| {
+                e.previous.as_ref().map_or(0, String::len) + e.new.as_ref().map_or(0, String::len)
+            })
+            .sum::<usize>() as u64;
+        let first_bytes = 512 + view.text.len() as u64 + attachment_bytes + edit_bytes;
+
+        let mut rest = Some((reactions, attachments, edits, custom));
+        for (n, subject) in subjects.into_iter().enumerate() {
+            let id = if n == 0 {
+                message.key().to_string()
+            } else {
+                format!("{}#{}", message.key(), n + 1)
+            };
+            let (reactions, attachments, edits, custom) = rest.take().unwrap_or_default();
+            let event = Event {
+                id,
+                kind: view.kind.rsmf(),
+                parent: None,
+                body: view.text.clone(),
+                participant: subject.map(|p| p.id.clone()),
+                conversation: conversation.clone(),
+                timestamp: timestamp.clone(),
+                deleted: view.deleted_at_us.is_some(),
+                importance,
+                reactions,
+                attachments,
+                edits,
+                custom,
+                direction: None,
+                at_us,
+                reply_to: message.reply_to().map(str::to_string),
+                sender_name: subject.map(|p| p.display.clone()).unwrap_or_default(),
+            };
+            let bytes = if n == 0 {
+                first_bytes
+            } else {
+                512 + view.text.len() as u64
+            };
+            self.push(day, event, bytes, outputs)?;
+            if n == 0 {
+                self.part.messages += 1;
+                for attachment in &view.attachments {
+                    self.part
+                        .attachments
+                        .insert(attachment.file_name.clone(), attachment.file_bytes.clone());
+                }
+            }
+            for person in view.people() {
+                self.part
+                    .participants
+                    .entry(person.id.clone())
+                    .or_insert_with(|| person.clone());
+            }
+        }
+        let custodians = message.custodians();
+        for custodian in custodians {
+            if day.selected_custodians.is_empty()
+                || day.selected_custodians.iter().any(|c| c == custodian)
+            {
+                self.part.custodians.insert(custodian.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, day: &ConversationDay<'_>, outputs: &mut Outputs) -> Result<(), ExportError> {
+        self.flush(day, outputs)
+    }
+
+    fn finish(&mut self, _: &mut Outputs) -> Result<(), ExportError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,418 @@
+//! One archived chat message version as the export uses it: the typed columns it needs,
+//! the item as Graph sent it, and where in the archive it was read.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+
+use crate::codec::{Decoder, Encoder};
+use crate::columns::{Strings, Times};
+use crate::conversation::ConversationKey;
+use crate::sort::Spill;
+
+/// The `chat_messages` columns an export reads (those a file lacks read as null).
+pub(crate) const CHAT_COLUMNS: &[&str] = &[
+    "id",
+    "chat_id",
+    "team_id",
+    "channel_id",
+    "reply_to_id",
+    "message_type",
+    "created_date_time",
+    "last_modified_date_time",
+    "last_edited_date_time",
+    "deleted_date_time",
+    "body_content_type",
+    "body_content",
+    "body_text",
+    "subject",
+    "importance",
+    "from_user_id",
+    "from_user_display_name",
+    "from_application_id",
+    "from_application_display_name",
+    "raw_json",
+    "raw_sha256",
+    "source",
+    "fetched_at",
+    "run_id",
+];
+
+/// One row of `chat_messages`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRow {
+    pub conversation: ConversationKey,
+    pub id: Option<String>,
+    pub reply_to_id: Option<String>,
+    pub message_type: Option<String>,
+    pub created_us: Option<i64>,
+    pub last_modified_us: Option<i64>,
+    pub last_edited_us: Option<i64>,
+    pub deleted_us: Option<i64>,
+    pub body_content_type: Option<String>,
+    pub body_content: Option<String>,
+    pub body_text: Option<String>,
+    pub subject: Option<String>,
+    pub importance: Option<String>,
+    pub from_user_id: Option<String>,
+    pub from_user_display_name: Option<String>,
+    pub from_application_id: Option<String>,
+    pub from_application_display_name: Option<String>,
+    pub raw_json: String,
+    pub raw_sha256: String,
+    pub source: Option<String>,
+    pub fetched_at_us: Option<i64>,
+    pub run_id: Option<String>,
+    /// The archive file the row was read from, and its position there.
+    pub archive_file: Arc<str>,
+    pub row_in_file: u64,
+    /// Graph user ids whose mailboxes held this version, sorted.
+    pub custodians: Vec<String>,
+}
+
+impl VersionRow {
+    /// The rows of a batch read from `file`, whose first row is row `first_row` there.
+    pub(crate) fn from_batch(
+        batch: &RecordBatch,
+        file: &Arc<str>,
+        first_row: u64,
+    ) -> Result<Vec<VersionRow>, String> {
+        let s = |name| Strings::of(batch, name);
+        let t = |name| Times::of(batch, name);
+        let (id, chat_id, team_id, channel_id) =
+            (s("id")?, s("chat_id")?, s("team_id")?, s("channel_id")?);
+        let (reply_to_id, message_type) = (s("reply_to_id")?, s("message_type")?);
+        let (created, modified, edited, deleted) = (
+            t("created_date_time")?,
+            t("last_modified_date_time")?,
+            t("last_edited_date_time")?,
+            t("deleted_date_time")?,
+        );
+        let (content_type, content, text) =
+            (s("body_content_type")?, s("body_content")?, s("body_text")?);
+        let (subject, importance) = (s("subject")?, s("importance")?);
+        let (user_id, user_name, app_id, app_name) = (
+            s("from_user_id")?,
+            s("from_user_display_name")?,
+            s("from_application_id")?,
+            s("from_application_display_name")?,
+        );
+        let raw_json = Strings::required(batch, "raw_json")?;
+        let raw_sha256 = Strings::required(batch, "raw_sha256")?;
+        let (source, fetched_at, run_id) = (s("source")?, t("fetched_at")?, s("run_id")?);
+
+        let mut rows = Vec::with_capacity(batch.num_rows());
+        for row in 0..batch.num_rows() {
+            let position = first_row + row as u64;
+            let raw = raw_json
+                .get(row)
+                .ok_or_else(|| format!("row {position}: raw_json is null"))?;
+            let sha = raw_sha256
+                .get(row)
+                .ok_or_else(|| format!("row {position}: raw_sha256 is null"))?;
+            rows.push(VersionRow {
+                conversation: ConversationKey::from_ids(
+                    chat_id.get(row),
+                    team_id.get(row),
+                    channel_id.get(row),
+                ),
+                id: id.string(row),
+                reply_to_id: reply_to_id.string(row),
+                message_type: message_type.string(row),
+                created_us: created.get(row),
+                last_modified_us: modified.get(row),
+                last_edited_us: edited.get(row),
+                deleted_us: deleted.get(row),
+                body_content_type: content_type.string(row),
+                body_content: content.string(row),
+                body_text: text.string(row),
+                subject: subject.string(row),
+                importance: importance.string(row),
+                from_user_id: user_id.string(row),
+                from_user_display_name: user_name.string(row),
+                from_application_id: app_id.string(row),
+                from_application_display_name: app_name.string(row),
+                raw_json: raw.to_string(),
+                raw_sha256: sha.to_string(),
+                source: source.string(row),
+                fetched_at_us: fetched_at.get(row),
+                run_id: run_id.string(row),
+                archive_file: Arc::clone(file),
+                row_in_file: position,
+                custodians: Vec::new(),
+            });
+        }
+        Ok(rows)
+    }
+
+    /// The message this version belongs to: its Graph id, or (no id) its own content hash.
+    pub fn message_key(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.raw_sha256)
+    }
+
+    /// Where the row is, for messages: `<file> row <n> (id <id>)`.
+    pub fn place(&self) -> String {
+        format!(
+            "{} row {} (message {})",
+            self.archive_file,
+            self.row_in_file,
+            self.id.as_deref().unwrap_or("without an id")
+        )
+    }
+
+    pub(crate) fn encode_into(&self, e: &mut Encoder<'_>) {
+        match &self.conversation {
+            ConversationKey::Chat { chat_id } => {
+                e.u8(0);
+                e.str(chat_id);
+            }
+            ConversationKey::Channel {
+                team_id,
+                channel_id,
+            } => {
+                e.u8(1);
+                e.str(team_id);
+                e.str(channel_id);
+            }
+            ConversationKey::Unknown => e.u8(2),
+        }
+        for value in [
+            &self.id,
+            &self.reply_to_id,
+            &self.message_type,
+            &self.body_content_type,
+            &self.body_content,
+            &self.body_text,
+            &self.subject,
+            &self.importance,
+            &self.from_user_id,
+            &self.from_user_display_name,
+            &self.from_application_id,
+            &self.from_application_display_name,
+            &self.source,
+            &self.run_id,
+        ] {
+            e.opt_str(value.as_deref());
+        }
+        for value in [
+            self.created_us,
+            self.last_modified_us,
+            self.last_edited_us,
+            self.deleted_us,
+            self.fetched_at_us,
+        ] {
+            e.opt_i64(value);
+        }
+        e.str(&self.raw_json);
+        e.str(&self.raw_sha256);
+        e.str(&self.archive_file);
+        e.u64(self.row_in_file);
+        e.u64(self.custodians.len() as u64);
+        for custodian in &self.custodians {
+            e.str(custodian);
+        }
+    }
+
+    pub(crate) fn decode_from(d: &mut Decoder<'_>) -> Result<VersionRow, String> {
+        let conversation = match d.u8()? {
+            0 => ConversationKey::Chat { chat_id: d.str()? },
+            1 => ConversationKey::Channel {
+                team_id: d.str()?,
+                channel_id: d.str()?,
+            },
+            _ => ConversationKey::Unknown,
+        };
+        let id = d.opt_str()?;
+        let reply_to_id = d.opt_str()?;
+        let message_type = d.opt_str()?;
+        let body_content_type = d.opt_str()?;
+        let body_content = d.opt_str()?;
+        let body_text = d.opt_str()?;
+        let subject = d.opt_str()?;
+        let importance = d.opt_str()?;
+        let from_user_id = d.opt_str()?;
+        let from_user_display_name = d.opt_str()?;
+        let from_application_id = d.opt_str()?;
+        let from_application_display_name = d.opt_str()?;
+        let source = d.opt_str()?;
+        let run_id = d.opt_str()?;
+        let created_us = d.opt_i64()?;
+        let last_modified_us = d.opt_i64()?;
+        let last_edited_us = d.opt_i64()?;
+        let deleted_us = d.opt_i64()?;
+        let fetched_at_us = d.opt_i64()?;
+        let raw_json = d.str()?;
+        let raw_sha256 = d.str()?;
+        let archive_file: Arc<str> = d.str()?.into();
+        let row_in_file = d.u64()?;
+        let custodian_count = d.u64()?;
+        let mut custodians = Vec::new();
+        for _ in 0..custodian_count {
+            custodians.push(d.str()?);
+        }
+        Ok(VersionRow {
+            conversation,
+            id,
+            reply_to_id,
+            message_type,
+            created_us,
+            last_modified_us,
+            last_edited_us,
+            deleted_us,
+            body_content_type,
+            body_content,
+            body_text,
+            subject,
+            importance,
+            from_user_id,
+            from_user_display_name,
+            from_application_id,
+            from_application_display_name,
+            raw_json,
+            raw_sha256,
+            source,
+            fetched_at_us,
+            run_id,
+            archive_file,
+            row_in_file,
+            custodians,
+        })
+    }
+
+    pub(crate) fn heap_size(&self) -> usize {
+        let strings = [
+            &self.id,
+            &self.reply_to_id,
+            &self.message_type,
+            &self.body_content_type,
+            &self.body_content,
+            &self.body_text,
+            &self.subject,
+            &self.importance,
+            &self.from_user_id,
+            &self.from_user_display_name,
+            &self.from_application_id,
+            &self.from_application_display_name,
+            &self.source,
+            &self.run_id,
+        ]
+        .iter()
+        .map(|s| s.as_ref().map_or(0, |s| s.len() + 16))
+        .sum::<usize>();
+        let conversation = match &self.conversation {
+            ConversationKey::Chat { chat_id } => chat_id.len(),
+            ConversationKey::Channel {
+                team_id,
+                channel_id,
+            } => team_id.len() + channel_id.len(),
+            ConversationKey::Unknown => 0,
+        };
+        std::mem::size_of::<VersionRow>()
+            + strings
+            + conversation
+            + self.raw_json.len()
+            + self.raw_sha256.len()
+            + self.custodians.iter().map(|c| c.len() + 24).sum::<usize>()
+    }
+}
+
+/// Versions sort so that each message's versions are together, oldest first:
+/// conversation, message, `lastModifiedDateTime`, fetch time, content hash.
+impl Ord for VersionRow {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.conversation
+            .cmp(&other.conversation)
+            .then_with(|| self.message_key().cmp(other.message_key()))
+            .then_with(|| self.last_modified_us.cmp(&other.last_modified_us))
+            .then_with(|| self.fetched_at_us.cmp(&other.fetched_at_us))
+            .then_with(|| self.raw_sha256.cmp(&other.raw_sha256))
+            .then_with(|| self.archive_file.cmp(&other.archive_file))
+            .then_with(|| self.row_in_file.cmp(&other.row_in_file))
+    }
+}
+
+impl PartialOrd for VersionRow {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Spill for VersionRow {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_into(&mut Encoder(out));
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        VersionRow::decode_from(&mut Decoder(bytes))
+    }
+
+    fn memory_size(&self) -> usize {
+        self.heap_size()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn version(id: &str, modified: i64) -> VersionRow {
+        VersionRow {
+            conversation: ConversationKey::Chat {
+                chat_id: "19:c@thread.v2".into(),
+            },
+            id: Some(id.into()),
+            reply_to_id: None,
+            message_type: Some("message".into()),
+            created_us: Some(1_000),
+            last_modified_us: Some(modified),
+            last_edited_us: None,
+            deleted_us: None,
+            body_content_type: Some("text".into()),
+            body_content: Some(format!("body {modified}")),
+            body_text: Some(format!("body {modified}")),
+            subject: None,
+            importance: Some("normal".into()),
+            from_user_id: Some("u1".into()),
+            from_user_display_name: Some("Ada".into()),
+            from_application_id: None,
+            from_application_display_name: None,
+            raw_json: format!("{{\"id\":\"{id}\",\"v\":{modified}}}"),
+            raw_sha256: format!("{modified:064}"),
+            source: Some("ingest".into()),
+            fetched_at_us: Some(9),
+            run_id: Some("r".into()),
+            archive_file: "chat_messages/date=1970-01-01/part-x.parquet".into(),
+            row_in_file: 3,
+            custodians: vec!["u1".into(), "u2".into()],
+        }
+    }
+
+    #[test]
+    fn a_version_survives_a_spill() {
+        let mut row = version("m1", 5);
+        row.conversation = ConversationKey::Channel {
+            team_id: "t".into(),
+            channel_id: "c".into(),
+        };
+        row.deleted_us = Some(-3);
+        let mut bytes = Vec::new();
+        row.encode(&mut bytes);
+        assert_eq!(VersionRow::decode(&bytes).unwrap(), row);
+        assert!(VersionRow::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn versions_of_a_message_sort_together_oldest_first() {
+        let mut rows = [version("m2", 1), version("m1", 7), version("m1", 3)];
+        rows.sort();
+        let order: Vec<(&str, Option<i64>)> = rows
+            .iter()
+            .map(|r| (r.message_key(), r.last_modified_us))
+            .collect();
+        assert_eq!(
+            order,
+            vec![("m1", Some(3)), ("m1", Some(7)), ("m2", Some(1))]
+        );
+    }
+}

@@ -1,0 +1,411 @@
+//! Proof that nothing was altered. An archive: every file's SHA-256, size and row count
+//! against the commit records and run summaries, every row's `raw_sha256` against its
+//! `raw_json`, and no file the records do not know. An export: every file against its
+//! manifest, and no file the manifest does not list.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use futures::TryStreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::archive::{Archive, ArchiveFile, RecordedFile, TABLES};
+use crate::columns::Strings;
+use crate::error::ExportError;
+use crate::manifest::{ExportManifest, MANIFEST_FILE, MANIFEST_FORMAT};
+
+/// What kind of mismatch a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProblemKind {
+    /// A file the records (or the manifest) list is not there.
+    MissingFile,
+    /// A file is there that the records (or the manifest) do not list.
+    ExtraFile,
+    /// A file's bytes differ from its recorded SHA-256 or size.
+    AlteredFile,
+    /// A row's `raw_sha256` is not the SHA-256 of its `raw_json`.
+    AlteredRow,
+    /// A file holds more or fewer rows than recorded.
+    RowCount,
+    /// A file or record could not be read at all.
+    Unreadable,
+    /// Two records disagree about one file.
+    RecordConflict,
+}
+
+impl ProblemKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ProblemKind::MissingFile => "missing file",
+            ProblemKind::ExtraFile => "extra file",
+            ProblemKind::AlteredFile => "altered file",
+            ProblemKind::AlteredRow => "altered row",
+            ProblemKind::RowCount => "row count",
+            ProblemKind::Unreadable => "unreadable",
+            ProblemKind::RecordConflict => "records disagree",
+        }
+    }
+}
+
+/// One mismatch, naming the file (and row) it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    /// Relative to the archive root or the export folder.
+    pub path: String,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}: {}", self.kind.label(), self.path, self.detail)
+    }
+}
+
+/// What a verification checked and found.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    pub files_checked: u64,
+    pub rows_checked: u64,
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    fn problem(&mut self, kind: ProblemKind, path: &str, detail: impl Into<String>) {
+        self.problems.push(Problem {
+            kind,
+            path: path.to_string(),
+            detail: detail.into(),
+        });
+    }
+}
+
+/// Checks an archive against its commit records and run summaries.
+pub async fn verify_archive(location: &str) -> Result<VerifyReport, ExportError> {
+    let archive = Archive::open(location)?;
+    let mut report = VerifyReport::default();
+    let (recorded, record_problems) = archive.recorded_files().await?;
+    for problem in record_problems {
+        let (path, detail) = problem.split_once(": ").unwrap_or((&problem, ""));
+        report.problem(ProblemKind::Unreadable, path, detail);
+    }
+
+    let present: BTreeMap<String, u64> = archive
+        .all_objects()
+        .await?
+        .into_iter()
+        .filter(|(key, _)| !key.starts_with("_archive/"))
+        .collect();
+    for (path, bytes) in &present {
+        if !recorded.contains_key(path) {
+            report.problem(
+                ProblemKind::ExtraFile,
+                path,
+                format!("{bytes} bytes that no commit record or run summary lists"),
+            );
+        }
+    }
+
+    for (path, record) in &recorded {
+        for conflict in &record.conflicts {
+            report.problem(
+                ProblemKind::RecordConflict,
+                path,
+                format!(
+                    "{} says sha256 {}, but {conflict}",
+                    record.recorded_in[0], record.sha256
+                ),
+            );
+        }
+        let (table, partition) = table_of(path);
+        let Some(file) = archive.file(path, table, partition).await? else {
+            report.problem(
+                ProblemKind::MissingFile,
+                path,
+                format!("listed by {}", record.recorded_in.join(", ")),
+            );
+            continue;
+        };
+        report.files_checked += 1;
+        check_file(&archive, &file, Some(record), &mut report).await?;
+    }
+    // Extra Parquet files are checked row by row too: they may be someone's data.
+    for (path, _) in present.iter().filter(|(p, _)| !recorded.contains_key(*p)) {
+        let (table, partition) = table_of(path);
+        if !path.ends_with(".parquet") || table.is_empty() {
+            continue;
+        }
+        if let Some(file) = archive.file(path, table, partition).await? {
+            report.files_checked += 1;
+            check_file(&archive, &file, None, &mut report).await?;
+        }
+    }
+    report
+        .problems
+        .sort_by(|a, b| (&a.path, a.kind).cmp(&(&b.path, b.kind)));
+    Ok(report)
+}
+
+/// The table and partition a key belongs to (empty when it is in no table).
+fn table_of(path: &str) -> (&'static str, &str) {
+    for table in TABLES {
+        if let Some(rest) = path.strip_prefix(table).and_then(|r| r.strip_prefix('/')) {
+            let partition = rest
+                .split('/')
+                .next()
+                .and_then(|p| p.strip_prefix("date="))
+                .unwrap_or("");
+            return (table, partition);
+        }
+    }
+    ("", "")
+}
+
+async fn check_file(
+    archive: &Archive,
+    file: &ArchiveFile,
+    record: Option<&RecordedFile>,
+    report: &mut VerifyReport,
+) -> Result<(), ExportError> {
+    if let Some(record) = record {
+        let sha256 = archive.sha256(file).await?;
+        if sha256 != record.sha256 || file.bytes != record.bytes {
+            report.problem(
+                ProblemKind::AlteredFile,
+                &file.path,
+                format!(
+                    "sha256 {sha256} ({} bytes), but {} records sha256 {} ({} bytes)",
+                    file.bytes, record.recorded_in[0], record.sha256, record.bytes
+                ),
+            );
+        }
+    }
+    let has_raw = file.table != crate::archive::CUSTODIANS;
+    let columns: &[&str] = if has_raw {
+        &["id", "raw_json", "raw_sha256"]
+    } else {
+        &["raw_sha256"]
+    };
+    let mut rows = 0u64;
+    let read = async {
+        let mut batches = archive.batches(file, columns).await?;
+        while let Some(batch) = batches.try_next().await? {
+            if has_raw {
+                check_rows(&batch, rows, &file.path, report).map_err(|reason| {
+                    ExportError::Shape {
+                        archive: archive.url().to_string(),
+                        key: file.path.clone(),
+                        reason,
+                    }
+                })?;
+            }
+            rows += batch.num_rows() as u64;
+        }
+        Ok::<(), ExportError>(())
+    }
+    .await;
+    if let Err(e) = read {
+        report.problem(ProblemKind::Unreadable, &file.path, e.to_string());
+        return Ok(());
+    }
+    report.rows_checked += rows;
+    if let Some(record) = record
+        && record.rows != rows
+    {
+        report.problem(
+            ProblemKind::RowCount,
+            &file.path,
+            format!(
+                "{rows} rows, but {} records {}",
+                record.recorded_in[0], record.rows
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn check_rows(
+    batch: &arrow::record_batch::RecordBatch,
+    first: u64,
+    path: &str,
+    report: &mut VerifyReport,
+) -> Result<(), String> {
+    let ids = Strings::of(batch, "id")?;
+    let raw = Strings::required(batch, "raw_json")?;
+    let sha = Strings::required(batch, "raw_sha256")?;
+    for row in 0..batch.num_rows() {
+        let position = first + row as u64;
+        let id = ids.get(row).unwrap_or("(no id)");
+        let (Some(raw), Some(sha)) = (raw.get(row), sha.get(row)) else {
+            report.problem(
+                ProblemKind::AlteredRow,
+                path,
+                format!("row {position} (id {id}): raw_json or raw_sha256 is null"),
+            );
+            continue;
+        };
+        match transform::canonical_sha256(raw) {
+            Ok(digest) if hex::encode(digest) == sha => {}
+            Ok(digest) => report.problem(
+                ProblemKind::AlteredRow,
+                path,
+                format!(
+                    "row {position} (id {id}): raw_sha256 is {sha} but its raw_json hashes to {}",
+                    hex::encode(digest)
+                ),
+            ),
+            Err(e) => report.problem(
+                ProblemKind::AlteredRow,
+                path,
+                format!("row {position} (id {id}): raw_json is not valid JSON ({e})"),
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Checks an export folder against its `export_manifest.json`.
+pub fn verify_export(dir: &Path) -> Result<VerifyReport, ExportError> {
+    let mut report = VerifyReport::default();
+    let manifest_path = dir.join(MANIFEST_FILE);
+    if !dir.is_dir() {
+        return Err(ExportError::Request(format!(
+            "the export folder {} does not exist",
+            dir.display()
+        )));
+    }
+    let manifest: ExportManifest = match std::fs::read(&manifest_path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            report.problem(
+                ProblemKind::MissingFile,
+                MANIFEST_FILE,
+                "an export without its manifest cannot be checked (was it interrupted?)",
+            );
+            return Ok(report);
+        }
+        Err(e) => return Err(ExportError::io("read", &manifest_path)(e)),
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(manifest) => manifest,
+            Err(e) => {
+                report.problem(
+                    ProblemKind::Unreadable,
+                    MANIFEST_FILE,
+                    format!("not an export manifest: {e}"),
+                );
+                return Ok(report);
+            }
+        },
+    };
+    if manifest.format != MANIFEST_FORMAT {
+        report.problem(
+            ProblemKind::Unreadable,
+            MANIFEST_FILE,
+            format!("format {:?}, expected {MANIFEST_FORMAT:?}", manifest.format),
+        );
+    }
+
+    let mut listed = BTreeSet::new();
+    for output in &manifest.outputs {
+        listed.insert(output.path.clone());
+        let path = dir.join(&output.path);
+        let (sha256, bytes) = match file_sha256(&path) {
+            Ok(digest) => digest,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                report.problem(
+                    ProblemKind::MissingFile,
+                    &output.path,
+                    "listed in the manifest",
+                );
+                continue;
+            }
+            Err(e) => {
+                report.problem(ProblemKind::Unreadable, &output.path, e.to_string());
+                continue;
+            }
+        };
+        report.files_checked += 1;
+        if sha256 != output.sha256 || bytes != output.bytes {
+            report.problem(
+                ProblemKind::AlteredFile,
+                &output.path,
+                format!(
+                    "sha256 {sha256} ({bytes} bytes), but the manifest records sha256 {} ({} bytes)",
+                    output.sha256,
+                    output.bytes
+                ),
+            );
+        }
+    }
+
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        let entries = std::fs::read_dir(&folder).map_err(ExportError::io("list", &folder))?;
+        for entry in entries {
+            let entry = entry.map_err(ExportError::io("list", &folder))?;
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let relative = path
+                .strip_prefix(dir)
+                .unwrap_or(&path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            if relative != MANIFEST_FILE && !listed.contains(&relative) {
+                report.problem(
+                    ProblemKind::ExtraFile,
+                    &relative,
+                    "not listed in the manifest",
+                );
+            }
+        }
+    }
+    report
+        .problems
+        .sort_by(|a, b| (&a.path, a.kind).cmp(&(&b.path, b.kind)));
+    Ok(report)
+}
+
+/// SHA-256 and size of a local file, read as a stream.
+fn file_sha256(path: &Path) -> std::io::Result<(String, u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        total += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_name_their_table_and_partition() {
+        assert_eq!(
+            table_of("chat_messages/date=2024-01-02/part-a.parquet"),
+            ("chat_messages", "2024-01-02")
+        );
+        assert_eq!(
+            table_of("directory/users/date=2024-01-02/part-a.parquet"),
+            ("directory/users", "2024-01-02")
+        );
+        assert_eq!(table_of("chat_messages_old/x.parquet"), ("", ""));
+        assert_eq!(table_of("notes.txt"), ("", ""));
+    }
+}
