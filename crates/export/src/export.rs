@@ -166,15 +166,14 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
 
     // The writer works on one day while the reader reads the next.
     let (days_tx, mut days_rx) = mpsc::channel::<DayRows>(1);
-    let writing =
-        tokio::task::spawn_blocking(move || -> Result<DayWriter, ExportError> {
-            let mut writer = writer;
-            while let Some(day) = days_rx.blocking_recv() {
-                writer.write_day(day)?;
-            }
-            writer.finish()?;
-            Ok(writer)
-        });
+    let writing = tokio::task::spawn_blocking(move || -> Result<DayWriter, ExportError> {
+        let mut writer = writer;
+        while let Some(day) = days_rx.blocking_recv() {
+            writer.write_day(day)?;
+        }
+        writer.finish()?;
+        Ok(writer)
+    });
     let mut partitions = 0;
     let mut rows_read = 0;
     let mut reading = Ok(());

@@ -400,7 +400,13 @@ fn card_text(value: &Value, lines: &mut Vec<String>) {
                 if let Some(Value::String(s)) = map.get(key)
                     && !s.trim().is_empty()
                 {
-                    lines.push(s.trim().to_string());
+                    // Hero and thumbnail cards may carry HTML in their text.
+                    let text = if s.contains('<') || s.contains('&') {
+                        transform::html_to_text(s)
+                    } else {
+                        s.clone()
+                    };
+                    lines.push(text.trim().to_string());
                 }
             }
             for (key, child) in map {

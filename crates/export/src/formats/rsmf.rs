@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{Cursor, Write};
 
 use mail_builder::MessageBuilder;
+use mail_builder::headers::HeaderType;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::date::Date;
@@ -403,7 +404,7 @@ impl RsmfWriter {
                 &digest[..32]
             )))
             .header("X-RSMF-Version", Raw::new(RSMF_VERSION))
-            .header("X-RSMF-Generator", Text::new(self.generator.clone()))
+            .header("X-RSMF-Generator", header_text(self.generator.clone()))
             .header("X-RSMF-Application", Raw::new(APPLICATION));
         if let (Some(begin), Some(end)) = (begin, end) {
             builder = builder
@@ -417,7 +418,7 @@ impl RsmfWriter {
                 Raw::new(attachment_count.to_string()),
             );
         if !custodian_names.is_empty() {
-            builder = builder.header("X-RSMF-Custodian", Text::new(custodian_names.join(", ")));
+            builder = builder.header("X-RSMF-Custodian", header_text(custodian_names.join(", ")));
         }
         builder = builder
             .header("X-RSMF-Participants", Text::new(participant_names))
@@ -447,6 +448,16 @@ impl RsmfWriter {
             ..OutputCounts::default()
         };
         outputs.write_all(&relative, &bytes, Format::Rsmf, counts)
+    }
+}
+
+/// A header value: as is when ASCII (folded at spaces only, so long ids stay whole),
+/// else as RFC 2047 encoded words.
+fn header_text(value: String) -> HeaderType<'static> {
+    if value.is_ascii() {
+        HeaderType::Raw(Raw::new(value))
+    } else {
+        HeaderType::Text(Text::new(value))
     }
 }
 
