@@ -27,7 +27,7 @@ use scope::{Counters, ScopeContext, ScopeReport, load};
 use writer_task::Unit;
 
 /// Units in flight between scopes and the writer.
-const CHANNEL_UNITS: usize = 64;
+const CHANNEL_UNITS: usize = 8;
 
 pub async fn run(args: SyncArgs, progress: Progress) -> anyhow::Result<Outcome> {
     let started = Utc::now();
@@ -79,6 +79,8 @@ pub async fn run(args: SyncArgs, progress: Progress) -> anyhow::Result<Outcome> 
         writer,
         receiver,
         Duration::from_secs(args.commit_interval.max(1)),
+        // Rows that may wait while a commit runs: as much again as the budget.
+        args.memory_budget_mib.max(1) * 1024 * 1024,
         Arc::clone(&commits),
     );
 
@@ -142,8 +144,17 @@ pub async fn run(args: SyncArgs, progress: Progress) -> anyhow::Result<Outcome> 
 
     let concurrency = args.concurrency.max(1);
     let scopes = async move {
+        // Each scope is a task of its own, so pages are read and transformed on every
+        // core while the writer encodes and uploads.
         let reports: Vec<ScopeReport> = futures::stream::iter(discovery.scopes)
-            .map(|planned| scope::run(Arc::clone(&ctx), planned))
+            .map(|planned| {
+                let scope = tokio::spawn(scope::run(Arc::clone(&ctx), planned.clone()));
+                async move {
+                    scope
+                        .await
+                        .unwrap_or_else(|e| ScopeReport::failed(&planned, e.to_string()))
+                }
+            })
             .buffer_unordered(concurrency)
             .collect()
             .await;

@@ -62,6 +62,23 @@ pub struct ScopeReport {
     pub state: String,
 }
 
+impl ScopeReport {
+    /// A scope whose task ended without a report (it panicked or was cancelled).
+    pub fn failed(planned: &PlannedScope, error: String) -> Self {
+        ScopeReport {
+            scope: planned.scope.to_string(),
+            key: planned.key.clone(),
+            pages: 0,
+            items: 0,
+            resyncs: 0,
+            rows_new: 0,
+            rows_duplicate: 0,
+            error: Some(format!("the scope's task stopped: {error}")),
+            state: String::new(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct ItemId<'a> {
     #[serde(borrow)]
