@@ -219,7 +219,7 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
     totals.conversations = writer.conversations.len() as u64;
     let report_errors = std::mem::take(&mut writer.first_errors);
     let errors = writer.errors;
-    let outputs = writer.outputs.into_spool();
+    let outputs = writer.outputs.finish()?;
     totals.outputs = outputs.len();
 
     let selection_record = SelectionRecord {

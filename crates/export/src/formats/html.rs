@@ -50,8 +50,17 @@ fn safe_url(url: &str) -> Option<&str> {
     (lower.starts_with("https://") || lower.starts_with("http://")).then_some(url)
 }
 
+/// A transcript is kept in memory, and handed over whole, until it grows past this; then
+/// it is written as it goes.
+const BUFFERED_BYTES: usize = 4 * 1024 * 1024;
+
+enum Sink {
+    Memory(Vec<u8>),
+    File(OutputFile),
+}
+
 struct Open {
-    file: OutputFile,
+    sink: Sink,
     relative: String,
     messages: u64,
     participants: BTreeMap<String, Person>,
@@ -74,14 +83,26 @@ impl HtmlWriter {
     }
 }
 
-fn write(open: &mut Open, text: &str) -> Result<(), ExportError> {
-    open.file.put(text.as_bytes())
+fn write(open: &mut Open, text: &str, outputs: &Outputs) -> Result<(), ExportError> {
+    if let Sink::Memory(buffer) = &mut open.sink {
+        if buffer.len() + text.len() <= BUFFERED_BYTES {
+            buffer.extend_from_slice(text.as_bytes());
+            return Ok(());
+        }
+        let mut file = outputs.create(&open.relative)?;
+        file.put(buffer)?;
+        open.sink = Sink::File(file);
+    }
+    match &mut open.sink {
+        Sink::File(file) => file.put(text.as_bytes()),
+        Sink::Memory(_) => Ok(()),
+    }
 }
 
 /// Closes the replies of the current thread and its root.
-fn close_thread(open: &mut Open) -> Result<(), ExportError> {
+fn close_thread(open: &mut Open, outputs: &Outputs) -> Result<(), ExportError> {
     if open.thread.take().is_some() {
-        write(open, "</div></article>\n")?;
+        write(open, "</div></article>\n", outputs)?;
     }
     Ok(())
 }
@@ -227,9 +248,8 @@ impl FormatWriter for HtmlWriter {
         outputs: &mut Outputs,
     ) -> Result<(), ExportError> {
         let relative = format!("html/{}/{}.html", day.date(), day.conversation.file_stem());
-        let file = outputs.create(&relative)?;
         let mut open = Open {
-            file,
+            sink: Sink::Memory(Vec::new()),
             relative,
             messages: 0,
             participants: BTreeMap::new(),
@@ -253,7 +273,7 @@ impl FormatWriter for HtmlWriter {
             day.date(),
             escape(&day.conversation.id()),
         );
-        write(&mut open, &head)?;
+        write(&mut open, &head, outputs)?;
         self.open = Some(open);
         Ok(())
     }
@@ -262,7 +282,7 @@ impl FormatWriter for HtmlWriter {
         &mut self,
         day: &ConversationDay<'_>,
         view: &MessageView<'_>,
-        _: &mut Outputs,
+        outputs: &mut Outputs,
     ) -> Result<(), ExportError> {
         let Some(open) = self.open.as_mut() else {
             return Ok(());
@@ -271,28 +291,28 @@ impl FormatWriter for HtmlWriter {
         let is_channel = day.conversation.is_channel();
         match (is_channel, message.reply_to()) {
             (true, None) => {
-                close_thread(open)?;
+                close_thread(open, outputs)?;
                 open.thread = Some(message.key().to_string());
                 let html = message_html(view, true);
-                write(open, &html)?;
+                write(open, &html, outputs)?;
             }
             (true, Some(root)) => {
                 if open.thread.as_deref() != Some(root) {
-                    close_thread(open)?;
+                    close_thread(open, outputs)?;
                     // The root was posted on another day (or is not selected).
                     let html = format!(
                         "<p class=\"orphan\">Replies to message <code>{}</code>, which is not in this transcript:</p><article class=\"msg\"><div class=\"replies\">\n",
                         escape(root)
                     );
-                    write(open, &html)?;
+                    write(open, &html, outputs)?;
                     open.thread = Some(root.to_string());
                 }
                 let html = message_html(view, false);
-                write(open, &html)?;
+                write(open, &html, outputs)?;
             }
             (false, _) => {
                 let html = message_html(view, false);
-                write(open, &html)?;
+                write(open, &html, outputs)?;
             }
         }
         open.messages += 1;
@@ -315,7 +335,7 @@ impl FormatWriter for HtmlWriter {
         let Some(mut open) = self.open.take() else {
             return Ok(());
         };
-        close_thread(&mut open)?;
+        close_thread(&mut open, outputs)?;
         let people: Vec<String> = open
             .participants
             .values()
@@ -346,7 +366,7 @@ impl FormatWriter for HtmlWriter {
             "<p>Exported from the archive by {}.</p></footer>\n</body>\n</html>\n",
             escape(&self.generator)
         ));
-        write(&mut open, &footer)?;
+        write(&mut open, &footer, outputs)?;
         let counts = OutputCounts {
             conversation: Some(day.conversation.id()),
             date: Some(day.date()),
@@ -354,8 +374,10 @@ impl FormatWriter for HtmlWriter {
             participants: Some(open.participants.len() as u64),
             ..OutputCounts::default()
         };
-        let _ = &open.relative;
-        outputs.close(open.file, Format::Html, counts)
+        match open.sink {
+            Sink::Memory(bytes) => outputs.write_all(&open.relative, bytes, Format::Html, counts),
+            Sink::File(file) => outputs.close(file, Format::Html, counts),
+        }
     }
 
     fn finish(&mut self, _: &mut Outputs) -> Result<(), ExportError> {

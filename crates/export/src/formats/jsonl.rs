@@ -1,8 +1,6 @@
 //! JSONL: one archived message version per line, its columns and `raw_json` as stored,
 //! so `raw_sha256` can be checked against the line itself.
 
-use std::io::Write;
-
 use serde::Serialize;
 
 use super::{ConversationDay, FormatWriter, utc_micros};
@@ -189,22 +187,6 @@ impl FormatWriter for JsonlWriter {
         // An export that selected nothing still says so with an empty file.
         self.file(outputs)?;
         let file = self.file.take().expect("created above");
-        file_flush(
-            file,
-            outputs,
-            Format::Jsonl,
-            std::mem::take(&mut self.counts),
-        )
+        outputs.close(file, Format::Jsonl, std::mem::take(&mut self.counts))
     }
-}
-
-fn file_flush(
-    mut file: OutputFile,
-    outputs: &mut Outputs,
-    format: Format,
-    counts: OutputCounts,
-) -> Result<(), ExportError> {
-    file.flush()
-        .map_err(ExportError::io("write", file.path().to_path_buf()))?;
-    outputs.close(file, format, counts)
 }

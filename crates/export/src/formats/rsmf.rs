@@ -447,7 +447,7 @@ impl RsmfWriter {
             participants: Some(part.participants.len() as u64),
             ..OutputCounts::default()
         };
-        outputs.write_all(&relative, &bytes, Format::Rsmf, counts)
+        outputs.write_all(&relative, bytes, Format::Rsmf, counts)
     }
 }
 
