@@ -10,9 +10,14 @@ use crate::progress::Progress;
 use crate::sync;
 
 pub async fn run(args: DemoArgs, progress: Progress) -> anyhow::Result<Outcome> {
+    // Channels are read at Graph's 4 requests/s per team, so the demo keeps them few.
     let config = SimConfig {
         seed: args.seed,
         users: args.users.max(2),
+        teams: 2,
+        channels_per_team: 2,
+        messages_per_channel: 8,
+        max_replies_per_message: 3,
         ..SimConfig::demo()
     };
     let sim = graph_sim::start(config)
@@ -142,13 +147,17 @@ fn make_changes(sim: &graph_sim::RunningSim) -> anyhow::Result<String> {
             team_id,
             channel_id,
         } = &root.conversation
-        && let Some(user) = directory.users.first()
+        && let Some(member) = directory
+            .teams
+            .iter()
+            .find(|t| &t.id == team_id)
+            .and_then(|t| t.member_ids.first())
     {
         sim.add_reply(
             team_id,
             channel_id,
             &root.id,
-            &user.id,
+            member,
             "<p>Agreed, ship it.</p>",
         )
         .context("adding a reply")?;
