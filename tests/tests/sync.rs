@@ -292,7 +292,9 @@ fn secrets_and_tokens_never_reach_logs_or_archive_files() {
     let run = |extra: &[&str]| {
         let output = tenant
             .sync(ARCHIVER, out.to_str().unwrap())
-            .args(["--source", "chats", "--source", "channels", "--source", "mail"])
+            .args([
+                "--source", "chats", "--source", "channels", "--source", "mail",
+            ])
             .args(extra)
             .env("RUST_LOG", "trace")
             .output()
@@ -312,9 +314,15 @@ fn secrets_and_tokens_never_reach_logs_or_archive_files() {
     let files = archive_texts(&out);
     assert!(files.iter().any(|(p, _)| p.contains("_archive/runs")));
     for secret in &secrets {
-        assert!(!logs.contains(secret.as_str()), "a secret or token is in the log");
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret or token is in the log"
+        );
         for (path, content) in &files {
-            assert!(!content.contains(secret.as_str()), "a secret or token is in {path}");
+            assert!(
+                !content.contains(secret.as_str()),
+                "a secret or token is in {path}"
+            );
         }
     }
 }
