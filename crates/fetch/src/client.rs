@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::Stream;
@@ -92,6 +93,30 @@ pub(crate) struct Inner {
     pub http: reqwest::Client,
     pub tokens: TokenSource,
     pub throttle: Throttle,
+    pub counters: Counters,
+}
+
+/// Running counts of what the client did, shared by its clones.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub throttled: AtomicU64,
+    pub waited_ms: AtomicU64,
+}
+
+/// What the client has done so far: for progress displays and run summaries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Graph requests sent (token requests aside), retries included.
+    pub requests: u64,
+    /// Requests sent again after a throttle, a server error, a dropped connection or a
+    /// broken body.
+    pub retries: u64,
+    /// 429 and 503 answers.
+    pub throttled: u64,
+    /// Time spent waiting before retries (Retry-After or backoff), summed over requests.
+    pub waited: std::time::Duration,
 }
 
 /// A Graph client for one app registration. Clones share the token, the limits and the
@@ -157,12 +182,24 @@ impl GraphClient {
                 http,
                 tokens,
                 throttle,
+                counters: Counters::default(),
             }),
         })
     }
 
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// Requests, retries, throttling answers and time waited so far.
+    pub fn stats(&self) -> ClientStats {
+        let c = &self.inner.counters;
+        ClientStats {
+            requests: c.requests.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            throttled: c.throttled.load(Ordering::Relaxed),
+            waited: std::time::Duration::from_millis(c.waited_ms.load(Ordering::Relaxed)),
+        }
     }
 
     /// The app-wide request rate the client aims at now (lower after Graph throttled it).

@@ -4,6 +4,7 @@
 
 use std::error::Error as _;
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use backon::BackoffBuilder;
@@ -228,6 +229,10 @@ impl Inner {
                 }
             };
             drop(permit);
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            if matches!(status, Some(429 | 503)) {
+                self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+            }
             tracing::debug!(
                 scope,
                 url = %shown,
@@ -274,6 +279,10 @@ impl Inner {
                     let wait = wait
                         .map(|w| w.min(self.config.retry.max_retry_after))
                         .unwrap_or(backoff);
+                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .waited_ms
+                        .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
                     tracing::warn!(scope, url = %shown, attempt = attempts, reason = %failure, wait_ms = wait.as_millis() as u64, "retrying");
                     tokio::time::sleep(wait).await;
                 }

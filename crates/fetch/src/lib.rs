@@ -26,7 +26,7 @@ mod http;
 mod page;
 mod throttle;
 
-pub use client::{GraphClient, RoundStart, Scope};
+pub use client::{ClientStats, GraphClient, RoundStart, Scope};
 pub use config::{
     ClientConfig, Credential, GRAPH_URL, LOGIN_URL, Limits, MailChangeType, MailOptions,
     PaymentModel, RetryPolicy, Timeouts,

@@ -331,3 +331,39 @@ async fn errors_that_outlast_the_retries_say_what_happened() {
         "{error}"
     );
 }
+
+/// The client counts what it did: requests, retries, throttling answers, time waited.
+#[tokio::test]
+async fn the_client_counts_requests_retries_and_throttling() {
+    let sim = sim(SimConfig {
+        faults: FaultPlan::none()
+            .with(
+                FaultRule::times(
+                    Fault::TooManyRequests {
+                        retry_after: RetryAfter::Millis(200),
+                    },
+                    2,
+                )
+                .on(Target::Endpoint(EndpointKind::ChatMessagesDelta)),
+            )
+            .with(
+                FaultRule::times(Fault::Status { status: 502 }, 1)
+                    .on(Target::Endpoint(EndpointKind::ChatMessagesDelta)),
+            ),
+        ..quiet()
+    })
+    .await;
+    let client = client(&sim);
+    assert_eq!(client.stats(), fetch::ClientStats::default());
+    let user = sim.directory().users[0].clone();
+    let got = round(&client, &chats_of(&user.id), initial(50)).await.ok();
+    assert_eq!(got.exact(), expected_chats(&sim, &user.id));
+    let stats = client.stats();
+    let served = sim.stats().total(EndpointKind::ChatMessagesDelta);
+    assert_eq!(stats.requests, served, "{stats:?}");
+    assert_eq!(stats.retries, 3, "{stats:?}");
+    assert_eq!(stats.throttled, 2, "{stats:?}");
+    assert!(stats.waited >= Duration::from_millis(400), "{stats:?}");
+    // Clones share the counts.
+    assert_eq!(client.clone().stats(), stats);
+}

@@ -127,14 +127,20 @@ pub async fn run(args: SyncArgs, progress: Progress) -> anyhow::Result<Outcome> 
         let client = client.clone();
         tokio::spawn(async move {
             loop {
+                let graph = client.stats();
                 spinner.set_message(format!(
-                    "scopes {}/{} ({} failed), pages {}, messages {}, commits {}, {:.0} req/s",
+                    "scopes {}/{} ({} failed), pages {}, messages {}, commits {}, requests {} \
+                     ({} retried, {} throttled, {:.0}s waited), pacing {:.0} req/s",
                     load(&counters.scopes_done) + load(&counters.scopes_failed),
                     total_scopes,
                     load(&counters.scopes_failed),
                     load(&counters.pages),
                     load(&counters.items),
                     commits.load(std::sync::atomic::Ordering::Relaxed),
+                    graph.requests,
+                    graph.retries,
+                    graph.throttled,
+                    graph.waited.as_secs_f64(),
                     client.current_rate(),
                 ));
                 tokio::time::sleep(Duration::from_millis(250)).await;
@@ -191,9 +197,14 @@ pub async fn run(args: SyncArgs, progress: Progress) -> anyhow::Result<Outcome> 
         .context("writing the run summary")?;
     let items = load(&counters.items) as usize;
     run::print_summary(&summary, items, clock.elapsed());
+    let graph = client.stats();
     tracing::info!(
         run_id,
         outcome = ?outcome,
+        requests = graph.requests,
+        retries = graph.retries,
+        throttled = graph.throttled,
+        waited_seconds = graph.waited.as_secs_f64(),
         scopes = summary.scopes.len(),
         failed = load(&counters.scopes_failed),
         commits = written.commits,
