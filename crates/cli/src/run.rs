@@ -117,6 +117,29 @@ pub struct RunSummary {
     /// Per scope, for `sync`: pages, items, rows and where the scope stands.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<crate::sync::scope::ScopeReport>,
+    /// For `sync`: what was asked of Graph and how it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph: Option<GraphRequests>,
+}
+
+/// Requests to Graph during a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphRequests {
+    pub requests: u64,
+    pub retries: u64,
+    pub throttled: u64,
+    pub waited_seconds: f64,
+}
+
+impl From<fetch::ClientStats> for GraphRequests {
+    fn from(stats: fetch::ClientStats) -> Self {
+        GraphRequests {
+            requests: stats.requests,
+            retries: stats.retries,
+            throttled: stats.throttled,
+            waited_seconds: stats.waited.as_secs_f64(),
+        }
+    }
 }
 
 impl RunSummary {
@@ -139,6 +162,7 @@ impl RunSummary {
             totals: totals.clone(),
             errors,
             scopes: Vec::new(),
+            graph: None,
         }
     }
 }

@@ -192,6 +192,7 @@ pub async fn run(args: SyncArgs, progress: Progress) -> anyhow::Result<Outcome> 
     };
     let mut summary = RunSummary::new(&run_id, "sync", started, &written.totals, errors, outcome);
     summary.scopes = reports;
+    summary.graph = Some(client.stats().into());
     run::write_summary(&args.out, &summary)
         .await
         .context("writing the run summary")?;
