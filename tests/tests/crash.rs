@@ -308,3 +308,48 @@ fn an_expired_delta_token_resyncs_without_loss_or_repeats_even_when_killed() {
         .sum();
     assert!(resyncs > 0, "the run summaries record the resyncs");
 }
+
+/// Pages read by the runs whose summaries are in the archive, per run.
+fn pages_per_run(out: &Path) -> Vec<u64> {
+    let mut runs: Vec<_> = std::fs::read_dir(out.join("_archive/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    runs.sort();
+    runs.iter()
+        .map(|path| {
+            let summary: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+            summary["scopes"]
+                .as_array()
+                .map_or(0, |s| s.iter().map(|s| s["pages"].as_u64().unwrap()).sum())
+        })
+        .collect()
+}
+
+#[test]
+fn a_long_first_round_killed_late_resumes_from_its_last_commit() {
+    let tenant = Tenant::start(tenant());
+    let probe = tempfile::tempdir().unwrap();
+    let events = events_of_a_run(&tenant, probe.path());
+    let full = pages_per_run(probe.path())[0];
+    let commits = events.iter().filter(|e| *e == "checkpoints").count();
+    assert!(commits >= 4, "the run commits part-way: {commits} commits");
+
+    let dir = tempfile::tempdir().unwrap();
+    let killed = kill_at(
+        &tenant,
+        dir.path(),
+        &KillPoint::Nth("checkpoints".into(), commits - 1),
+    );
+    assert_eq!(killed.as_deref(), Some("checkpoints"));
+    finish(&tenant, dir.path());
+    let rerun = pages_per_run(dir.path());
+    assert_eq!(rerun.len(), 1, "only the rerun finished");
+    assert!(
+        rerun[0] < full,
+        "the rerun read {} pages of a {full}-page round: it did not resume",
+        rerun[0]
+    );
+    assert_exactly_once(dir.path(), &[&tenant.sim.snapshot()], 0, "resumed");
+}
