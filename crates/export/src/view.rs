@@ -46,14 +46,17 @@ pub struct Edit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reaction {
     pub value: String,
+    /// Each person once, in the order Graph lists them.
     pub people: Vec<Person>,
+    /// How many reactions of this type the message has (a person may appear twice).
+    pub count: usize,
     /// Reactions whose user Graph did not name.
     pub anonymous: usize,
 }
 
 impl Reaction {
     pub fn count(&self) -> usize {
-        self.people.len() + self.anonymous
+        self.count
     }
 }
 
@@ -262,11 +265,13 @@ fn reactions(value: &Value, directory: &Directory) -> Vec<Reaction> {
                 out.push(Reaction {
                     value: value.to_string(),
                     people: Vec::new(),
+                    count: 0,
                     anonymous: 0,
                 });
                 out.last_mut().expect("just pushed")
             }
         };
+        entry.count += 1;
         match person {
             Some(p) if !entry.people.contains(&p) => entry.people.push(p),
             Some(_) => {}
@@ -597,6 +602,7 @@ mod tests {
             {"reactionType":"like","user":{"user":{"id":"u2","displayName":null}}},
             {"reactionType":"like","user":{"user":{"id":"u3","displayName":"Kenji"}}},
             {"reactionType":"custom","displayName":"partyparrot","user":{"user":{"id":"u2"}}},
+            {"reactionType":"like","user":{"user":{"id":"u3","displayName":"Kenji"}}},
             {"reactionType":"heart","user":null}]}"#
             .into();
         let (message, directory) = view_of(vec![row]);
@@ -609,11 +615,12 @@ mod tests {
         assert_eq!(
             summary,
             vec![
-                ("like".into(), 2),
+                ("like".into(), 3),
                 ("partyparrot".into(), 1),
                 ("heart".into(), 1)
             ]
         );
+        assert_eq!(view.reactions[0].people.len(), 2, "each person once");
         assert_eq!(view.reactions[0].people[1].display, "Kenji");
         assert_eq!(view.reactions[0].people[0].display, "u2", "unnamed: the id");
     }
