@@ -375,6 +375,11 @@ pub struct ExportArgs {
     /// Export every archived version, not only the latest of each message.
     #[arg(long)]
     pub all_versions: bool,
+
+    /// Memory for sorting a day's messages, in MiB; past it, sorted runs go to disk in
+    /// the export folder (removed when done).
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub memory_budget_mib: usize,
 }
 
 #[derive(Debug, Clone, Args)]

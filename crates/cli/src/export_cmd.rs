@@ -41,7 +41,8 @@ pub async fn run(args: ExportArgs, progress: Progress) -> anyhow::Result<Outcome
             ExportFormat::Html => export::Format::Html,
         })
         .collect();
-    let request = export::ExportRequest::new(&args.archive, &args.out, formats, selection);
+    let mut request = export::ExportRequest::new(&args.archive, &args.out, formats, selection);
+    request.memory_budget_bytes = args.memory_budget_mib.max(1) * 1024 * 1024;
     tracing::info!(archive = %args.archive, out = %args.out.display(), formats = ?args.formats, "export started");
     let spinner = progress.spinner("export");
     spinner.set_message(format!("reading {}", args.archive));

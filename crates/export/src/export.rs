@@ -47,8 +47,9 @@ pub struct ExportRequest {
     pub formats: Vec<Format>,
     pub selection: Selection,
     pub rsmf: RsmfLimits,
-    /// Memory for sorting a day's rows; past it, sorted runs go to disk in the export
-    /// folder (and are removed when done).
+    /// Memory for sorting rows (a quarter each for the day being read, the day waiting,
+    /// and the two sorts of the day being written); past it, sorted runs go to disk in
+    /// the export folder (and are removed when done).
     pub memory_budget_bytes: usize,
     /// Names the tool in the manifest and the files, e.g. `teams-archiver 0.1.0`.
     pub generator: String,

@@ -21,7 +21,7 @@ use crate::selection::Format;
 use crate::spool::Spool;
 
 /// Whole files up to this size go to the writer threads; larger ones are written in place.
-const POOLED_FILE_BYTES: usize = 8 * 1024 * 1024;
+const POOLED_FILE_BYTES: usize = 1024 * 1024;
 /// Files waiting for a writer thread (bounds the memory they hold).
 const POOL_QUEUE: usize = 32;
 
