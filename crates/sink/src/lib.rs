@@ -22,7 +22,9 @@
 //! never overwritten or deleted, and appear only complete (on local disk they are
 //! written as `<name>#<n>` and renamed; recovery removes what a crash left under such
 //! a name). Each file is encoded on a blocking thread, one per core at a time, and
-//! streamed to the store while its SHA-256 is computed.
+//! streamed to the store while its SHA-256 is computed. Encoding choices follow each
+//! file's data (see `encoding`): leaves a file leaves empty are written bare, which is
+//! what makes files of wide, sparse tables cheap.
 //!
 //! # Commit protocol
 //!
@@ -53,6 +55,7 @@
 //! files rely on a check that the name is absent just before writing.
 
 mod checkpoint;
+mod encoding;
 mod error;
 mod index;
 mod location;

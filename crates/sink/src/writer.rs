@@ -38,15 +38,15 @@ const POSITION_BYTES: usize = 8;
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
     /// Rows buffered before [`ArchiveWriter::needs_commit`] says to commit, measured as
-    /// the Arrow memory of the buffered batches plus their keys. While committing, each
-    /// core also encodes one file, holding a row group (at most an eighth of the budget)
-    /// and about 10 MiB of upload buffers: peak memory is about
-    /// `budget + cores * (budget / 8 + 10 MiB)`.
+    /// the Arrow memory of the buffered batches (each shared buffer once) plus their
+    /// keys. While committing, each core also encodes one file, holding a row group (at
+    /// most a quarter of the budget, encoded) and about 10 MiB of upload buffers: peak
+    /// memory is about `budget + cores * (budget / 4 + 10 MiB)`, usually far less.
     pub memory_budget_bytes: usize,
     /// Largest file to aim for, measured as buffered (uncompressed) bytes: a partition
     /// holding more is split into several files of about this size or less.
     pub target_file_bytes: usize,
-    /// Most rows in one row group (row groups are also capped at an eighth of the
+    /// Most rows in one row group (row groups are also capped at a quarter of the
     /// memory budget, encoded, and at 128 MiB).
     pub row_group_rows: usize,
     /// Recorded in commit records.
@@ -320,7 +320,7 @@ impl ArchiveWriter {
         };
         let stored = RecordBatch::try_new(table.file_schema.clone(), columns)
             .map_err(|e| arrow_error("check rows against the table schema", e))?;
-        let stored_bytes = stored.get_array_memory_size();
+        let stored_bytes = memory_of(&stored);
         let row_bytes = stored_bytes / stored.num_rows().max(1);
 
         let batch_index = self.batches[table_index].len() as u32;
@@ -568,6 +568,7 @@ impl ArchiveWriter {
                 &plan.path,
                 table.file_schema.clone(),
                 self.properties.clone(),
+                table.spec.key_columns,
                 plan.batches,
                 plan.order,
             )
@@ -752,6 +753,31 @@ impl ArchiveWriter {
             None => Ok(()),
         }
     }
+}
+
+/// The memory a batch holds, each buffer counted once: columns may share buffers (a
+/// sparse table's batches share one all-null array among many columns).
+fn memory_of(batch: &RecordBatch) -> usize {
+    fn walk(data: &arrow::array::ArrayData, seen: &mut HashSet<usize>, total: &mut usize) {
+        let buffers = data
+            .buffers()
+            .iter()
+            .chain(data.nulls().map(|n| n.buffer()));
+        for buffer in buffers {
+            if seen.insert(buffer.data_ptr().as_ptr() as usize) {
+                *total += buffer.capacity();
+            }
+        }
+        for child in data.child_data() {
+            walk(child, seen, total);
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for column in batch.columns() {
+        walk(&column.to_data(), &mut seen, &mut total);
+    }
+    total
 }
 
 fn step(step: &'static str, commit_id: &str, file: &str) {

@@ -1,0 +1,306 @@
+//! Per-file encoding choices and the gathering of a file's rows.
+//!
+//! Archive tables are wide and sparse (a union of Graph types: about 1,400 leaf columns,
+//! most of them null in any one file). Parquet encodes every leaf of every file, so what a
+//! leaf costs when it holds nothing decides the speed of small files: such a leaf is
+//! written uncompressed (a compression context costs more to set up than its few bytes of
+//! levels could save) and without dictionary or statistics. Long text (bodies, raw JSON)
+//! gets neither a dictionary (values rarely repeat) nor statistics (nobody prunes on them);
+//! version keys are unique within a file, so they get no dictionary either.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_null_array};
+use arrow::compute::interleave;
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::error::ArrowError;
+use parquet::basic::Compression;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::{ColumnPath, SchemaDescriptor};
+
+/// Average value length above which a text leaf is "long text".
+const LONG_TEXT_BYTES: usize = 256;
+
+/// What one Parquet leaf column of a batch holds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct LeafUse {
+    values: usize,
+    bytes: usize,
+}
+
+/// The leaves of `array` in Parquet column order (structs depth first, lists through their
+/// element), each with its non-null values and their bytes.
+fn leaf_uses(array: &dyn Array, out: &mut Vec<LeafUse>) {
+    match array.data_type() {
+        DataType::Struct(_) => {
+            for child in array.as_struct().columns() {
+                leaf_uses(child.as_ref(), out);
+            }
+        }
+        DataType::List(_) => leaf_uses(array.as_list::<i32>().values().as_ref(), out),
+        DataType::LargeList(_) => leaf_uses(array.as_list::<i64>().values().as_ref(), out),
+        DataType::Utf8 => {
+            let a = array.as_string::<i32>();
+            let offsets = a.value_offsets();
+            out.push(LeafUse {
+                values: a.len() - a.null_count(),
+                bytes: (offsets[a.len()] - offsets[0]) as usize,
+            });
+        }
+        DataType::Binary => {
+            let a = array.as_binary::<i32>();
+            let offsets = a.value_offsets();
+            out.push(LeafUse {
+                values: a.len() - a.null_count(),
+                bytes: (offsets[a.len()] - offsets[0]) as usize,
+            });
+        }
+        _ => {
+            let values = array.len() - array.null_count();
+            out.push(LeafUse {
+                values,
+                bytes: values * 8,
+            });
+        }
+    }
+}
+
+/// `base` adjusted to the leaves of one file, judged by `sample` (its first rows): empty
+/// leaves uncompressed, bare; long text and key columns without dictionary. Depends only
+/// on the sample, so the same rows always give the same bytes.
+pub(crate) fn file_properties(
+    base: &WriterProperties,
+    descr: &SchemaDescriptor,
+    sample: &RecordBatch,
+    key_columns: &[&str],
+) -> WriterProperties {
+    let mut uses = Vec::with_capacity(descr.num_columns());
+    for column in sample.columns() {
+        leaf_uses(column.as_ref(), &mut uses);
+    }
+    if uses.len() != descr.num_columns() {
+        // A type this walk does not know: keep the defaults for every leaf.
+        let mut builder = base.clone().into_builder();
+        for key in key_columns {
+            builder = builder.set_column_dictionary_enabled(ColumnPath::from(*key), false);
+        }
+        return builder.build();
+    }
+    // Empty leaves are the many: make bare the default and name the leaves with values.
+    let mut builder = base
+        .clone()
+        .into_builder()
+        .set_compression(Compression::UNCOMPRESSED)
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(EnabledStatistics::None);
+    for (leaf, used) in descr.columns().iter().zip(&uses) {
+        if used.values == 0 {
+            continue;
+        }
+        let path = leaf.path();
+        let long_text = used.bytes / used.values > LONG_TEXT_BYTES;
+        let key = path.parts().len() == 1 && key_columns.contains(&path.parts()[0].as_str());
+        builder = builder
+            .set_column_compression(path.clone(), base.compression(path))
+            .set_column_dictionary_enabled(
+                path.clone(),
+                base.dictionary_enabled(path) && !long_text && !key,
+            )
+            .set_column_statistics_enabled(
+                path.clone(),
+                if long_text {
+                    EnabledStatistics::None
+                } else {
+                    base.statistics_enabled(path)
+                },
+            );
+    }
+    builder.build()
+}
+
+/// Gathers rows `order` ((batch, row) positions) of `batches` into one batch. Columns that
+/// are null in every buffered batch become one null array without looking at the rows.
+pub(crate) struct Gatherer<'a> {
+    schema: SchemaRef,
+    /// Per column: the column of every batch, or `None` when it is null in all of them.
+    columns: Vec<Option<Vec<&'a dyn Array>>>,
+    /// Null arrays already made, by type and length.
+    nulls: HashMap<(usize, usize), ArrayRef>,
+}
+
+impl<'a> Gatherer<'a> {
+    pub(crate) fn new(schema: SchemaRef, batches: &'a [RecordBatch]) -> Self {
+        let columns = (0..schema.fields().len())
+            .map(|c| {
+                let all_null = batches.iter().all(|b| {
+                    let column = b.column(c);
+                    column.null_count() == column.len()
+                });
+                (!all_null).then(|| batches.iter().map(|b| b.column(c).as_ref()).collect())
+            })
+            .collect();
+        Gatherer {
+            schema,
+            columns,
+            nulls: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn gather(&mut self, order: &[(usize, usize)]) -> Result<RecordBatch, ArrowError> {
+        let mut arrays = Vec::with_capacity(self.columns.len());
+        for (c, sources) in self.columns.iter().enumerate() {
+            let array = match sources {
+                Some(sources) => interleave(sources, order)?,
+                None => {
+                    let data_type = self.schema.field(c).data_type();
+                    Arc::clone(
+                        self.nulls
+                            .entry((c, order.len()))
+                            .or_insert_with(|| new_null_array(data_type, order.len())),
+                    )
+                }
+            };
+            arrays.push(array);
+        }
+        RecordBatch::try_new(Arc::clone(&self.schema), arrays)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, ListArray, StringArray, StructArray};
+    use arrow::buffer::OffsetBuffer;
+    use arrow::datatypes::{Field, Fields, Schema};
+    use parquet::arrow::ArrowSchemaConverter;
+
+    fn schema() -> SchemaRef {
+        let element = Fields::from(vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ]);
+        Arc::new(Schema::new(vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("text", DataType::Utf8, true),
+            Field::new(
+                "items",
+                DataType::List(Arc::new(Field::new(
+                    "element",
+                    DataType::Struct(element),
+                    true,
+                ))),
+                true,
+            ),
+            Field::new("never", DataType::Int64, true),
+        ]))
+    }
+
+    fn batch(keys: &[&str], long: bool) -> RecordBatch {
+        let schema = schema();
+        let n = keys.len();
+        let text: Vec<Option<String>> = (0..n)
+            .map(|i| {
+                Some(if long {
+                    "x".repeat(400 + i)
+                } else {
+                    format!("t{i}")
+                })
+            })
+            .collect();
+        let element_fields = match schema.field(2).data_type() {
+            DataType::List(f) => match f.data_type() {
+                DataType::Struct(fields) => fields.clone(),
+                _ => unreachable!(),
+            },
+            _ => unreachable!(),
+        };
+        // one element per row; its `n` is never set
+        let elements = StructArray::new(
+            element_fields,
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    keys.iter().map(|k| format!("e{k}")),
+                )),
+                Arc::new(Int64Array::new_null(n)),
+            ],
+            None,
+        );
+        let items = ListArray::new(
+            Arc::new(Field::new("element", elements.data_type().clone(), true)),
+            OffsetBuffer::from_lengths(std::iter::repeat_n(1, n)),
+            Arc::new(elements),
+            None,
+        );
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from_iter_values(keys.iter().copied())),
+                Arc::new(StringArray::from(text)),
+                Arc::new(items),
+                Arc::new(Int64Array::new_null(n)),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn empty_leaves_are_bare_and_long_text_and_keys_have_no_dictionary() {
+        let base = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_coerce_types(true)
+            .build();
+        let descr = ArrowSchemaConverter::new()
+            .with_coerce_types(true)
+            .convert(&schema())
+            .unwrap();
+        let path = |p: &str| ColumnPath::from(p.split('.').map(String::from).collect::<Vec<_>>());
+        for long in [false, true] {
+            let props = file_properties(&base, &descr, &batch(&["a", "b"], long), &["key"]);
+            assert!(!props.dictionary_enabled(&path("key")));
+            assert_eq!(props.compression(&path("key")), Compression::SNAPPY);
+            for empty in ["never", "items.list.element.n"] {
+                assert_eq!(props.compression(&path(empty)), Compression::UNCOMPRESSED);
+                assert!(!props.dictionary_enabled(&path(empty)));
+                assert_eq!(
+                    props.statistics_enabled(&path(empty)),
+                    EnabledStatistics::None
+                );
+            }
+            let used = path("items.list.element.id");
+            assert_eq!(props.compression(&used), Compression::SNAPPY);
+            assert!(props.dictionary_enabled(&used));
+            let text = path("text");
+            assert_eq!(props.dictionary_enabled(&text), !long);
+            let stats = if long {
+                EnabledStatistics::None
+            } else {
+                EnabledStatistics::Page
+            };
+            assert_eq!(props.statistics_enabled(&text), stats);
+        }
+    }
+
+    #[test]
+    fn gathering_takes_rows_in_order_and_shares_nothing_it_should_not() {
+        let batches = vec![batch(&["a", "b", "c"], false), batch(&["d", "e"], false)];
+        let mut gatherer = Gatherer::new(schema(), &batches);
+        let out = gatherer.gather(&[(1, 1), (0, 0), (1, 0)]).unwrap();
+        let keys = out.column(0).as_string::<i32>();
+        assert_eq!(
+            (0..3).map(|i| keys.value(i)).collect::<Vec<_>>(),
+            ["e", "a", "d"]
+        );
+        let items = out.column(2).as_list::<i32>();
+        let ids = items
+            .values()
+            .as_struct()
+            .column(0)
+            .as_string::<i32>()
+            .clone();
+        assert_eq!(ids.value(0), "ee");
+        assert_eq!(out.column(3).null_count(), 3);
+        assert_eq!(out.column(3).len(), 3);
+    }
+}
