@@ -310,7 +310,9 @@ impl ChatMessageBuilder {
     /// The rows appended so far as record batches; the builder is empty again afterwards.
     pub fn finish(&mut self) -> ChatBatches {
         let (graph, common) = self.engine.finish(true);
-        let mut extras: Vec<ArrayRef> = vec![Arc::new(self.body_text.finish())];
+        let mut body_text: ArrayRef = Arc::new(self.body_text.finish());
+        arrow::array::Array::shrink_to_fit(&mut body_text);
+        let mut extras: Vec<ArrayRef> = vec![body_text];
         extras.extend(common);
         let messages = CHAT.layout.batch(graph, extras);
         let c = &mut self.custodians;

@@ -6,6 +6,7 @@
 //! to the values it has, not to the hundreds of columns a union of Graph types produces.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -124,6 +125,40 @@ impl Issues {
 
     fn leave(&mut self, mark: usize) {
         self.path.truncate(mark);
+    }
+}
+
+/// All-null arrays of one batch, shared by every column of the same type: a batch of a
+/// wide, sparse table is mostly such columns, and each would otherwise hold its own
+/// offsets and bitmaps.
+#[derive(Default)]
+pub(crate) struct NullArrays {
+    made: HashMap<(DataType, usize), ArrayRef>,
+}
+
+impl NullArrays {
+    pub(crate) fn get(&mut self, data_type: &DataType, len: usize) -> ArrayRef {
+        if let Some(array) = self.made.get(&(data_type.clone(), len)) {
+            return Arc::clone(array);
+        }
+        let array: ArrayRef = match data_type {
+            // Children shared too (a null struct's children are never read).
+            DataType::Struct(fields) if !fields.is_empty() => {
+                let children = fields
+                    .iter()
+                    .map(|f| self.get(f.data_type(), len))
+                    .collect();
+                Arc::new(StructArray::new(
+                    fields.clone(),
+                    children,
+                    Some(NullBuffer::new_null(len)),
+                ))
+            }
+            _ => new_null_array(data_type, len),
+        };
+        self.made
+            .insert((data_type.clone(), len), Arc::clone(&array));
+        array
     }
 }
 
@@ -320,11 +355,11 @@ impl Col {
     }
 
     /// Finishes a column that is not flattened, `len` entries long.
-    pub(crate) fn finish(&mut self, len: usize) -> ArrayRef {
+    pub(crate) fn finish(&mut self, len: usize, nulls: &mut NullArrays) -> ArrayRef {
         if self.len() == 0 && len > 0 {
-            // Never written (most columns of a union of Graph types): one all-null array
-            // instead of `len` appended nulls.
-            return new_null_array(&self.data_type(), len);
+            // Never written (most columns of a union of Graph types): a shared all-null
+            // array instead of `len` appended nulls.
+            return nulls.get(&self.data_type(), len);
         }
         self.pad_to(len);
         match self {
@@ -337,8 +372,11 @@ impl Col {
             Col::Date(b) => Arc::new(b.finish()),
             Col::Binary(b) => Arc::new(b.finish()),
             Col::Struct(s) => {
-                let children: Vec<ArrayRef> =
-                    s.children.iter_mut().map(|c| c.finish(len)).collect();
+                let children: Vec<ArrayRef> = s
+                    .children
+                    .iter_mut()
+                    .map(|c| c.finish(len, nulls))
+                    .collect();
                 let validity = s.validity.as_mut().map(std::mem::take).unwrap_or_default();
                 let nulls = NullBuffer::from(validity);
                 let nulls = (nulls.null_count() > 0).then_some(nulls);
@@ -349,7 +387,7 @@ impl Col {
             }
             Col::List(l) => {
                 let child_len = *l.offsets.last().expect("offsets start with 0") as usize;
-                let values = l.child.finish(child_len);
+                let values = l.child.finish(child_len, nulls);
                 let offsets = OffsetBuffer::new(std::mem::replace(&mut l.offsets, vec![0]).into());
                 let nulls = NullBuffer::from(std::mem::take(&mut l.validity));
                 let nulls = (nulls.null_count() > 0).then_some(nulls);
@@ -359,14 +397,19 @@ impl Col {
     }
 
     /// Finishes into `out`: a flattened struct contributes its children's columns.
-    pub(crate) fn finish_flat(&mut self, len: usize, out: &mut Vec<ArrayRef>) {
+    pub(crate) fn finish_flat(
+        &mut self,
+        len: usize,
+        nulls: &mut NullArrays,
+        out: &mut Vec<ArrayRef>,
+    ) {
         match self {
             Col::Struct(s) if s.validity.is_none() => {
                 for c in &mut s.children {
-                    c.finish_flat(len, out);
+                    c.finish_flat(len, nulls, out);
                 }
             }
-            other => out.push(other.finish(len)),
+            other => out.push(other.finish(len, nulls)),
         }
     }
 

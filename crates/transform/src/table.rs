@@ -13,7 +13,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::RowContext;
 use crate::canonical::CanonicalWriter;
-use crate::columns::{Issues, StructCol, data_type, tok_name, utc_micros};
+use crate::columns::{Issues, NullArrays, StructCol, data_type, tok_name, utc_micros};
 use crate::csdl::{Field, Kind};
 use crate::json::{Tape, Tok};
 use crate::time;
@@ -510,8 +510,9 @@ impl Engine {
     /// `[raw_json, raw_sha256, (source), fetched_at, run_id, parse_errors, date]`.
     pub(crate) fn finish(&mut self, with_source: bool) -> (Vec<ArrayRef>, Vec<ArrayRef>) {
         let mut graph = Vec::new();
+        let mut nulls = NullArrays::default();
         for c in &mut self.root.children {
-            c.finish_flat(self.rows, &mut graph);
+            c.finish_flat(self.rows, &mut nulls, &mut graph);
         }
         let mut extras: Vec<ArrayRef> = vec![
             Arc::new(self.raw_json.finish()),
@@ -524,6 +525,11 @@ impl Engine {
         extras.push(Arc::new(self.run_id.finish()));
         extras.push(self.errors.finish());
         extras.push(Arc::new(self.date.finish()));
+        // Builders grow by doubling: give back what the rows do not use, as the batch
+        // may wait in a buffer for a while.
+        for array in graph.iter_mut().chain(extras.iter_mut()) {
+            arrow::array::Array::shrink_to_fit(array);
+        }
         self.rows = 0;
         self.raw_bytes = 0;
         (graph, extras)
