@@ -146,6 +146,24 @@ fn classify<'a>(
     unusable: &mut Vec<Unusable>,
 ) {
     let text = item.get();
+    // With the kind given, the builder reads the object itself; no need to read its keys
+    // here too.
+    let given = match kind {
+        ItemKind::Chat => Some(Found::ChatMessage(text)),
+        ItemKind::Mail => Some(Found::MailMessage(text)),
+        ItemKind::Auto => None,
+    };
+    if let Some(found) = given {
+        if text.starts_with('{') {
+            items.push(found);
+        } else {
+            unusable.push(Unusable {
+                index,
+                reason: format!("is not a JSON object but {}", json_kind(text)),
+            });
+        }
+        return;
+    }
     let keys = match object_keys(item) {
         Ok(keys) => keys,
         Err(_) => {
@@ -156,17 +174,13 @@ fn classify<'a>(
             return;
         }
     };
-    match kind {
-        ItemKind::Chat => items.push(Found::ChatMessage(text)),
-        ItemKind::Mail => items.push(Found::MailMessage(text)),
-        ItemKind::Auto => match recognise(&keys) {
-            Recognised::Found(kind) => items.push(kind.with(text)),
-            Recognised::Nested(key) => {
-                let nested = keys[key];
-                classify(nested, kind, index, items, unusable)
-            }
-            Recognised::Unknown(reason) => unusable.push(Unusable { index, reason }),
-        },
+    match recognise(&keys) {
+        Recognised::Found(found) => items.push(found.with(text)),
+        Recognised::Nested(key) => {
+            let nested = keys[key];
+            classify(nested, kind, index, items, unusable)
+        }
+        Recognised::Unknown(reason) => unusable.push(Unusable { index, reason }),
     }
 }
 
@@ -360,6 +374,26 @@ mod tests {
         assert!(unusable[0].reason.contains("change notification"));
         assert_eq!(unusable[1].index, Some(1));
         assert!(unusable[1].reason.contains("not a JSON object"));
+    }
+
+    #[test]
+    fn a_given_kind_takes_every_object_and_names_the_rest() {
+        let text =
+            r#"{"value":[{"id":"1"}, {"subscriptionId":"s","changeType":"created"}, [1], "x"]}"#;
+        let mut items = Vec::new();
+        let mut unusable = Vec::new();
+        split_file(text, ItemKind::Mail, &mut items, &mut unusable).unwrap();
+        assert_eq!(
+            items,
+            vec![
+                Found::MailMessage(r#"{"id":"1"}"#),
+                Found::MailMessage(r#"{"subscriptionId":"s","changeType":"created"}"#),
+            ]
+        );
+        let positions: Vec<Option<usize>> = unusable.iter().map(|u| u.index).collect();
+        assert_eq!(positions, [Some(2), Some(3)]);
+        assert!(unusable[0].reason.contains("an array"), "{unusable:?}");
+        assert!(unusable[1].reason.contains("a string"), "{unusable:?}");
     }
 
     #[test]

@@ -2,8 +2,12 @@
 //!
 //! Worker threads read files, find their items and transform them into record
 //! batches; one writer takes the batches, deduplicates them against the archive and
-//! commits files as its memory budget fills. A bounded channel between the two keeps
-//! memory flat however many files there are.
+//! commits files as its buffer fills. A bounded channel between the two keeps memory
+//! flat however many files there are.
+//!
+//! `--memory-budget-mib` bounds the whole run: five eighths of it are the writer's
+//! buffer, the rest covers the batches being built and in flight, and the files being
+//! encoded.
 
 mod input;
 
@@ -27,10 +31,12 @@ use crate::run::{self, RunTotals};
 use crate::tables;
 use input::{Found, Unusable};
 
-/// Rows a worker gathers before handing a batch to the writer.
+/// Most rows a worker gathers before handing a batch to the writer.
 const BATCH_ROWS: usize = 8192;
-/// Batches in flight between workers and the writer.
-const CHANNEL_BATCHES: usize = 8;
+/// A batch is handed over at this fraction of the memory budget, if that comes first.
+const BATCH_SHARE_OF_BUDGET: usize = 64;
+/// The writer's buffer takes this many eighths of the memory budget.
+const WRITER_EIGHTHS_OF_BUDGET: usize = 5;
 
 /// A file, item or line that could not be archived, named for the summary.
 #[derive(Debug)]
@@ -79,7 +85,9 @@ pub async fn run(args: IngestArgs, progress: Progress) -> anyhow::Result<Outcome
         .state
         .clone()
         .unwrap_or_else(|| run::default_state(&args.out));
-    let options = run::writer_options(&run_id, args.memory_budget_mib);
+    let budget_bytes = args.memory_budget_mib.max(1) * 1024 * 1024;
+    let mut options = run::writer_options(&run_id, args.memory_budget_mib);
+    options.memory_budget_bytes = budget_bytes / 8 * WRITER_EIGHTHS_OF_BUDGET;
     let (mut writer, recovery) =
         sink::ArchiveWriter::open(&args.out, &state, tables::all(), options)
             .await
@@ -91,7 +99,10 @@ pub async fn run(args: IngestArgs, progress: Progress) -> anyhow::Result<Outcome
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
     let bar = progress.bytes_bar("ingest", total_bytes);
-    let (tx, mut rx) = mpsc::channel::<WorkerOutput>(CHANNEL_BATCHES);
+    // One batch in flight per worker: with the one each is building, that is two batches
+    // per worker besides the writer's buffer.
+    let (tx, mut rx) = mpsc::channel::<WorkerOutput>(threads);
+    let batch_bytes = budget_bytes / BATCH_SHARE_OF_BUDGET;
     let files = Arc::new(files);
     let next_file = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::with_capacity(threads);
@@ -102,6 +113,7 @@ pub async fn run(args: IngestArgs, progress: Progress) -> anyhow::Result<Outcome
             kind: args.kind,
             custodian: args.custodian.clone(),
             run_id: run_id.clone(),
+            batch_bytes,
             tx: tx.clone(),
         };
         workers.push(tokio::task::spawn_blocking(move || job.run()));
@@ -166,6 +178,8 @@ struct WorkerJob {
     kind: crate::args::ItemKind,
     custodian: Option<String>,
     run_id: String,
+    /// Builders are handed over when they hold about this much.
+    batch_bytes: usize,
     tx: mpsc::Sender<WorkerOutput>,
 }
 
@@ -174,6 +188,17 @@ struct Builders {
     mail: MailMessageBuilder,
     users: DirectoryUserBuilder,
     chats: DirectoryChatBuilder,
+}
+
+impl Builders {
+    /// Whether the rows being built take `bytes` or more.
+    fn full(&self, bytes: usize) -> bool {
+        self.chat.estimated_bytes()
+            + self.mail.estimated_bytes()
+            + self.users.estimated_bytes()
+            + self.chats.estimated_bytes()
+            >= bytes
+    }
 }
 
 impl WorkerJob {
@@ -232,12 +257,24 @@ impl WorkerJob {
             {
                 return false;
             }
+            if builders.full(self.batch_bytes) && !self.flush(builders, 1) {
+                return false;
+            }
         }
-        self.flush(builders, BATCH_ROWS)
+        self.flush_full(builders)
             && self.send(WorkerOutput::FileDone {
                 bytes: text.len() as u64,
                 items: found.len(),
             })
+    }
+
+    /// Hands over the builders that reached [`BATCH_ROWS`] rows or the batch size.
+    fn flush_full(&self, b: &mut Builders) -> bool {
+        if b.full(self.batch_bytes) {
+            self.flush(b, 1)
+        } else {
+            self.flush(b, BATCH_ROWS)
+        }
     }
 
     /// Hands every builder holding at least `min_rows` rows to the writer.
