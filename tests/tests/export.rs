@@ -704,3 +704,83 @@ fn edited_sender(message: &graph_sim::MessageVersion) -> String {
         .unwrap_or("")
         .to_string()
 }
+
+/// Every file under `root` but the manifest, relative, with its bytes.
+fn export_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !path.ends_with("export_manifest.json") {
+                let bytes = std::fs::read(&path).unwrap();
+                files.insert(path.strip_prefix(root).unwrap().to_path_buf(), bytes);
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn an_archive_on_s3_exports_and_verifies_like_a_local_copy() {
+    let bucket = e2e::create_bucket("export", false);
+    let url = format!("s3://{bucket}/archive");
+    let env = e2e::s3_env();
+    let on_s3 = |args: Vec<std::ffi::OsString>| {
+        let mut command = archiver();
+        command
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        command
+    };
+    let mut ingest: Vec<std::ffi::OsString> =
+        vec!["ingest".into(), "--out".into(), url.clone().into()];
+    for d in ["v1.0", "beta", "concepts"] {
+        ingest.push(e2e::graph_docs_fixtures().join(d).into());
+    }
+    run(&mut on_s3(ingest), 3);
+
+    let dir = tempfile::tempdir().unwrap();
+    let formats = ["--format", "rsmf", "--format", "jsonl", "--format", "html"];
+    let from_s3 = dir.path().join("from-s3");
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "export".into(),
+        "--archive".into(),
+        url.clone().into(),
+        "--out".into(),
+        from_s3.clone().into(),
+    ];
+    args.extend(formats.iter().map(Into::into));
+    run(&mut on_s3(args), 0);
+    let local = dir.path().join("local");
+    e2e::download_bucket(&bucket, "archive", &local);
+    let from_local = dir.path().join("from-local");
+    export(&local, &from_local, &formats);
+    let (a, b) = (export_files(&from_s3), export_files(&from_local));
+    assert!(!a.is_empty());
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (path, bytes) in &a {
+        assert!(bytes == &b[path], "{} differs", path.display());
+    }
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(from_s3.join("export_manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["archive"], url.as_str());
+    let files = manifest["archive_files"].as_array().unwrap();
+    assert!(
+        !files.is_empty() && files.iter().all(|f| f["check"] == "match"),
+        "{manifest}"
+    );
+
+    let all = run(
+        &mut on_s3(vec![
+            "verify".into(),
+            "--archive".into(),
+            url.clone().into(),
+        ]),
+        0,
+    );
+    assert!(all.contains("0 problems"), "{all}");
+}

@@ -14,7 +14,7 @@ pub enum ExportError {
     Location(Box<sink::SinkError>),
 
     /// Listing or reading an object of the archive failed.
-    #[error("{operation} {key} in {archive}: {source}")]
+    #[error("{operation} {key} in {archive}")]
     Store {
         operation: &'static str,
         archive: String,
@@ -24,7 +24,7 @@ pub enum ExportError {
     },
 
     /// A Parquet file of the archive could not be decoded.
-    #[error("reading {key} in {archive}: {source}")]
+    #[error("reading {key} in {archive}")]
     Parquet {
         archive: String,
         key: String,
@@ -41,7 +41,7 @@ pub enum ExportError {
     },
 
     /// A local file (export output, spill file, manifest) could not be read or written.
-    #[error("{operation} {}: {source}", path.display())]
+    #[error("{operation} {}", path.display())]
     Io {
         operation: &'static str,
         path: PathBuf,
@@ -69,6 +69,18 @@ impl From<sink::SinkError> for ExportError {
 }
 
 impl ExportError {
+    /// The error and every cause under it, on one line.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(e) = cause {
+            text.push_str(": ");
+            text.push_str(&e.to_string());
+            cause = e.source();
+        }
+        text
+    }
+
     pub(crate) fn io(
         operation: &'static str,
         path: impl Into<PathBuf>,

@@ -132,7 +132,7 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
     custodian_ids.sort();
     custodian_ids.dedup();
 
-    let budget = (request.memory_budget_bytes / 4).max(1 << 20);
+    let budget = (request.memory_budget_bytes / 4).max(1);
     let days: Vec<NaiveDate> = reader
         .archive
         .partitions(CHAT_MESSAGES)

@@ -58,6 +58,7 @@ impl<T: Spill> ExternalSorter<T> {
 
     fn spill(&mut self) -> Result<(), ExportError> {
         self.buffer.sort();
+        std::fs::create_dir_all(&self.dir).map_err(ExportError::io("create folder", &self.dir))?;
         let path = self
             .dir
             .join(format!("{}-{}.run", self.name, self.runs.len()));
@@ -238,7 +239,7 @@ mod tests {
     #[test]
     fn spilled_runs_merge_into_the_same_order_as_an_in_memory_sort() {
         let dir = tempfile::tempdir().unwrap();
-        let mut small = ExternalSorter::new(dir.path(), "t", 200);
+        let mut small = ExternalSorter::new(&dir.path().join("day"), "t", 200);
         for item in items(1000) {
             small.push(item).unwrap();
         }
@@ -248,7 +249,7 @@ mod tests {
         expected.sort();
         assert_eq!(merged, expected);
         assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
+            std::fs::read_dir(dir.path().join("day")).unwrap().count(),
             0,
             "run files are removed once merged"
         );

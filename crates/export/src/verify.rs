@@ -209,7 +209,7 @@ async fn check_file(
     }
     .await;
     if let Err(e) = read {
-        report.problem(ProblemKind::Unreadable, &file.path, e.to_string());
+        report.problem(ProblemKind::Unreadable, &file.path, e.chain());
         return Ok(());
     }
     report.rows_checked += rows;
