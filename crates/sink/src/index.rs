@@ -17,6 +17,9 @@ const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const COMMITS: TableDefinition<&str, ()> = TableDefinition::new("commits_applied");
 const META_IDENTITY: &str = "identity";
 
+/// redb's page cache (its default is 1 GiB, which a long run would fill): lookups of new
+/// keys read a few pages each, which the operating system's file cache serves.
+const INDEX_CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// The index file's name inside its directory.
 pub(crate) const INDEX_FILE: &str = "version-index.redb";
 
@@ -51,14 +54,17 @@ impl VersionIndex {
             source,
         })?;
         let path = dir.join(INDEX_FILE);
-        let db = Database::create(&path).map_err(|e| {
-            let hint = if matches!(e, redb::DatabaseError::DatabaseAlreadyOpen) {
-                " (another writer is using this state; one writer per state location)"
-            } else {
-                ""
-            };
-            SinkError::index(&path, "open", format!("{e}{hint}"))
-        })?;
+        let db = Database::builder()
+            .set_cache_size(INDEX_CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| {
+                let hint = if matches!(e, redb::DatabaseError::DatabaseAlreadyOpen) {
+                    " (another writer is using this state; one writer per state location)"
+                } else {
+                    ""
+                };
+                SinkError::index(&path, "open", format!("{e}{hint}"))
+            })?;
         let index = VersionIndex {
             db,
             path,

@@ -77,11 +77,14 @@ pub(crate) struct WrittenFile {
 
 /// Encodes `order` (positions into `batches`) as one Parquet file at `path`.
 ///
-/// Encoding is CPU work, so it runs on a blocking thread with parquet's `ArrowWriter`;
-/// its output streams through a small bounded channel to the upload, which runs here.
-/// Several files can thus encode at once on several cores while memory stays bounded
-/// by a row group and a few chunks in flight per file.
+/// Encoding is CPU work, so it runs on one of the writer's encoder threads with parquet's
+/// `ArrowWriter`; its output streams through a small bounded channel to the upload, which
+/// runs here. Several files can thus encode at once on several cores while memory stays
+/// bounded by a row group and a few chunks in flight per file. The encoder threads are
+/// few and long-lived: an allocator keeps some memory per thread that has used it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn write_file(
+    encoders: &rayon::ThreadPool,
     location: &Location,
     path: &str,
     schema: SchemaRef,
@@ -98,7 +101,8 @@ pub(crate) async fn write_file(
     };
     let key = location.key(path)?;
     let (chunks, mut received) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
-    let encoder = tokio::task::spawn_blocking(move || -> parquet::errors::Result<()> {
+    let (done, encoder) = tokio::sync::oneshot::channel();
+    let encode = move || -> parquet::errors::Result<()> {
         let output = ChannelWriter {
             chunks,
             pending: Vec::with_capacity(SEND_CHUNK_BYTES),
@@ -122,6 +126,10 @@ pub(crate) async fn write_file(
         }
         writer.into_inner()?.send_pending()?;
         Ok(())
+    };
+    // A panic drops `done`, which the wait below reports.
+    encoders.spawn(move || {
+        let _ = done.send(encode());
     });
 
     let mut upload = ObjectFileWriter::new(Arc::clone(location.store()), key);
@@ -134,9 +142,11 @@ pub(crate) async fn write_file(
     }
     // Dropping the receiver stops an encoder whose upload failed.
     drop(received);
-    let encoded = encoder
-        .await
-        .map_err(|e| fail(ParquetError::General(format!("the encoder stopped: {e}"))))?;
+    let encoded = encoder.await.map_err(|_| {
+        fail(ParquetError::General(
+            "the encoder stopped without a result".into(),
+        ))
+    })?;
     let outcome = match (upload_error, encoded) {
         (Some(e), _) => Err(ParquetError::External(Box::new(e))),
         (None, Err(e)) => Err(e),

@@ -144,6 +144,8 @@ pub struct ArchiveWriter {
     options: WriterOptions,
     properties: WriterProperties,
     index: VersionIndex,
+    /// Threads that encode files, one per core.
+    encoders: rayon::ThreadPool,
     /// Batches appended since the last commit (file columns only), per table.
     batches: Vec<Vec<RecordBatch>>,
     buffers: BTreeMap<(usize, i32), PartitionBuffer>,
@@ -215,7 +217,17 @@ impl ArchiveWriter {
         let table_names: Vec<&str> = tables.iter().map(|t| t.name()).collect();
         let (index, rebuilt) =
             VersionIndex::open(&index_dir, &index_identity(&archive, &tables), &table_names)?;
+        let encoders = rayon::ThreadPoolBuilder::new()
+            .num_threads(encoder_threads())
+            .thread_name(|n| format!("sink-encoder-{n}"))
+            // A panicking encoder is reported by the file it was writing.
+            .panic_handler(|_| {})
+            .build()
+            .map_err(|e| SinkError::InvalidOptions {
+                reason: format!("cannot start the encoder threads: {e}"),
+            })?;
         let mut writer = ArchiveWriter {
+            encoders,
             archive,
             checkpoints: CheckpointStore::at(state),
             properties: writer_properties(options.row_group_rows, options.memory_budget_bytes),
@@ -418,7 +430,7 @@ impl ArchiveWriter {
 
             // Files encode in parallel, one per core; a table's rows are freed when its
             // last file is out.
-            let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let parallel = encoder_threads();
             let this = &*self;
             let publishing: Vec<_> = plans
                 .into_iter()
@@ -564,6 +576,7 @@ impl ArchiveWriter {
         };
         if store_io::head(&self.archive, &plan.path).await?.is_none() {
             let written = write_file(
+                &self.encoders,
                 &self.archive,
                 &plan.path,
                 table.file_schema.clone(),
@@ -778,6 +791,10 @@ fn memory_of(batch: &RecordBatch) -> usize {
         walk(&column.to_data(), &mut seen, &mut total);
     }
     total
+}
+
+fn encoder_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn step(step: &'static str, commit_id: &str, file: &str) {
