@@ -11,7 +11,7 @@ use crate::columns::{tok_name, utc_micros};
 use crate::csdl::{self, Field};
 use crate::html::html_to_text_with;
 use crate::json::Tok;
-use crate::table::{Engine, Extra, ItemError, Layout, common_extras};
+use crate::table::{Engine, Extra, ItemError, Layout, common_extras, exact_text};
 
 pub(crate) struct ChatTable {
     pub fields: Vec<Field>,
@@ -310,8 +310,7 @@ impl ChatMessageBuilder {
     /// The rows appended so far as record batches; the builder is empty again afterwards.
     pub fn finish(&mut self) -> ChatBatches {
         let (graph, common) = self.engine.finish(true);
-        let mut body_text: ArrayRef = Arc::new(self.body_text.finish());
-        arrow::array::Array::shrink_to_fit(&mut body_text);
+        let body_text = exact_text(Arc::new(self.body_text.finish()));
         let mut extras: Vec<ArrayRef> = vec![body_text];
         extras.extend(common);
         let messages = CHAT.layout.batch(graph, extras);

@@ -5,9 +5,10 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Date32Builder, ListArray, StringBuilder, StructArray, TimestampMicrosecondBuilder,
+    Array, ArrayRef, Date32Builder, ListArray, StringArray, StringBuilder, StructArray,
+    TimestampMicrosecondBuilder,
 };
-use arrow::buffer::OffsetBuffer;
+use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field as ArrowField, Fields, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
@@ -525,10 +526,8 @@ impl Engine {
         extras.push(Arc::new(self.run_id.finish()));
         extras.push(self.errors.finish());
         extras.push(Arc::new(self.date.finish()));
-        // Builders grow by doubling: give back what the rows do not use, as the batch
-        // may wait in a buffer for a while.
         for array in graph.iter_mut().chain(extras.iter_mut()) {
-            arrow::array::Array::shrink_to_fit(array);
+            *array = exact_text(Arc::clone(array));
         }
         self.rows = 0;
         self.raw_bytes = 0;
@@ -550,6 +549,29 @@ impl Engine {
             _ => None,
         }
     }
+}
+
+/// A text column copied into buffers of its exact size when its builder left much unused
+/// capacity (builders grow by doubling). A finished batch may wait in a buffer for a
+/// while, and what it holds should be what it uses: an allocator may keep a block whole
+/// when asked to shrink it in place.
+pub(crate) fn exact_text(array: ArrayRef) -> ArrayRef {
+    const SLACK_BYTES: usize = 64 * 1024;
+    let Some(text) = array.as_any().downcast_ref::<StringArray>() else {
+        return array;
+    };
+    let values = text.values();
+    let unused = values.capacity() - values.len();
+    if unused < SLACK_BYTES || unused < values.len() / 8 {
+        return array;
+    }
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(text.offsets().to_vec()));
+    let values = Buffer::from_vec(text.value_data().to_vec());
+    let nulls = text.nulls().map(|n| {
+        let bits = Buffer::from_vec(n.buffer().as_slice().to_vec());
+        NullBuffer::new(BooleanBuffer::new(bits, n.offset(), n.len()))
+    });
+    Arc::new(StringArray::new(offsets, values, nulls))
 }
 
 /// The shared extras in the order [`Engine::finish`] returns them.
