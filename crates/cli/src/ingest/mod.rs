@@ -5,9 +5,8 @@
 //! commits files as its buffer fills. A bounded channel between the two keeps memory
 //! flat however many files there are.
 //!
-//! `--memory-budget-mib` bounds the whole run: five eighths of it are the writer's
-//! buffer, the rest covers the batches being built and in flight, and the files being
-//! encoded.
+//! `--memory-budget-mib` bounds the whole run: a quarter of it is the writer's buffer, the rest covers the program itself, the batches being built and in flight,
+//! the files being encoded, and what the allocator keeps around them.
 
 mod input;
 
@@ -34,9 +33,9 @@ use input::{Found, Unusable};
 /// Most rows a worker gathers before handing a batch to the writer.
 const BATCH_ROWS: usize = 8192;
 /// A batch is handed over at this fraction of the memory budget, if that comes first.
-const BATCH_SHARE_OF_BUDGET: usize = 64;
+const BATCH_SHARE_OF_BUDGET: usize = 128;
 /// The writer's buffer takes this many eighths of the memory budget.
-const WRITER_EIGHTHS_OF_BUDGET: usize = 5;
+const WRITER_EIGHTHS_OF_BUDGET: usize = 2;
 
 /// A file, item or line that could not be archived, named for the summary.
 #[derive(Debug)]
