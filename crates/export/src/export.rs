@@ -47,9 +47,9 @@ pub struct ExportRequest {
     pub formats: Vec<Format>,
     pub selection: Selection,
     pub rsmf: RsmfLimits,
-    /// Memory for sorting rows (a quarter each for the day being read, the day waiting,
-    /// and the two sorts of the day being written); past it, sorted runs go to disk in
-    /// the export folder (and are removed when done).
+    /// Memory for sorting rows (a third each for the day being read and the two sorts of
+    /// the day being written); past it, sorted runs go to disk in the export folder (and
+    /// are removed when done).
     pub memory_budget_bytes: usize,
     /// Names the tool in the manifest and the files, e.g. `teams-archiver 0.1.0`.
     pub generator: String,
@@ -132,7 +132,8 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
     custodian_ids.sort();
     custodian_ids.dedup();
 
-    let budget = (request.memory_budget_bytes / 4).max(1);
+    // Three sorts hold rows at once: the day being read, and the two of the day being written.
+    let budget = (request.memory_budget_bytes / 3).max(1);
     let days: Vec<NaiveDate> = reader
         .archive
         .partitions(CHAT_MESSAGES)
@@ -179,6 +180,11 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
     let mut rows_read = 0;
     let mut reading = Ok(());
     for day in days {
+        // A day is read only once the writer has taken the one before: one day being
+        // written and one being read, never more, whatever the archive holds.
+        let Ok(slot) = days_tx.reserve().await else {
+            break; // the writer failed; its error is reported below
+        };
         let spill = work.path().join(day.format("%Y-%m-%d").to_string());
         match reader
             .read_day(day, &spill, &selection, budget, &custodian_ids)
@@ -187,9 +193,7 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
             Ok(rows) => {
                 partitions += 1;
                 rows_read += rows.rows_read;
-                if days_tx.send(rows).await.is_err() {
-                    break; // the writer failed; its error is reported below
-                }
+                slot.send(rows);
             }
             Err(e) => {
                 reading = Err(e);
