@@ -2,6 +2,7 @@
 # Benchmark: `teams-archiver ingest` against DuckDB on the same generated Graph pages.
 #
 #   scripts/bench-ingest.sh [MESSAGES] [BIG_MESSAGES]      defaults: 200000 1000000
+#   RUNS=3 scripts/bench-ingest.sh                         repeat step 2-4 (a noisy machine)
 #
 # 1. Generates MESSAGES getAllMessages messages in 50-message pages with
 #    ../shared/bench/gen_chat_pages.py (same seed, same bytes).
@@ -44,11 +45,13 @@ field() { "$py" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])
 
 echo "==> $messages messages"
 small=$(pages "$messages")
-rm -rf "$work/archive" "$work/duckdb"
-ours=$("$py" scripts/measure.py -- "$bin" --no-progress ingest --kind chat --out "$work/archive" "$small")
-theirs=$("$py" scripts/measure.py -- "$py" "$duck" "$small" "$work/duckdb" 2)
-ours_s=$(field "$ours" seconds); theirs_s=$(field "$theirs" seconds)
-"$py" - "$messages" "$ours_s" "$theirs_s" "$(field "$ours" peak_rss_mib)" <<'PY'
+for run in $(seq 1 "${RUNS:-1}"); do
+  [ "${RUNS:-1}" -gt 1 ] && echo "-- run $run"
+  rm -rf "$work/archive" "$work/duckdb"
+  ours=$("$py" scripts/measure.py -- "$bin" --no-progress ingest --kind chat --out "$work/archive" "$small")
+  theirs=$("$py" scripts/measure.py -- "$py" "$duck" "$small" "$work/duckdb" 2)
+  ours_s=$(field "$ours" seconds); theirs_s=$(field "$theirs" seconds)
+  "$py" - "$messages" "$ours_s" "$theirs_s" "$(field "$ours" peak_rss_mib)" <<'PY'
 import sys
 n, ours, theirs, rss = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 a, d = n / ours, n / theirs
@@ -56,6 +59,7 @@ print(f"teams-archiver ingest: {a:,.0f} messages/s ({ours:.2f} s, peak {rss} MiB
 print(f"duckdb read_json+COPY: {d:,.0f} messages/s ({theirs:.2f} s)")
 print(f"ratio: {a / d:.2f}x (goal >= 4x) -> {'PASS' if a / d >= 4 else 'FAIL'}")
 PY
+done
 du -sh "$work/archive" "$work/duckdb" | sed 's/^/size: /'
 
 if [ "$big" -gt 0 ]; then
