@@ -773,3 +773,49 @@ fn microsoft_docs_examples_export_in_every_format() {
         "the docs examples with reactions keep them"
     );
 }
+
+#[test]
+fn attachment_files_of_ids_that_read_alike_do_not_overwrite_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let shared = |id: &str, url: &str| {
+        chat_message(
+            CHAT,
+            id,
+            Some(ADA),
+            "2024-05-01T09:00:00.000Z",
+            "see file",
+            json!({"attachments": [{"id": "x", "contentType": "reference", "contentUrl": url,
+                "content": null, "name": "Plan.docx", "thumbnailUrl": null, "teamsAppId": null}]}),
+        )
+    };
+    // `a:b` and `a_b` make the same safe file name prefix.
+    let input = ArchiveInput {
+        messages: vec![
+            (shared("a:b", "https://x.example/one/Plan.docx"), vec![]),
+            (shared("a_b", "https://x.example/two/Plan.docx"), vec![]),
+        ],
+        ..ArchiveInput::default()
+    };
+    write_archive(&archive, &input);
+    let out = dir.path().join("export");
+    run_export(request(&archive, &out, &[Format::Rsmf], everything()));
+    let rsmf = rsmf_files(&out);
+    let file = rsmf.values().next().unwrap();
+    let mut urls = Vec::new();
+    for event in file.manifest["events"].as_array().unwrap() {
+        let id = event["attachments"][0]["id"].as_str().unwrap();
+        urls.push(String::from_utf8(file.zip_entries[id].clone()).unwrap());
+    }
+    assert_eq!(urls.len(), 2);
+    assert!(
+        urls[0].contains("/one/") != urls[1].contains("/one/"),
+        "{urls:?}"
+    );
+    assert!(urls.iter().any(|u| u.contains("/two/")), "{urls:?}");
+    assert_eq!(
+        file.zip_entries.len(),
+        3,
+        "the manifest and two attachment files"
+    );
+}

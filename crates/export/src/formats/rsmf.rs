@@ -180,6 +180,25 @@ impl RsmfWriter {
         }
     }
 
+    /// `name`, or a numbered variant when the file being filled already holds another
+    /// file by that name (two message ids can read the same once made safe for a zip).
+    fn unique_name(&self, name: &str, bytes: &[u8]) -> String {
+        let taken = |candidate: &str| {
+            self.part
+                .attachments
+                .get(candidate)
+                .is_some_and(|existing| existing != bytes)
+        };
+        if !taken(name) {
+            return name.to_string();
+        }
+        let (stem, extension) = name.rsplit_once('.').unwrap_or((name, ""));
+        (2..)
+            .map(|n| format!("{stem}-{n}.{extension}"))
+            .find(|candidate| !taken(candidate))
+            .unwrap_or_else(|| name.to_string())
+    }
+
     fn room_for(&self, bytes: u64) -> bool {
         self.part.events.len() < self.limits.max_events
             && (self.part.events.is_empty()
@@ -616,11 +635,17 @@ impl FormatWriter for RsmfWriter {
                 participants: r.people.iter().map(|p| p.id.clone()).collect(),
             })
             .collect();
+        let names: Vec<String> = view
+            .attachments
+            .iter()
+            .map(|a| self.unique_name(&a.file_name, &a.file_bytes))
+            .collect();
         let attachments: Vec<EventAttachment> = view
             .attachments
             .iter()
-            .map(|a| EventAttachment {
-                id: a.file_name.clone(),
+            .zip(&names)
+            .map(|(a, name)| EventAttachment {
+                id: name.clone(),
                 display: a.display.clone(),
                 size: a.file_bytes.len() as u64,
             })
@@ -700,10 +725,10 @@ impl FormatWriter for RsmfWriter {
             self.push(day, event, bytes, outputs)?;
             if n == 0 {
                 self.part.messages += 1;
-                for attachment in &view.attachments {
+                for (attachment, name) in view.attachments.iter().zip(&names) {
                     self.part
                         .attachments
-                        .insert(attachment.file_name.clone(), attachment.file_bytes.clone());
+                        .insert(name.clone(), attachment.file_bytes.clone());
                 }
             }
             for person in view.people() {
