@@ -52,13 +52,10 @@ archive() { # N -> an archive of N generated messages (built once)
 
 field() { "$py" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
-# Exports stay until every run is measured: deleting hundreds of thousands of files right
-# before the next run would slow the file system down while that run creates its own.
+# Exports stay until every run is measured (deleting hundreds of thousands of files right
+# before a run slows the file system down while that run creates its own), then go.
 exports=$work/exports
-if [ -d "$exports" ]; then
-  echo "==> removing the exports of an earlier run"
-  rm -rf "$exports"
-fi
+rm -rf "$exports"
 mkdir -p "$exports"
 results=$work/results.tsv
 : >"$results"
@@ -106,4 +103,5 @@ for fmt, label in labels:
     print(f"peak memory, {fmt} {label}: {a:.0f} MiB at {int(small):,} messages, {b:.0f} MiB at "
           f"{int(big):,} ({b / a:.2f}x for {int(big) / int(small):.0f}x the messages)")
 PY
-echo "exports kept in $exports (removed by the next run)"
+echo "==> removing the exports ($(du -sh "$exports" | cut -f1))"
+rm -rf "$exports"
