@@ -78,6 +78,9 @@ pub struct ArchiveFileRead {
     pub recorded_sha256: Option<String>,
     /// `match`, `mismatch` or `unrecorded`.
     pub check: String,
+    /// Why the file could not be read to its end, if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 pub(crate) struct Archive {

@@ -303,6 +303,10 @@ struct Reader {
 
 impl Reader {
     /// Hashes a file, then streams its batches (`columns` only) through `each`.
+    ///
+    /// A file that cannot be decoded (damaged, or not the shape of its table) is named
+    /// among the problems and the export goes on: the rows read before the damage are
+    /// exported, the rest of that file cannot be. Storage errors stop the export.
     async fn read_file(
         &mut self,
         file: &ArchiveFile,
@@ -310,15 +314,28 @@ impl Reader {
         mut each: impl FnMut(&arrow::record_batch::RecordBatch, u64) -> Result<(), String>,
     ) -> Result<(), ExportError> {
         let sha256 = self.archive.sha256(file).await?;
-        let mut batches = self.archive.batches(file, columns).await?;
         let mut rows = 0u64;
-        while let Some(batch) = batches.try_next().await? {
-            each(&batch, rows).map_err(|reason| ExportError::Shape {
-                archive: self.archive.url().to_string(),
-                key: file.path.clone(),
-                reason,
-            })?;
-            rows += batch.num_rows() as u64;
+        let mut damage = None;
+        match self.archive.batches(file, columns).await {
+            Ok(mut batches) => loop {
+                match batches.try_next().await {
+                    Ok(Some(batch)) => {
+                        if let Err(reason) = each(&batch, rows) {
+                            damage = Some(reason);
+                            break;
+                        }
+                        rows += batch.num_rows() as u64;
+                    }
+                    Ok(None) => break,
+                    Err(e @ ExportError::Store { .. }) => return Err(e),
+                    Err(e) => {
+                        damage = Some(e.chain());
+                        break;
+                    }
+                }
+            },
+            Err(e @ ExportError::Store { .. }) => return Err(e),
+            Err(e) => damage = Some(e.chain()),
         }
         let recorded = self.recorded.get(&file.path);
         let check = archive::check_against(recorded, &sha256);
@@ -326,6 +343,12 @@ impl Reader {
             "mismatch" => self.altered.push(file.path.clone()),
             "unrecorded" => self.unrecorded.push(file.path.clone()),
             _ => {}
+        }
+        if let Some(reason) = &damage {
+            self.problems.push(format!(
+                "{}: could not be read past row {rows}, so its later rows are not exported: {reason}",
+                file.path
+            ));
         }
         self.files.push(&ArchiveFileRead {
             path: file.path.clone(),
@@ -336,6 +359,7 @@ impl Reader {
             rows,
             recorded_sha256: recorded.map(|r| r.sha256.clone()),
             check: check.to_string(),
+            error: damage,
         })
     }
 

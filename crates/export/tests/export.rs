@@ -819,3 +819,48 @@ fn attachment_files_of_ids_that_read_alike_do_not_overwrite_each_other() {
         "the manifest and two attachment files"
     );
 }
+
+#[test]
+fn a_damaged_archive_file_is_named_and_the_rest_still_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    write_archive(&archive, &matter());
+    let damaged = files(&archive)
+        .into_keys()
+        .find(|k| k.starts_with("chat_messages/date=2024-05-02/"))
+        .unwrap();
+    let size = std::fs::metadata(archive.join(&damaged)).unwrap().len() as usize;
+    std::fs::write(archive.join(&damaged), vec![b'x'; size]).unwrap();
+
+    let out = dir.path().join("export");
+    let report = run_export(request(&archive, &out, &[Format::Jsonl], everything()));
+    assert_eq!(report.altered_files, vec![damaged.clone()]);
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.starts_with(&damaged) && e.contains("not exported")),
+        "{:?}",
+        report.errors
+    );
+    let ids: Vec<String> = std::fs::read_to_string(out.join("messages.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 9, "the messages of the other day: {ids:?}");
+    let manifest: export::ExportManifest =
+        serde_json::from_slice(&std::fs::read(out.join(export::MANIFEST_FILE)).unwrap()).unwrap();
+    let entry = manifest
+        .archive_files
+        .iter()
+        .find(|f| f.path == damaged)
+        .unwrap();
+    assert_eq!(entry.check, "mismatch");
+    assert!(entry.error.is_some());
+}
