@@ -5,7 +5,8 @@
 //! commits files as its buffer fills. A bounded channel between the two keeps memory
 //! flat however many files there are.
 //!
-//! `--memory-budget-mib` bounds the whole run: a quarter of it is the writer's buffer, the rest covers the program itself, the batches being built and in flight,
+//! `--memory-budget-mib` bounds the whole run: an eighth of it is the writer's
+//! buffer, the rest covers the program itself, the batches being built and in flight,
 //! the files being encoded, and what the allocator keeps around them.
 
 mod input;
@@ -34,8 +35,8 @@ use input::{Found, Unusable};
 const BATCH_ROWS: usize = 8192;
 /// A batch is handed over at this fraction of the memory budget, if that comes first.
 const BATCH_SHARE_OF_BUDGET: usize = 128;
-/// The writer's buffer takes this many eighths of the memory budget.
-const WRITER_EIGHTHS_OF_BUDGET: usize = 2;
+/// The writer's buffer takes this many sixteenths of the memory budget.
+const WRITER_SIXTEENTHS_OF_BUDGET: usize = 2;
 
 /// A file, item or line that could not be archived, named for the summary.
 #[derive(Debug)]
@@ -86,7 +87,7 @@ pub async fn run(args: IngestArgs, progress: Progress) -> anyhow::Result<Outcome
         .unwrap_or_else(|| run::default_state(&args.out));
     let budget_bytes = args.memory_budget_mib.max(1) * 1024 * 1024;
     let mut options = run::writer_options(&run_id, args.memory_budget_mib);
-    options.memory_budget_bytes = budget_bytes / 8 * WRITER_EIGHTHS_OF_BUDGET;
+    options.memory_budget_bytes = budget_bytes / 16 * WRITER_SIXTEENTHS_OF_BUDGET;
     let (mut writer, recovery) =
         sink::ArchiveWriter::open(&args.out, &state, tables::all(), options)
             .await
