@@ -8,9 +8,7 @@
 #    build of `ingest` (one custodian), under target/bench-export/ (built once, kept).
 # 2. Exports each archive, measured by scripts/measure.py (wall time, peak resident memory):
 #    RSMF (one .rsmf per conversation and day) and JSONL with the default settings, then
-#    JSONL with --memory-budget-mib BUDGET_MIB, as shipped and with the allocator told to
-#    return freed memory at once (MIMALLOC_PURGE_DELAY=0), which shows the export's own
-#    memory apart from what mimalloc keeps for reuse.
+#    JSONL with --memory-budget-mib BUDGET_MIB.
 # 3. Prints messages per second and peak memory per run, and the peaks at both sizes:
 #    memory grows with the rows of one day until the budget is reached, not with the
 #    archive (a day's rows are sorted out of core past the budget).
@@ -82,7 +80,6 @@ for n in "$small" "$big"; do
   run "$n" "$dir" rsmf default --
   run "$n" "$dir" jsonl default --
   run "$n" "$dir" jsonl "budget-${budget}MiB" -- --memory-budget-mib "$budget"
-  run "$n" "$dir" jsonl "budget-${budget}MiB-purged" MIMALLOC_PURGE_DELAY=0 -- --memory-budget-mib "$budget"
 done
 
 "$py" - "$results" "$small" "$big" <<'PY'

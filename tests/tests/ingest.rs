@@ -206,3 +206,104 @@ fn help_teaches_and_bad_flags_are_usage_errors() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// Pages that mix many days are sorted by day before they are archived, so each commit
+/// writes a file to one or two partitions, not to every day the pages mention; the sorting
+/// folder is removed afterwards; every message is archived once.
+#[test]
+fn pages_mixing_days_are_archived_a_few_days_per_commit() {
+    const DAYS: usize = 20;
+    const PAGES: usize = 40;
+    const PER_PAGE: usize = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("pages");
+    std::fs::create_dir(&pages).unwrap();
+    let filler = "lorem ipsum ".repeat(60);
+    for page in 0..PAGES {
+        let items: Vec<serde_json::Value> = (0..PER_PAGE)
+            .map(|i| {
+                let n = page * PER_PAGE + i;
+                let at = format!("2024-03-{:02}T10:00:00Z", 1 + n % DAYS);
+                serde_json::json!({
+                    "id": format!("{n}"),
+                    "messageType": "message",
+                    "chatId": "19:chat@unq.gbl.spaces",
+                    "createdDateTime": at,
+                    "lastModifiedDateTime": at,
+                    "body": {"contentType": "text", "content": format!("{n} {filler}")},
+                })
+            })
+            .collect();
+        let page_json = serde_json::json!({ "value": items });
+        std::fs::write(
+            pages.join(format!("page-{page:03}.json")),
+            page_json.to_string(),
+        )
+        .unwrap();
+    }
+    let spill = dir.path().join("spill");
+    std::fs::create_dir(&spill).unwrap();
+    let archive = dir.path().join("archive");
+    // The smallest budget: the writer's buffer holds about a hundred of these rows.
+    let output = archiver()
+        .args(["ingest", "--kind", "chat", "--memory-budget-mib", "1"])
+        .args(["--spill-dir", spill.to_str().unwrap()])
+        .args(["--out", archive.to_str().unwrap()])
+        .arg(&pages)
+        .output()
+        .unwrap();
+    assert_success("ingest", &output);
+    assert!(
+        text(&output).contains(&format!("{} new versions stored", PAGES * PER_PAGE)),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(
+        std::fs::read_dir(&spill).unwrap().count(),
+        0,
+        "the sorting folder is removed"
+    );
+
+    let runs = archive.join("_archive/runs");
+    let summary = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
+    let commits = summary["totals"]["commits"].as_u64().unwrap() as usize;
+    let chat_files: Vec<&serde_json::Value> = summary["totals"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["table"] == "chat_messages")
+        .collect();
+    let days: std::collections::BTreeSet<&str> = chat_files
+        .iter()
+        .map(|f| f["partition"].as_str().unwrap())
+        .collect();
+    assert_eq!(days.len(), DAYS);
+    assert!(commits >= 10, "the budget forces many commits ({commits})");
+    // In input order, every commit would write to nearly all 20 days.
+    assert!(
+        chat_files.len() <= 3 * commits + DAYS,
+        "{} files in {commits} commits",
+        chat_files.len()
+    );
+}
+
+#[test]
+fn a_sorting_folder_that_cannot_be_used_is_a_fatal_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-folder");
+    let output = archiver()
+        .args(["ingest", "--spill-dir", missing.to_str().unwrap()])
+        .args(["--out", dir.path().join("archive").to_str().unwrap()])
+        .arg(graph_docs_fixtures().join("v1.0/chatmessage-get-1.json"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("--spill-dir"), "{}", text(&output));
+}

@@ -126,13 +126,20 @@ pub struct IngestArgs {
     #[arg(long, value_name = "USER_ID")]
     pub custodian: Option<String>,
 
-    /// Memory for rows waiting to be written, in MiB. Files are committed when it fills.
+    /// Memory for the whole run, in MiB. An eighth of it holds rows waiting to be
+    /// written; files are committed when that fills.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub memory_budget_mib: usize,
 
     /// Worker threads that parse and transform (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+
+    /// Where items wait, sorted by day, between reading and archiving (default: the
+    /// system's temporary folder, TMPDIR). Needs about as much free space as the inputs
+    /// take; removed when the run ends.
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
 
     /// Files or folders of saved Graph responses.
     #[arg(required = true, value_name = "FILES_OR_DIRS")]

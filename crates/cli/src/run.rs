@@ -41,6 +41,8 @@ pub fn log_recovery(recovery: &sink::RecoveryReport) {
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct RunTotals {
     pub tables: BTreeMap<String, TableTotals>,
+    /// Commits that published files (each one write-ahead record, files, commit record).
+    pub commits: u64,
     pub files: Vec<FileEntry>,
 }
 
@@ -75,6 +77,9 @@ impl RunTotals {
     }
 
     pub fn add_commit(&mut self, report: &sink::CommitReport) {
+        if !report.files.is_empty() {
+            self.commits += 1;
+        }
         for file in &report.files {
             let t = self.tables.entry(file.table.clone()).or_default();
             t.files += 1;
@@ -182,13 +187,14 @@ pub fn print_summary(summary: &RunSummary, items_read: usize, elapsed: Duration)
     let bytes: u64 = totals.tables.values().map(|t| t.bytes).sum();
     let secs = elapsed.as_secs_f64().max(1e-9);
     println!(
-        "{}: {} items read, {} new versions stored, {} already archived, {} files ({}), {} partitions, {} errors, {:.1}s ({:.0} items/s)",
+        "{}: {} items read, {} new versions stored, {} already archived, {} files ({}) in {} commits, {} partitions, {} errors, {:.1}s ({:.0} items/s)",
         summary.run_id,
         items_read,
         new,
         duplicate,
         totals.files.len(),
         human_bytes(bytes),
+        totals.commits,
         totals.partitions(),
         summary.errors.len(),
         secs,

@@ -34,7 +34,7 @@ const ZSTD_LEVEL: i32 = 1;
 /// Bounds on a row group's encoded size (the upper one is Spark's `parquet.block.size`).
 const ROW_GROUP_BYTES: std::ops::RangeInclusive<usize> = 4 * 1024 * 1024..=128 * 1024 * 1024;
 /// Rows handed to the encoder at a time; bounds the copy made to put rows in order.
-const ENCODE_CHUNK_ROWS: usize = 4096;
+const ENCODE_CHUNK_ROWS: usize = 1024;
 
 /// Encoding settings of every archive file (before the per-file choices of
 /// [`crate::encoding::file_properties`]).

@@ -18,6 +18,14 @@ pub enum Found<'a> {
     Chat(&'a str),
 }
 
+/// An item to archive and its position: in the page's `value` array, or its line number
+/// (from 1) in a JSONL file; `None` for a file holding one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Item<'a> {
+    pub index: Option<usize>,
+    pub found: Found<'a>,
+}
+
 /// An item that cannot be archived, and why. `index` is the item's position in the
 /// page's `value` array, or its line number (from 1) in a JSONL file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +79,7 @@ fn is_json_file(path: &Path) -> bool {
 pub fn split_file<'a>(
     text: &'a str,
     kind: ItemKind,
-    items: &mut Vec<Found<'a>>,
+    items: &mut Vec<Item<'a>>,
     unusable: &mut Vec<Unusable>,
 ) -> Result<(), String> {
     let trimmed = text.trim_start_matches('\u{feff}').trim();
@@ -108,7 +116,7 @@ pub fn split_file<'a>(
 fn split_document<'a>(
     document: &'a RawValue,
     kind: ItemKind,
-    items: &mut Vec<Found<'a>>,
+    items: &mut Vec<Item<'a>>,
     unusable: &mut Vec<Unusable>,
 ) -> Result<(), String> {
     let text = document.get();
@@ -142,7 +150,7 @@ fn classify<'a>(
     item: &'a RawValue,
     kind: ItemKind,
     index: Option<usize>,
-    items: &mut Vec<Found<'a>>,
+    items: &mut Vec<Item<'a>>,
     unusable: &mut Vec<Unusable>,
 ) {
     let text = item.get();
@@ -155,7 +163,7 @@ fn classify<'a>(
     };
     if let Some(found) = given {
         if text.starts_with('{') {
-            items.push(found);
+            items.push(Item { index, found });
         } else {
             unusable.push(Unusable {
                 index,
@@ -175,7 +183,10 @@ fn classify<'a>(
         }
     };
     match recognise(&keys) {
-        Recognised::Found(found) => items.push(found.with(text)),
+        Recognised::Found(found) => items.push(Item {
+            index,
+            found: found.with(text),
+        }),
         Recognised::Nested(key) => {
             let nested = keys[key];
             classify(nested, kind, index, items, unusable)
@@ -318,6 +329,7 @@ mod tests {
         let mut items = Vec::new();
         let mut unusable = Vec::new();
         split_file(text, ItemKind::Auto, &mut items, &mut unusable).unwrap();
+        let items = items.into_iter().map(|item| item.found).collect();
         (items, unusable)
     }
 
@@ -386,8 +398,14 @@ mod tests {
         assert_eq!(
             items,
             vec![
-                Found::MailMessage(r#"{"id":"1"}"#),
-                Found::MailMessage(r#"{"subscriptionId":"s","changeType":"created"}"#),
+                Item {
+                    index: Some(0),
+                    found: Found::MailMessage(r#"{"id":"1"}"#)
+                },
+                Item {
+                    index: Some(1),
+                    found: Found::MailMessage(r#"{"subscriptionId":"s","changeType":"created"}"#)
+                },
             ]
         );
         let positions: Vec<Option<usize>> = unusable.iter().map(|u| u.index).collect();

@@ -1,15 +1,18 @@
 //! `teams-archiver ingest`: saved Graph responses into the archive.
 //!
-//! Worker threads read files, find their items and transform them into record
-//! batches; one writer takes the batches, deduplicates them against the archive and
-//! commits files as its buffer fills. A bounded channel between the two keeps memory
-//! flat however many files there are.
+//! Two passes. Sorting: worker threads read the files, find their items, and write each
+//! to a bucket of its partition day on local disk ([`spill`]). Archiving: the workers read
+//! the buckets back a day at a time and transform the items into record batches; one
+//! writer takes the batches, deduplicates them against the archive and commits files as
+//! its buffer fills, so each commit writes few, large files. Bounded channels between the
+//! workers and the writer keep memory flat however many files there are.
 //!
-//! `--memory-budget-mib` bounds the whole run: an eighth of it is the writer's
-//! buffer, the rest covers the program itself, the batches being built and in flight,
-//! the files being encoded, and what the allocator keeps around them.
+//! `--memory-budget-mib` bounds the whole run: an eighth of it is the writer's buffer,
+//! the rest covers the program itself, the batches being built and in flight, the files
+//! being encoded, and what the allocator keeps around them.
 
 mod input;
+mod spill;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,9 +22,11 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
+use indicatif::ProgressBar;
 use tokio::sync::mpsc;
 use transform::{
-    ChatMessageBuilder, DirectoryChatBuilder, DirectoryUserBuilder, MailMessageBuilder, RowContext,
+    CHAT_MESSAGE_DAY_KEYS, ChatMessageBuilder, DayReader, DirectoryChatBuilder,
+    DirectoryUserBuilder, MAIL_MESSAGE_DAY_KEYS, MailMessageBuilder, RowContext,
 };
 
 use crate::args::IngestArgs;
@@ -29,7 +34,8 @@ use crate::exit::Outcome;
 use crate::progress::Progress;
 use crate::run::{self, RunTotals};
 use crate::tables;
-use input::{Found, Unusable};
+use input::{Found, Item, Unusable};
+use spill::{Record, SpillWriter, Spilled, Unit};
 
 /// Most rows a worker gathers before handing a batch to the writer.
 const BATCH_ROWS: usize = 8192;
@@ -61,10 +67,19 @@ enum WorkerOutput {
         batch: RecordBatch,
     },
     Problem(Problem),
-    FileDone {
+    /// A file sorted (with the items found in it) or a unit of a bucket archived.
+    Done {
         bytes: u64,
         items: usize,
     },
+}
+
+/// What the writer loop has gathered so far.
+#[derive(Default)]
+struct Tally {
+    totals: RunTotals,
+    problems: Vec<Problem>,
+    items_read: usize,
 }
 
 pub async fn run(args: IngestArgs, progress: Progress) -> anyhow::Result<Outcome> {
@@ -98,84 +113,230 @@ pub async fn run(args: IngestArgs, progress: Progress) -> anyhow::Result<Outcome
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
-    let bar = progress.bytes_bar("ingest", total_bytes);
-    // One batch in flight per worker: with the one each is building, that is two batches
-    // per worker besides the writer's buffer.
-    let (tx, mut rx) = mpsc::channel::<WorkerOutput>(threads);
-    let batch_bytes = budget_bytes / BATCH_SHARE_OF_BUDGET;
     let files = Arc::new(files);
-    let next_file = Arc::new(AtomicUsize::new(0));
-    let mut workers = Vec::with_capacity(threads);
-    for _ in 0..threads {
-        let job = WorkerJob {
-            files: Arc::clone(&files),
-            next_file: Arc::clone(&next_file),
-            kind: args.kind,
-            custodian: args.custodian.clone(),
-            run_id: run_id.clone(),
-            batch_bytes,
-            tx: tx.clone(),
-        };
-        workers.push(tokio::task::spawn_blocking(move || job.run()));
-    }
-    drop(tx);
+    let mut tally = Tally::default();
 
-    let mut totals = RunTotals::default();
-    let mut problems = Vec::new();
-    let mut items_read = 0usize;
+    let spill = SpillWriter::new(args.spill_dir.as_deref())
+        .context("creating the temporary folder for sorting (see --spill-dir)")?;
+    tracing::debug!(folder = %spill.path().display(), "sorting items by day");
+    let spill = Arc::new(spill);
+    let bar = progress.bytes_bar("sort", total_bytes);
+    // One message in flight per worker keeps memory flat.
+    let (tx, rx) = mpsc::channel::<WorkerOutput>(threads);
+    let next_file = Arc::new(AtomicUsize::new(0));
+    let sorters: Vec<_> = (0..threads)
+        .map(|_| {
+            let job = SortJob {
+                files: Arc::clone(&files),
+                next_file: Arc::clone(&next_file),
+                kind: args.kind,
+                spill: Arc::clone(&spill),
+                tx: tx.clone(),
+            };
+            tokio::task::spawn_blocking(move || job.run())
+        })
+        .collect();
+    drop(tx);
+    drain(rx, &mut writer, &bar, &mut tally).await?;
+    for sorter in sorters {
+        sorter.await.context("a sorting worker stopped")??;
+    }
+    bar.finish_and_clear();
+    let spilled: Spilled = Arc::try_unwrap(spill)
+        .map_err(|_| anyhow::anyhow!("a sorting worker still holds the buckets"))?
+        .finish()
+        .context("closing the temporary bucket files")?;
+    tracing::info!(
+        bytes = spilled.bytes,
+        units = spilled.units.len(),
+        seconds = clock.elapsed().as_secs_f64(),
+        "items sorted by day"
+    );
+
+    let bar = progress.bytes_bar("archive", spilled.bytes);
+    let batch_bytes = budget_bytes / BATCH_SHARE_OF_BUDGET;
+    let (tx, rx) = mpsc::channel::<WorkerOutput>(threads);
+    let spilled = Arc::new(spilled);
+    let next_unit = Arc::new(AtomicUsize::new(0));
+    let archivers: Vec<_> = (0..threads)
+        .map(|_| {
+            let job = ArchiveJob {
+                files: Arc::clone(&files),
+                spilled: Arc::clone(&spilled),
+                next_unit: Arc::clone(&next_unit),
+                custodian: args.custodian.clone(),
+                run_id: run_id.clone(),
+                batch_bytes,
+                tx: tx.clone(),
+            };
+            tokio::task::spawn_blocking(move || job.run())
+        })
+        .collect();
+    drop(tx);
+    drain(rx, &mut writer, &bar, &mut tally).await?;
+    for archiver in archivers {
+        archiver.await.context("an archiving worker stopped")??;
+    }
+    let report = writer
+        .commit(Vec::new())
+        .await
+        .context("committing files")?;
+    tally.totals.add_commit(&report);
+    bar.finish_and_clear();
+
+    let errors: Vec<String> = tally.problems.iter().map(ToString::to_string).collect();
+    let outcome = if errors.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::PartialFailure
+    };
+    let summary = run::RunSummary::new(&run_id, "ingest", started, &tally.totals, errors, outcome);
+    run::write_summary(&args.out, &summary)
+        .await
+        .context("writing the run summary")?;
+    run::print_summary(&summary, tally.items_read, clock.elapsed());
+    Ok(outcome)
+}
+
+/// The writer's side: buffers batches, commits when the buffer is full, logs problems,
+/// moves the progress bar, until every worker has hung up.
+async fn drain(
+    mut rx: mpsc::Receiver<WorkerOutput>,
+    writer: &mut sink::ArchiveWriter,
+    bar: &ProgressBar,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
     while let Some(output) = rx.recv().await {
         match output {
             WorkerOutput::Batch { table, batch } => {
                 let stats = writer
                     .append(table, &batch)
                     .with_context(|| format!("buffering rows for {table}"))?;
-                totals.add_append(table, &stats);
+                tally.totals.add_append(table, &stats);
                 if writer.needs_commit() {
                     let report = writer
                         .commit(Vec::new())
                         .await
                         .context("committing files")?;
-                    totals.add_commit(&report);
+                    tally.totals.add_commit(&report);
                 }
             }
             WorkerOutput::Problem(problem) => {
                 tracing::warn!(file = %problem.file.display(), item = problem.item, "{}", problem.message);
-                problems.push(problem);
+                tally.problems.push(problem);
             }
-            WorkerOutput::FileDone { bytes, items } => {
-                items_read += items;
+            WorkerOutput::Done { bytes, items } => {
+                tally.items_read += items;
                 bar.inc(bytes);
             }
         }
     }
-    for worker in workers {
-        worker.await.context("an ingest worker stopped")?;
-    }
-    let report = writer
-        .commit(Vec::new())
-        .await
-        .context("committing files")?;
-    totals.add_commit(&report);
-    bar.finish_and_clear();
-
-    let errors: Vec<String> = problems.iter().map(ToString::to_string).collect();
-    let outcome = if errors.is_empty() {
-        Outcome::Success
-    } else {
-        Outcome::PartialFailure
-    };
-    let summary = run::RunSummary::new(&run_id, "ingest", started, &totals, errors, outcome);
-    run::write_summary(&args.out, &summary)
-        .await
-        .context("writing the run summary")?;
-    run::print_summary(&summary, items_read, clock.elapsed());
-    Ok(outcome)
+    Ok(())
 }
 
-struct WorkerJob {
+/// Sending to the writer; false once the writer has stopped listening (it reports why).
+#[derive(Clone)]
+struct ToWriter(mpsc::Sender<WorkerOutput>);
+
+impl ToWriter {
+    fn send(&self, output: WorkerOutput) -> bool {
+        self.0.blocking_send(output).is_ok()
+    }
+
+    fn problem(&self, file: &Path, item: Option<usize>, message: String) -> bool {
+        self.send(WorkerOutput::Problem(Problem {
+            file: file.to_path_buf(),
+            item,
+            message,
+        }))
+    }
+}
+
+/// The first pass: files into day buckets.
+struct SortJob {
     files: Arc<Vec<PathBuf>>,
     next_file: Arc<AtomicUsize>,
     kind: crate::args::ItemKind,
+    spill: Arc<SpillWriter>,
+    tx: mpsc::Sender<WorkerOutput>,
+}
+
+impl SortJob {
+    fn run(self) -> anyhow::Result<()> {
+        let to_writer = ToWriter(self.tx.clone());
+        let mut days = DayReader::new();
+        loop {
+            let i = self.next_file.fetch_add(1, Ordering::Relaxed);
+            let Some(path) = self.files.get(i) else { break };
+            if !self.sort_file(i, path, &mut days, &to_writer)? {
+                break; // the writer is gone; it reports why
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns false when the writer has stopped listening; an error when a bucket cannot
+    /// be written.
+    fn sort_file(
+        &self,
+        file: usize,
+        path: &Path,
+        days: &mut DayReader,
+        to_writer: &ToWriter,
+    ) -> anyhow::Result<bool> {
+        let (text, fetched_at) = match read_file(path) {
+            Ok(read) => read,
+            Err(message) => return Ok(to_writer.problem(path, None, message)),
+        };
+        let done = WorkerOutput::Done {
+            bytes: text.len() as u64,
+            items: 0,
+        };
+        let mut found = Vec::new();
+        let mut unusable: Vec<Unusable> = Vec::new();
+        if let Err(message) = input::split_file(&text, self.kind, &mut found, &mut unusable) {
+            return Ok(to_writer.problem(path, None, message) && to_writer.send(done));
+        }
+        for Unusable { index, reason } in unusable {
+            if !to_writer.problem(path, index, format!("not archived: it {reason}")) {
+                return Ok(false);
+            }
+        }
+        let fetched_at_micros = fetched_at.timestamp_micros();
+        let fetched_day = fetched_at_micros.div_euclid(86_400_000_000) as i32;
+        for &Item { index, found } in &found {
+            let day = match found {
+                Found::ChatMessage(raw) => days.day(raw, CHAT_MESSAGE_DAY_KEYS),
+                Found::MailMessage(raw) => days.day(raw, MAIL_MESSAGE_DAY_KEYS),
+                Found::User(_) | Found::Chat(_) => None,
+            };
+            let record = Record {
+                found,
+                file,
+                item: index,
+                fetched_at_micros,
+            };
+            self.spill
+                .put(spill::bucket_of(day.unwrap_or(fetched_day)), &record)
+                .with_context(|| {
+                    format!(
+                        "writing to the temporary folder {} (see --spill-dir)",
+                        self.spill.path().display()
+                    )
+                })?;
+        }
+        Ok(to_writer.send(WorkerOutput::Done {
+            bytes: text.len() as u64,
+            items: found.len(),
+        }))
+    }
+}
+
+/// The second pass: buckets, a day at a time, into record batches for the writer.
+struct ArchiveJob {
+    files: Arc<Vec<PathBuf>>,
+    spilled: Arc<Spilled>,
+    next_unit: Arc<AtomicUsize>,
     custodian: Option<String>,
     run_id: String,
     /// Builders are handed over when they hold about this much.
@@ -201,8 +362,9 @@ impl Builders {
     }
 }
 
-impl WorkerJob {
-    fn run(self) {
+impl ArchiveJob {
+    fn run(self) -> anyhow::Result<()> {
+        let to_writer = ToWriter(self.tx.clone());
         let mut builders = Builders {
             chat: ChatMessageBuilder::new(),
             mail: MailMessageBuilder::new(),
@@ -210,110 +372,90 @@ impl WorkerJob {
             chats: DirectoryChatBuilder::new(),
         };
         loop {
-            let i = self.next_file.fetch_add(1, Ordering::Relaxed);
-            let Some(path) = self.files.get(i) else { break };
-            if !self.ingest_file(path, &mut builders) {
-                return; // the writer is gone; it reports why
+            let i = self.next_unit.fetch_add(1, Ordering::Relaxed);
+            let Some(unit) = self.spilled.units.get(i) else {
+                break;
+            };
+            if !self.archive_unit(unit, &mut builders, &to_writer)? {
+                return Ok(()); // the writer is gone; it reports why
             }
         }
-        self.flush(&mut builders, 0);
+        self.flush(&mut builders, 0, &to_writer);
+        Ok(())
     }
 
-    /// Returns false when the writer has stopped listening.
-    fn ingest_file(&self, path: &Path, builders: &mut Builders) -> bool {
-        let (text, fetched_at) = match read_file(path) {
-            Ok(read) => read,
-            Err(message) => return self.problem(path, None, message),
-        };
-        let mut found = Vec::new();
-        let mut unusable: Vec<Unusable> = Vec::new();
-        if let Err(message) = input::split_file(&text, self.kind, &mut found, &mut unusable) {
-            return self.problem(path, None, message)
-                && self.send(WorkerOutput::FileDone {
-                    bytes: text.len() as u64,
-                    items: 0,
-                });
-        }
-        for Unusable { index, reason } in unusable {
-            if !self.problem(path, index, format!("not archived: it {reason}")) {
-                return false;
-            }
-        }
-        let ctx = RowContext {
-            source: "ingest",
-            fetched_at,
-            run_id: &self.run_id,
-            custodian_user_id: self.custodian.as_deref(),
-        };
-        for (i, item) in found.iter().enumerate() {
-            let appended = match *item {
+    /// Returns false when the writer has stopped listening; an error when the bucket
+    /// cannot be read back.
+    fn archive_unit(
+        &self,
+        unit: &Unit,
+        builders: &mut Builders,
+        to_writer: &ToWriter,
+    ) -> anyhow::Result<bool> {
+        let bytes = unit
+            .read()
+            .context("reading back a temporary bucket file (see --spill-dir)")?;
+        for record in spill::records(&bytes) {
+            let record = record.map_err(anyhow::Error::msg)?;
+            let fetched_at = DateTime::<Utc>::from_timestamp_micros(record.fetched_at_micros)
+                .unwrap_or_default();
+            let ctx = RowContext {
+                source: "ingest",
+                fetched_at,
+                run_id: &self.run_id,
+                custodian_user_id: self.custodian.as_deref(),
+            };
+            let appended = match record.found {
                 Found::ChatMessage(raw) => builders.chat.append(raw, &ctx).map(drop),
                 Found::MailMessage(raw) => builders.mail.append(raw, &ctx).map(drop),
                 Found::User(raw) => builders.users.append(raw, &ctx).map(drop),
                 Found::Chat(raw) => builders.chats.append(raw, &ctx).map(drop),
             };
             if let Err(e) = appended
-                && !self.problem(path, Some(i), e.to_string())
+                && !to_writer.problem(&self.files[record.file], record.item, e.to_string())
             {
-                return false;
+                return Ok(false);
             }
-            if builders.full(self.batch_bytes) && !self.flush(builders, 1) {
-                return false;
+            if builders.full(self.batch_bytes) && !self.flush(builders, 1, to_writer) {
+                return Ok(false);
             }
         }
-        self.flush_full(builders)
-            && self.send(WorkerOutput::FileDone {
-                bytes: text.len() as u64,
-                items: found.len(),
-            })
-    }
-
-    /// Hands over the builders that reached [`BATCH_ROWS`] rows or the batch size.
-    fn flush_full(&self, b: &mut Builders) -> bool {
-        if b.full(self.batch_bytes) {
-            self.flush(b, 1)
+        let flushed = if builders.full(self.batch_bytes) {
+            self.flush(builders, 1, to_writer)
         } else {
-            self.flush(b, BATCH_ROWS)
-        }
+            self.flush(builders, BATCH_ROWS, to_writer)
+        };
+        Ok(flushed
+            && to_writer.send(WorkerOutput::Done {
+                bytes: unit.bytes(),
+                items: 0,
+            }))
     }
 
     /// Hands every builder holding at least `min_rows` rows to the writer.
-    fn flush(&self, b: &mut Builders, min_rows: usize) -> bool {
+    fn flush(&self, b: &mut Builders, min_rows: usize, to_writer: &ToWriter) -> bool {
         let min_rows = min_rows.max(1);
+        let batch = |table: &'static str, batch: RecordBatch| {
+            batch.num_rows() == 0 || to_writer.send(WorkerOutput::Batch { table, batch })
+        };
         if b.chat.len() >= min_rows {
             let batches = b.chat.finish();
-            if !self.batch(tables::CHAT_MESSAGES, batches.messages)
-                || !self.batch(tables::CHAT_MESSAGE_CUSTODIANS, batches.custodians)
+            if !batch(tables::CHAT_MESSAGES, batches.messages)
+                || !batch(tables::CHAT_MESSAGE_CUSTODIANS, batches.custodians)
             {
                 return false;
             }
         }
-        if b.mail.len() >= min_rows && !self.batch(tables::MAIL_MESSAGES, b.mail.finish()) {
+        if b.mail.len() >= min_rows && !batch(tables::MAIL_MESSAGES, b.mail.finish()) {
             return false;
         }
-        if b.users.len() >= min_rows && !self.batch(tables::DIRECTORY_USERS, b.users.finish()) {
+        if b.users.len() >= min_rows && !batch(tables::DIRECTORY_USERS, b.users.finish()) {
             return false;
         }
-        if b.chats.len() >= min_rows && !self.batch(tables::DIRECTORY_CHATS, b.chats.finish()) {
+        if b.chats.len() >= min_rows && !batch(tables::DIRECTORY_CHATS, b.chats.finish()) {
             return false;
         }
         true
-    }
-
-    fn batch(&self, table: &'static str, batch: RecordBatch) -> bool {
-        batch.num_rows() == 0 || self.send(WorkerOutput::Batch { table, batch })
-    }
-
-    fn problem(&self, file: &Path, item: Option<usize>, message: String) -> bool {
-        self.send(WorkerOutput::Problem(Problem {
-            file: file.to_path_buf(),
-            item,
-            message,
-        }))
-    }
-
-    fn send(&self, output: WorkerOutput) -> bool {
-        self.tx.blocking_send(output).is_ok()
     }
 }
 
