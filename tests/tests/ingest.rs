@@ -307,3 +307,39 @@ fn a_sorting_folder_that_cannot_be_used_is_a_fatal_error_naming_it() {
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert!(text(&output).contains("--spill-dir"), "{}", text(&output));
 }
+
+/// A JSONL file streams line by line: good lines are archived, and a line that is not
+/// JSON or not UTF-8 is named by its number without stopping the rest.
+#[test]
+fn jsonl_lines_stream_and_bad_lines_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = |id: &str| {
+        serde_json::json!({
+            "id": id,
+            "messageType": "message",
+            "chatId": "19:chat@unq.gbl.spaces",
+            "createdDateTime": "2024-03-01T10:00:00Z",
+            "lastModifiedDateTime": "2024-03-01T10:00:00Z",
+            "body": {"contentType": "text", "content": format!("message {id}")},
+        })
+        .to_string()
+    };
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(format!("{}\r\n\n", message("1")).as_bytes());
+    bytes.extend_from_slice(b"not json\n");
+    bytes.extend_from_slice(b"{\"id\": \"\xff\xfe\"}\n");
+    bytes.extend_from_slice(message("2").as_bytes()); // the last line has no newline
+    let file = dir.path().join("export.jsonl");
+    std::fs::write(&file, bytes).unwrap();
+    let output = archiver()
+        .args(["ingest", "--kind", "chat", "--out"])
+        .arg(dir.path().join("archive"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{all}");
+    assert!(all.contains("2 new versions stored"), "{all}");
+    assert!(all.contains("not valid JSON (line 3)"), "{all}");
+    assert!(all.contains("line 4 is not UTF-8"), "{all}");
+}

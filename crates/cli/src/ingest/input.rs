@@ -100,17 +100,40 @@ pub fn split_file<'a>(
                 return Err(format!("not valid JSON: {whole_error}"));
             }
             for (line_no, line) in lines {
-                match serde_json::from_str::<&RawValue>(line) {
-                    Ok(item) => classify(item, kind, Some(line_no), items, unusable),
-                    Err(e) => unusable.push(Unusable {
-                        index: Some(line_no),
-                        reason: format!("line {line_no} is not valid JSON: {e}"),
-                    }),
-                }
+                split_line(line, line_no, kind, items, unusable);
             }
             Ok(())
         }
     }
+}
+
+/// Reads one line of a JSONL file (`line_no` from 1) as one item; blank lines hold none.
+pub fn split_line<'a>(
+    line: &'a str,
+    line_no: usize,
+    kind: ItemKind,
+    items: &mut Vec<Item<'a>>,
+    unusable: &mut Vec<Unusable>,
+) {
+    let line = line.trim_start_matches('\u{feff}').trim();
+    if line.is_empty() {
+        return;
+    }
+    match serde_json::from_str::<&RawValue>(line) {
+        Ok(item) => classify(item, kind, Some(line_no), items, unusable),
+        Err(e) => unusable.push(Unusable {
+            index: Some(line_no),
+            reason: format!("is not valid JSON (line {line_no}): {e}"),
+        }),
+    }
+}
+
+/// Whether a file is read line by line as it streams in (JSONL), rather than whole.
+pub fn is_jsonl_file(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("jsonl" | "ndjson")
+    )
 }
 
 fn split_document<'a>(
@@ -354,7 +377,11 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert_eq!(unusable.len(), 1);
         assert_eq!(unusable[0].index, Some(4));
-        assert!(unusable[0].reason.contains("line 4"), "{:?}", unusable[0]);
+        assert!(
+            unusable[0].reason.contains("not valid JSON (line 4)"),
+            "{:?}",
+            unusable[0]
+        );
     }
 
     #[test]

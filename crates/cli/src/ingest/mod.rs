@@ -1,7 +1,8 @@
 //! `teams-archiver ingest`: saved Graph responses into the archive.
 //!
-//! Two passes. Sorting: worker threads read the files, find their items, and write each
-//! to a bucket of its partition day on local disk ([`spill`]). Archiving: the workers read
+//! Two passes. Sorting: worker threads read the files (JSONL line by line, so a file's
+//! size does not matter), find their items, and write each to a bucket of its partition
+//! day on local disk ([`spill`]). Archiving: the workers read
 //! the buckets back a day at a time and transform the items into record batches; one
 //! writer takes the batches, deduplicates them against the archive and commits files as
 //! its buffer fills, so each commit writes few, large files. Bounded channels between the
@@ -14,6 +15,7 @@
 mod input;
 mod spill;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +39,8 @@ use crate::tables;
 use input::{Found, Item, Unusable};
 use spill::{Record, SpillWriter, Spilled, Unit};
 
+/// A JSONL file is read in chunks of this size, and its progress reported as often.
+const JSONL_READ_BYTES: usize = 1024 * 1024;
 /// Most rows a worker gathers before handing a batch to the writer.
 const BATCH_ROWS: usize = 8192;
 /// A batch is handed over at this fraction of the memory budget, if that comes first.
@@ -284,6 +288,9 @@ impl SortJob {
         days: &mut DayReader,
         to_writer: &ToWriter,
     ) -> anyhow::Result<bool> {
+        if input::is_jsonl_file(path) {
+            return self.sort_jsonl(file, path, days, to_writer);
+        }
         let (text, fetched_at) = match read_file(path) {
             Ok(read) => read,
             Err(message) => return Ok(to_writer.problem(path, None, message)),
@@ -303,32 +310,110 @@ impl SortJob {
             }
         }
         let fetched_at_micros = fetched_at.timestamp_micros();
-        let fetched_day = fetched_at_micros.div_euclid(86_400_000_000) as i32;
-        for &Item { index, found } in &found {
-            let day = match found {
-                Found::ChatMessage(raw) => days.day(raw, CHAT_MESSAGE_DAY_KEYS),
-                Found::MailMessage(raw) => days.day(raw, MAIL_MESSAGE_DAY_KEYS),
-                Found::User(_) | Found::Chat(_) => None,
-            };
-            let record = Record {
-                found,
-                file,
-                item: index,
-                fetched_at_micros,
-            };
-            self.spill
-                .put(spill::bucket_of(day.unwrap_or(fetched_day)), &record)
-                .with_context(|| {
-                    format!(
-                        "writing to the temporary folder {} (see --spill-dir)",
-                        self.spill.path().display()
-                    )
-                })?;
+        for &item in &found {
+            self.put(file, item, fetched_at_micros, days)?;
         }
         Ok(to_writer.send(WorkerOutput::Done {
             bytes: text.len() as u64,
             items: found.len(),
         }))
+    }
+
+    /// Streams a JSONL file line by line: however large the file, only a line at a time
+    /// is in memory.
+    fn sort_jsonl(
+        &self,
+        file: usize,
+        path: &Path,
+        days: &mut DayReader,
+        to_writer: &ToWriter,
+    ) -> anyhow::Result<bool> {
+        let opened = std::fs::File::open(path).and_then(|f| Ok((f.metadata()?, f)));
+        let (meta, reader) = match opened {
+            Ok(opened) => opened,
+            Err(e) => return Ok(to_writer.problem(path, None, format!("cannot read: {e}"))),
+        };
+        let saved = meta.modified().unwrap_or_else(|_| SystemTime::now());
+        let fetched_at_micros = DateTime::<Utc>::from(saved).timestamp_micros();
+        let mut reader = BufReader::with_capacity(JSONL_READ_BYTES, reader);
+        let mut line = Vec::new();
+        let (mut line_no, mut bytes, mut items) = (0usize, 0u64, 0usize);
+        loop {
+            line.clear();
+            let read = match reader.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(e) => {
+                    let message = format!("cannot read past line {line_no}: {e}");
+                    return Ok(to_writer.problem(path, None, message)
+                        && to_writer.send(WorkerOutput::Done { bytes, items }));
+                }
+            };
+            line_no += 1;
+            bytes += read as u64;
+            match std::str::from_utf8(&line) {
+                Ok(text) => {
+                    let mut found = Vec::new();
+                    let mut unusable = Vec::new();
+                    input::split_line(text, line_no, self.kind, &mut found, &mut unusable);
+                    for Unusable { index, reason } in unusable {
+                        if !to_writer.problem(path, index, format!("not archived: it {reason}")) {
+                            return Ok(false);
+                        }
+                    }
+                    for &item in &found {
+                        self.put(file, item, fetched_at_micros, days)?;
+                    }
+                    items += found.len();
+                }
+                Err(e) => {
+                    let message = format!(
+                        "not archived: line {line_no} is not UTF-8 text (Graph sends UTF-8 JSON): invalid byte at offset {}",
+                        e.valid_up_to()
+                    );
+                    if !to_writer.problem(path, Some(line_no), message) {
+                        return Ok(false);
+                    }
+                }
+            }
+            if bytes >= JSONL_READ_BYTES as u64 {
+                if !to_writer.send(WorkerOutput::Done { bytes, items }) {
+                    return Ok(false);
+                }
+                (bytes, items) = (0, 0);
+            }
+        }
+        Ok(to_writer.send(WorkerOutput::Done { bytes, items }))
+    }
+
+    /// Writes one item to the bucket of its partition day (the fetch day when it has none).
+    fn put(
+        &self,
+        file: usize,
+        Item { index, found }: Item<'_>,
+        fetched_at_micros: i64,
+        days: &mut DayReader,
+    ) -> anyhow::Result<()> {
+        let day = match found {
+            Found::ChatMessage(raw) => days.day(raw, CHAT_MESSAGE_DAY_KEYS),
+            Found::MailMessage(raw) => days.day(raw, MAIL_MESSAGE_DAY_KEYS),
+            Found::User(_) | Found::Chat(_) => None,
+        };
+        let fetched_day = fetched_at_micros.div_euclid(86_400_000_000) as i32;
+        let record = Record {
+            found,
+            file,
+            item: index,
+            fetched_at_micros,
+        };
+        self.spill
+            .put(spill::bucket_of(day.unwrap_or(fetched_day)), &record)
+            .with_context(|| {
+                format!(
+                    "writing to the temporary folder {} (see --spill-dir)",
+                    self.spill.path().display()
+                )
+            })
     }
 }
 
