@@ -137,7 +137,7 @@ pub struct IngestArgs {
 
     /// Where items wait, sorted by day, between reading and archiving (default: the
     /// system's temporary folder, TMPDIR). Needs about as much free space as the inputs
-    /// take; removed when the run ends.
+    /// take, best on disk rather than a RAM-backed tmpfs; removed when the run ends.
     #[arg(long, value_name = "DIR")]
     pub spill_dir: Option<PathBuf>,
 
