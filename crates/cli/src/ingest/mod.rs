@@ -119,68 +119,23 @@ pub async fn run(args: IngestArgs, progress: Progress) -> anyhow::Result<Outcome
         .max(1);
     let files = Arc::new(files);
     let mut tally = Tally::default();
-
-    let spill = SpillWriter::new(args.spill_dir.as_deref())
-        .context("creating the temporary folder for sorting (see --spill-dir)")?;
-    tracing::debug!(folder = %spill.path().display(), "sorting items by day");
-    let spill = Arc::new(spill);
-    let bar = progress.bytes_bar("sort", total_bytes);
-    // One message in flight per worker keeps memory flat.
-    let (tx, rx) = mpsc::channel::<WorkerOutput>(threads);
-    let next_file = Arc::new(AtomicUsize::new(0));
-    let sorters: Vec<_> = (0..threads)
-        .map(|_| {
-            let job = SortJob {
-                files: Arc::clone(&files),
-                next_file: Arc::clone(&next_file),
-                kind: args.kind,
-                spill: Arc::clone(&spill),
-                tx: tx.clone(),
-            };
-            tokio::task::spawn_blocking(move || job.run())
-        })
-        .collect();
-    drop(tx);
-    drain(rx, &mut writer, &bar, &mut tally).await?;
-    for sorter in sorters {
-        sorter.await.context("a sorting worker stopped")??;
-    }
-    bar.finish_and_clear();
-    let spilled: Spilled = Arc::try_unwrap(spill)
-        .map_err(|_| anyhow::anyhow!("a sorting worker still holds the buckets"))?
-        .finish()
-        .context("closing the temporary bucket files")?;
+    let passes = Phase {
+        args: &args,
+        files: &files,
+        threads,
+        progress: &progress,
+    };
+    let spilled = passes.sort(total_bytes, &mut writer, &mut tally).await?;
     tracing::info!(
         bytes = spilled.bytes,
         units = spilled.units.len(),
         seconds = clock.elapsed().as_secs_f64(),
         "items sorted by day"
     );
-
-    let bar = progress.bytes_bar("archive", spilled.bytes);
     let batch_bytes = budget_bytes / BATCH_SHARE_OF_BUDGET;
-    let (tx, rx) = mpsc::channel::<WorkerOutput>(threads);
-    let spilled = Arc::new(spilled);
-    let next_unit = Arc::new(AtomicUsize::new(0));
-    let archivers: Vec<_> = (0..threads)
-        .map(|_| {
-            let job = ArchiveJob {
-                files: Arc::clone(&files),
-                spilled: Arc::clone(&spilled),
-                next_unit: Arc::clone(&next_unit),
-                custodian: args.custodian.clone(),
-                run_id: run_id.clone(),
-                batch_bytes,
-                tx: tx.clone(),
-            };
-            tokio::task::spawn_blocking(move || job.run())
-        })
-        .collect();
-    drop(tx);
-    drain(rx, &mut writer, &bar, &mut tally).await?;
-    for archiver in archivers {
-        archiver.await.context("an archiving worker stopped")??;
-    }
+    let bar = passes
+        .archive(spilled, &run_id, batch_bytes, &mut writer, &mut tally)
+        .await?;
     let report = writer
         .commit(Vec::new())
         .await
@@ -200,6 +155,91 @@ pub async fn run(args: IngestArgs, progress: Progress) -> anyhow::Result<Outcome
         .context("writing the run summary")?;
     run::print_summary(&summary, tally.items_read, clock.elapsed());
     Ok(outcome)
+}
+
+/// What both passes share.
+struct Phase<'a> {
+    args: &'a IngestArgs,
+    files: &'a Arc<Vec<PathBuf>>,
+    threads: usize,
+    progress: &'a Progress,
+}
+
+impl Phase<'_> {
+    /// The first pass: every input's items into day buckets.
+    async fn sort(
+        &self,
+        total_bytes: u64,
+        writer: &mut sink::ArchiveWriter,
+        tally: &mut Tally,
+    ) -> anyhow::Result<Spilled> {
+        let spill = SpillWriter::new(self.args.spill_dir.as_deref())
+            .context("creating the temporary folder for sorting (see --spill-dir)")?;
+        tracing::debug!(folder = %spill.path().display(), "sorting items by day");
+        let spill = Arc::new(spill);
+        let bar = self.progress.bytes_bar("sort", total_bytes);
+        // One message in flight per worker keeps memory flat.
+        let (tx, rx) = mpsc::channel::<WorkerOutput>(self.threads);
+        let next_file = Arc::new(AtomicUsize::new(0));
+        let sorters: Vec<_> = (0..self.threads)
+            .map(|_| {
+                let job = SortJob {
+                    files: Arc::clone(self.files),
+                    next_file: Arc::clone(&next_file),
+                    kind: self.args.kind,
+                    spill: Arc::clone(&spill),
+                    tx: tx.clone(),
+                };
+                tokio::task::spawn_blocking(move || job.run())
+            })
+            .collect();
+        drop(tx);
+        drain(rx, writer, &bar, tally).await?;
+        for sorter in sorters {
+            sorter.await.context("a sorting worker stopped")??;
+        }
+        bar.finish_and_clear();
+        Arc::try_unwrap(spill)
+            .map_err(|_| anyhow::anyhow!("a sorting worker still holds the buckets"))?
+            .finish()
+            .context("closing the temporary bucket files")
+    }
+
+    /// The second pass: the buckets, a day at a time, through the transform to the
+    /// writer. Returns the progress bar for the final commit.
+    async fn archive(
+        &self,
+        spilled: Spilled,
+        run_id: &str,
+        batch_bytes: usize,
+        writer: &mut sink::ArchiveWriter,
+        tally: &mut Tally,
+    ) -> anyhow::Result<ProgressBar> {
+        let bar = self.progress.bytes_bar("archive", spilled.bytes);
+        let (tx, rx) = mpsc::channel::<WorkerOutput>(self.threads);
+        let spilled = Arc::new(spilled);
+        let next_unit = Arc::new(AtomicUsize::new(0));
+        let archivers: Vec<_> = (0..self.threads)
+            .map(|_| {
+                let job = ArchiveJob {
+                    files: Arc::clone(self.files),
+                    spilled: Arc::clone(&spilled),
+                    next_unit: Arc::clone(&next_unit),
+                    custodian: self.args.custodian.clone(),
+                    run_id: run_id.to_string(),
+                    batch_bytes,
+                    tx: tx.clone(),
+                };
+                tokio::task::spawn_blocking(move || job.run())
+            })
+            .collect();
+        drop(tx);
+        drain(rx, writer, &bar, tally).await?;
+        for archiver in archivers {
+            archiver.await.context("an archiving worker stopped")??;
+        }
+        Ok(bar)
+    }
 }
 
 /// The writer's side: buffers batches, commits when the buffer is full, logs problems,
