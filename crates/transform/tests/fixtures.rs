@@ -661,3 +661,45 @@ fn identical_examples_hash_equal_and_different_payloads_differ() {
 fn hex(bytes: [u8; 32]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// What sorts items by day before they are appended (`DayReader`) picks the same day the
+/// builders put in each row's `date`, for every row of every fixture.
+#[test]
+fn the_day_reader_agrees_with_the_date_of_every_row() {
+    let fixtures = message_fixtures();
+    let t = transform_all(&fixtures);
+    let fetched_day = fetched_at().timestamp().div_euclid(86_400) as i32;
+    let mut reader = transform::DayReader::new();
+    let mut fallbacks = 0;
+    for row in &t.rows {
+        let mail = row
+            .batch
+            .schema()
+            .column_with_name("received_date_time")
+            .is_some();
+        let keys = if mail {
+            transform::MAIL_MESSAGE_DAY_KEYS
+        } else {
+            transform::CHAT_MESSAGE_DAY_KEYS
+        };
+        let read = reader.day(row.raw, keys);
+        fallbacks += usize::from(read.is_none());
+        let date = row
+            .batch
+            .column_by_name("date")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .unwrap()
+            .value(row.index);
+        assert_eq!(
+            read.unwrap_or(fetched_day),
+            date,
+            "{} row {}",
+            row.file,
+            row.index
+        );
+    }
+    assert!(fallbacks > 0, "some fixtures have no usable timestamp");
+    assert!(fallbacks < t.rows.len() / 2);
+}
