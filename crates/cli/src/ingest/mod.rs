@@ -178,26 +178,18 @@ impl Phase<'_> {
         tracing::debug!(folder = %spill.path().display(), "sorting items by day");
         let spill = Arc::new(spill);
         let bar = self.progress.bytes_bar("sort", total_bytes);
-        // One message in flight per worker keeps memory flat.
-        let (tx, rx) = mpsc::channel::<WorkerOutput>(self.threads);
         let next_file = Arc::new(AtomicUsize::new(0));
-        let sorters: Vec<_> = (0..self.threads)
-            .map(|_| {
-                let job = SortJob {
-                    files: Arc::clone(self.files),
-                    next_file: Arc::clone(&next_file),
-                    kind: self.args.kind,
-                    spill: Arc::clone(&spill),
-                    tx: tx.clone(),
-                };
-                tokio::task::spawn_blocking(move || job.run())
-            })
-            .collect();
-        drop(tx);
-        drain(rx, writer, &bar, tally).await?;
-        for sorter in sorters {
-            sorter.await.context("a sorting worker stopped")??;
-        }
+        self.run_workers("sorting", &bar, writer, tally, |tx| {
+            let job = SortJob {
+                files: Arc::clone(self.files),
+                next_file: Arc::clone(&next_file),
+                kind: self.args.kind,
+                spill: Arc::clone(&spill),
+                tx,
+            };
+            move || job.run()
+        })
+        .await?;
         bar.finish_and_clear();
         Arc::try_unwrap(spill)
             .map_err(|_| anyhow::anyhow!("a sorting worker still holds the buckets"))?
@@ -216,29 +208,50 @@ impl Phase<'_> {
         tally: &mut Tally,
     ) -> anyhow::Result<ProgressBar> {
         let bar = self.progress.bytes_bar("archive", spilled.bytes);
-        let (tx, rx) = mpsc::channel::<WorkerOutput>(self.threads);
         let spilled = Arc::new(spilled);
         let next_unit = Arc::new(AtomicUsize::new(0));
-        let archivers: Vec<_> = (0..self.threads)
-            .map(|_| {
-                let job = ArchiveJob {
-                    files: Arc::clone(self.files),
-                    spilled: Arc::clone(&spilled),
-                    next_unit: Arc::clone(&next_unit),
-                    custodian: self.args.custodian.clone(),
-                    run_id: run_id.to_string(),
-                    batch_bytes,
-                    tx: tx.clone(),
-                };
-                tokio::task::spawn_blocking(move || job.run())
-            })
+        self.run_workers("archiving", &bar, writer, tally, |tx| {
+            let job = ArchiveJob {
+                files: Arc::clone(self.files),
+                spilled: Arc::clone(&spilled),
+                next_unit: Arc::clone(&next_unit),
+                custodian: self.args.custodian.clone(),
+                run_id: run_id.to_string(),
+                batch_bytes,
+                tx,
+            };
+            move || job.run()
+        })
+        .await?;
+        Ok(bar)
+    }
+
+    /// Runs a worker per thread, each made by `make` with its line to the writer, while
+    /// the writer takes what they send; then reports the first worker that failed.
+    async fn run_workers<Job>(
+        &self,
+        role: &str,
+        bar: &ProgressBar,
+        writer: &mut sink::ArchiveWriter,
+        tally: &mut Tally,
+        make: impl Fn(mpsc::Sender<WorkerOutput>) -> Job,
+    ) -> anyhow::Result<()>
+    where
+        Job: FnOnce() -> anyhow::Result<()> + Send + 'static,
+    {
+        // One message in flight per worker keeps memory flat.
+        let (tx, rx) = mpsc::channel::<WorkerOutput>(self.threads);
+        let workers: Vec<_> = (0..self.threads)
+            .map(|_| tokio::task::spawn_blocking(make(tx.clone())))
             .collect();
         drop(tx);
-        drain(rx, writer, &bar, tally).await?;
-        for archiver in archivers {
-            archiver.await.context("an archiving worker stopped")??;
+        drain(rx, writer, bar, tally).await?;
+        for worker in workers {
+            worker
+                .await
+                .with_context(|| format!("a {role} worker stopped"))??;
         }
-        Ok(bar)
+        Ok(())
     }
 }
 
