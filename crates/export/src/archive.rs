@@ -6,17 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
-use bytes::Bytes;
 use chrono::NaiveDate;
-use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
-use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -237,11 +233,8 @@ impl Archive {
                 source: Box::new(source),
             }
         };
-        let reader = ObjectReader {
-            store: Arc::clone(&self.store),
-            path: file.location.clone(),
-            size: file.bytes,
-        };
+        let reader =
+            sink::ObjectReader::new(Arc::clone(&self.store), file.location.clone(), file.bytes);
         let builder = ParquetRecordBatchStreamBuilder::new(reader)
             .await
             .map_err(fail.clone())?;
@@ -321,58 +314,6 @@ impl Archive {
             }
         }
         Ok((recorded, problems))
-    }
-}
-
-/// Ranged reads of one object of known size, for the Parquet reader.
-struct ObjectReader {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    size: u64,
-}
-
-fn object_error(e: object_store::Error) -> parquet::errors::ParquetError {
-    parquet::errors::ParquetError::External(Box::new(e))
-}
-
-impl AsyncFileReader for ObjectReader {
-    fn get_bytes(
-        &mut self,
-        range: std::ops::Range<u64>,
-    ) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        self.store
-            .get_range(&self.path, range)
-            .map_err(object_error)
-            .boxed()
-    }
-
-    fn get_byte_ranges(
-        &mut self,
-        ranges: Vec<std::ops::Range<u64>>,
-    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        async move {
-            self.store
-                .get_ranges(&self.path, &ranges)
-                .await
-                .map_err(object_error)
-        }
-        .boxed()
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        _options: Option<&'a ArrowReaderOptions>,
-    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        async move {
-            let size = self.size;
-            // One request usually covers the footer of the archive's files.
-            let metadata = ParquetMetaDataReader::new()
-                .with_prefetch_hint(Some(64 * 1024))
-                .load_and_finish(self, size)
-                .await?;
-            Ok(Arc::new(metadata))
-        }
-        .boxed()
     }
 }
 

@@ -311,11 +311,18 @@ pub(crate) async fn read_rows_and_keys(
     Ok((rows, keys))
 }
 
-/// Ranged reads of one object of known size, for the Parquet reader.
-struct ObjectReader {
+/// Ranged reads of one object of known size, for parquet's async reader: what the
+/// writer uses to read back a file, and what `export` uses to read the archive.
+pub struct ObjectReader {
     store: Arc<dyn ObjectStore>,
     path: Path,
     size: u64,
+}
+
+impl ObjectReader {
+    pub fn new(store: Arc<dyn ObjectStore>, path: Path, size: u64) -> Self {
+        Self { store, path, size }
+    }
 }
 
 fn object_error(e: object_store::Error) -> ParquetError {
@@ -349,7 +356,7 @@ impl AsyncFileReader for ObjectReader {
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
             let size = self.size;
-            // One request usually covers the footer of our files.
+            // One request usually covers the footer of the archive's files.
             let metadata = ParquetMetaDataReader::new()
                 .with_prefetch_hint(Some(64 * 1024))
                 .load_and_finish(self, size)
