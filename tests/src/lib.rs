@@ -145,5 +145,22 @@ print(json.dumps([list(r) for r in rows], default=str))
     serde_json::from_str(out.trim()).expect("DuckDB rows as JSON")
 }
 
-pub mod archive;
+pub mod parquet_files;
 pub mod tenant;
+
+/// The run summaries of a local archive, oldest first, read as the archiver's own type.
+pub fn run_summaries(out: &Path) -> Vec<archive::records::RunSummary> {
+    use archive::records::Record;
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(out.join(archive::layout::RUNS_DIR))
+        .expect("the archive has run summaries")
+        .map(|e| e.expect("a readable folder").path())
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            archive::records::RunSummary::from_json(&std::fs::read(path).expect("readable"))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
+        .collect()
+}

@@ -58,7 +58,7 @@ fn hex(bytes: &[u8]) -> String {
 /// What the archive holds, by content hash: how many rows each version has.
 pub fn version_counts(archive: &Path, table: &str) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
-    for row in crate::archive::rows(archive, table, &["raw_sha256"]) {
+    for row in crate::parquet_files::rows(archive, table, &["raw_sha256"]) {
         let hash = row["raw_sha256"].clone().expect("raw_sha256 is never null");
         *counts.entry(hash).or_insert(0) += 1;
     }
@@ -68,7 +68,7 @@ pub fn version_counts(archive: &Path, table: &str) -> BTreeMap<String, usize> {
 /// Custodian rows as (custodian, content hash) with their counts.
 pub fn custodian_counts(archive: &Path) -> BTreeMap<(String, String), usize> {
     let mut counts = BTreeMap::new();
-    for row in crate::archive::rows(
+    for row in crate::parquet_files::rows(
         archive,
         "chat_message_custodians",
         &["custodian_user_id", "raw_sha256"],

@@ -9,8 +9,11 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use e2e::run_summaries;
 use e2e::tenant::{Tenant, custodian_counts, expected_mail, expected_messages, version_counts};
 use graph_sim::{Conversation, Fault, FaultPlan, FaultRule, RetryAfter, SimConfig, Snapshot};
+use pipeline::sync::scope::PAGE_TARGET;
+use sink::ProtocolStep;
 
 const ARCHIVER: &str = env!("CARGO_BIN_EXE_archiver");
 
@@ -30,21 +33,34 @@ fn sync(tenant: &Tenant, out: &Path) -> Command {
             "1",
         ])
         .args(["--max-retries", "12", "--log-format", "json"])
-        .env("RUST_LOG", "warn,sink::protocol=debug,sync::page=debug");
+        .env(
+            "RUST_LOG",
+            format!("warn,{}=debug,{}=debug", sink::PROTOCOL_TARGET, PAGE_TARGET),
+        );
     command
 }
 
-/// The label of a progress event in a JSON log line: a page, or a commit step.
-fn event(line: &str) -> Option<String> {
+/// A progress event of a run: a page read, or a step of the commit protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    Page,
+    Step(ProtocolStep),
+}
+
+/// The progress event of a JSON log line, if it is one.
+fn event(line: &str) -> Option<Event> {
     let value: serde_json::Value = serde_json::from_str(line).ok()?;
-    if let Some(step) = value.get("step").and_then(|s| s.as_str()) {
-        return Some(step.to_string());
+    match value.get("target").and_then(|t| t.as_str())? {
+        target if target == sink::PROTOCOL_TARGET => {
+            ProtocolStep::from_name(value.get("step")?.as_str()?).map(Event::Step)
+        }
+        target if target == PAGE_TARGET => Some(Event::Page),
+        _ => None,
     }
-    (value.get("target").and_then(|t| t.as_str()) == Some("sync::page")).then(|| "page".into())
 }
 
 /// Runs sync to the end and returns the events it logged, in order.
-fn events_of_a_run(tenant: &Tenant, out: &Path) -> Vec<String> {
+fn events_of_a_run(tenant: &Tenant, out: &Path) -> Vec<Event> {
     let output = sync(tenant, out).output().unwrap();
     assert!(
         output.status.success(),
@@ -61,12 +77,12 @@ fn events_of_a_run(tenant: &Tenant, out: &Path) -> Vec<String> {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum KillPoint {
     Any(usize),
-    Nth(String, usize),
+    Nth(Event, usize),
 }
 
 /// Starts sync and SIGKILLs it right after the chosen event. Returns the event killed
 /// at, or `None` if the run finished first.
-fn kill_at(tenant: &Tenant, out: &Path, point: &KillPoint) -> Option<String> {
+fn kill_at(tenant: &Tenant, out: &Path, point: &KillPoint) -> Option<Event> {
     let mut child = sync(tenant, out)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -74,13 +90,13 @@ fn kill_at(tenant: &Tenant, out: &Path, point: &KillPoint) -> Option<String> {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut seen = 0;
-    let mut seen_of_kind: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut seen_of_kind: std::collections::BTreeMap<Event, usize> = Default::default();
     let mut killed_at = None;
     for line in BufReader::new(stderr).lines() {
         let Ok(line) = line else { break };
         let Some(label) = event(&line) else { continue };
         seen += 1;
-        let of_kind = seen_of_kind.entry(label.clone()).or_insert(0);
+        let of_kind = seen_of_kind.entry(label).or_insert(0);
         *of_kind += 1;
         let hit = match point {
             KillPoint::Any(n) => seen == *n,
@@ -96,7 +112,7 @@ fn kill_at(tenant: &Tenant, out: &Path, point: &KillPoint) -> Option<String> {
     killed_at
 }
 
-fn kill_after(tenant: &Tenant, out: &Path, n: usize) -> Option<String> {
+fn kill_after(tenant: &Tenant, out: &Path, n: usize) -> Option<Event> {
     kill_at(tenant, out, &KillPoint::Any(n))
 }
 
@@ -150,10 +166,10 @@ fn assert_exactly_once(out: &Path, snapshots: &[&Snapshot], removals: usize, wha
 
 /// Kill points over a run's events: the first, middle and last event of every kind
 /// (pages and each commit step), and moments spread over the whole run.
-fn kill_points(events: &[String], spread: usize) -> Vec<KillPoint> {
-    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+fn kill_points(events: &[Event], spread: usize) -> Vec<KillPoint> {
+    let mut counts: std::collections::BTreeMap<Event, usize> = Default::default();
     for label in events {
-        *counts.entry(label).or_insert(0) += 1;
+        *counts.entry(*label).or_insert(0) += 1;
     }
     let mut points: BTreeSet<KillPoint> = (1..=spread)
         .map(|i| KillPoint::Any(i * events.len() / (spread + 1)))
@@ -161,7 +177,7 @@ fn kill_points(events: &[String], spread: usize) -> Vec<KillPoint> {
         .collect();
     for (kind, n) in counts {
         for k in [1, n.div_ceil(2), n] {
-            points.insert(KillPoint::Nth(kind.to_string(), k));
+            points.insert(KillPoint::Nth(kind, k));
         }
     }
     points.into_iter().collect()
@@ -218,8 +234,8 @@ fn killed_at_any_moment_a_rerun_leaves_every_version_exactly_once() {
     for point in points {
         let dir = tempfile::tempdir().unwrap();
         let killed_at = kill_at(&tenant, dir.path(), &point);
-        if let Some(label) = &killed_at {
-            kinds.insert(label.clone());
+        if let Some(label) = killed_at {
+            kinds.insert(label);
         }
         finish(&tenant, dir.path());
         assert_exactly_once(
@@ -229,15 +245,18 @@ fn killed_at_any_moment_a_rerun_leaves_every_version_exactly_once() {
             &format!("killed at {point:?} ({killed_at:?})"),
         );
     }
-    for step in [
-        "page",
-        "write_ahead",
-        "write_file",
-        "commit_record",
-        "index",
-        "checkpoints",
+    for event in [
+        Event::Page,
+        Event::Step(ProtocolStep::WriteAhead),
+        Event::Step(ProtocolStep::WriteFile),
+        Event::Step(ProtocolStep::CommitRecord),
+        Event::Step(ProtocolStep::Index),
+        Event::Step(ProtocolStep::Checkpoints),
     ] {
-        assert!(kinds.contains(step), "no kill landed at {step}: {kinds:?}");
+        assert!(
+            kinds.contains(&event),
+            "no kill landed at {event:?}: {kinds:?}"
+        );
     }
 }
 
@@ -296,34 +315,19 @@ fn an_expired_delta_token_resyncs_without_loss_or_repeats_even_when_killed() {
     // state: the message's versions stay archived, but no removal row can be written.
     let _ = removals;
     assert_exactly_once(dir.path(), &[&first, &second], 0, "after a resync");
-    let summaries = std::fs::read_dir(dir.path().join("_archive/runs")).unwrap();
-    let resyncs: u64 = summaries
-        .map(|entry| {
-            let summary: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
-            summary["scopes"].as_array().map_or(0, |scopes| {
-                scopes.iter().map(|s| s["resyncs"].as_u64().unwrap()).sum()
-            })
-        })
+    let resyncs: u64 = run_summaries(dir.path())
+        .iter()
+        .flat_map(|summary| &summary.scopes)
+        .map(|scope| u64::from(scope.resyncs))
         .sum();
     assert!(resyncs > 0, "the run summaries record the resyncs");
 }
 
 /// Pages read by the runs whose summaries are in the archive, per run.
 fn pages_per_run(out: &Path) -> Vec<u64> {
-    let mut runs: Vec<_> = std::fs::read_dir(out.join("_archive/runs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    runs.sort();
-    runs.iter()
-        .map(|path| {
-            let summary: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-            summary["scopes"]
-                .as_array()
-                .map_or(0, |s| s.iter().map(|s| s["pages"].as_u64().unwrap()).sum())
-        })
+    run_summaries(out)
+        .iter()
+        .map(|summary| summary.scopes.iter().map(|s| s.pages).sum())
         .collect()
 }
 
@@ -333,16 +337,17 @@ fn a_long_first_round_killed_late_resumes_from_its_last_commit() {
     let probe = tempfile::tempdir().unwrap();
     let events = events_of_a_run(&tenant, probe.path());
     let full = pages_per_run(probe.path())[0];
-    let commits = events.iter().filter(|e| *e == "checkpoints").count();
+    let checkpoints = Event::Step(ProtocolStep::Checkpoints);
+    let commits = events.iter().filter(|e| **e == checkpoints).count();
     assert!(commits >= 4, "the run commits part-way: {commits} commits");
 
     let dir = tempfile::tempdir().unwrap();
     let killed = kill_at(
         &tenant,
         dir.path(),
-        &KillPoint::Nth("checkpoints".into(), commits - 1),
+        &KillPoint::Nth(checkpoints, commits - 1),
     );
-    assert_eq!(killed.as_deref(), Some("checkpoints"));
+    assert_eq!(killed, Some(checkpoints));
     finish(&tenant, dir.path());
     let rerun = pages_per_run(dir.path());
     assert_eq!(rerun.len(), 1, "only the rerun finished");

@@ -149,7 +149,7 @@ type Row = BTreeMap<String, Option<String>>;
 fn archived_versions(archive: &Path) -> BTreeMap<(String, String), Vec<Row>> {
     let mut versions: BTreeMap<(String, String), Vec<_>> = BTreeMap::new();
     let columns = ["id", "chat_id", "channel_id", "raw_sha256", "raw_json"];
-    for row in e2e::archive::rows(archive, "chat_messages", &columns) {
+    for row in e2e::parquet_files::rows(archive, "chat_messages", &columns) {
         let conversation = row["chat_id"]
             .clone()
             .or(row["channel_id"].clone())
@@ -374,7 +374,7 @@ fn docs_examples_export_in_every_format_and_verify_names_altered_files() {
         0,
     );
     assert!(all.contains("0 problems"), "{all}");
-    let victim = e2e::archive::table_files(&archive, "chat_messages").remove(0);
+    let victim = e2e::parquet_files::table_files(&archive, "chat_messages").remove(0);
     flip_byte(&victim);
     let rsmf_victim = out.join(rsmf.keys().next().unwrap());
     flip_byte(&rsmf_victim);

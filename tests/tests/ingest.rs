@@ -264,26 +264,16 @@ fn pages_mixing_days_are_archived_a_few_days_per_commit() {
         "the sorting folder is removed"
     );
 
-    let runs = archive.join("_archive/runs");
-    let summary = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
-    let commits = summary["totals"]["commits"].as_u64().unwrap() as usize;
-    let chat_files: Vec<&serde_json::Value> = summary["totals"]["files"]
-        .as_array()
-        .unwrap()
+    let summary = e2e::run_summaries(&archive).remove(0);
+    let commits = summary.totals.commits as usize;
+    let chat_files: Vec<_> = summary
+        .totals
+        .files
         .iter()
-        .filter(|f| f["table"] == "chat_messages")
+        .filter(|f| f.table == archive::Table::ChatMessages.folder())
         .collect();
-    let days: std::collections::BTreeSet<&str> = chat_files
-        .iter()
-        .map(|f| f["partition"].as_str().unwrap())
-        .collect();
+    let days: std::collections::BTreeSet<&str> =
+        chat_files.iter().map(|f| f.partition.as_str()).collect();
     assert_eq!(days.len(), DAYS);
     assert!(commits >= 10, "the budget forces many commits ({commits})");
     // In input order, every commit would write to nearly all 20 days.

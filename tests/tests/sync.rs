@@ -68,7 +68,7 @@ fn assert_archive_holds(archive: &Path, snapshots: &[&graph_sim::Snapshot], remo
     let mail = version_counts(archive, "mail_messages");
     assert!(mail.values().all(|n| *n == 1), "a mail version twice");
     let removed_ids: BTreeSet<String> =
-        e2e::archive::rows(archive, "mail_messages", &["id", "removed"])
+        e2e::parquet_files::rows(archive, "mail_messages", &["id", "removed"])
             .into_iter()
             .filter(|r| r["removed"].as_deref() == Some("true"))
             .map(|r| r["id"].clone().expect("a removal names its message"))
@@ -156,10 +156,15 @@ fn first_run_archives_the_tenant_second_run_the_changes_quiet_run_nothing() {
     assert_archive_holds(&out, &[&first, &second], &removals);
 
     // Nothing changed: one request per scope, nothing new written.
-    let files = e2e::archive::all_files(&out);
+    let files = e2e::parquet_files::all_files(&out);
     tenant.sim.reset_stats();
     let quiet = sync_all(&tenant, out_text, &[]);
-    assert_eq!(e2e::archive::all_files(&out), files, "{}", text(&quiet));
+    assert_eq!(
+        e2e::parquet_files::all_files(&out),
+        files,
+        "{}",
+        text(&quiet)
+    );
     let stats = tenant.sim.stats();
     let directory = tenant.sim.directory();
     let users = directory.users.len() as u64;

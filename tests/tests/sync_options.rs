@@ -150,3 +150,27 @@ fn user_and_team_filters_narrow_the_scopes() {
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("nobody@example.com"));
 }
+
+#[test]
+fn status_only_reads_a_mistyped_path_is_reported_and_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("archvie");
+    let output = std::process::Command::new(ARCHIVER)
+        .args(["status", "--out"])
+        .arg(&typo)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("archvie"),
+        "the error names the path"
+    );
+    assert!(!typo.exists(), "status created {}", typo.display());
+    let verify = std::process::Command::new(ARCHIVER)
+        .args(["verify", "--archive"])
+        .arg(&typo)
+        .output()
+        .unwrap();
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(!typo.exists(), "verify created {}", typo.display());
+}

@@ -99,7 +99,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ItemKind {
+pub enum KindHint {
     /// Decide per item: chatMessage or mail message, by its `@odata.type` or its properties.
     Auto,
     /// Every item is a Teams chatMessage (chat or channel).
@@ -119,8 +119,8 @@ pub struct IngestArgs {
     pub state: Option<String>,
 
     /// What the items are.
-    #[arg(long, value_enum, default_value_t = ItemKind::Auto)]
-    pub kind: ItemKind,
+    #[arg(long, value_enum, default_value_t = KindHint::Auto)]
+    pub kind: KindHint,
 
     /// Record these chat messages as held by this user's mailbox (a Graph user id).
     #[arg(long, value_name = "USER_ID")]
@@ -162,35 +162,6 @@ pub enum SourceKind {
     Channels,
     /// Every user's mail folders (messages/delta), removals included.
     Mail,
-}
-
-/// Which of N workers this process is: `K/N`, K from 1 to N.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: u32,
-    pub count: u32,
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (k, n) = s
-            .split_once('/')
-            .ok_or_else(|| format!("expected K/N such as 1/4, got {s:?}"))?;
-        let index: u32 = k
-            .trim()
-            .parse()
-            .map_err(|_| format!("K in {s:?} is not a number"))?;
-        let count: u32 = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("N in {s:?} is not a number"))?;
-        if count == 0 || index == 0 || index > count {
-            return Err(format!("need 1 <= K <= N, got {s:?}"));
-        }
-        Ok(Shard { index, count })
-    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -262,7 +233,7 @@ pub struct SyncArgs {
     /// This process is worker K of N: it takes the users and teams whose stable hash
     /// falls to it, so N workers share one archive without coordination.
     #[arg(long, value_name = "K/N")]
-    pub shard: Option<Shard>,
+    pub shard: Option<archive::layout::Shard>,
 
     /// Scopes fetched at the same time (Graph's own limits apply on top).
     #[arg(long, value_name = "N", default_value_t = 16)]
@@ -315,6 +286,10 @@ pub struct StatusArgs {
     /// Where checkpoints live (default: <out>/_state).
     #[arg(long, value_name = "DIR|URL")]
     pub state: Option<String>,
+
+    /// Show the checkpoints of worker K of N (as `sync --shard K/N` keeps them).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<archive::layout::Shard>,
 
     /// How many of the latest runs to show.
     #[arg(long, value_name = "N", default_value_t = 10)]

@@ -5,11 +5,11 @@ use anyhow::Context;
 use graph_sim::{Conversation, SimConfig};
 
 use crate::args::{DemoArgs, GraphArgs, SourceKind, SyncArgs};
-use crate::exit::Outcome;
-use crate::progress::Progress;
-use crate::sync;
+use crate::progress::Display;
+use crate::sync_cmd;
+use archive::records::Outcome;
 
-pub async fn run(args: DemoArgs, progress: Progress) -> anyhow::Result<Outcome> {
+pub async fn run(args: DemoArgs, progress: Display) -> anyhow::Result<Outcome> {
     // Channels are read at Graph's 4 requests/s per team, so the demo keeps them few.
     let config = SimConfig {
         seed: args.seed,
@@ -59,7 +59,7 @@ pub async fn run(args: DemoArgs, progress: Progress) -> anyhow::Result<Outcome> 
     };
 
     println!("== First run: everything the tenant holds");
-    let first = sync::run(sync_args.clone(), progress).await?;
+    let first = sync_cmd::run(sync_args.clone(), progress).await?;
     if first != Outcome::Success {
         return Ok(first);
     }
@@ -67,7 +67,7 @@ pub async fn run(args: DemoArgs, progress: Progress) -> anyhow::Result<Outcome> 
     let changes = make_changes(&sim)?;
     println!("\n== Changes in the tenant: {changes}");
     println!("\n== Second run: only what changed");
-    let second = sync::run(sync_args, progress).await?;
+    let second = sync_cmd::run(sync_args, progress).await?;
     sim.shutdown().await;
 
     let glob = |table: &str| {

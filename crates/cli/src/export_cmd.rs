@@ -4,8 +4,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use crate::args::{ExportArgs, ExportFormat};
-use crate::exit::Outcome;
-use crate::progress::Progress;
+use crate::progress::Display;
+use archive::records::Outcome;
 
 fn time(flag: &str, value: Option<&str>) -> anyhow::Result<Option<DateTime<Utc>>> {
     value
@@ -19,7 +19,7 @@ fn time(flag: &str, value: Option<&str>) -> anyhow::Result<Option<DateTime<Utc>>
         .transpose()
 }
 
-pub async fn run(args: ExportArgs, progress: Progress) -> anyhow::Result<Outcome> {
+pub async fn run(args: ExportArgs, display: Display) -> anyhow::Result<Outcome> {
     let selection = export::Selection {
         custodians: args.custodians.clone(),
         chats: args.chats.clone(),
@@ -44,7 +44,7 @@ pub async fn run(args: ExportArgs, progress: Progress) -> anyhow::Result<Outcome
     let mut request = export::ExportRequest::new(&args.archive, &args.out, formats, selection);
     request.memory_budget_bytes = args.memory_budget_mib.max(1) * 1024 * 1024;
     tracing::info!(archive = %args.archive, out = %args.out.display(), formats = ?args.formats, "export started");
-    let spinner = progress.spinner("export");
+    let spinner = display.spinner("export");
     spinner.set_message(format!("reading {}", args.archive));
     let started = std::time::Instant::now();
     let report = export::export(request)

@@ -1,34 +1,33 @@
-//! `teams-archiver`: the command line over fetch, transform, sink and export. It parses
-//! flags, wires the crates together, and turns what happened into logs, a summary and
-//! an exit code. The binary is a one-line `main` over [`main`], so tests can build the
-//! same program.
+//! `teams-archiver`: the command line over the pipeline, export and verify. It parses
+//! flags, wires the crates together, draws progress, and turns what happened into logs,
+//! printed summaries and an exit code. The binary is a one-line `main` over [`main`], so
+//! tests can build the same program.
 
 mod args;
+mod credentials;
 mod demo;
-mod exit;
 mod export_cmd;
-mod ingest;
+mod ingest_cmd;
 mod logging;
 mod progress;
-mod run;
+mod report;
 mod schema;
 mod status;
-mod sync;
-mod tables;
+mod sync_cmd;
 mod verify_cmd;
 
 use std::process::ExitCode;
 
+use archive::records::Outcome;
 use clap::Parser;
 
 use args::{Cli, Command};
-use exit::Outcome;
 
 /// Runs the command line (the binary's whole `main`).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format, "info");
-    let progress = progress::Progress::new(cli.no_progress);
+    let progress = progress::Display::new(cli.no_progress);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -36,14 +35,14 @@ pub fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
-            return Outcome::Fatal.into();
+            return report::exit_code(Outcome::Fatal);
         }
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Ingest(args) => ingest::run(args, progress).await,
+            Command::Ingest(args) => ingest_cmd::run(args, progress).await,
             Command::Schema(args) => schema::run(args),
-            Command::Sync(args) => sync::run(args, progress).await,
+            Command::Sync(args) => sync_cmd::run(args, progress).await,
             Command::Demo(args) => demo::run(args, progress).await,
             Command::Status(args) => status::run(args).await,
             Command::Export(args) => export_cmd::run(args, progress).await,
@@ -51,10 +50,10 @@ pub fn main() -> ExitCode {
         }
     });
     match result {
-        Ok(outcome) => outcome.into(),
+        Ok(outcome) => report::exit_code(outcome),
         Err(error) => {
             tracing::error!("{error:#}");
-            Outcome::Fatal.into()
+            report::exit_code(Outcome::Fatal)
         }
     }
 }

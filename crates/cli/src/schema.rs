@@ -3,7 +3,7 @@
 use anyhow::Context;
 
 use crate::args::SchemaArgs;
-use crate::exit::Outcome;
+use archive::records::Outcome;
 
 pub fn run(args: SchemaArgs) -> anyhow::Result<Outcome> {
     match args.out {
@@ -20,9 +20,9 @@ pub fn run(args: SchemaArgs) -> anyhow::Result<Outcome> {
             }
         }
         None => {
-            for table in crate::tables::all() {
-                println!("{}:", table.name);
-                for field in table.schema.fields() {
+            for table in archive::Table::ALL {
+                println!("{}:", table.name());
+                for field in table.schema().fields() {
                     println!("  {}: {}", field.name(), field.data_type());
                 }
             }

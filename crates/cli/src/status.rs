@@ -1,32 +1,57 @@
-//! `teams-archiver status`: where every scope stands, and what the last runs did.
+//! `teams-archiver status`: where every scope stands, what the last runs did, what was
+//! skipped and why. It only reads: a mistyped path is reported, not created.
 
 use anyhow::Context;
-use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
+use archive::records::{Command, RunSummary, ScopeOutcome};
+use pipeline::sync::checkpoint::ScopeCheckpoint;
 
 use crate::args::StatusArgs;
-use crate::exit::Outcome;
-use crate::run;
-use crate::sync::checkpoint::ScopeCheckpoint;
+use archive::records::Outcome;
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
-    let state = args
-        .state
-        .clone()
-        .unwrap_or_else(|| run::default_state(&args.out));
-    let checkpoints = sink::CheckpointStore::open(&state)
-        .with_context(|| format!("opening the state at {state}"))?;
-    let mut scopes = checkpoints
-        .list()
+    let Some(archive) = sink::Location::open_existing(&args.out)
+        .with_context(|| format!("opening the archive at {}", args.out))?
+    else {
+        anyhow::bail!("there is no archive at {}", args.out);
+    };
+    let mut runs: Vec<RunSummary> = Vec::new();
+    for (key, summary) in sink::read_records::<RunSummary>(&archive, archive::layout::RUNS_DIR)
         .await
-        .with_context(|| format!("listing checkpoints in {state}"))?;
-    scopes.sort_by(|a, b| a.0.cmp(&b.0));
-    println!("Checkpoints in {state}: {} scopes", scopes.len());
-    for (scope, value) in &scopes {
+        .with_context(|| format!("listing runs in {}", args.out))?
+    {
+        match summary {
+            Ok(summary) => runs.push(summary),
+            Err(e) => println!("{key}: {e}"),
+        }
+    }
+    // Run ids start with their UTC start time.
+    runs.sort_by(|a, b| b.run_id.cmp(&a.run_id));
+    let latest_sync = runs.iter().find(|r| r.command == Command::Sync);
+
+    let state = archive::layout::state_location(&args.out, args.state.as_deref(), args.shard);
+    let checkpoints = match sink::Location::open_existing(&state)
+        .with_context(|| format!("opening the state at {state}"))?
+    {
+        Some(location) => sink::CheckpointStore::at(location)
+            .list()
+            .await
+            .with_context(|| format!("listing checkpoints in {state}"))?,
+        None => Vec::new(),
+    };
+    println!("Checkpoints in {state}: {} scopes", checkpoints.len());
+    for (scope, value) in &checkpoints {
+        let planned = latest_sync.map(|r| r.scopes.iter().any(|s| &s.key == scope));
+        let missing = if planned == Some(false) {
+            " [not in the latest discovery: deleted or no longer selected; checkpoint kept]"
+        } else {
+            ""
+        };
         match ScopeCheckpoint::from_value(value.clone()) {
             Ok(cp) => println!(
-                "  {scope}: {}; latest change {}; saved {} by {}{}",
+                "  {scope}: {}; last success {}; latest change {}; saved {} by {}{}{missing}",
                 cp.describe(),
+                cp.last_success
+                    .map_or("none yet".to_string(), |t| t.to_rfc3339()),
                 cp.watermark
                     .map_or("none yet".to_string(), |w| w.to_rfc3339()),
                 cp.saved_at.to_rfc3339(),
@@ -37,51 +62,56 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
                     String::new()
                 }
             ),
-            Err(e) => println!("  {scope}: unreadable checkpoint ({e})"),
+            Err(e) => println!("  {scope}: unreadable checkpoint ({e}){missing}"),
         }
     }
 
-    let archive = sink::Location::parse(&args.out)
-        .with_context(|| format!("opening the archive at {}", args.out))?;
-    let prefix = object_store::path::Path::from("_archive/runs");
-    let mut runs: Vec<object_store::ObjectMeta> = archive
-        .store()
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .with_context(|| format!("listing runs in {}", args.out))?;
-    // Run ids start with their UTC start time, so names sort by time.
-    runs.sort_by(|a, b| b.location.as_ref().cmp(a.location.as_ref()));
+    if let Some(run) = latest_sync {
+        let skipped: Vec<_> = run.skipped().collect();
+        let failed: Vec<_> = run
+            .scopes
+            .iter()
+            .filter_map(|s| match &s.outcome {
+                ScopeOutcome::Failed { error } => Some((s, error)),
+                _ => None,
+            })
+            .collect();
+        println!(
+            "\nLatest sync {}: {} scopes, {} skipped, {} failed",
+            run.run_id,
+            run.scopes.len(),
+            skipped.len(),
+            failed.len()
+        );
+        for (scope, reason) in skipped {
+            println!(
+                "  skipped {} ({}): {}",
+                scope.scope,
+                scope.key,
+                reason.describe()
+            );
+        }
+        for (scope, error) in failed {
+            println!("  failed {} ({}): {error}", scope.scope, scope.key);
+        }
+    }
+
     println!("\nLatest runs in {}:", args.out);
     if runs.is_empty() {
         println!("  none yet");
     }
-    for meta in runs.iter().take(args.runs) {
-        let bytes = archive
-            .store()
-            .get(&meta.location)
-            .await
-            .with_context(|| format!("reading {}", meta.location))?
-            .bytes()
-            .await
-            .with_context(|| format!("reading {}", meta.location))?;
-        let summary: serde_json::Value = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a run summary", meta.location))?;
-        let tables = summary["totals"]["tables"].as_object();
-        let new: u64 = tables
-            .map(|t| t.values().filter_map(|v| v["rows_new"].as_u64()).sum())
-            .unwrap_or(0);
-        let files = summary["totals"]["files"].as_array().map_or(0, Vec::len);
+    for run in runs.iter().take(args.runs) {
         println!(
-            "  {} {}: {} ({} errors), {} new rows, {} files, {} .. {}",
-            summary["run_id"].as_str().unwrap_or("?"),
-            summary["command"].as_str().unwrap_or("?"),
-            summary["outcome"].as_str().unwrap_or("?"),
-            summary["errors"].as_array().map_or(0, Vec::len),
-            new,
-            files,
-            summary["started_at"].as_str().unwrap_or("?"),
-            summary["finished_at"].as_str().unwrap_or("?"),
+            "  {} {}: {:?} ({} errors, {} skipped), {} new rows, {} files, {} .. {}",
+            run.run_id,
+            run.command.as_str(),
+            run.outcome,
+            run.errors.len(),
+            run.skipped().count(),
+            run.totals.rows_new(),
+            run.totals.files.len(),
+            run.started_at.to_rfc3339(),
+            run.finished_at.to_rfc3339(),
         );
     }
     Ok(Outcome::Success)

@@ -3,7 +3,7 @@
 use anyhow::Context;
 
 use crate::args::VerifyArgs;
-use crate::exit::Outcome;
+use archive::records::Outcome;
 
 fn print(what: &str, report: &export::VerifyReport) {
     for problem in &report.problems {

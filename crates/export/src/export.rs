@@ -11,14 +11,13 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use archive::Table;
+use archive::records::FileCheck;
+
 use chrono::{NaiveDate, SecondsFormat, Utc};
 use futures::TryStreamExt;
 use tokio::sync::mpsc;
 
-use crate::archive::{
-    self, Archive, ArchiveFile, ArchiveFileRead, CHAT_MESSAGES, CUSTODIANS, DIRECTORY_CHATS,
-    DIRECTORY_USERS, RecordedFile,
-};
 use crate::columns::Strings;
 use crate::conversation::ConversationKey;
 use crate::directory::{self, Directory};
@@ -31,6 +30,7 @@ use crate::formats::{ConversationDay, FormatWriter};
 use crate::manifest::{MANIFEST_FILE, ManifestHead, SelectionRecord, Totals, write_manifest};
 use crate::message::{Grouped, Message};
 use crate::output::Outputs;
+use crate::reader::{self, Archive, ArchiveFile, ArchiveFileRead, RecordedFile};
 use crate::rows::{CHAT_COLUMNS, VersionRow};
 use crate::selection::{Format, Selection};
 use crate::sort::ExternalSorter;
@@ -136,7 +136,7 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
     let budget = (request.memory_budget_bytes / 3).max(1);
     let days: Vec<NaiveDate> = reader
         .archive
-        .partitions(CHAT_MESSAGES)
+        .partitions(Table::ChatMessages)
         .await?
         .into_iter()
         .filter(|d| selection.wants_day(*d))
@@ -338,11 +338,11 @@ impl Reader {
             Err(e) => damage = Some(e.chain()),
         }
         let recorded = self.recorded.get(&file.path);
-        let check = archive::check_against(recorded, &sha256);
+        let check = reader::check_against(recorded, &sha256);
         match check {
-            "mismatch" => self.altered.push(file.path.clone()),
-            "unrecorded" => self.unrecorded.push(file.path.clone()),
-            _ => {}
+            FileCheck::Mismatch => self.altered.push(file.path.clone()),
+            FileCheck::Unrecorded => self.unrecorded.push(file.path.clone()),
+            FileCheck::Match => {}
         }
         if let Some(reason) = &damage {
             self.problems.push(format!(
@@ -358,7 +358,7 @@ impl Reader {
             sha256,
             rows,
             recorded_sha256: recorded.map(|r| r.sha256.clone()),
-            check: check.to_string(),
+            check,
             error: damage,
         })
     }
@@ -367,13 +367,13 @@ impl Reader {
     async fn load_directory(&mut self) -> Result<Directory, ExportError> {
         let mut directory = Directory::default();
         for (table, columns) in [
-            (DIRECTORY_USERS, directory::USER_COLUMNS),
-            (DIRECTORY_CHATS, directory::CHAT_COLUMNS),
+            (Table::DirectoryUsers, directory::USER_COLUMNS),
+            (Table::DirectoryChats, directory::CHAT_COLUMNS),
         ] {
             for day in self.archive.partitions(table).await? {
                 for file in self.archive.files(table, day).await? {
                     self.read_file(&file, columns, |batch, _| {
-                        if table == DIRECTORY_USERS {
+                        if table == Table::DirectoryUsers {
                             directory.add_users(batch)
                         } else {
                             directory.add_chats(batch)
@@ -396,7 +396,11 @@ impl Reader {
         selected_custodians: &[String],
     ) -> Result<DayRows, ExportError> {
         let mut custodians = CustodianIndex::default();
-        for file in self.archive.files(CUSTODIANS, day).await? {
+        for file in self
+            .archive
+            .files(Table::ChatMessageCustodians, day)
+            .await?
+        {
             self.read_file(
                 &file,
                 &["custodian_user_id", "raw_sha256"],
@@ -406,7 +410,7 @@ impl Reader {
         }
         let mut versions = ExternalSorter::new(spill, "versions", budget);
         let mut rows_read = 0u64;
-        for file in self.archive.files(CHAT_MESSAGES, day).await? {
+        for file in self.archive.files(Table::ChatMessages, day).await? {
             let path: Arc<str> = file.path.as_str().into();
             let mut pushed = Ok(());
             self.read_file(&file, CHAT_COLUMNS, |batch, first| {

@@ -13,7 +13,6 @@
 //! summaries and every row's `raw_sha256` against its `raw_json`; [`verify_export`]
 //! checks an export against its manifest. Each mismatch is named.
 
-mod archive;
 mod codec;
 mod columns;
 mod conversation;
@@ -24,6 +23,7 @@ mod formats;
 mod manifest;
 mod message;
 mod output;
+mod reader;
 mod rows;
 mod selection;
 mod sort;
@@ -31,12 +31,12 @@ mod spool;
 mod verify;
 mod view;
 
-pub use archive::ArchiveFileRead;
 pub use conversation::ConversationKey;
 pub use error::ExportError;
 pub use export::{ExportReport, ExportRequest, export};
 pub use formats::rsmf::RsmfLimits;
 pub use manifest::{ExportManifest, MANIFEST_FILE, SelectionRecord, Totals};
 pub use output::{OutputCounts, OutputEntry};
+pub use reader::ArchiveFileRead;
 pub use selection::{Format, Selection};
 pub use verify::{Problem, ProblemKind, VerifyReport, verify_archive, verify_export};

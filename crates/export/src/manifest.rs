@@ -7,8 +7,8 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::archive::ArchiveFileRead;
 use crate::output::OutputEntry;
+use crate::reader::ArchiveFileRead;
 use crate::spool::Spool;
 
 pub const MANIFEST_FILE: &str = "export_manifest.json";

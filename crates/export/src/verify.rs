@@ -9,10 +9,12 @@ use std::path::Path;
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::archive::{Archive, ArchiveFile, RecordedFile, TABLES};
+use archive::Table;
+
 use crate::columns::Strings;
 use crate::error::ExportError;
 use crate::manifest::{ExportManifest, MANIFEST_FILE, MANIFEST_FORMAT};
+use crate::reader::{Archive, ArchiveFile, RecordedFile};
 
 /// What kind of mismatch a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -152,17 +154,15 @@ pub async fn verify_archive(location: &str) -> Result<VerifyReport, ExportError>
 
 /// The table and partition a key belongs to (empty when it is in no table).
 fn table_of(path: &str) -> (&'static str, &str) {
-    for table in TABLES {
-        if let Some(rest) = path.strip_prefix(table).and_then(|r| r.strip_prefix('/')) {
-            let partition = rest
-                .split('/')
-                .next()
-                .and_then(|p| p.strip_prefix("date="))
-                .unwrap_or("");
-            return (table, partition);
-        }
-    }
-    ("", "")
+    let Some(table) = Table::of_path(path) else {
+        return ("", "");
+    };
+    let partition = path[table.folder().len() + 1..]
+        .split('/')
+        .next()
+        .and_then(|p| p.strip_prefix("date="))
+        .unwrap_or("");
+    (table.folder(), partition)
 }
 
 async fn check_file(
@@ -184,7 +184,7 @@ async fn check_file(
             );
         }
     }
-    let has_raw = file.table != crate::archive::CUSTODIANS;
+    let has_raw = file.table != Table::ChatMessageCustodians.folder();
     let columns: &[&str] = if has_raw {
         &["id", "raw_json", "raw_sha256"]
     } else {

@@ -536,7 +536,12 @@ fn selections_pick_custodians_conversations_times_keywords_and_deletions() {
         .map(|f| f.partition.as_str())
         .collect();
     assert_eq!(read, vec!["2024-05-02"]);
-    assert!(manifest.archive_files.iter().all(|f| f.check == "match"));
+    assert!(
+        manifest
+            .archive_files
+            .iter()
+            .all(|f| f.check == archive::records::FileCheck::Match)
+    );
 }
 
 #[test]
@@ -861,6 +866,6 @@ fn a_damaged_archive_file_is_named_and_the_rest_still_exports() {
         .iter()
         .find(|f| f.path == damaged)
         .unwrap();
-    assert_eq!(entry.check, "mismatch");
+    assert_eq!(entry.check, archive::records::FileCheck::Mismatch);
     assert!(entry.error.is_some());
 }

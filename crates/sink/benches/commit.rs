@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use archive::TableSpec;
 use arrow::array::{
     ArrayRef, Date32Array, ListBuilder, RecordBatch, StringArray, StringBuilder, StructBuilder,
     TimestampMicrosecondArray,
@@ -13,7 +14,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use divan::counter::{BytesCount, ItemsCount};
 use sha2::{Digest, Sha256};
-use sink::{ArchiveWriter, TableSpec, WriterOptions};
+use sink::{ArchiveWriter, WriterOptions};
 
 const ROWS: usize = 20_000;
 const BATCH_ROWS: usize = 1_000;

@@ -8,7 +8,6 @@ use crate::error::SinkError;
 use crate::location::Location;
 use crate::store_io;
 
-const CHECKPOINTS_DIR: &str = "checkpoints";
 /// Checkpoint writes in flight at once.
 const PARALLEL_WRITES: usize = 16;
 
@@ -20,12 +19,8 @@ pub struct Checkpoint {
     pub value: serde_json::Value,
 }
 
-/// The checkpoints in a state location: one object per scope,
-/// `checkpoints/<encoded scope>.json`.
-///
-/// Scope names are encoded so that any string is one safe object key: ASCII letters,
-/// digits, `-` and `_` stay as they are, every other byte becomes `~` and two
-/// uppercase hex digits (`chats/u1` becomes `chats~2Fu1`).
+/// The checkpoints in a state location: one object per scope, at
+/// [`archive::layout::checkpoint_key`].
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
     state: Location,
@@ -50,13 +45,13 @@ impl CheckpointStore {
     /// The checkpoint of `scope`, if one was ever written.
     pub async fn load(&self, scope: &str) -> Result<Option<serde_json::Value>, SinkError> {
         let stored: Option<Checkpoint> =
-            store_io::get_json(&self.state, &checkpoint_key(scope)).await?;
+            store_io::get_json(&self.state, &archive::layout::checkpoint_key(scope)).await?;
         Ok(stored.map(|c| c.value))
     }
 
     /// Every stored checkpoint, sorted by scope.
     pub async fn list(&self) -> Result<Vec<(String, serde_json::Value)>, SinkError> {
-        let keys = store_io::list(&self.state, CHECKPOINTS_DIR).await?;
+        let keys = store_io::list(&self.state, archive::layout::CHECKPOINTS_DIR).await?;
         // Futures are built before they are streamed: a stream of closures that borrow
         // would make this future not `Send`.
         let reads: Vec<_> = keys
@@ -76,7 +71,7 @@ impl CheckpointStore {
     pub(crate) async fn save(&self, checkpoints: &[Checkpoint]) -> Result<(), SinkError> {
         let keys: Vec<String> = checkpoints
             .iter()
-            .map(|c| checkpoint_key(&c.scope))
+            .map(|c| archive::layout::checkpoint_key(&c.scope))
             .collect();
         let writes: Vec<_> = keys
             .iter()
@@ -87,41 +82,5 @@ impl CheckpointStore {
             .buffer_unordered(PARALLEL_WRITES)
             .try_collect::<()>()
             .await
-    }
-}
-
-fn checkpoint_key(scope: &str) -> String {
-    format!("{CHECKPOINTS_DIR}/{}.json", encode_scope(scope))
-}
-
-/// Any scope name as one object key segment (see [`CheckpointStore`]).
-pub(crate) fn encode_scope(scope: &str) -> String {
-    let mut encoded = String::with_capacity(scope.len());
-    for byte in scope.bytes() {
-        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("~{byte:02X}"));
-        }
-    }
-    if encoded.is_empty() {
-        // The empty scope still needs a non-empty key.
-        encoded.push('~');
-    }
-    encoded
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scope_names_become_single_safe_segments() {
-        assert_eq!(encode_scope("chats/u1"), "chats~2Fu1");
-        assert_eq!(encode_scope(".."), "~2E~2E");
-        assert_eq!(encode_scope("a b~"), "a~20b~7E");
-        assert_eq!(encode_scope("é"), "~C3~A9");
-        assert_eq!(encode_scope(""), "~");
-        assert_ne!(encode_scope("a/b"), encode_scope("a~2Fb"));
     }
 }

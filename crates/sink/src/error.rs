@@ -49,6 +49,16 @@ pub enum SinkError {
         days: i32,
     },
 
+    /// A record of the archive or the state (commit record, write-ahead record) is
+    /// not readable as its type.
+    #[error("`{location}` key `{key}`: {source}")]
+    Record {
+        location: String,
+        key: String,
+        #[source]
+        source: archive::records::RecordError,
+    },
+
     /// Arrow refused to build or reshape a batch.
     #[error("table `{table}`, partition `{partition}`: {operation}: {source}")]
     Arrow {

@@ -2,18 +2,11 @@
 //! protocol that makes a checkpoint follow durable data, and the checkpoint store.
 //!
 //! The sink makes rows durable as Parquet exactly once, then moves checkpoints. It knows
-//! no table by name: callers describe each with a [`TableSpec`] (schema, `Date32`
-//! partition column, version key columns) and append Arrow record batches.
-//!
-//! # Layout
-//!
-//! ```text
-//! <archive>/<table>/<partition column>=YYYY-MM-DD/part-<hash>.parquet
-//! <archive>/_archive/commits/<commit id>.json     which files each commit published
-//! <state>/write-ahead.json                        the commit in progress, if any
-//! <state>/checkpoints/<encoded scope>.json        where each scope resumes
-//! <state>/version-index.redb                      the version index (local state only)
-//! ```
+//! no table by name: callers describe each with an [`archive::TableSpec`] (schema, `Date32`
+//! partition column, version key columns) and append Arrow record batches. Where each
+//! object goes and what the records hold is the archive's contract ([`archive::layout`],
+//! [`archive::records`]); the version index lives at `<state>/version-index.redb` when the
+//! state is local.
 //!
 //! Files are zstd Parquet with `TIMESTAMP(MICROS, UTC)` timestamps and standard
 //! three-level lists; the partition column is only in the directory name. `<hash>` is
@@ -61,7 +54,6 @@ mod index;
 mod location;
 mod object_writer;
 mod parquet_file;
-mod records;
 mod store_io;
 mod table;
 mod writer;
@@ -70,9 +62,8 @@ pub use checkpoint::{Checkpoint, CheckpointStore};
 pub use error::SinkError;
 pub use location::Location;
 pub use parquet_file::ObjectReader;
-pub use records::{COMMITS_DIR, CommitRecord, FileRecord};
-pub use store_io::put_archive_object;
-pub use table::TableSpec;
+pub use store_io::{put_archive_object, read_records};
 pub use writer::{
-    AppendStats, ArchiveWriter, CommitReport, PROTOCOL_TARGET, RecoveryReport, WriterOptions,
+    AppendStats, ArchiveWriter, CommitReport, PROTOCOL_TARGET, ProtocolStep, RecoveryReport,
+    WriterOptions,
 };

@@ -42,9 +42,27 @@ impl std::fmt::Debug for Location {
 }
 
 impl Location {
-    /// Opens `location` with settings from the environment.
+    /// Opens `location` with settings from the environment (a local folder is created
+    /// when missing).
     pub fn parse(location: &str) -> Result<Location, SinkError> {
         Location::parse_with_options(location, std::iter::empty::<(&str, &str)>())
+    }
+
+    /// Opens `location` for reading: a local folder must already exist, and nothing is
+    /// created. `None` when a local folder does not exist.
+    pub fn open_existing(location: &str) -> Result<Option<Location>, SinkError> {
+        let local = if location.contains("://") {
+            Url::parse(location)
+                .ok()
+                .filter(|u| u.scheme() == "file")
+                .and_then(|u| u.to_file_path().ok())
+        } else {
+            Some(PathBuf::from(location))
+        };
+        match local {
+            Some(path) if !path.is_dir() => Ok(None),
+            _ => Location::parse(location).map(Some),
+        }
     }
 
     /// Opens `location` with settings from the environment, overridden by `options`

@@ -4,6 +4,8 @@ use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use archive::records::Record;
+
 use crate::error::SinkError;
 use crate::location::Location;
 
@@ -31,19 +33,45 @@ pub(crate) async fn head(location: &Location, key: &str) -> Result<Option<Object
     }
 }
 
+/// An object's bytes, or `None` when there is no such object.
+async fn get_bytes(location: &Location, key: &str) -> Result<Option<bytes::Bytes>, SinkError> {
+    let path = location.key(key)?;
+    match location.store().get(&path).await {
+        Ok(result) => result
+            .bytes()
+            .await
+            .map(Some)
+            .map_err(|e| store_error(location, "read", key, e)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(store_error(location, "read", key, e)),
+    }
+}
+
+/// Reads a record of the archive or the state (checked to be of its format), or `None`
+/// when there is no such object.
+pub(crate) async fn get_record<T: Record>(
+    location: &Location,
+    key: &str,
+) -> Result<Option<T>, SinkError> {
+    let Some(bytes) = get_bytes(location, key).await? else {
+        return Ok(None);
+    };
+    T::from_json(&bytes)
+        .map(Some)
+        .map_err(|source| SinkError::Record {
+            location: location.url().to_string(),
+            key: key.to_string(),
+            source,
+        })
+}
+
 /// Reads and parses a JSON document, or `None` when there is no such object.
 pub(crate) async fn get_json<T: DeserializeOwned>(
     location: &Location,
     key: &str,
 ) -> Result<Option<T>, SinkError> {
-    let path = location.key(key)?;
-    let bytes = match location.store().get(&path).await {
-        Ok(result) => result
-            .bytes()
-            .await
-            .map_err(|e| store_error(location, "read", key, e))?,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(store_error(location, "read", key, e)),
+    let Some(bytes) = get_bytes(location, key).await? else {
+        return Ok(None);
     };
     serde_json::from_slice(&bytes)
         .map(Some)
@@ -166,8 +194,9 @@ pub(crate) fn error(
 /// once and never replaced: an existing object of that name is an error.
 pub async fn put_archive_object(archive: &str, key: &str, bytes: Vec<u8>) -> Result<(), SinkError> {
     let location = Location::parse(archive)?;
-    let reserved = key.starts_with(&format!("{}/", crate::records::COMMITS_DIR));
-    if !key.starts_with("_archive/") || reserved || key.ends_with('/') {
+    use archive::layout::{COMMITS_DIR, RECORDS_DIR};
+    let reserved = key.starts_with(&format!("{COMMITS_DIR}/"));
+    if !key.starts_with(&format!("{RECORDS_DIR}/")) || reserved || key.ends_with('/') {
         return Err(SinkError::Inconsistent {
             location: location.url().to_string(),
             key: key.to_string(),
@@ -183,4 +212,29 @@ pub async fn put_archive_object(archive: &str, key: &str, bytes: Vec<u8>) -> Res
         });
     }
     Ok(())
+}
+
+/// Every record of type `T` under `dir` (e.g. `_archive/runs`), sorted by key, each
+/// parsed or with the reason it could not be: one bad record never hides the others.
+pub async fn read_records<T: Record>(
+    location: &Location,
+    dir: &str,
+) -> Result<Vec<(String, Result<T, SinkError>)>, SinkError> {
+    let keys: Vec<String> = list(location, dir)
+        .await?
+        .into_iter()
+        .filter(|k| k.ends_with(".json"))
+        .collect();
+    let mut records = Vec::with_capacity(keys.len());
+    for key in keys {
+        let record = get_record::<T>(location, &key).await.and_then(|found| {
+            found.ok_or_else(|| SinkError::Inconsistent {
+                location: location.url().to_string(),
+                key: key.clone(),
+                reason: "listed, then gone".into(),
+            })
+        });
+        records.push((key, record));
+    }
+    Ok(records)
 }

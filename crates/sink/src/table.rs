@@ -10,23 +10,10 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Date32Type, Int32Type, Int64Type, Schema, SchemaRef};
 
-use crate::error::SinkError;
+use archive::TableSpec;
+use archive::layout::partition_value;
 
-/// One table of the archive, described by its caller (the sink knows no table by name).
-#[derive(Clone, Debug)]
-pub struct TableSpec {
-    /// Directory of the table relative to the archive root, e.g. `chat_messages` or
-    /// `directory/users`.
-    pub name: &'static str,
-    /// Schema of the batches given to `append`, including the partition column.
-    pub schema: SchemaRef,
-    /// The `Date32` column that picks the `<column>=YYYY-MM-DD` directory. It is a hive
-    /// partition only: the files do not contain it.
-    pub partition_column: &'static str,
-    /// The columns whose values identify a row version (e.g. `["raw_sha256"]`). Two rows
-    /// with the same key are one version, stored once.
-    pub key_columns: &'static [&'static str],
-}
+use crate::error::SinkError;
 
 /// A validated [`TableSpec`] with its column positions resolved.
 #[derive(Debug)]
@@ -189,22 +176,9 @@ impl Table {
 
     /// The directory of one partition, relative to the archive root.
     pub fn partition_dir(&self, days: i32) -> String {
-        format!(
-            "{}/{}={}",
-            self.name(),
-            self.spec.partition_column,
-            partition_value(days).unwrap_or_default()
-        )
+        archive::layout::partition_dir(self.name(), self.spec.partition_column, days)
+            .unwrap_or_default()
     }
-}
-
-/// `YYYY-MM-DD` for a Date32 value, if its year has four digits.
-pub(crate) fn partition_value(days: i32) -> Option<String> {
-    let date = chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0)?.date_naive();
-    use chrono::Datelike;
-    (0..=9999)
-        .contains(&date.year())
-        .then(|| date.format("%Y-%m-%d").to_string())
 }
 
 fn is_key_type(data_type: &DataType) -> bool {
@@ -346,18 +320,4 @@ fn push_part(out: &mut Vec<u8>, bytes: &[u8]) {
     // Key values are identifiers and hashes; u32 lengths are far beyond them.
     out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
     out.extend_from_slice(bytes);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn partition_values_are_iso_days_within_four_digit_years() {
-        assert_eq!(partition_value(0).as_deref(), Some("1970-01-01"));
-        assert_eq!(partition_value(19_723).as_deref(), Some("2024-01-01"));
-        assert_eq!(partition_value(-719_528).as_deref(), Some("0000-01-01"));
-        assert_eq!(partition_value(-719_529), None);
-        assert_eq!(partition_value(2_932_897), None); // 10000-01-01
-    }
 }

@@ -18,12 +18,13 @@ use crate::index::VersionIndex;
 use crate::location::Location;
 use crate::object_writer::Published;
 use crate::parquet_file::{hash_object, read_rows_and_keys, write_file, writer_properties};
-use crate::records::{
-    COMMITS_DIR, CommitRecord, FileRecord, PlannedFile, WRITE_AHEAD_KEY, WriteAhead, commit_id_of,
-    commit_record_key,
-};
 use crate::store_io;
-use crate::table::{KeyReader, Table, TableSpec, partition_value};
+use crate::table::{KeyReader, Table};
+use archive::TableSpec;
+use archive::layout::{
+    COMMITS_DIR, WRITE_AHEAD_KEY, commit_id_of, commit_record_key, data_file_key, partition_value,
+};
+use archive::records::{CommitRecord, FileRecord, PlannedFile, WriteAhead};
 
 /// The tracing target of the commit protocol's step events (one event just before
 /// each step, with a `step` field); useful in logs, and what the crash tests stop at.
@@ -416,7 +417,7 @@ impl ArchiveWriter {
         if !plans.is_empty() {
             self.commits += 1;
             let commit_id = commit_id(&self.options.run_id, self.commits);
-            step("write_ahead", &commit_id, "");
+            step(ProtocolStep::WriteAhead, &commit_id, "");
             let planned = plans
                 .iter()
                 .map(|p| PlannedFile {
@@ -448,7 +449,7 @@ impl ArchiveWriter {
                 report.files.push(record);
             }
 
-            step("commit_record", &commit_id, "");
+            step(ProtocolStep::CommitRecord, &commit_id, "");
             let record = CommitRecord::new(
                 &commit_id,
                 &self.options.run_id,
@@ -464,7 +465,7 @@ impl ArchiveWriter {
                 });
             }
 
-            step("index", &commit_id, "");
+            step(ProtocolStep::Index, &commit_id, "");
             let tables = &self.tables;
             self.index.apply_commit(
                 &commit_id,
@@ -477,15 +478,15 @@ impl ArchiveWriter {
         }
 
         let commit_id = report.commit_id.clone().unwrap_or_default();
-        step("checkpoints", &commit_id, "");
+        step(ProtocolStep::Checkpoints, &commit_id, "");
         self.checkpoints.save(&checkpoints).await?;
         report.checkpoints = checkpoints.len();
 
         if !commit_id.is_empty() {
-            step("clear_write_ahead", &commit_id, "");
+            step(ProtocolStep::ClearWriteAhead, &commit_id, "");
             store_io::delete(self.checkpoints.location(), WRITE_AHEAD_KEY).await?;
         }
-        step("committed", &commit_id, "");
+        step(ProtocolStep::Committed, &commit_id, "");
         self.buffered_bytes = 0;
         Ok(report)
     }
@@ -540,7 +541,7 @@ impl ArchiveWriter {
                 plans.push(FilePlan {
                     table: table_index,
                     days,
-                    path: format!("{dir}/part-{}.parquet", file_hash(&keys)),
+                    path: data_file_key(&dir, &file_hash(&keys)),
                     order,
                     batches: Arc::clone(table_batches),
                 });
@@ -557,7 +558,7 @@ impl ArchiveWriter {
         commit_id: &str,
         plan: FilePlan,
     ) -> Result<(usize, FileRecord), SinkError> {
-        step("write_file", commit_id, &plan.path);
+        step(ProtocolStep::WriteFile, commit_id, &plan.path);
         Ok((position, self.publish(plan).await?))
     }
 
@@ -612,12 +613,12 @@ impl ArchiveWriter {
         let state = self.checkpoints.location().clone();
         state.remove_staging_leftovers(WRITE_AHEAD_KEY)?;
         let Some(write_ahead): Option<WriteAhead> =
-            store_io::get_json(&state, WRITE_AHEAD_KEY).await?
+            store_io::get_record(&state, WRITE_AHEAD_KEY).await?
         else {
             return Ok(());
         };
         let commit_id = write_ahead.commit_id.clone();
-        step("recover", &commit_id, "");
+        step(ProtocolStep::Recover, &commit_id, "");
         tracing::warn!(commit = %commit_id, files = write_ahead.files.len(), "completing an interrupted commit");
         let mut files = Vec::new();
         let mut keys: Vec<FileKeys> = Vec::new();
@@ -653,7 +654,7 @@ impl ArchiveWriter {
         self.archive.remove_staging_leftovers(&record_key)?;
         if !files.is_empty() {
             let existing: Option<CommitRecord> =
-                store_io::get_json(&self.archive, &record_key).await?;
+                store_io::get_record(&self.archive, &record_key).await?;
             if existing.is_none() {
                 let record =
                     CommitRecord::new(&commit_id, &write_ahead.run_id, true, files.clone());
@@ -698,7 +699,7 @@ impl ArchiveWriter {
         }
         for commit_id in listed.iter().filter(|id| !applied.contains(id.as_str())) {
             let record_key = commit_record_key(commit_id);
-            let record: CommitRecord = store_io::get_json(&self.archive, &record_key)
+            let record: CommitRecord = store_io::get_record(&self.archive, &record_key)
                 .await?
                 .ok_or_else(|| SinkError::Inconsistent {
                     location: self.archive.url().to_string(),
@@ -797,8 +798,56 @@ fn encoder_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn step(step: &'static str, commit_id: &str, file: &str) {
-    tracing::debug!(target: PROTOCOL_TARGET, step, commit_id, file);
+/// The steps of the commit protocol, as the `step` field of [`PROTOCOL_TARGET`] events
+/// names them (each event comes just before its step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProtocolStep {
+    /// Recovery of an interrupted commit, when the writer opens.
+    Recover,
+    WriteAhead,
+    /// One per file.
+    WriteFile,
+    CommitRecord,
+    Index,
+    Checkpoints,
+    ClearWriteAhead,
+    Committed,
+}
+
+impl ProtocolStep {
+    pub const ALL: [ProtocolStep; 8] = [
+        ProtocolStep::Recover,
+        ProtocolStep::WriteAhead,
+        ProtocolStep::WriteFile,
+        ProtocolStep::CommitRecord,
+        ProtocolStep::Index,
+        ProtocolStep::Checkpoints,
+        ProtocolStep::ClearWriteAhead,
+        ProtocolStep::Committed,
+    ];
+
+    /// The name in log events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtocolStep::Recover => "recover",
+            ProtocolStep::WriteAhead => "write_ahead",
+            ProtocolStep::WriteFile => "write_file",
+            ProtocolStep::CommitRecord => "commit_record",
+            ProtocolStep::Index => "index",
+            ProtocolStep::Checkpoints => "checkpoints",
+            ProtocolStep::ClearWriteAhead => "clear_write_ahead",
+            ProtocolStep::Committed => "committed",
+        }
+    }
+
+    /// The step a log event names.
+    pub fn from_name(name: &str) -> Option<ProtocolStep> {
+        ProtocolStep::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+fn step(step: ProtocolStep, commit_id: &str, file: &str) {
+    tracing::debug!(target: PROTOCOL_TARGET, step = step.as_str(), commit_id, file);
 }
 
 /// `part-<hash>` of a file: the first 128 bits of SHA-256 over its sorted keys (each

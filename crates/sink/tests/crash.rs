@@ -16,30 +16,38 @@ use common::*;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use rand::{Rng, SeedableRng};
-use sink::{CheckpointStore, Location};
+use sink::{CheckpointStore, Location, ProtocolStep};
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_sink-crash-writer");
 
 /// Kill points: (step, occurrence within one run). Occurrences after the first land
 /// in the second commit of a run, or between files of one commit.
-const PAUSE_POINTS: &[(&str, usize)] = &[
-    ("write_ahead", 1),
-    ("write_file", 1),
-    ("recover", 1),
-    ("write_file", 3),
-    ("commit_record", 1),
-    ("index", 1),
-    ("checkpoints", 1),
-    ("clear_write_ahead", 1),
-    ("committed", 1),
-    ("write_file", 2),
-    ("recover", 1),
-    ("commit_record", 2),
-    ("index", 2),
-    ("checkpoints", 2),
-    ("write_ahead", 2),
-    ("clear_write_ahead", 2),
+const PAUSE_POINTS: &[(ProtocolStep, usize)] = &[
+    (ProtocolStep::WriteAhead, 1),
+    (ProtocolStep::WriteFile, 1),
+    (ProtocolStep::Recover, 1),
+    (ProtocolStep::WriteFile, 3),
+    (ProtocolStep::CommitRecord, 1),
+    (ProtocolStep::Index, 1),
+    (ProtocolStep::Checkpoints, 1),
+    (ProtocolStep::ClearWriteAhead, 1),
+    (ProtocolStep::Committed, 1),
+    (ProtocolStep::WriteFile, 2),
+    (ProtocolStep::Recover, 1),
+    (ProtocolStep::CommitRecord, 2),
+    (ProtocolStep::Index, 2),
+    (ProtocolStep::Checkpoints, 2),
+    (ProtocolStep::WriteAhead, 2),
+    (ProtocolStep::ClearWriteAhead, 2),
 ];
+
+/// Seeds the random kills: `TEAMS_ARCHIVER_CRASH_SEED` replays a failed run's seed.
+fn crash_seed() -> u64 {
+    match std::env::var("TEAMS_ARCHIVER_CRASH_SEED") {
+        Ok(seed) => seed.parse().expect("TEAMS_ARCHIVER_CRASH_SEED is a number"),
+        Err(_) => rand::rng().random(),
+    }
+}
 
 #[derive(serde::Deserialize)]
 struct Expected {
@@ -64,7 +72,7 @@ struct Run {
 }
 
 impl Target {
-    fn spawn(&self, pause: Option<(&str, usize)>) -> Run {
+    fn spawn(&self, pause: Option<(ProtocolStep, usize)>) -> Run {
         let mut command = Command::new(HARNESS);
         command
             .args(["run", "--archive", &self.archive, "--state", &self.state])
@@ -74,7 +82,7 @@ impl Target {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some((step, n)) = pause {
-            command.args(["--pause-at", &format!("{step}:{n}")]);
+            command.args(["--pause-at", &format!("{}:{n}", step.as_str())]);
         }
         let mut child = command.spawn().expect("start sink-crash-writer");
         let stdout = child.stdout.take().unwrap();
@@ -235,13 +243,13 @@ async fn crash_many_times(target: Target, random_kills: usize) {
         let paused = run.wait_for("PAUSED", &mut log);
         assert!(
             paused.is_some(),
-            "the run ended before reaching {step}:{occurrence}; output: {log:?}"
+            "the run ended before reaching {step:?}:{occurrence}; output: {log:?}"
         );
         run.kill();
         let covered = check(
             &target,
             &expected,
-            &format!("after a kill before {step}:{occurrence}"),
+            &format!("after a kill before {step:?}:{occurrence}"),
         )
         .await;
         assert!(
@@ -250,7 +258,7 @@ async fn crash_many_times(target: Target, random_kills: usize) {
         );
     }
 
-    let seed: u64 = rand::rng().random();
+    let seed = crash_seed();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     for i in 0..random_kills {
         let delay = Duration::from_millis(rng.random_range(5..400));
@@ -260,7 +268,9 @@ async fn crash_many_times(target: Target, random_kills: usize) {
         check(
             &target,
             &expected,
-            &format!("after random kill {i} at {delay:?} (seed {seed})"),
+            &format!(
+                "after random kill {i} at {delay:?} (replay with TEAMS_ARCHIVER_CRASH_SEED={seed})"
+            ),
         )
         .await;
     }

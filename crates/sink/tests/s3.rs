@@ -5,11 +5,12 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use archive::records::CommitRecord;
 use common::*;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use sink::{ArchiveWriter, Checkpoint, CheckpointStore, CommitRecord, Location, WriterOptions};
+use sink::{ArchiveWriter, Checkpoint, CheckpointStore, Location, WriterOptions};
 
 fn options(index_dir: &std::path::Path) -> WriterOptions {
     WriterOptions {

@@ -11,43 +11,6 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 use transform::{ChatMessageBuilder, DirectoryChatBuilder, DirectoryUserBuilder, RowContext};
 
-/// The archive's tables, as the command line declares them.
-pub fn tables() -> Vec<sink::TableSpec> {
-    let spec = |name, schema, keys| sink::TableSpec {
-        name,
-        schema,
-        partition_column: "date",
-        key_columns: keys,
-    };
-    vec![
-        spec(
-            "chat_messages",
-            transform::chat_messages_schema(),
-            &["raw_sha256"],
-        ),
-        spec(
-            "chat_message_custodians",
-            transform::chat_message_custodians_schema(),
-            &["custodian_user_id", "raw_sha256"],
-        ),
-        spec(
-            "mail_messages",
-            transform::mail_messages_schema(),
-            &["raw_sha256"],
-        ),
-        spec(
-            "directory/users",
-            transform::directory_users_schema(),
-            &["raw_sha256"],
-        ),
-        spec(
-            "directory/chats",
-            transform::directory_chats_schema(),
-            &["raw_sha256"],
-        ),
-    ]
-}
-
 /// What goes into a test archive: chat items held by custodians, users and chats.
 #[derive(Default)]
 pub struct ArchiveInput {
@@ -73,10 +36,14 @@ pub fn write_archive(dir: &Path, input: &ArchiveInput) {
             run_id: "test-run".into(),
             ..sink::WriterOptions::default()
         };
-        let (mut writer, _) =
-            sink::ArchiveWriter::open(out, &format!("{out}/_state"), tables(), options)
-                .await
-                .expect("the archive opens");
+        let (mut writer, _) = sink::ArchiveWriter::open(
+            out,
+            &format!("{out}/_state"),
+            archive::Table::specs(),
+            options,
+        )
+        .await
+        .expect("the archive opens");
         let mut chat = ChatMessageBuilder::new();
         for (item, custodians) in &input.messages {
             let holders: Vec<Option<&str>> = if custodians.is_empty() {

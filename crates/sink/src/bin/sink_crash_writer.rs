@@ -15,10 +15,11 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use archive::TableSpec;
 use arrow::array::{ArrayRef, Date32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use sha2::{Digest, Sha256};
-use sink::{ArchiveWriter, Checkpoint, TableSpec, WriterOptions};
+use sink::{ArchiveWriter, Checkpoint, WriterOptions};
 
 const SCOPES: usize = 4;
 const PAGES: usize = 16;
@@ -227,6 +228,7 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let state = arg(args, "--state").ok_or("--state is required")?;
     if let Some(pause) = arg(args, "--pause-at") {
         let (step, occurrence) = pause.split_once(':').ok_or("--pause-at STEP:N")?;
+        sink::ProtocolStep::from_name(step).ok_or("--pause-at: no such protocol step")?;
         tracing::subscriber::set_global_default(PauseAt {
             step: step.to_string(),
             occurrence: occurrence.parse()?,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use archive::TableSpec;
 use arrow::array::{
     ArrayRef, Date32Array, ListBuilder, RecordBatch, StringArray, StringBuilder, StructBuilder,
     TimestampMicrosecondArray,
@@ -14,7 +15,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::{Digest, Sha256};
-use sink::{Location, TableSpec};
+use sink::Location;
 
 pub const TABLE: &str = "chat_messages";
 

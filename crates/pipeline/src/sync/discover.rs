@@ -2,13 +2,14 @@
 //! scopes. The user list also feeds the directory snapshot.
 
 use anyhow::Context;
+use archive::layout::Shard;
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
-use super::plan::in_shard;
-use crate::args::{Shard, SourceKind, SyncArgs};
+use super::{SourceKind, SyncOptions};
 
-/// One unit of work: a scope of Graph and its name in the state store.
+/// One unit of work: a scope of Graph and its name in the state location.
 #[derive(Debug, Clone)]
 pub struct PlannedScope {
     pub scope: fetch::Scope,
@@ -63,9 +64,29 @@ pub struct Discovery {
     pub teams: usize,
 }
 
-pub async fn discover(client: &fetch::GraphClient, args: &SyncArgs) -> anyhow::Result<Discovery> {
-    let sources = sources(args);
-    let shard = args.shard;
+/// Whether an owner (a user or team id) falls to this shard. The hash is stable across
+/// machines, versions and runs, so a scope always belongs to the same worker.
+pub fn in_shard(owner_id: &str, shard: Option<Shard>) -> bool {
+    match shard {
+        None => true,
+        Some(shard) => shard_of(owner_id, shard.count) == shard.index,
+    }
+}
+
+/// The shard (1..=count) an owner id falls to.
+pub fn shard_of(owner_id: &str, count: u32) -> u32 {
+    let digest = Sha256::digest(owner_id.to_ascii_lowercase().as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    (u64::from_be_bytes(first) % u64::from(count)) as u32 + 1
+}
+
+pub async fn discover(
+    client: &fetch::GraphClient,
+    options: &SyncOptions,
+) -> anyhow::Result<Discovery> {
+    let sources = options.sources();
+    let shard = options.shard;
     let mut scopes = Vec::new();
 
     let user_pages: Vec<fetch::Page> = client
@@ -79,12 +100,12 @@ pub async fn discover(client: &fetch::GraphClient, args: &SyncArgs) -> anyhow::R
             let user: IdAndNames = serde_json::from_str(item).with_context(|| {
                 format!("users page {} item {i} has no string `id`", page.number)
             })?;
-            if selected(&user, &args.users) && in_shard(&user.id, shard) {
+            if selected(&user, &options.users) && in_shard(&user.id, shard) {
                 users.push(user.id);
             }
         }
     }
-    check_all_found(&args.users, &user_pages, "user")?;
+    check_all_found(&options.users, &user_pages, "user")?;
 
     if sources.contains(&SourceKind::Chats) {
         scopes.extend(users.iter().map(|u| PlannedScope::chats(u)));
@@ -104,7 +125,7 @@ pub async fn discover(client: &fetch::GraphClient, args: &SyncArgs) -> anyhow::R
     let mut teams = Vec::new();
     if sources.contains(&SourceKind::Channels) {
         for team in ids(client.teams(), "teams").await? {
-            let wanted = args.teams.is_empty() || args.teams.iter().any(|t| t == &team);
+            let wanted = options.teams.is_empty() || options.teams.iter().any(|t| t == &team);
             if wanted && in_shard(&team, shard) {
                 teams.push(team);
             }
@@ -121,23 +142,6 @@ pub async fn discover(client: &fetch::GraphClient, args: &SyncArgs) -> anyhow::R
         users: users.len(),
         teams: teams.len(),
     })
-}
-
-/// The sources a run covers: as given, else chats and channels.
-pub fn sources(args: &SyncArgs) -> Vec<SourceKind> {
-    let mut sources = if args.sources.is_empty() {
-        vec![SourceKind::Chats, SourceKind::Channels]
-    } else {
-        args.sources.clone()
-    };
-    sources.sort();
-    sources.dedup();
-    sources
-}
-
-/// The shard a run is, for naming its own state location.
-pub fn shard_suffix(shard: Option<Shard>) -> Option<String> {
-    shard.map(|s| format!("shard-{}-of-{}", s.index, s.count))
 }
 
 fn selected(user: &IdAndNames, wanted: &[String]) -> bool {
@@ -183,4 +187,32 @@ async fn ids(
         }
     }
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_owner_falls_to_exactly_one_shard() {
+        let count = 5;
+        let ids: Vec<String> = (0..1000).map(|i| format!("user-{i}")).collect();
+        let mut sizes = vec![0usize; count as usize];
+        for id in &ids {
+            let owners: Vec<u32> = (1..=count)
+                .filter(|&k| in_shard(id, Some(Shard { index: k, count })))
+                .collect();
+            assert_eq!(owners.len(), 1, "{id} in {owners:?}");
+            sizes[(owners[0] - 1) as usize] += 1;
+        }
+        // Roughly even: no shard gets less than half its share.
+        assert!(sizes.iter().all(|&n| n > 100), "{sizes:?}");
+    }
+
+    #[test]
+    fn the_hash_is_stable() {
+        // Fixed values: changing the hash would move scopes between workers.
+        assert_eq!(shard_of("alice", 8), shard_of("ALICE", 8));
+        assert_eq!(shard_of("0b4f1cf6-54c8-4820-bbb7-2a1f4257ade5", 4), 1);
+    }
 }

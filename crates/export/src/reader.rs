@@ -5,6 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use archive::Table;
+use archive::layout::{COMMITS_DIR, RUNS_DIR};
+use archive::records::{CommitRecord, FileCheck, FileRecord, Record, RunSummary};
 use arrow::record_batch::RecordBatch;
 use chrono::NaiveDate;
 use futures::stream::BoxStream;
@@ -17,22 +20,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::ExportError;
-
-pub(crate) const CHAT_MESSAGES: &str = "chat_messages";
-pub(crate) const CUSTODIANS: &str = "chat_message_custodians";
-pub(crate) const MAIL_MESSAGES: &str = "mail_messages";
-pub(crate) const DIRECTORY_USERS: &str = "directory/users";
-pub(crate) const DIRECTORY_CHATS: &str = "directory/chats";
-pub(crate) const RUNS_DIR: &str = "_archive/runs";
-
-/// Tables whose rows carry `raw_json` and `raw_sha256`.
-pub(crate) const TABLES: &[&str] = &[
-    CHAT_MESSAGES,
-    CUSTODIANS,
-    MAIL_MESSAGES,
-    DIRECTORY_USERS,
-    DIRECTORY_CHATS,
-];
 
 /// Rows per batch when reading (a batch holds whole `raw_json` documents).
 const BATCH_ROWS: usize = 2048;
@@ -72,8 +59,7 @@ pub struct ArchiveFileRead {
     pub rows: u64,
     /// The digest the archive's commit records give, if any.
     pub recorded_sha256: Option<String>,
-    /// `match`, `mismatch` or `unrecorded`.
-    pub check: String,
+    pub check: FileCheck,
     /// Why the file could not be read to its end, if it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -87,12 +73,11 @@ pub(crate) struct Archive {
 impl Archive {
     /// Opens an archive; a local folder must exist (nothing is created by reading).
     pub fn open(location: &str) -> Result<Archive, ExportError> {
-        if !location.contains("://") && !std::path::Path::new(location).is_dir() {
-            return Err(ExportError::Request(format!(
+        let opened = sink::Location::open_existing(location)?.ok_or_else(|| {
+            ExportError::Request(format!(
                 "the archive {location} does not exist or is not a folder"
-            )));
-        }
-        let opened = sink::Location::parse(location)?;
+            ))
+        })?;
         Ok(Archive {
             store: Arc::clone(opened.store()),
             url: opened.url().to_string(),
@@ -118,13 +103,13 @@ impl Archive {
     }
 
     /// The `date=` partitions of a table, sorted.
-    pub async fn partitions(&self, table: &str) -> Result<Vec<NaiveDate>, ExportError> {
-        let prefix = Path::from(table);
+    pub async fn partitions(&self, table: Table) -> Result<Vec<NaiveDate>, ExportError> {
+        let prefix = Path::from(table.folder());
         let listing = self
             .store
             .list_with_delimiter(Some(&prefix))
             .await
-            .map_err(self.store_error("list", table))?;
+            .map_err(self.store_error("list", table.folder()))?;
         let mut days: Vec<NaiveDate> = listing
             .common_prefixes
             .iter()
@@ -140,11 +125,11 @@ impl Archive {
     /// The Parquet files of one partition of a table, sorted by name.
     pub async fn files(
         &self,
-        table: &str,
+        table: Table,
         day: NaiveDate,
     ) -> Result<Vec<ArchiveFile>, ExportError> {
         let partition = day.format("%Y-%m-%d").to_string();
-        let prefix = format!("{table}/date={partition}");
+        let prefix = format!("{}/date={partition}", table.folder());
         let metas: Vec<ObjectMeta> = self
             .store
             .list(Some(&Path::from(prefix.as_str())))
@@ -156,7 +141,7 @@ impl Archive {
             .filter(|m| m.location.as_ref().ends_with(".parquet"))
             .map(|m| ArchiveFile {
                 path: m.location.to_string(),
-                table: table.to_string(),
+                table: table.folder().to_string(),
                 partition: partition.clone(),
                 bytes: m.size,
                 location: m.location,
@@ -259,10 +244,7 @@ impl Archive {
     ) -> Result<(BTreeMap<String, RecordedFile>, Vec<String>), ExportError> {
         let mut recorded: BTreeMap<String, RecordedFile> = BTreeMap::new();
         let mut problems = Vec::new();
-        for (dir, kind) in [
-            (sink::COMMITS_DIR, "commit record"),
-            (RUNS_DIR, "run summary"),
-        ] {
+        for dir in [COMMITS_DIR, RUNS_DIR] {
             let metas: Vec<ObjectMeta> = self
                 .store
                 .list(Some(&Path::from(dir)))
@@ -284,10 +266,10 @@ impl Archive {
                     .bytes()
                     .await
                     .map_err(self.store_error("read", &key))?;
-                let files = match parse_record(kind, &bytes) {
+                let files = match files_of(dir, &bytes) {
                     Ok(files) => files,
-                    Err(reason) => {
-                        problems.push(format!("{key}: not a readable {kind}: {reason}"));
+                    Err(error) => {
+                        problems.push(format!("{key}: {error}"));
                         continue;
                     }
                 };
@@ -317,31 +299,20 @@ impl Archive {
     }
 }
 
-/// The files a commit record or a run summary lists.
-fn parse_record(kind: &str, bytes: &[u8]) -> Result<Vec<sink::FileRecord>, String> {
-    if kind == "commit record" {
-        let record: sink::CommitRecord =
-            serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        return Ok(record.files);
+/// The files a commit record (in `COMMITS_DIR`) or a run summary lists.
+fn files_of(dir: &str, bytes: &[u8]) -> Result<Vec<FileRecord>, archive::records::RecordError> {
+    if dir == COMMITS_DIR {
+        Ok(CommitRecord::from_json(bytes)?.files)
+    } else {
+        Ok(RunSummary::from_json(bytes)?.totals.files)
     }
-    #[derive(Deserialize)]
-    struct Summary {
-        totals: Totals,
-    }
-    #[derive(Deserialize)]
-    struct Totals {
-        #[serde(default)]
-        files: Vec<sink::FileRecord>,
-    }
-    let summary: Summary = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    Ok(summary.totals.files)
 }
 
-/// The check of a file against its record, as the manifest words it.
-pub(crate) fn check_against(recorded: Option<&RecordedFile>, sha256: &str) -> &'static str {
+/// The check of a file against its record.
+pub(crate) fn check_against(recorded: Option<&RecordedFile>, sha256: &str) -> FileCheck {
     match recorded {
-        None => "unrecorded",
-        Some(r) if r.sha256 == sha256 => "match",
-        Some(_) => "mismatch",
+        None => FileCheck::Unrecorded,
+        Some(r) if r.sha256 == sha256 => FileCheck::Match,
+        Some(_) => FileCheck::Mismatch,
     }
 }

@@ -7,15 +7,28 @@ use std::path::{Path, PathBuf};
 
 use serde_json::value::RawValue;
 
-use crate::args::ItemKind;
+use super::KindHint;
+use crate::driver::ItemKind;
 
 /// What an item in a saved response holds, with its exact bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Found<'a> {
-    ChatMessage(&'a str),
-    MailMessage(&'a str),
-    User(&'a str),
-    Chat(&'a str),
+    ChatMessage(#[serde(borrow)] &'a str),
+    MailMessage(#[serde(borrow)] &'a str),
+    User(#[serde(borrow)] &'a str),
+    Chat(#[serde(borrow)] &'a str),
+}
+
+impl<'a> Found<'a> {
+    /// What the item is, and its text.
+    pub fn kind_and_text(self) -> (ItemKind, &'a str) {
+        match self {
+            Found::ChatMessage(raw) => (ItemKind::ChatMessage, raw),
+            Found::MailMessage(raw) => (ItemKind::MailMessage, raw),
+            Found::User(raw) => (ItemKind::User, raw),
+            Found::Chat(raw) => (ItemKind::Chat, raw),
+        }
+    }
 }
 
 /// An item to archive and its position: in the page's `value` array, or its line number
@@ -78,7 +91,7 @@ fn is_json_file(path: &Path) -> bool {
 /// without a word. An error means the file as a whole is not JSON or JSONL.
 pub fn split_file<'a>(
     text: &'a str,
-    kind: ItemKind,
+    kind: KindHint,
     items: &mut Vec<Item<'a>>,
     unusable: &mut Vec<Unusable>,
 ) -> Result<(), String> {
@@ -111,7 +124,7 @@ pub fn split_file<'a>(
 pub fn split_line<'a>(
     line: &'a str,
     line_no: usize,
-    kind: ItemKind,
+    kind: KindHint,
     items: &mut Vec<Item<'a>>,
     unusable: &mut Vec<Unusable>,
 ) {
@@ -138,7 +151,7 @@ pub fn is_jsonl_file(path: &Path) -> bool {
 
 fn split_document<'a>(
     document: &'a RawValue,
-    kind: ItemKind,
+    kind: KindHint,
     items: &mut Vec<Item<'a>>,
     unusable: &mut Vec<Unusable>,
 ) -> Result<(), String> {
@@ -171,7 +184,7 @@ fn object_keys(item: &RawValue) -> Result<HashMap<Cow<'_, str>, &RawValue>, serd
 
 fn classify<'a>(
     item: &'a RawValue,
-    kind: ItemKind,
+    kind: KindHint,
     index: Option<usize>,
     items: &mut Vec<Item<'a>>,
     unusable: &mut Vec<Unusable>,
@@ -180,9 +193,9 @@ fn classify<'a>(
     // With the kind given, the builder reads the object itself; no need to read its keys
     // here too.
     let given = match kind {
-        ItemKind::Chat => Some(Found::ChatMessage(text)),
-        ItemKind::Mail => Some(Found::MailMessage(text)),
-        ItemKind::Auto => None,
+        KindHint::Chat => Some(Found::ChatMessage(text)),
+        KindHint::Mail => Some(Found::MailMessage(text)),
+        KindHint::Auto => None,
     };
     if let Some(found) = given {
         if text.starts_with('{') {
@@ -351,7 +364,7 @@ mod tests {
     fn split(text: &str) -> (Vec<Found<'_>>, Vec<Unusable>) {
         let mut items = Vec::new();
         let mut unusable = Vec::new();
-        split_file(text, ItemKind::Auto, &mut items, &mut unusable).unwrap();
+        split_file(text, KindHint::Auto, &mut items, &mut unusable).unwrap();
         let items = items.into_iter().map(|item| item.found).collect();
         (items, unusable)
     }
@@ -421,7 +434,7 @@ mod tests {
             r#"{"value":[{"id":"1"}, {"subscriptionId":"s","changeType":"created"}, [1], "x"]}"#;
         let mut items = Vec::new();
         let mut unusable = Vec::new();
-        split_file(text, ItemKind::Mail, &mut items, &mut unusable).unwrap();
+        split_file(text, KindHint::Mail, &mut items, &mut unusable).unwrap();
         assert_eq!(
             items,
             vec![
@@ -446,7 +459,7 @@ mod tests {
         let mut items = Vec::new();
         let mut unusable = Vec::new();
         let err =
-            split_file("{\"value\": [", ItemKind::Auto, &mut items, &mut unusable).unwrap_err();
+            split_file("{\"value\": [", KindHint::Auto, &mut items, &mut unusable).unwrap_err();
         assert!(err.contains("not valid JSON"), "{err}");
     }
 }

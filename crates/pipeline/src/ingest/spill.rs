@@ -8,11 +8,13 @@
 //! files. The buckets take about as much disk as the inputs, in a temporary folder that is
 //! removed when the run ends, however it ends.
 //!
-//! A bucket file is a sequence of records: a fixed header (what the item is, where it came
-//! from, when it was fetched, its length) and the item's exact bytes.
+//! A bucket file is a sequence of [`Record`]s in postcard's compact serde encoding: what
+//! the item is with its exact text, where it came from and when it was fetched.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+
+use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -25,12 +27,11 @@ pub const BUCKETS: usize = 512;
 /// large day.
 const UNIT_BYTES: u64 = 4 * 1024 * 1024;
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
-const HEADER_BYTES: usize = 1 + 4 + 4 + 8 + 4;
-const NO_ITEM: u32 = u32::MAX;
 
 /// One item on its way through a bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record<'a> {
+    #[serde(borrow)]
     pub found: Found<'a>,
     /// Index of the input file in the run's list of files.
     pub file: usize,
@@ -80,22 +81,7 @@ impl SpillWriter {
 
     /// Appends `record` to `bucket`.
     pub fn put(&self, index: usize, record: &Record<'_>) -> std::io::Result<()> {
-        let (kind, raw) = match record.found {
-            Found::ChatMessage(raw) => (0u8, raw),
-            Found::MailMessage(raw) => (1, raw),
-            Found::User(raw) => (2, raw),
-            Found::Chat(raw) => (3, raw),
-        };
-        let len = u32::try_from(raw.len())
-            .map_err(|_| std::io::Error::other("an item larger than 4 GiB"))?;
-        let mut header = [0u8; HEADER_BYTES];
-        header[0] = kind;
-        header[1..5].copy_from_slice(&(record.file as u32).to_le_bytes());
-        let item = record.item.map_or(NO_ITEM, |i| i as u32);
-        header[5..9].copy_from_slice(&item.to_le_bytes());
-        header[9..17].copy_from_slice(&record.fetched_at_micros.to_le_bytes());
-        header[17..21].copy_from_slice(&len.to_le_bytes());
-
+        let encoded = postcard::to_stdvec(record).map_err(std::io::Error::other)?;
         let mut bucket = self.buckets[index]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -112,9 +98,8 @@ impl SpillWriter {
             bucket.unit_starts.push(len);
         }
         let file = bucket.file.as_mut().expect("opened above");
-        file.write_all(&header)?;
-        file.write_all(raw.as_bytes())?;
-        bucket.len += (HEADER_BYTES + raw.len()) as u64;
+        file.write_all(&encoded)?;
+        bucket.len += encoded.len() as u64;
         Ok(())
     }
 
@@ -203,34 +188,9 @@ pub fn records(bytes: &[u8]) -> impl Iterator<Item = Result<Record<'_>, String>>
 }
 
 fn read_record(bytes: &[u8], at: usize) -> Result<(Record<'_>, usize), String> {
-    let damaged = |what: &str| format!("temporary bucket file damaged at byte {at}: {what}");
-    let header = bytes
-        .get(at..at + HEADER_BYTES)
-        .ok_or_else(|| damaged("a record header is cut short"))?;
-    let u32_at = |i: usize| u32::from_le_bytes(header[i..i + 4].try_into().expect("4 bytes"));
-    let file = u32_at(1) as usize;
-    let item = u32_at(5);
-    let fetched_at_micros = i64::from_le_bytes(header[9..17].try_into().expect("8 bytes"));
-    let len = u32_at(17) as usize;
-    let start = at + HEADER_BYTES;
-    let raw = bytes
-        .get(start..start + len)
-        .ok_or_else(|| damaged("an item is cut short"))?;
-    let raw = std::str::from_utf8(raw).map_err(|_| damaged("an item is not UTF-8"))?;
-    let found = match header[0] {
-        0 => Found::ChatMessage(raw),
-        1 => Found::MailMessage(raw),
-        2 => Found::User(raw),
-        3 => Found::Chat(raw),
-        _ => return Err(damaged("unknown item kind")),
-    };
-    let record = Record {
-        found,
-        file,
-        item: (item != NO_ITEM).then_some(item as usize),
-        fetched_at_micros,
-    };
-    Ok((record, start + len))
+    let (record, rest) = postcard::take_from_bytes::<Record<'_>>(&bytes[at..])
+        .map_err(|e| format!("temporary bucket file damaged at byte {at}: {e}"))?;
+    Ok((record, bytes.len() - rest.len()))
 }
 
 #[cfg(test)]
@@ -295,15 +255,20 @@ mod tests {
 
     #[test]
     fn a_damaged_bucket_is_an_error_not_a_panic() {
-        let mut bytes = vec![0u8; HEADER_BYTES];
-        bytes[17..21].copy_from_slice(&10u32.to_le_bytes());
-        bytes.extend_from_slice(b"{}");
-        let results: Vec<_> = records(&bytes).collect();
-        assert_eq!(results.len(), 1);
-        assert!(results[0].as_ref().unwrap_err().contains("cut short"));
-        bytes[0] = 9;
-        let results: Vec<_> = records(&bytes[..HEADER_BYTES - 1]).collect();
-        assert!(results[0].as_ref().unwrap_err().contains("header"));
+        let bytes =
+            postcard::to_stdvec(&record(Found::ChatMessage(r#"{"id":"1"}"#), 4, Some(2))).unwrap();
+        // Cut short anywhere, or with an unknown kind: one error naming the byte, then the end.
+        for cut in 0..bytes.len() {
+            let results: Vec<_> = records(&bytes[..cut]).collect();
+            assert!(results.len() <= 1, "{cut}");
+            if let Some(result) = results.first() {
+                assert!(result.as_ref().unwrap_err().contains("damaged at byte 0"));
+            }
+        }
+        let mut unknown = bytes.clone();
+        unknown[0] = 9;
+        let results: Vec<_> = records(&unknown).collect();
+        assert!(results[0].as_ref().unwrap_err().contains("damaged"));
     }
 
     #[test]

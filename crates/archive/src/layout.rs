@@ -1,0 +1,220 @@
+//! Where every object of an archive and of its state location lives. Keys are relative
+//! to the archive root (or the state root) and use `/` whatever the store.
+//!
+//! ```text
+//! <archive>/<table folder>/date=YYYY-MM-DD/part-<hash>.parquet   data files
+//! <archive>/_archive/commits/<commit id>.json                      commit records
+//! <archive>/_archive/runs/<run id>.json                            run summaries
+//! <state>/write-ahead.json                                         the commit in progress
+//! <state>/checkpoints/<encoded scope>.json                         where each scope resumes
+//! ```
+//!
+//! The state location is `<archive>/_state` unless given; a shard K of N keeps its own,
+//! `<state root>/shard-K-of-N`.
+
+use chrono::Datelike;
+
+/// Records written beside the data (never data).
+pub const RECORDS_DIR: &str = "_archive";
+/// Commit records, relative to the archive root.
+pub const COMMITS_DIR: &str = "_archive/commits";
+/// Run summaries, relative to the archive root.
+pub const RUNS_DIR: &str = "_archive/runs";
+/// The default state folder inside an archive.
+pub const STATE_DIR: &str = "_state";
+/// The write-ahead record, relative to the state root.
+pub const WRITE_AHEAD_KEY: &str = "write-ahead.json";
+/// Checkpoints, relative to the state root.
+pub const CHECKPOINTS_DIR: &str = "checkpoints";
+
+/// `YYYY-MM-DD` for a day counted from 1970-01-01, if its year has four digits (the only
+/// days a partition folder can name).
+pub fn partition_value(days: i32) -> Option<String> {
+    let date = chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0)?.date_naive();
+    (0..=9999)
+        .contains(&date.year())
+        .then(|| date.format("%Y-%m-%d").to_string())
+}
+
+/// The folder of one partition of a table: `<folder>/<column>=YYYY-MM-DD`.
+pub fn partition_dir(folder: &str, column: &str, days: i32) -> Option<String> {
+    Some(format!("{folder}/{column}={}", partition_value(days)?))
+}
+
+/// A data file's key, named by `hash` (derived from the rows it holds).
+pub fn data_file_key(partition_dir: &str, hash: &str) -> String {
+    format!("{partition_dir}/part-{hash}.parquet")
+}
+
+/// The key of a commit record.
+pub fn commit_record_key(commit_id: &str) -> String {
+    format!("{COMMITS_DIR}/{commit_id}.json")
+}
+
+/// The commit id in a commit record's key, if the key is one.
+pub fn commit_id_of(key: &str) -> Option<&str> {
+    record_id(key, COMMITS_DIR)
+}
+
+/// The key of a run summary.
+pub fn run_summary_key(run_id: &str) -> String {
+    format!("{RUNS_DIR}/{run_id}.json")
+}
+
+/// The run id in a run summary's key, if the key is one.
+pub fn run_id_of(key: &str) -> Option<&str> {
+    record_id(key, RUNS_DIR)
+}
+
+fn record_id<'a>(key: &'a str, dir: &str) -> Option<&'a str> {
+    key.strip_prefix(dir)?
+        .strip_prefix('/')?
+        .strip_suffix(".json")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+}
+
+/// Whether a key belongs to the records or the state rather than to a table.
+pub fn is_reserved(key: &str) -> bool {
+    key.starts_with(&format!("{RECORDS_DIR}/")) || key.starts_with(&format!("{STATE_DIR}/"))
+}
+
+/// The default state location of an archive (a path or URL): `<archive>/_state`.
+pub fn default_state(archive: &str) -> String {
+    format!("{}/{STATE_DIR}", archive.trim_end_matches('/'))
+}
+
+/// Worker K of N, for `--shard K/N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1..=count.
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// The folder a shard keeps its own state in, below the state root.
+    pub fn state_folder(self) -> String {
+        format!("shard-{}-of-{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("expected K/N such as 1/4, got {s:?}"))?;
+        let index: u32 = k
+            .trim()
+            .parse()
+            .map_err(|_| format!("K in {s:?} is not a number"))?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("N in {s:?} is not a number"))?;
+        if count == 0 || index == 0 || index > count {
+            return Err(format!("need 1 <= K <= N, got {s:?}"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// The state location of a run: `state` (or the archive's default) as the root, and a
+/// shard's own folder below it, so that shards never share a write-ahead record or an
+/// index however the root was given.
+pub fn state_location(archive: &str, state: Option<&str>, shard: Option<Shard>) -> String {
+    let root = state.map_or_else(
+        || default_state(archive),
+        |s| s.trim_end_matches('/').to_string(),
+    );
+    match shard {
+        Some(shard) => format!("{root}/{}", shard.state_folder()),
+        None => root,
+    }
+}
+
+/// The key of a scope's checkpoint, relative to the state root.
+pub fn checkpoint_key(scope: &str) -> String {
+    format!("{CHECKPOINTS_DIR}/{}.json", encode_scope(scope))
+}
+
+/// Any scope name as one safe object key segment: ASCII letters, digits, `-` and `_`
+/// stay as they are, every other byte becomes `~` and two uppercase hex digits
+/// (`chats/u1` becomes `chats~2Fu1`).
+pub fn encode_scope(scope: &str) -> String {
+    let mut encoded = String::with_capacity(scope.len());
+    for byte in scope.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("~{byte:02X}"));
+        }
+    }
+    if encoded.is_empty() {
+        // The empty scope still needs a non-empty key.
+        encoded.push('~');
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_values_are_iso_days_within_four_digit_years() {
+        assert_eq!(partition_value(0).as_deref(), Some("1970-01-01"));
+        assert_eq!(partition_value(19_723).as_deref(), Some("2024-01-01"));
+        assert_eq!(partition_value(-719_528).as_deref(), Some("0000-01-01"));
+        assert_eq!(partition_value(-719_529), None);
+        assert_eq!(partition_value(2_932_897), None); // 10000-01-01
+        assert_eq!(
+            partition_dir("directory/users", "date", 19_723).as_deref(),
+            Some("directory/users/date=2024-01-01")
+        );
+    }
+
+    #[test]
+    fn record_ids_round_trip_through_keys() {
+        let key = commit_record_key("20240501T000000.000000Z-run-000001");
+        assert_eq!(
+            commit_id_of(&key),
+            Some("20240501T000000.000000Z-run-000001")
+        );
+        assert_eq!(commit_id_of("_archive/commits/.json"), None);
+        assert_eq!(commit_id_of("_archive/commits/a/b.json"), None);
+        assert_eq!(commit_id_of("_archive/runs/x.json"), None);
+        assert_eq!(run_id_of(&run_summary_key("r1")), Some("r1"));
+        assert!(is_reserved(&key));
+        assert!(!is_reserved("chat_messages/date=2024-01-01/part-a.parquet"));
+    }
+
+    #[test]
+    fn scope_names_become_single_safe_segments() {
+        assert_eq!(encode_scope("chats/u1"), "chats~2Fu1");
+        assert_eq!(encode_scope(".."), "~2E~2E");
+        assert_eq!(encode_scope("a b~"), "a~20b~7E");
+        assert_eq!(encode_scope("é"), "~C3~A9");
+        assert_eq!(encode_scope(""), "~");
+        assert_ne!(encode_scope("a/b"), encode_scope("a~2Fb"));
+        assert_eq!(checkpoint_key("chats/u1"), "checkpoints/chats~2Fu1.json");
+    }
+
+    #[test]
+    fn each_shard_keeps_its_own_state_below_the_root() {
+        let shard = |s: &str| s.parse::<Shard>().unwrap();
+        assert_eq!(state_location("s3://b/a/", None, None), "s3://b/a/_state");
+        assert_eq!(
+            state_location("out", Some("/var/lib/ta/"), Some(shard("2/3"))),
+            "/var/lib/ta/shard-2-of-3"
+        );
+        assert_eq!(
+            state_location("out", None, Some(shard("1/2"))),
+            "out/_state/shard-1-of-2"
+        );
+        assert!("0/2".parse::<Shard>().is_err());
+        assert!("3/2".parse::<Shard>().is_err());
+        assert!("x".parse::<Shard>().is_err());
+    }
+}

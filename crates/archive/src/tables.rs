@@ -1,0 +1,209 @@
+//! The tables of the archive, each defined once: folder, schema, version key, partition
+//! column, and how the shipped views pick each message's latest version.
+
+use arrow::datatypes::SchemaRef;
+use serde::{Deserialize, Serialize};
+
+/// What the sink needs to know of a table (it knows no table by name): where its files
+/// go, the schema of the batches appended to it, its partition column and its version key.
+#[derive(Clone, Debug)]
+pub struct TableSpec {
+    /// Folder of the table relative to the archive root, e.g. `chat_messages` or
+    /// `directory/users`.
+    pub name: &'static str,
+    /// Schema of the batches given to the sink, including the partition column.
+    pub schema: SchemaRef,
+    /// The `Date32` column that picks the `<column>=YYYY-MM-DD` folder. It is a hive
+    /// partition only: the files do not contain it.
+    pub partition_column: &'static str,
+    /// The columns whose values identify a row version. Two rows with the same key are
+    /// one version, stored once.
+    pub key_columns: &'static [&'static str],
+}
+
+/// A table of the archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Table {
+    ChatMessages,
+    ChatMessageCustodians,
+    MailMessages,
+    DirectoryUsers,
+    DirectoryChats,
+}
+
+/// How the `<table>_all_versions` and `<table>_latest` views pick their rows.
+#[derive(Clone, Copy, Debug)]
+pub struct Views {
+    /// Columns that identify one stored version (two shards may both store it).
+    pub version: &'static [&'static str],
+    /// Columns that identify one message (or user, or chat), whose latest version the
+    /// latest view keeps.
+    pub message: &'static [&'static str],
+    /// Orders a message's versions, latest first.
+    pub latest_first: &'static str,
+}
+
+/// Every table's partition column.
+pub const PARTITION_COLUMN: &str = "date";
+
+const LATEST_BY_CHANGE: &str =
+    "last_modified_date_time DESC NULLS LAST, fetched_at DESC, raw_sha256";
+const LATEST_BY_FETCH: &str = "fetched_at DESC, raw_sha256";
+
+impl Table {
+    /// Every table, in the order they are documented.
+    pub const ALL: [Table; 5] = [
+        Table::ChatMessages,
+        Table::ChatMessageCustodians,
+        Table::MailMessages,
+        Table::DirectoryUsers,
+        Table::DirectoryChats,
+    ];
+
+    /// The table's folder under the archive root.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Table::ChatMessages => "chat_messages",
+            Table::ChatMessageCustodians => "chat_message_custodians",
+            Table::MailMessages => "mail_messages",
+            Table::DirectoryUsers => "directory/users",
+            Table::DirectoryChats => "directory/chats",
+        }
+    }
+
+    /// The table's name in SQL (its views are `<name>_all_versions` and `<name>_latest`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::DirectoryUsers => "directory_users",
+            Table::DirectoryChats => "directory_chats",
+            other => other.folder(),
+        }
+    }
+
+    /// The table whose folder is `folder`.
+    pub fn from_folder(folder: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.folder() == folder)
+    }
+
+    /// The table a data file's key (relative to the archive root) belongs to.
+    pub fn of_path(path: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| {
+            path.strip_prefix(t.folder())
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|rest| rest.starts_with(PARTITION_COLUMN))
+        })
+    }
+
+    /// One sentence on what a row is.
+    pub fn about(self) -> &'static str {
+        match self {
+            Table::ChatMessages => {
+                "One row per version of a Teams chat or channel message (Graph `chatMessage`, v1.0 and beta properties). Expanded replies are rows of their own."
+            }
+            Table::ChatMessageCustodians => {
+                "One row per (custodian, chat message version): whose mailbox held which version."
+            }
+            Table::MailMessages => {
+                "One row per version of an Outlook mail message (Graph `message`, v1.0), and one per delta removal (`removed = true`)."
+            }
+            Table::DirectoryUsers => {
+                "Snapshots of Graph `user` (id, names, mail), one row per distinct content, by fetch day."
+            }
+            Table::DirectoryChats => {
+                "Snapshots of Graph `chat` with `$expand=members` (topic, type, members), by fetch day."
+            }
+        }
+    }
+
+    /// The schema of the table's batches, ending with the partition column.
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            Table::ChatMessages => transform::chat_messages_schema(),
+            Table::ChatMessageCustodians => transform::chat_message_custodians_schema(),
+            Table::MailMessages => transform::mail_messages_schema(),
+            Table::DirectoryUsers => transform::directory_users_schema(),
+            Table::DirectoryChats => transform::directory_chats_schema(),
+        }
+    }
+
+    /// The columns that identify a stored row: its content hash, and for custodian rows
+    /// whose mailbox held that version.
+    pub fn version_key(self) -> &'static [&'static str] {
+        match self {
+            Table::ChatMessageCustodians => &["custodian_user_id", "raw_sha256"],
+            _ => &["raw_sha256"],
+        }
+    }
+
+    /// How the shipped views pick rows.
+    pub fn views(self) -> Views {
+        match self {
+            Table::ChatMessages => Views {
+                version: self.version_key(),
+                message: &["chat_id", "team_id", "channel_id", "id"],
+                latest_first: LATEST_BY_CHANGE,
+            },
+            Table::ChatMessageCustodians => Views {
+                version: self.version_key(),
+                message: &["custodian_user_id", "chat_id", "id"],
+                latest_first: LATEST_BY_CHANGE,
+            },
+            Table::MailMessages => Views {
+                version: self.version_key(),
+                message: &["custodian_user_id", "id"],
+                // A removal has no lastModifiedDateTime: it is as recent as when it was seen.
+                latest_first: "coalesce(last_modified_date_time, fetched_at) DESC, fetched_at DESC, raw_sha256",
+            },
+            Table::DirectoryUsers | Table::DirectoryChats => Views {
+                version: self.version_key(),
+                message: &["id"],
+                latest_first: LATEST_BY_FETCH,
+            },
+        }
+    }
+
+    /// What the sink needs to write this table.
+    pub fn spec(self) -> TableSpec {
+        TableSpec {
+            name: self.folder(),
+            schema: self.schema(),
+            partition_column: PARTITION_COLUMN,
+            key_columns: self.version_key(),
+        }
+    }
+
+    /// Every table's spec, for opening a writer on the whole archive.
+    pub fn specs() -> Vec<TableSpec> {
+        Table::ALL.into_iter().map(Table::spec).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_is_found_by_its_folder_and_its_files() {
+        for table in Table::ALL {
+            assert_eq!(Table::from_folder(table.folder()), Some(table));
+            let file = format!("{}/date=2024-05-01/part-a.parquet", table.folder());
+            assert_eq!(Table::of_path(&file), Some(table), "{file}");
+            let schema = table.schema();
+            for column in table.version_key() {
+                assert!(schema.index_of(column).is_ok(), "{table:?} lacks {column}");
+            }
+            assert!(schema.index_of(PARTITION_COLUMN).is_ok());
+        }
+        assert_eq!(Table::of_path("directory/date=2024-05-01/x.parquet"), None);
+        assert_eq!(Table::of_path("_archive/commits/x.json"), None);
+    }
+
+    #[test]
+    fn serialised_names_are_the_sql_names() {
+        for table in Table::ALL {
+            let json = serde_json::to_string(&table).unwrap();
+            assert_eq!(json, format!("\"{}\"", table.name()));
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! `teams-archiver sync`: flags to the pipeline's sync, progress and the summary.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use archive::records::Outcome;
+use chrono::{DateTime, Utc};
+use pipeline::sync::{SourceKind, SyncOptions};
+
+use crate::args::{self, SyncArgs};
+use crate::progress::Display;
+use crate::{credentials, report};
+
+pub async fn run(args: SyncArgs, display: Display) -> anyhow::Result<Outcome> {
+    let clock = Instant::now();
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .with_context(|| format!("--since {s:?} is not an RFC 3339 time"))
+        })
+        .transpose()?;
+    let mut config = credentials::client_config(&args.graph)?;
+    config.retry.max_retries = args.max_retries;
+    let client = fetch::GraphClient::new(config).context("setting up the Graph client")?;
+    let options = SyncOptions {
+        out: args.out,
+        state: args.state,
+        sources: args
+            .sources
+            .iter()
+            .map(|s| match s {
+                args::SourceKind::Chats => SourceKind::Chats,
+                args::SourceKind::Channels => SourceKind::Channels,
+                args::SourceKind::Mail => SourceKind::Mail,
+            })
+            .collect(),
+        users: args.users,
+        teams: args.teams,
+        shard: args.shard,
+        concurrency: args.concurrency,
+        since,
+        memory_budget_mib: args.memory_budget_mib,
+        commit_interval: Duration::from_secs(args.commit_interval.max(1)),
+        page_size: args.page_size,
+    };
+    let progress = Arc::new(pipeline::Progress::default());
+    let ticker = display.sync(Arc::clone(&progress), client.clone());
+    let summary = pipeline::sync::run(client, options, Arc::clone(&progress)).await;
+    drop(ticker);
+    let summary = summary?;
+    report::print_summary(&summary, progress.snapshot().items, clock.elapsed());
+    Ok(summary.outcome)
+}

@@ -1,0 +1,442 @@
+//! `ingest` as a source of the pipeline: saved Graph responses into the archive.
+//!
+//! Two passes. Sorting: worker threads read the files (JSONL line by line, so a file's
+//! size does not matter), find their items, and write each to a bucket of its partition
+//! day on local disk ([`spill`]). Archiving: the workers read the buckets back a day at a
+//! time and push the items into their lanes; the driver deduplicates them against the
+//! archive and commits files as its buffer fills, so each commit writes few, large files.
+//!
+//! The memory budget bounds the whole run: an eighth of it is the writer's buffer, the
+//! rest covers the program itself, the batches being built and in flight, the files
+//! being encoded, and what the allocator keeps around them.
+
+mod input;
+mod spill;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use archive::records::{Command, Outcome, RunSummary};
+use chrono::{DateTime, Utc};
+use transform::{CHAT_MESSAGE_DAY_KEYS, DayReader, MAIL_MESSAGE_DAY_KEYS, RowContext};
+
+use crate::driver::{Driver, Lane};
+use crate::progress::Progress;
+use crate::run;
+use input::{Found, Item, Unusable};
+use spill::{Record, SpillWriter, Spilled, Unit};
+
+/// What the items of the inputs are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KindHint {
+    /// Decide per item: chatMessage or mail message, by its `@odata.type` or its properties.
+    Auto,
+    /// Every item is a Teams chatMessage (chat or channel).
+    Chat,
+    /// Every item is an Outlook mail message (delta removals included).
+    Mail,
+}
+
+/// Everything an ingest run is asked to do.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub out: String,
+    /// The state location (default: `<out>/_state`).
+    pub state: Option<String>,
+    pub kind: KindHint,
+    /// Chat messages are recorded as held by this user's mailbox.
+    pub custodian: Option<String>,
+    pub memory_budget_mib: usize,
+    /// Worker threads (default: one per core).
+    pub threads: Option<usize>,
+    /// Where the day buckets go (default: the system's temporary folder).
+    pub spill_dir: Option<PathBuf>,
+    /// Files or folders of saved responses.
+    pub inputs: Vec<PathBuf>,
+}
+
+/// A JSONL file is read in chunks of this size, and its progress reported as often.
+const JSONL_READ_BYTES: usize = 1024 * 1024;
+/// Most rows a worker gathers before handing a batch to the writer.
+const BATCH_ROWS: usize = 8192;
+/// A batch is handed over at this fraction of the memory budget, if that comes first.
+const BATCH_SHARE_OF_BUDGET: usize = 128;
+/// The writer's buffer takes this many sixteenths of the memory budget.
+const WRITER_SIXTEENTHS_OF_BUDGET: usize = 2;
+
+/// A file, item or line that could not be archived, named for the summary.
+#[derive(Debug)]
+struct Problem {
+    file: PathBuf,
+    item: Option<usize>,
+    message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.item {
+            Some(item) => write!(f, "{} item {}: {}", self.file.display(), item, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// What the workers of both passes share.
+struct Shared {
+    files: Vec<PathBuf>,
+    next: AtomicUsize,
+    problems: Mutex<Vec<Problem>>,
+    progress: Arc<Progress>,
+}
+
+impl Shared {
+    fn problem(&self, file: &Path, item: Option<usize>, message: String) {
+        self.problems
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Problem {
+                file: file.to_path_buf(),
+                item,
+                message,
+            });
+    }
+}
+
+/// Runs an ingest: archives the inputs' items, writes the run summary, and returns it.
+pub async fn run(options: IngestOptions, progress: Arc<Progress>) -> anyhow::Result<RunSummary> {
+    let started = Utc::now();
+    let run_id = run::new_run_id(Command::Ingest);
+    let files = input::collect_files(&options.inputs).context("reading the inputs")?;
+    if files.is_empty() {
+        anyhow::bail!("no *.json, *.jsonl or *.ndjson files under the given inputs");
+    }
+    let total_bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    tracing::info!(run_id, files = files.len(), bytes = total_bytes, out = %options.out, "ingest started");
+
+    let state = archive::layout::state_location(&options.out, options.state.as_deref(), None);
+    let budget_bytes = options.memory_budget_mib.max(1) * 1024 * 1024;
+    let (writer, recovery) = run::open_writer(
+        &options.out,
+        &state,
+        &run_id,
+        budget_bytes / 16 * WRITER_SIXTEENTHS_OF_BUDGET,
+    )
+    .await?;
+    tracing::info!(?recovery, "archive opened");
+    // Ingest commits when the buffer fills and at the end, not by the clock.
+    let driver = Driver::start(
+        writer,
+        run::driver_options(0, Duration::from_secs(365 * 86_400)),
+        Arc::clone(&progress),
+    );
+
+    let threads = options
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let shared = Arc::new(Shared {
+        files,
+        next: AtomicUsize::new(0),
+        problems: Mutex::new(Vec::new()),
+        progress: Arc::clone(&progress),
+    });
+
+    // Sorting: every input's items into day buckets.
+    let spill = SpillWriter::new(options.spill_dir.as_deref())
+        .context("creating the temporary folder for sorting (see --spill-dir)")?;
+    tracing::debug!(folder = %spill.path().display(), "sorting items by day");
+    let spill = Arc::new(spill);
+    progress.set_bytes("sort", total_bytes);
+    on_workers(threads, "sorting", |_| {
+        let job = SortJob {
+            shared: Arc::clone(&shared),
+            kind: options.kind,
+            spill: Arc::clone(&spill),
+        };
+        move || job.run()
+    })
+    .await?;
+    let spilled = Arc::try_unwrap(spill)
+        .map_err(|_| anyhow::anyhow!("a sorting worker still holds the buckets"))?
+        .finish()
+        .context("closing the temporary bucket files")?;
+    tracing::info!(
+        bytes = spilled.bytes,
+        units = spilled.units.len(),
+        "items sorted by day"
+    );
+
+    // Archiving: the buckets, a day at a time, through the lanes to the writer.
+    progress.set_bytes("archive", spilled.bytes);
+    shared.next.store(0, Ordering::Relaxed);
+    let spilled = Arc::new(spilled);
+    on_workers(threads, "archiving", |_| {
+        let job = ArchiveJob {
+            shared: Arc::clone(&shared),
+            spilled: Arc::clone(&spilled),
+            lane: driver.lane(None),
+            custodian: options.custodian.clone(),
+            run_id: run_id.clone(),
+            batch_bytes: budget_bytes / BATCH_SHARE_OF_BUDGET,
+        };
+        move || job.run()
+    })
+    .await?;
+    let written = driver.finish().await.context("writing the archive")?;
+
+    let problems = std::mem::take(&mut *shared.problems.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut summary = RunSummary::new(&run_id, Command::Ingest, started);
+    summary.totals = written.totals;
+    summary.errors = problems.iter().map(ToString::to_string).collect();
+    summary.finish(if summary.errors.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::PartialFailure
+    });
+    run::write_summary(&options.out, &mut summary).await?;
+    Ok(summary)
+}
+
+/// Runs a job per thread (each made by `make`), and reports the first that failed.
+async fn on_workers<Job>(
+    threads: usize,
+    role: &str,
+    make: impl Fn(usize) -> Job,
+) -> anyhow::Result<()>
+where
+    Job: FnOnce() -> anyhow::Result<()> + Send + 'static,
+{
+    let workers: Vec<_> = (0..threads)
+        .map(|n| tokio::task::spawn_blocking(make(n)))
+        .collect();
+    for worker in workers {
+        worker
+            .await
+            .with_context(|| format!("a {role} worker stopped"))??;
+    }
+    Ok(())
+}
+
+/// The first pass: files into day buckets.
+struct SortJob {
+    shared: Arc<Shared>,
+    kind: KindHint,
+    spill: Arc<SpillWriter>,
+}
+
+impl SortJob {
+    fn run(self) -> anyhow::Result<()> {
+        let mut days = DayReader::new();
+        loop {
+            let i = self.shared.next.fetch_add(1, Ordering::Relaxed);
+            let Some(path) = self.shared.files.get(i) else {
+                break;
+            };
+            self.sort_file(i, path, &mut days)?;
+        }
+        Ok(())
+    }
+
+    /// An error only when a bucket cannot be written; a file's problems are recorded.
+    fn sort_file(&self, file: usize, path: &Path, days: &mut DayReader) -> anyhow::Result<()> {
+        if input::is_jsonl_file(path) {
+            return self.sort_jsonl(file, path, days);
+        }
+        let (text, fetched_at) = match read_file(path) {
+            Ok(read) => read,
+            Err(message) => {
+                self.shared.problem(path, None, message);
+                return Ok(());
+            }
+        };
+        let mut found = Vec::new();
+        let mut unusable: Vec<Unusable> = Vec::new();
+        let split = input::split_file(&text, self.kind, &mut found, &mut unusable);
+        if let Err(message) = split {
+            self.shared.problem(path, None, message);
+        }
+        for Unusable { index, reason } in unusable {
+            self.shared
+                .problem(path, index, format!("not archived: it {reason}"));
+        }
+        let fetched_at_micros = fetched_at.timestamp_micros();
+        for &item in &found {
+            self.put(file, item, fetched_at_micros, days)?;
+        }
+        self.shared.progress.add_bytes(text.len() as u64);
+        Ok(())
+    }
+
+    /// Streams a JSONL file line by line: however large the file, only a line at a time
+    /// is in memory.
+    fn sort_jsonl(&self, file: usize, path: &Path, days: &mut DayReader) -> anyhow::Result<()> {
+        let opened = std::fs::File::open(path).and_then(|f| Ok((f.metadata()?, f)));
+        let (meta, reader) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                self.shared.problem(path, None, format!("cannot read: {e}"));
+                return Ok(());
+            }
+        };
+        let saved = meta.modified().unwrap_or_else(|_| SystemTime::now());
+        let fetched_at_micros = DateTime::<Utc>::from(saved).timestamp_micros();
+        let mut reader = BufReader::with_capacity(JSONL_READ_BYTES, reader);
+        let mut line = Vec::new();
+        let mut line_no = 0usize;
+        loop {
+            line.clear();
+            let read = match reader.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(e) => {
+                    let message = format!("cannot read past line {line_no}: {e}");
+                    self.shared.problem(path, None, message);
+                    return Ok(());
+                }
+            };
+            line_no += 1;
+            self.shared.progress.add_bytes(read as u64);
+            match std::str::from_utf8(&line) {
+                Ok(text) => {
+                    let mut found = Vec::new();
+                    let mut unusable = Vec::new();
+                    input::split_line(text, line_no, self.kind, &mut found, &mut unusable);
+                    for Unusable { index, reason } in unusable {
+                        self.shared
+                            .problem(path, index, format!("not archived: it {reason}"));
+                    }
+                    for &item in &found {
+                        self.put(file, item, fetched_at_micros, days)?;
+                    }
+                }
+                Err(e) => {
+                    let message = format!(
+                        "not archived: line {line_no} is not UTF-8 text (Graph sends UTF-8 JSON): invalid byte at offset {}",
+                        e.valid_up_to()
+                    );
+                    self.shared.problem(path, Some(line_no), message);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one item to the bucket of its partition day (the fetch day when it has none).
+    fn put(
+        &self,
+        file: usize,
+        Item { index, found }: Item<'_>,
+        fetched_at_micros: i64,
+        days: &mut DayReader,
+    ) -> anyhow::Result<()> {
+        let day = match found {
+            Found::ChatMessage(raw) => days.day(raw, CHAT_MESSAGE_DAY_KEYS),
+            Found::MailMessage(raw) => days.day(raw, MAIL_MESSAGE_DAY_KEYS),
+            Found::User(_) | Found::Chat(_) => None,
+        };
+        let fetched_day = fetched_at_micros.div_euclid(86_400_000_000) as i32;
+        let record = Record {
+            found,
+            file,
+            item: index,
+            fetched_at_micros,
+        };
+        self.shared.progress.items.fetch_add(1, Ordering::Relaxed);
+        self.spill
+            .put(spill::bucket_of(day.unwrap_or(fetched_day)), &record)
+            .with_context(|| {
+                format!(
+                    "writing to the temporary folder {} (see --spill-dir)",
+                    self.spill.path().display()
+                )
+            })
+    }
+}
+
+/// The second pass: buckets, a day at a time, into a lane.
+struct ArchiveJob {
+    shared: Arc<Shared>,
+    spilled: Arc<Spilled>,
+    lane: Lane,
+    custodian: Option<String>,
+    run_id: String,
+    /// Rows are handed over when they take about this much.
+    batch_bytes: usize,
+}
+
+impl ArchiveJob {
+    fn run(mut self) -> anyhow::Result<()> {
+        let spilled = Arc::clone(&self.spilled);
+        loop {
+            let i = self.shared.next.fetch_add(1, Ordering::Relaxed);
+            let Some(unit) = spilled.units.get(i) else {
+                break;
+            };
+            if !self.archive_unit(unit)? {
+                return Ok(()); // the writer is gone; it reports why
+            }
+        }
+        self.flush();
+        Ok(())
+    }
+
+    /// Returns false when the writer has stopped; an error when the bucket cannot be
+    /// read back.
+    fn archive_unit(&mut self, unit: &Unit) -> anyhow::Result<bool> {
+        let bytes = unit
+            .read()
+            .context("reading back a temporary bucket file (see --spill-dir)")?;
+        for record in spill::records(&bytes) {
+            let record = record.map_err(anyhow::Error::msg)?;
+            let fetched_at = DateTime::<Utc>::from_timestamp_micros(record.fetched_at_micros)
+                .unwrap_or_default();
+            let context = RowContext {
+                source: "ingest",
+                fetched_at,
+                run_id: &self.run_id,
+                custodian_user_id: self.custodian.as_deref(),
+            };
+            let (kind, raw) = record.found.kind_and_text();
+            if let Err(e) = self.lane.push(kind, raw, &context) {
+                self.shared
+                    .problem(&self.shared.files[record.file], record.item, e.to_string());
+            }
+            if self.lane.estimated_bytes() >= self.batch_bytes && !self.flush() {
+                return Ok(false);
+            }
+        }
+        self.shared.progress.add_bytes(unit.bytes());
+        if self.lane.rows() >= BATCH_ROWS {
+            return Ok(self.flush());
+        }
+        Ok(true)
+    }
+
+    /// Hands the rows built so far to the writer; false when it has stopped.
+    fn flush(&mut self) -> bool {
+        let rows = self.lane.take();
+        self.lane.send_blocking(rows, None).is_ok()
+    }
+}
+
+/// The file's text and the time it was saved, which stands for when Graph sent it.
+fn read_file(path: &Path) -> Result<(String, DateTime<Utc>), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let saved = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| SystemTime::now());
+    let text = String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8 text (Graph sends UTF-8 JSON): invalid byte at offset {}",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    Ok((text, DateTime::<Utc>::from(saved)))
+}

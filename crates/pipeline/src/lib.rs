@@ -1,0 +1,15 @@
+//! The one pipeline from sources to the archive. A source pushes the items it reads into
+//! lanes; the [`driver`] transforms them, buffers the rows, commits them through the sink,
+//! and saves each checkpoint only after the rows it covers are durable. Two sources use
+//! it: [`sync`] (Microsoft Graph, scope by scope, resumable from checkpoints) and
+//! [`ingest`] (saved Graph responses, sorted by day first). Both leave a run summary in
+//! the archive and return it.
+
+pub mod driver;
+pub mod ingest;
+pub mod progress;
+pub mod run;
+pub mod sync;
+
+pub use driver::{Driver, DriverOptions, ItemKind, Lane, Rows, Written};
+pub use progress::{Progress, Snapshot};

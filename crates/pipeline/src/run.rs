@@ -1,0 +1,65 @@
+//! What every archiving run shares: its id, how the writer is opened, and the summary it
+//! leaves in the archive.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use archive::records::{Command, Record, RunSummary};
+use chrono::Utc;
+
+use crate::driver::DriverOptions;
+
+/// `<UTC time>-<command>-<random>`: sorts by start time, unique across machines.
+pub fn new_run_id(command: Command) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "{}-{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%SZ"),
+        command.as_str(),
+        &random[..8]
+    )
+}
+
+/// Opens the archive writer over every table, completing an interrupted commit.
+pub async fn open_writer(
+    out: &str,
+    state: &str,
+    run_id: &str,
+    writer_budget_bytes: usize,
+) -> anyhow::Result<(sink::ArchiveWriter, sink::RecoveryReport)> {
+    let options = sink::WriterOptions {
+        memory_budget_bytes: writer_budget_bytes.max(1),
+        run_id: run_id.to_string(),
+        ..sink::WriterOptions::default()
+    };
+    sink::ArchiveWriter::open(out, state, archive::Table::specs(), options)
+        .await
+        .with_context(|| format!("opening the archive at {out}"))
+}
+
+/// The writer task's settings: rows may queue while a commit runs up to `queue_bytes`.
+pub fn driver_options(queue_bytes: usize, commit_interval: Duration) -> DriverOptions {
+    DriverOptions {
+        queue_bytes,
+        commit_interval,
+        channel_units: 8,
+    }
+}
+
+/// Records the process's peak memory, then writes `<out>/_archive/runs/<run id>.json`.
+pub async fn write_summary(out: &str, summary: &mut RunSummary) -> anyhow::Result<()> {
+    summary.peak_rss_bytes = peak_rss_bytes();
+    let key = archive::layout::run_summary_key(&summary.run_id);
+    sink::put_archive_object(out, &key, summary.to_json())
+        .await
+        .context("writing the run summary")?;
+    Ok(())
+}
+
+/// The highest resident memory of this process so far (Linux: `VmHWM`).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -1,0 +1,211 @@
+//! `sync`, the nightly job, as a source of the pipeline: discovery plans scopes; scopes
+//! run concurrently, each resuming its rounds from its checkpoint and pushing pages into
+//! its own lane; the driver makes their rows durable and only then saves their
+//! checkpoints.
+
+pub mod checkpoint;
+mod discover;
+pub mod scope;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use archive::records::{Command, GraphRequests, Outcome, RunSummary, ScopeOutcome, ScopeReport};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use transform::RowContext;
+
+pub use discover::{PlannedScope, in_shard, shard_of};
+
+use crate::driver::{Driver, ItemKind};
+use crate::progress::Progress;
+use crate::run;
+
+/// What `sync` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceKind {
+    /// Every user's chats (getAllMessages/delta), with custodian records.
+    Chats,
+    /// Every team channel (messages/delta) and the replies of changed messages.
+    Channels,
+    /// Every user's mail folders (messages/delta), removals included.
+    Mail,
+}
+
+/// Everything a sync run is asked to do.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// The archive: a folder or an object store URL.
+    pub out: String,
+    /// The state root (default: `<out>/_state`); a shard keeps its own folder below it.
+    pub state: Option<String>,
+    /// Empty: chats and channels.
+    pub sources: Vec<SourceKind>,
+    /// Only these users (id or userPrincipalName); empty: every user.
+    pub users: Vec<String>,
+    /// Only these teams; empty: every team.
+    pub teams: Vec<String>,
+    pub shard: Option<archive::layout::Shard>,
+    /// Scopes fetched at the same time.
+    pub concurrency: usize,
+    /// First run only: changes after this time.
+    pub since: Option<DateTime<Utc>>,
+    pub memory_budget_mib: usize,
+    pub commit_interval: Duration,
+    /// Items per page asked of Graph.
+    pub page_size: u32,
+}
+
+impl SyncOptions {
+    /// The sources a run covers: as given, else chats and channels.
+    pub fn sources(&self) -> Vec<SourceKind> {
+        let mut sources = if self.sources.is_empty() {
+            vec![SourceKind::Chats, SourceKind::Channels]
+        } else {
+            self.sources.clone()
+        };
+        sources.sort();
+        sources.dedup();
+        sources
+    }
+}
+
+/// Runs a sync: archives every scope, writes the run summary, and returns it.
+pub async fn run(
+    client: fetch::GraphClient,
+    options: SyncOptions,
+    progress: Arc<Progress>,
+) -> anyhow::Result<RunSummary> {
+    let started = Utc::now();
+    let run_id = run::new_run_id(Command::Sync);
+    let state =
+        archive::layout::state_location(&options.out, options.state.as_deref(), options.shard);
+    tracing::info!(run_id, out = %options.out, state = %state, sources = ?options.sources(), shard = ?options.shard, "sync started");
+
+    let budget_bytes = options.memory_budget_mib.max(1) * 1024 * 1024;
+    let (writer, recovery) = run::open_writer(&options.out, &state, &run_id, budget_bytes).await?;
+    tracing::info!(?recovery, "archive opened");
+    let checkpoints = writer.checkpoints().clone();
+    // Rows that may wait while a commit runs: as much again as the budget.
+    let driver = Arc::new(Driver::start(
+        writer,
+        run::driver_options(budget_bytes, options.commit_interval),
+        Arc::clone(&progress),
+    ));
+
+    progress.set_phase("discovering users, teams and channels");
+    let discovery = discover::discover(&client, &options).await?;
+    tracing::info!(
+        users = discovery.users,
+        teams = discovery.teams,
+        scopes = discovery.scopes.len(),
+        "scopes planned"
+    );
+    progress.scopes_total.store(
+        discovery.scopes.len() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    progress.set_phase("archiving");
+
+    // The directory of users, from the pages discovery read anyway.
+    let mut errors = Vec::new();
+    let mut users = driver.lane(None);
+    let row = RowContext {
+        source: "directory_users",
+        fetched_at: started,
+        run_id: &run_id,
+        custodian_user_id: None,
+    };
+    for page in &discovery.user_pages {
+        for (i, item) in page.iter().enumerate() {
+            if let Err(e) = users.push(ItemKind::User, item, &row) {
+                errors.push(format!("users page {} item {i}: {e}", page.number));
+            }
+        }
+    }
+    let rows = users.take();
+    users.send(rows, None).await.ok();
+    drop(users);
+
+    let ctx = Arc::new(scope::ScopeContext {
+        client: client.clone(),
+        checkpoints,
+        driver: Arc::clone(&driver),
+        run_id: run_id.clone(),
+        run_started: started,
+        since: options.since,
+        page_size: options.page_size.max(1),
+        progress: Arc::clone(&progress),
+    });
+    // Each scope is a task of its own, so pages are read and transformed on every core
+    // while the writer encodes and uploads.
+    let mut reports: Vec<ScopeReport> = futures::stream::iter(discovery.scopes)
+        .map(|planned| {
+            let task = tokio::spawn(scope::run(Arc::clone(&ctx), planned.clone()));
+            async move {
+                task.await.unwrap_or_else(|e| ScopeReport {
+                    scope: planned.scope.to_string(),
+                    key: planned.key.clone(),
+                    outcome: ScopeOutcome::Failed {
+                        error: format!("the scope's task stopped: {e}"),
+                    },
+                    pages: 0,
+                    items: 0,
+                    resyncs: 0,
+                    rows_new: 0,
+                    rows_duplicate: 0,
+                    state: String::new(),
+                })
+            }
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .collect()
+        .await;
+    drop(ctx);
+    let driver = Arc::into_inner(driver).context("a scope still holds the writer")?;
+    let written = driver.finish().await.context("writing the archive")?;
+
+    reports.sort_by(|a, b| a.key.cmp(&b.key));
+    for report in &mut reports {
+        if let Some(rows) = written.per_scope.get(&report.key) {
+            report.rows_new = rows.new;
+            report.rows_duplicate = rows.duplicate;
+        }
+    }
+    errors.extend(reports.iter().filter_map(|r| match &r.outcome {
+        ScopeOutcome::Failed { error } => Some(format!("{}: {error}", r.scope)),
+        _ => None,
+    }));
+    let mut summary = RunSummary::new(&run_id, Command::Sync, started);
+    summary.totals = written.totals;
+    summary.errors = errors;
+    summary.scopes = reports;
+    let stats = client.stats();
+    summary.graph = Some(GraphRequests {
+        requests: stats.requests,
+        retries: stats.retries,
+        throttled: stats.throttled,
+        waited_seconds: stats.waited.as_secs_f64(),
+    });
+    summary.finish(if summary.errors.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::PartialFailure
+    });
+    run::write_summary(&options.out, &mut summary).await?;
+    tracing::info!(
+        run_id,
+        outcome = ?summary.outcome,
+        requests = stats.requests,
+        retries = stats.retries,
+        throttled = stats.throttled,
+        waited_seconds = stats.waited.as_secs_f64(),
+        scopes = summary.scopes.len(),
+        skipped = summary.skipped().count(),
+        commits = summary.totals.commits,
+        seconds = (summary.finished_at - started).num_milliseconds() as f64 / 1000.0,
+        "sync finished"
+    );
+    Ok(summary)
+}
