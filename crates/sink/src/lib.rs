@@ -69,7 +69,7 @@ mod writer;
 pub use checkpoint::{Checkpoint, CheckpointStore};
 pub use error::SinkError;
 pub use location::Location;
-pub use parquet_file::ObjectReader;
+pub use parquet_file::{ObjectReader, read_batches};
 pub use records::{COMMITS_DIR, CommitRecord, FileRecord};
 pub use store_io::put_archive_object;
 pub use table::TableSpec;
