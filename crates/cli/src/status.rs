@@ -21,10 +21,10 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
         .await
         .with_context(|| format!("listing checkpoints in {state}"))?;
     scopes.sort_by(|a, b| a.0.cmp(&b.0));
-    println!("Checkpoints in {state}: {} scopes", scopes.len());
+    outln!("Checkpoints in {state}: {} scopes", scopes.len());
     for (scope, value) in &scopes {
         match ScopeCheckpoint::from_value(value.clone()) {
-            Ok(cp) => println!(
+            Ok(cp) => outln!(
                 "  {scope}: {}; latest change {}; saved {} by {}{}",
                 cp.describe(),
                 cp.watermark
@@ -37,7 +37,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
                     String::new()
                 }
             ),
-            Err(e) => println!("  {scope}: unreadable checkpoint ({e})"),
+            Err(e) => outln!("  {scope}: unreadable checkpoint ({e})"),
         }
     }
 
@@ -52,9 +52,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("listing runs in {}", args.out))?;
     // Run ids start with their UTC start time, so names sort by time.
     runs.sort_by(|a, b| b.location.as_ref().cmp(a.location.as_ref()));
-    println!("\nLatest runs in {}:", args.out);
+    outln!("\nLatest runs in {}:", args.out);
     if runs.is_empty() {
-        println!("  none yet");
+        outln!("  none yet");
     }
     for meta in runs.iter().take(args.runs) {
         let bytes = archive
@@ -72,7 +72,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
             .map(|t| t.values().filter_map(|v| v["rows_new"].as_u64()).sum())
             .unwrap_or(0);
         let files = summary["totals"]["files"].as_array().map_or(0, Vec::len);
-        println!(
+        outln!(
             "  {} {}: {} ({} errors), {} new rows, {} files, {} .. {}",
             summary["run_id"].as_str().unwrap_or("?"),
             summary["command"].as_str().unwrap_or("?"),

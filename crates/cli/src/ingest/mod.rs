@@ -15,7 +15,7 @@
 mod input;
 mod spill;
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -184,6 +184,7 @@ impl Phase<'_> {
                 files: Arc::clone(self.files),
                 next_file: Arc::clone(&next_file),
                 kind: self.args.kind,
+                max_line_bytes: self.args.max_line_mib.max(1) * 1024 * 1024,
                 spill: Arc::clone(&spill),
                 tx,
             };
@@ -314,6 +315,8 @@ struct SortJob {
     files: Arc<Vec<PathBuf>>,
     next_file: Arc<AtomicUsize>,
     kind: crate::args::ItemKind,
+    /// Longest JSONL line read; longer ones are named and skipped.
+    max_line_bytes: usize,
     spill: Arc<SpillWriter>,
     tx: mpsc::Sender<WorkerOutput>,
 }
@@ -392,10 +395,21 @@ impl SortJob {
         let mut line = Vec::new();
         let (mut line_no, mut bytes, mut items) = (0usize, 0u64, 0usize);
         loop {
-            line.clear();
-            let read = match reader.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(read) => read,
+            let read = match input::read_capped_line(&mut reader, &mut line, self.max_line_bytes) {
+                Ok(input::Line::End) => break,
+                Ok(input::Line::Read(read)) => read,
+                Ok(input::Line::TooLong(read)) => {
+                    line_no += 1;
+                    bytes += read;
+                    let message = format!(
+                        "not archived: line {line_no} is {read} bytes, more than the {} MiB a line may hold (--max-line-mib)",
+                        self.max_line_bytes / (1024 * 1024)
+                    );
+                    if !to_writer.problem(path, Some(line_no), message) {
+                        return Ok(false);
+                    }
+                    continue;
+                }
                 Err(e) => {
                     let message = format!("cannot read past line {line_no}: {e}");
                     return Ok(to_writer.problem(path, None, message)
