@@ -301,3 +301,75 @@ fn damaged_files_and_records_are_named_and_nothing_panics() {
         "damage was met and named"
     );
 }
+
+/// Every byte of a real file's footer (the Parquet metadata and its length) changed in
+/// turn, each read back through the reader the archive's readers share: an error or
+/// batches, never a panic. Cheap enough to try each position with several values.
+#[test]
+fn every_footer_byte_changed_is_an_error_or_data_never_a_panic() {
+    use futures::TryStreamExt;
+    use object_store::{ObjectStoreExt, PutPayload, memory::InMemory, path::Path as Key};
+    quiet_decoder_panics();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    archive(&root);
+    let file = targets(&root)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .min_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let original = std::fs::read(&file).unwrap();
+    let footer = u32::from_le_bytes(
+        original[original.len() - 8..original.len() - 4]
+            .try_into()
+            .unwrap(),
+    ) as usize
+        + 8;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store: std::sync::Arc<dyn object_store::ObjectStore> = std::sync::Arc::new(InMemory::new());
+    let key = Key::from("file.parquet");
+    let (mut read, mut refused) = (0u64, 0u64);
+    for at in original.len() - footer.min(original.len())..original.len() {
+        for value in [0x00u8, 0xff, original[at] ^ 0x01, original[at] ^ 0x80] {
+            if value == original[at] {
+                continue;
+            }
+            let mut bytes = original.clone();
+            bytes[at] = value;
+            let size = bytes.len() as u64;
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                runtime.block_on(async {
+                    store.put(&key, PutPayload::from(bytes)).await.unwrap();
+                    let stream = sink::read_batches(
+                        std::sync::Arc::clone(&store),
+                        key.clone(),
+                        size,
+                        &["id", "raw_json", "raw_sha256", "custodian_user_id"],
+                        1024,
+                    )
+                    .await;
+                    match stream {
+                        Ok(stream) => stream.try_collect::<Vec<_>>().await.is_ok(),
+                        Err(_) => false,
+                    }
+                })
+            }));
+            match outcome {
+                Ok(true) => read += 1,
+                Ok(false) => refused += 1,
+                Err(_) => {
+                    panic!("a panic escaped reading the file with byte {at} set to {value:#04x}")
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{} footer changes: {read} read, {refused} refused, {} decoder panics caught",
+        read + refused,
+        DECODER_PANICS.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert!(refused > 0 && read + refused > 1000);
+}
