@@ -59,8 +59,8 @@ fn kubernetes_manifests_are_pinned_non_root_and_read_only() {
 
 #[test]
 fn the_systemd_unit_keeps_what_it_writes_private() {
-    let unit = std::fs::read_to_string(repo_root().join("deploy/systemd/teams-archiver.service"))
-        .unwrap();
+    let unit =
+        std::fs::read_to_string(repo_root().join("deploy/systemd/teams-archiver.service")).unwrap();
     let settings: Vec<&str> = unit.lines().map(str::trim).collect();
     for needed in ["UMask=0077", "NoNewPrivileges=yes"] {
         assert!(settings.contains(&needed), "{needed} missing:\n{unit}");

@@ -61,8 +61,17 @@ pub struct Problem {
 }
 
 impl std::fmt::Display for Problem {
+    /// One line, whatever the path holds: a file named with a line break must not print
+    /// a line that reads as another finding (or as none).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}: {}", self.kind.label(), self.path, self.detail)
+        use crate::formats::one_line;
+        write!(
+            f,
+            "{}: {}: {}",
+            self.kind.label(),
+            one_line(&self.path),
+            one_line(&self.detail)
+        )
     }
 }
 
@@ -468,6 +477,19 @@ fn file_sha256(path: &Path) -> std::io::Result<(String, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_problem_is_one_line_whatever_its_path() {
+        let problem = Problem {
+            kind: ProblemKind::ExtraFile,
+            path: "chat_messages/x\narchive ok: 0 problems".into(),
+            detail: "1 bytes\r".into(),
+        };
+        assert_eq!(
+            problem.to_string(),
+            "extra file: chat_messages/x\\narchive ok: 0 problems: 1 bytes\\r"
+        );
+    }
 
     #[test]
     fn keys_name_their_table_and_partition() {

@@ -180,7 +180,9 @@ impl Inner {
         let (code, message) = graph_error(body);
         let text = match message {
             Some(message) => message,
-            None => String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+            // Scrubbed before it is cut to length: a secret cut in half would no longer
+            // be recognised.
+            None => String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]).into_owned(),
         };
         let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let mut text = scrub(&text, &refs);

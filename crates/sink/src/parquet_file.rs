@@ -411,8 +411,26 @@ fn object_error(e: object_store::Error) -> ParquetError {
     ParquetError::External(Box::new(e))
 }
 
+impl ObjectReader {
+    /// A range the file's own metadata asks for must lie inside the file: one that does
+    /// not says the file is damaged, and is refused here as such, so that only real
+    /// storage failures come back from the store as store errors.
+    fn check(&self, range: &Range<u64>) -> parquet::errors::Result<()> {
+        if range.start <= range.end && range.end <= self.size {
+            return Ok(());
+        }
+        Err(ParquetError::General(format!(
+            "the file is damaged: its metadata points at bytes {}..{}, outside its {} bytes",
+            range.start, range.end, self.size
+        )))
+    }
+}
+
 impl AsyncFileReader for ObjectReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        if let Err(e) = self.check(&range) {
+            return futures::future::ready(Err(e)).boxed();
+        }
         self.store
             .get_range(&self.path, range)
             .map_err(object_error)
@@ -424,6 +442,9 @@ impl AsyncFileReader for ObjectReader {
         ranges: Vec<Range<u64>>,
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         async move {
+            for range in &ranges {
+                self.check(range)?;
+            }
             self.store
                 .get_ranges(&self.path, &ranges)
                 .await
