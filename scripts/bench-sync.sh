@@ -37,7 +37,7 @@ echo "==> sync of $users users x $messages messages (limit $limit requests/s, 30
 run=$(TEAMS_ARCHIVER_CLIENT_SECRET=$(get clientSecret) "$py" scripts/measure.py -- \
   "$bin/teams-archiver" --no-progress sync --source chats \
   --tenant-id "$(get tenantId)" --client-id "$(get clientId)" \
-  --graph-url "$(get graphUrl)" --login-url "$(get loginUrl)" --out "$work/archive" ${SYNC_ARGS:-})
+  --graph-url "$(get graphUrl)" --login-url "$(get loginUrl)" --allow-insecure-http --out "$work/archive" ${SYNC_ARGS:-})
 curl -fsS "${admin}stats" >"$work/stats.json"
 
 "$py" - "$run" "$work/stats.json" "$limit" <<'PY'

@@ -34,6 +34,7 @@ impl Tenant {
             .args(["--client-id", self.sim.client_id()])
             .args(["--graph-url", self.sim.graph_url().as_str()])
             .args(["--login-url", self.sim.login_url().as_str()])
+            .arg("--allow-insecure-http")
             .args(["--out", out])
             .env("TEAMS_ARCHIVER_CLIENT_SECRET", self.sim.client_secret())
             .env("RUST_LOG", "info");

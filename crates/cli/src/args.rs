@@ -29,8 +29,24 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_progress: bool,
 
+    /// Permissions of what the run creates (archive files and folders on local disk,
+    /// exports, temporary files) as an octal umask: 0077 for the owner only, 0027 to let
+    /// the group read. Default: the umask inherited (systemd's UMask=, the shell's). The
+    /// state folder is 0700 with 0600 files whatever the umask.
+    #[arg(long, global = true, value_name = "OCTAL", value_parser = parse_umask, env = "TEAMS_ARCHIVER_UMASK")]
+    pub umask: Option<u32>,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+fn parse_umask(value: &str) -> Result<u32, String> {
+    u32::from_str_radix(value.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|mask| *mask <= 0o777)
+        .ok_or_else(|| {
+            format!("expected an octal umask from 000 to 777 such as 0077, got {value:?}")
+        })
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,6 +157,11 @@ pub struct IngestArgs {
     #[arg(long, value_name = "DIR")]
     pub spill_dir: Option<PathBuf>,
 
+    /// Longest line of a JSONL file, in MiB. A longer line is named and skipped (the run
+    /// then exits 3) rather than read into memory whole.
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    pub max_line_mib: usize,
+
     /// Files or folders of saved Graph responses.
     #[arg(required = true, value_name = "FILES_OR_DIRS")]
     pub inputs: Vec<PathBuf>,
@@ -203,6 +224,12 @@ pub struct GraphArgs {
         default_value = "https://login.microsoftonline.com"
     )]
     pub login_url: String,
+
+    /// Accept http:// Graph and login URLs. Without it they are refused: the secret,
+    /// tokens and messages would cross the network unencrypted. For a local simulator
+    /// or a TLS-terminating proxy on this machine only.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -362,6 +389,12 @@ pub struct ExportArgs {
     /// the export folder (removed when done).
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub memory_budget_mib: usize,
+
+    /// Write CSV cells exactly as archived. By default a cell beginning with = + - @, a
+    /// tab or a carriage return gets a leading ' so that spreadsheets show it as text
+    /// instead of running it as a formula.
+    #[arg(long)]
+    pub csv_raw: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -46,13 +46,15 @@ pub fn client_config(graph: &GraphArgs) -> anyhow::Result<fetch::ClientConfig> {
     };
     let graph_url = base_url(&graph.graph_url).context("--graph-url")?;
     let login_url = base_url(&graph.login_url).context("--login-url")?;
-    Ok(fetch::ClientConfig::new(
+    let mut config = fetch::ClientConfig::new(
         graph_url,
         login_url,
         graph.tenant_id.clone(),
         graph.client_id.clone(),
         credential,
-    ))
+    );
+    config.allow_insecure_http = graph.allow_insecure_http;
+    Ok(config)
 }
 
 /// A base URL that relative paths resolve below (ends with `/`).

@@ -28,7 +28,7 @@ pub async fn run(args: DemoArgs, progress: Display) -> anyhow::Result<Outcome> {
     let out = std::fs::canonicalize(&args.out)
         .with_context(|| format!("resolving {}", args.out.display()))?;
     let out_text = out.display().to_string();
-    println!(
+    outln!(
         "Simulated Microsoft Graph tenant at {} ({} users); archiving into {out_text}\n",
         sim.graph_url(),
         args.users.max(2)
@@ -43,6 +43,8 @@ pub async fn run(args: DemoArgs, progress: Display) -> anyhow::Result<Outcome> {
             client_secret: Some(sim.client_secret().to_string()),
             graph_url: sim.graph_url().to_string(),
             login_url: sim.login_url().to_string(),
+            // The simulator serves plain HTTP on the loopback address.
+            allow_insecure_http: true,
         },
         out: out_text.clone(),
         state: None,
@@ -58,22 +60,22 @@ pub async fn run(args: DemoArgs, progress: Display) -> anyhow::Result<Outcome> {
         max_retries: 8,
     };
 
-    println!("== First run: everything the tenant holds");
+    outln!("== First run: everything the tenant holds");
     let first = sync_cmd::run(sync_args.clone(), progress).await?;
     if first != Outcome::Success {
         return Ok(first);
     }
 
     let changes = make_changes(&sim)?;
-    println!("\n== Changes in the tenant: {changes}");
-    println!("\n== Second run: only what changed");
+    outln!("\n== Changes in the tenant: {changes}");
+    outln!("\n== Second run: only what changed");
     let second = sync_cmd::run(sync_args, progress).await?;
     sim.shutdown().await;
 
     let glob = |table: &str| {
         format!("read_parquet('{out_text}/{table}/*/*.parquet', hive_partitioning = true)")
     };
-    println!(
+    outln!(
         r#"
 Archive written to {out_text}. Try it with DuckDB (pip install duckdb; then `duckdb` or python -c):
 

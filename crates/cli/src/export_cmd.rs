@@ -43,6 +43,7 @@ pub async fn run(args: ExportArgs, display: Display) -> anyhow::Result<Outcome> 
         .collect();
     let mut request = export::ExportRequest::new(&args.archive, &args.out, formats, selection);
     request.memory_budget_bytes = args.memory_budget_mib.max(1) * 1024 * 1024;
+    request.csv_raw = args.csv_raw;
     tracing::info!(archive = %args.archive, out = %args.out.display(), formats = ?args.formats, "export started");
     let spinner = display.spinner("export");
     spinner.set_message(format!("reading {}", args.archive));
@@ -53,7 +54,7 @@ pub async fn run(args: ExportArgs, display: Display) -> anyhow::Result<Outcome> 
     spinner.finish_and_clear();
     let totals = &report.totals;
     let secs = started.elapsed().as_secs_f64().max(1e-9);
-    println!(
+    outln!(
         "exported {} messages ({} versions) from {} conversations ({} conversation-days) into {} files in {}, {:.1}s ({:.0} messages/s)",
         totals.messages,
         totals.versions,
@@ -64,7 +65,7 @@ pub async fn run(args: ExportArgs, display: Display) -> anyhow::Result<Outcome> 
         secs,
         totals.messages as f64 / secs,
     );
-    println!(
+    outln!(
         "  read {} rows in {} partitions, {} archive files; manifest {}",
         totals.rows_read,
         totals.partitions,
@@ -72,19 +73,19 @@ pub async fn run(args: ExportArgs, display: Display) -> anyhow::Result<Outcome> 
         report.manifest.display()
     );
     for path in &report.altered_files {
-        println!("  altered archive file: {path} (its SHA-256 differs from the archive's record)");
+        outln!("  altered archive file: {path} (its SHA-256 differs from the archive's record)");
     }
     if !report.unrecorded_files.is_empty() {
-        println!(
+        outln!(
             "  {} archive files read are in no commit record or run summary (listed in the manifest)",
             report.unrecorded_files.len()
         );
     }
     for error in report.errors.iter().take(20) {
-        println!("  error: {error}");
+        outln!("  error: {error}");
     }
     if totals.errors > 20 {
-        println!(
+        outln!(
             "  ... and {} more errors (all in the manifest)",
             totals.errors - 20
         );

@@ -22,6 +22,7 @@ pub async fn run(args: IngestArgs, display: Display) -> anyhow::Result<Outcome> 
         },
         custodian: args.custodian,
         memory_budget_mib: args.memory_budget_mib,
+        max_line_bytes: args.max_line_mib.max(1) * 1024 * 1024,
         threads: args.threads,
         spill_dir: args.spill_dir,
         inputs: args.inputs,

@@ -3,6 +3,9 @@
 //! printed summaries and an exit code. The binary is a one-line `main` over [`main`], so
 //! tests can build the same program.
 
+#[macro_use]
+mod stdout;
+
 mod args;
 mod credentials;
 mod demo;
@@ -27,6 +30,10 @@ use args::{Cli, Command};
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format, "info");
+    #[cfg(unix)]
+    if let Some(mask) = cli.umask {
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask));
+    }
     let progress = progress::Display::new(cli.no_progress);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -13,7 +13,7 @@ pub fn exit_code(outcome: Outcome) -> ExitCode {
 pub fn print_summary(summary: &RunSummary, items_read: u64, elapsed: Duration) {
     let totals = &summary.totals;
     let secs = elapsed.as_secs_f64().max(1e-9);
-    println!(
+    outln!(
         "{}: {} items read, {} new versions stored, {} already archived, {} files ({}) in {} commits, {} partitions, {} errors, {:.1}s ({:.0} items/s)",
         summary.run_id,
         items_read,
@@ -28,19 +28,22 @@ pub fn print_summary(summary: &RunSummary, items_read: u64, elapsed: Duration) {
         items_read as f64 / secs,
     );
     for (table, t) in &totals.tables {
-        println!(
+        outln!(
             "  {table}: {} rows seen, {} new, {} duplicate, {} files",
-            t.rows_seen, t.rows_new, t.rows_duplicate, t.files
+            t.rows_seen,
+            t.rows_new,
+            t.rows_duplicate,
+            t.files
         );
     }
     for (scope, reason) in summary.skipped() {
-        println!("  skipped {}: {}", scope.scope, reason.describe());
+        outln!("  skipped {}: {}", scope.scope, reason.describe());
     }
     for error in summary.errors.iter().take(20) {
-        println!("  error: {error}");
+        outln!("  error: {error}");
     }
     if summary.errors.len() > 20 {
-        println!(
+        outln!(
             "  ... and {} more errors (all in the run summary and the log)",
             summary.errors.len() - 20
         );

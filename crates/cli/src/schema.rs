@@ -16,14 +16,14 @@ pub fn run(args: SchemaArgs) -> anyhow::Result<Outcome> {
                 }
                 std::fs::write(&path, file.contents)
                     .with_context(|| format!("writing {}", path.display()))?;
-                println!("{}", path.display());
+                outln!("{}", path.display());
             }
         }
         None => {
             for table in archive::Table::ALL {
-                println!("{}:", table.name());
+                outln!("{}:", table.name());
                 for field in table.schema().fields() {
-                    println!("  {}: {}", field.name(), field.data_type());
+                    outln!("  {}: {}", field.name(), field.data_type());
                 }
             }
         }

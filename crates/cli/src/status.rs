@@ -21,7 +21,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
     {
         match summary {
             Ok(summary) => runs.push(summary),
-            Err(e) => println!("{key}: {e}"),
+            Err(e) => outln!("{key}: {e}"),
         }
     }
     // Run ids start with their UTC start time.
@@ -38,7 +38,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
             .with_context(|| format!("listing checkpoints in {state}"))?,
         None => Vec::new(),
     };
-    println!("Checkpoints in {state}: {} scopes", checkpoints.len());
+    outln!("Checkpoints in {state}: {} scopes", checkpoints.len());
     for (scope, value) in &checkpoints {
         let planned = latest_sync.map(|r| r.scopes.iter().any(|s| &s.key == scope));
         let missing = if planned == Some(false) {
@@ -47,7 +47,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
             ""
         };
         match ScopeCheckpoint::from_value(value.clone()) {
-            Ok(cp) => println!(
+            Ok(cp) => outln!(
                 "  {scope}: {}; last success {}; latest change {}; saved {} by {}{}{missing}",
                 cp.describe(),
                 cp.last_success
@@ -62,7 +62,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
                     String::new()
                 }
             ),
-            Err(e) => println!("  {scope}: unreadable checkpoint ({e}){missing}"),
+            Err(e) => outln!("  {scope}: unreadable checkpoint ({e}){missing}"),
         }
     }
 
@@ -76,7 +76,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
                 _ => None,
             })
             .collect();
-        println!(
+        outln!(
             "\nLatest sync {}: {} scopes, {} skipped, {} failed",
             run.run_id,
             run.scopes.len(),
@@ -84,7 +84,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
             failed.len()
         );
         for (scope, reason) in skipped {
-            println!(
+            outln!(
                 "  skipped {} ({}): {}",
                 scope.scope,
                 scope.key,
@@ -92,16 +92,16 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
             );
         }
         for (scope, error) in failed {
-            println!("  failed {} ({}): {error}", scope.scope, scope.key);
+            outln!("  failed {} ({}): {error}", scope.scope, scope.key);
         }
     }
 
-    println!("\nLatest runs in {}:", args.out);
+    outln!("\nLatest runs in {}:", args.out);
     if runs.is_empty() {
-        println!("  none yet");
+        outln!("  none yet");
     }
     for run in runs.iter().take(args.runs) {
-        println!(
+        outln!(
             "  {} {}: {:?} ({} errors, {} skipped), {} new rows, {} files, {} .. {}",
             run.run_id,
             run.command.as_str(),

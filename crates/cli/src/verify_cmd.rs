@@ -7,9 +7,9 @@ use archive::records::Outcome;
 
 fn print(what: &str, report: &export::VerifyReport) {
     for problem in &report.problems {
-        println!("{problem}");
+        outln!("{problem}");
     }
-    println!(
+    outln!(
         "{what}: {} files and {} rows checked, {} problems",
         report.files_checked,
         report.rows_checked,

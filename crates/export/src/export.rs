@@ -53,6 +53,9 @@ pub struct ExportRequest {
     pub memory_budget_bytes: usize,
     /// Names the tool in the manifest and the files, e.g. `teams-archiver 0.1.0`.
     pub generator: String,
+    /// CSV cells exactly as archived, without neutralising those a spreadsheet would run
+    /// as formulas (see [`Format::Csv`]).
+    pub csv_raw: bool,
 }
 
 impl ExportRequest {
@@ -65,6 +68,7 @@ impl ExportRequest {
             rsmf: RsmfLimits::default(),
             memory_budget_bytes: 256 * 1024 * 1024,
             generator: format!("teams-archiver {}", env!("CARGO_PKG_VERSION")),
+            csv_raw: false,
         }
     }
 }
@@ -149,7 +153,9 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
                 match f {
                     Format::Rsmf => Box::new(RsmfWriter::new(request.rsmf, &request.generator)),
                     Format::Jsonl => Box::new(JsonlWriter::new(selection.all_versions)),
-                    Format::Csv => Box::new(CsvWriter::new(selection.all_versions)),
+                    Format::Csv => {
+                        Box::new(CsvWriter::new(selection.all_versions, request.csv_raw))
+                    }
                     Format::Html => Box::new(HtmlWriter::new(&request.generator)),
                 }
             })

@@ -14,8 +14,6 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -218,22 +216,15 @@ impl Archive {
                 source: Box::new(source),
             }
         };
-        let reader =
-            sink::ObjectReader::new(Arc::clone(&self.store), file.location.clone(), file.bytes);
-        let builder = ParquetRecordBatchStreamBuilder::new(reader)
-            .await
-            .map_err(fail.clone())?;
-        let schema = builder.schema().clone();
-        let roots: Vec<usize> = columns
-            .iter()
-            .filter_map(|c| schema.index_of(c).ok())
-            .collect();
-        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-        let stream = builder
-            .with_projection(mask)
-            .with_batch_size(BATCH_ROWS)
-            .build()
-            .map_err(fail.clone())?;
+        let stream = sink::read_batches(
+            Arc::clone(&self.store),
+            file.location.clone(),
+            file.bytes,
+            columns,
+            BATCH_ROWS,
+        )
+        .await
+        .map_err(fail.clone())?;
         Ok(stream.map_err(fail).boxed())
     }
 

@@ -14,7 +14,9 @@ pub enum Format {
     Rsmf,
     /// One message version per line: the archived columns and `raw_json`.
     Jsonl,
-    /// The flat columns, RFC 4180, UTF-8 with a header.
+    /// The flat columns, RFC 4180, UTF-8 with a header. Cells a spreadsheet would run as
+    /// formulas (beginning with `=`, `+`, `-`, `@`, a tab or a carriage return) get a
+    /// leading `'` unless [`crate::ExportRequest::csv_raw`] is set.
     Csv,
     /// A readable transcript per conversation and day.
     Html,

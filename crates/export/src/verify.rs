@@ -33,6 +33,9 @@ pub enum ProblemKind {
     Unreadable,
     /// Two records disagree about one file.
     RecordConflict,
+    /// A manifest names a path outside the export folder, through a symbolic link, or
+    /// of something that is not a regular file; it is not read.
+    UnsafePath,
 }
 
 impl ProblemKind {
@@ -45,6 +48,7 @@ impl ProblemKind {
             ProblemKind::RowCount => "row count",
             ProblemKind::Unreadable => "unreadable",
             ProblemKind::RecordConflict => "records disagree",
+            ProblemKind::UnsafePath => "unsafe path",
         }
     }
 }
@@ -59,8 +63,17 @@ pub struct Problem {
 }
 
 impl std::fmt::Display for Problem {
+    /// One line, whatever the path holds: a file named with a line break must not print
+    /// a line that reads as another finding (or as none).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}: {}", self.kind.label(), self.path, self.detail)
+        use crate::formats::one_line;
+        write!(
+            f,
+            "{}: {}: {}",
+            self.kind.label(),
+            one_line(&self.path),
+            one_line(&self.detail)
+        )
     }
 }
 
@@ -311,7 +324,21 @@ pub fn verify_export(dir: &Path) -> Result<VerifyReport, ExportError> {
     let mut listed = BTreeSet::new();
     for output in &manifest.outputs {
         listed.insert(output.path.clone());
-        let path = dir.join(&output.path);
+        let path = match inside(dir, &output.path) {
+            Ok(path) => path,
+            Err(Inside::Missing) => {
+                report.problem(
+                    ProblemKind::MissingFile,
+                    &output.path,
+                    "listed in the manifest",
+                );
+                continue;
+            }
+            Err(Inside::Unsafe(reason)) => {
+                report.problem(ProblemKind::UnsafePath, &output.path, reason);
+                continue;
+            }
+        };
         let (sha256, bytes) = match file_sha256(&path) {
             Ok(digest) => digest,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -347,7 +374,11 @@ pub fn verify_export(dir: &Path) -> Result<VerifyReport, ExportError> {
         for entry in entries {
             let entry = entry.map_err(ExportError::io("list", &folder))?;
             let path = entry.path();
-            if path.is_dir() {
+            // The entry itself, not what a link points to: links are never followed.
+            let kind = entry
+                .file_type()
+                .map_err(ExportError::io("list", &folder))?;
+            if kind.is_dir() {
                 stack.push(path);
                 continue;
             }
@@ -373,10 +404,62 @@ pub fn verify_export(dir: &Path) -> Result<VerifyReport, ExportError> {
     Ok(report)
 }
 
-/// SHA-256 and size of a local file, read as a stream.
+/// Why a manifest path is not read.
+enum Inside {
+    /// Nothing is there.
+    Missing,
+    /// Outside the folder, through a link, or not a regular file.
+    Unsafe(String),
+}
+
+/// The file a manifest path names inside the export folder `dir`: a relative path of
+/// plain names (no `..`, no root, no drive), none of them a symbolic link, ending at a
+/// regular file. An export holds nothing else, and a manifest is only as trustworthy as
+/// the folder it came in: `../../etc/hostname` or `/dev/zero` must not be read.
+fn inside(dir: &Path, relative: &str) -> Result<std::path::PathBuf, Inside> {
+    use std::path::Component;
+    let unsafe_path = |reason: &str| Err(Inside::Unsafe(reason.to_string()));
+    if relative.is_empty() {
+        return unsafe_path("an empty path");
+    }
+    if relative.contains('\\') || relative.contains('\0') {
+        return unsafe_path("a path with a backslash or a NUL; an export's paths use `/`");
+    }
+    let mut path = dir.to_path_buf();
+    for component in Path::new(relative).components() {
+        match component {
+            Component::Normal(name) => path.push(name),
+            Component::CurDir => {}
+            Component::ParentDir => return unsafe_path("a path with `..`, leading outside"),
+            Component::RootDir | Component::Prefix(_) => {
+                return unsafe_path("an absolute path, outside the export folder");
+            }
+        }
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Inside::Missing),
+            Err(e) => return Err(Inside::Unsafe(format!("cannot be checked: {e}"))),
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return unsafe_path("a symbolic link; links are not followed");
+            }
+            Ok(_) => {}
+        }
+    }
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if meta.is_file() => Ok(path),
+        Ok(_) => unsafe_path("not a regular file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Inside::Missing),
+        Err(e) => Err(Inside::Unsafe(format!("cannot be checked: {e}"))),
+    }
+}
+
+/// SHA-256 and size of a local regular file, read as a stream.
 fn file_sha256(path: &Path) -> std::io::Result<(String, u64)> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
+    // Checked again on the open file: it may have been replaced since it was looked at.
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 16];
     let mut total = 0u64;
@@ -394,6 +477,19 @@ fn file_sha256(path: &Path) -> std::io::Result<(String, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_problem_is_one_line_whatever_its_path() {
+        let problem = Problem {
+            kind: ProblemKind::ExtraFile,
+            path: "chat_messages/x\narchive ok: 0 problems".into(),
+            detail: "1 bytes\r".into(),
+        };
+        assert_eq!(
+            problem.to_string(),
+            "extra file: chat_messages/x\\narchive ok: 0 problems: 1 bytes\\r"
+        );
+    }
 
     #[test]
     fn keys_name_their_table_and_partition() {

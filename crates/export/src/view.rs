@@ -301,6 +301,14 @@ fn safe_name(name: &str) -> String {
     out
 }
 
+/// An `http` or `https` URL with no control characters or spaces: what an Internet
+/// shortcut may point to.
+pub(crate) fn is_web_link(url: &str) -> bool {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    (lower.starts_with("https://") || lower.starts_with("http://"))
+        && !url.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
 /// Attachment content that is JSON (cards, quotes) arrives as a string holding JSON.
 fn content_json(attachment: &Value) -> Option<Value> {
     match attachment.get("content")? {
@@ -319,7 +327,17 @@ fn attachments(value: &Value, message_key: &str) -> Vec<Attachment> {
         let url = str_at(attachment, &["contentUrl"]).map(str::to_string);
         let n = index + 1;
         let (display, text, extension) = match content_type.as_deref() {
-            Some("reference") => (name.unwrap_or("shared file").to_string(), None, "url"),
+            Some("reference") => {
+                // A shortcut file opens its URL when clicked: only a plain web link may
+                // become one. Anything else (file://, a UNC path, javascript:, a line
+                // break that adds an IconFile= line) is written as text to read.
+                let extension = if url.as_deref().is_some_and(is_web_link) {
+                    "url"
+                } else {
+                    "txt"
+                };
+                (name.unwrap_or("shared file").to_string(), None, extension)
+            }
             Some("messageReference") => {
                 let quote = content_json(attachment).unwrap_or(Value::Null);
                 let sender = str_at(&quote, &["messageSender", "user", "displayName"])
@@ -366,7 +384,7 @@ fn attachments(value: &Value, message_key: &str) -> Vec<Attachment> {
                     body.push_str(&format!("Content type: {kind}\r\n"));
                 }
                 if let Some(url) = &url {
-                    body.push_str(&format!("URL: {url}\r\n"));
+                    body.push_str(&format!("URL: {}\r\n", crate::formats::one_line(url)));
                 }
                 if let Some(text) = &text {
                     body.push_str("\r\n");

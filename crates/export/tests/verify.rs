@@ -200,3 +200,88 @@ fn an_export_verifies_against_its_manifest_and_changes_are_named() {
     assert_eq!(report.problems[0].kind, ProblemKind::MissingFile);
     assert_eq!(report.problems[0].path, export::MANIFEST_FILE);
 }
+
+/// `verify --export` reads only regular files inside the export folder, whatever the
+/// manifest says: a manifest that names `../../etc/hostname`, `/dev/zero` (which never
+/// ends) or a link out of the folder gets each named, and nothing outside is read.
+#[test]
+fn manifest_paths_outside_the_export_folder_are_named_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    archive_with_messages(&archive);
+    let out = dir.path().join("export");
+    let request = ExportRequest::new(
+        archive.to_str().unwrap(),
+        &out,
+        vec![Format::Jsonl],
+        Selection::default(),
+    );
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(export::export(request))
+        .unwrap();
+
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, b"outside the export").unwrap();
+    std::os::unix::fs::symlink(&secret, out.join("link-out.txt")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", out.join("zero")).unwrap();
+    std::fs::create_dir(out.join("sub")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), out.join("sub/up")).unwrap();
+
+    let manifest_path = out.join(export::MANIFEST_FILE);
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let outputs = manifest["outputs"].as_array_mut().unwrap();
+    let template = outputs[0].clone();
+    let hostile = [
+        "../secret.txt",
+        "../../../../../../../../etc/hostname",
+        "/dev/zero",
+        "link-out.txt",
+        "zero",
+        "sub/up/secret.txt",
+    ];
+    for path in hostile {
+        let mut entry = template.clone();
+        entry["path"] = path.into();
+        outputs.push(entry);
+    }
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+
+    let (done, result) = std::sync::mpsc::channel();
+    let checked = out.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(verify_export(&checked));
+    });
+    let report = result
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("verify --export finishes (it must not read /dev/zero)")
+        .unwrap();
+    for path in hostile {
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.path == path && p.kind == ProblemKind::UnsafePath),
+            "{path}: {:?}",
+            report.problems
+        );
+    }
+    assert_eq!(
+        report.files_checked, 1,
+        "only the export's own file was read: {:?}",
+        report.problems
+    );
+    // The links themselves are in the folder without being exported files.
+    for link in ["link-out.txt", "zero", "sub/up"] {
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.path == link && p.kind == ProblemKind::ExtraFile)
+                || hostile.contains(&link),
+            "{link}: {:?}",
+            report.problems
+        );
+    }
+}

@@ -60,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         sim.client_id(),
         Credential::Secret(sim.client_secret().to_string()),
     );
+    client_config.allow_insecure_http = true; // the simulator on the loopback address
     client_config.limits.requests_per_second = args.limit;
     client_config.limits.max_concurrency = args.rounds as u32;
     let client = GraphClient::new(client_config)?;

@@ -16,6 +16,10 @@ use url::Url;
 use crate::config::{ClientConfig, Credential, RetryPolicy};
 use crate::error::{FetchError, RedactedUrl, scrub};
 
+/// The largest token response read. Entra's are a few kilobytes (a JWT with its claims);
+/// anything far larger is not a token response and is not held in memory.
+const MAX_TOKEN_RESPONSE: usize = 1024 * 1024;
+
 /// An access token. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct AccessToken(Arc<str>);
@@ -277,14 +281,14 @@ impl TokenSource {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let retry_after = crate::http::retry_after(response.headers());
-                    match response.bytes().await {
-                        Err(e) => (
+                    match crate::http::read_body(response, MAX_TOKEN_RESPONSE).await {
+                        Err(detail) => (
                             true,
                             AuthFailure {
                                 url: url.clone(),
                                 status: Some(status),
                                 code: None,
-                                detail: scrub(&crate::http::describe(e), &secrets),
+                                detail: scrub(&detail, &secrets),
                             },
                         ),
                         Ok(body) if status == 200 => match parse_token(&body) {

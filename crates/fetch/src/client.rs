@@ -157,6 +157,13 @@ impl GraphClient {
             {
                 return Err(invalid(format!("the {name} {url} is not an http(s) URL")));
             }
+            if url.scheme() == "http" && !config.allow_insecure_http {
+                return Err(invalid(format!(
+                    "the {name} {url} is not https: the client secret, tokens and messages \
+                     would cross the network unencrypted (allow it only for a local \
+                     simulator or proxy, with --allow-insecure-http)"
+                )));
+            }
         }
         if config.tenant_id.trim().is_empty() || config.client_id.trim().is_empty() {
             return Err(invalid("tenant id and client id must not be empty".into()));

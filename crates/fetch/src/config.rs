@@ -30,6 +30,10 @@ pub struct ClientConfig {
     pub payment_model: Option<PaymentModel>,
     pub mail: MailOptions,
     pub user_agent: String,
+    /// Accept `http://` Graph and login URLs. Off by default: the client secret, the
+    /// access token and every message would cross the network in clear text. A local
+    /// simulator, or a TLS-terminating proxy on the same machine, may need it.
+    pub allow_insecure_http: bool,
 }
 
 impl ClientConfig {
@@ -54,6 +58,7 @@ impl ClientConfig {
             payment_model: Some(PaymentModel::A),
             mail: MailOptions::default(),
             user_agent: format!("teams-archiver/{}", env!("CARGO_PKG_VERSION")),
+            allow_insecure_http: false,
         }
     }
 }
@@ -72,6 +77,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("timeouts", &self.timeouts)
             .field("payment_model", &self.payment_model)
             .field("mail", &self.mail)
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .finish()
     }
 }

@@ -66,7 +66,8 @@ fn redact_query(query: &str) -> String {
         .split('&')
         .map(|part| match part.split_once('=') {
             Some((name, _)) if is_secret_param(name) => format!("{name}=<redacted>"),
-            _ => part.to_string(),
+            // A link carried in another parameter has its own, encoded, parameters.
+            _ => scrub_parameters(part),
         })
         .collect::<Vec<_>>()
         .join("&")
@@ -85,38 +86,93 @@ impl fmt::Debug for RedactedUrl {
 }
 
 /// Remove secrets from text that came from elsewhere (a response body, a library's error):
-/// each known secret value, and any `token=...`-style parameter value.
+/// each known secret value in the forms a server may echo it in (as is, percent-encoded,
+/// in base64 or base64url), and the value of any `token=...`-style parameter, also when
+/// the parameter itself is percent-encoded (`%24skiptoken%3D...`).
 pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
     for secret in secrets {
-        if secret.len() >= 6 && out.contains(secret) {
-            out = out.replace(secret, "<redacted>");
+        if secret.len() < 6 {
+            continue;
+        }
+        for form in secret_forms(secret) {
+            if out.contains(&form) {
+                out = out.replace(&form, "<redacted>");
+            }
         }
     }
-    // Query-like fragments inside free text.
-    let mut result = String::with_capacity(out.len());
-    let mut rest = out.as_str();
-    while let Some(eq) = rest.find('=') {
-        let (before, after) = rest.split_at(eq);
+    scrub_parameters(&out)
+}
+
+/// The forms a secret may take in text a server sends back.
+fn secret_forms(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let mut forms = vec![secret.to_string()];
+    // Percent-encoded: as a form value (space as `+`), every reserved byte as `%XX` in
+    // upper or lower case.
+    let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    forms.push(form.replace('+', "%20"));
+    forms.push(form);
+    let mut upper = String::new();
+    for b in secret.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            upper.push(b as char);
+        } else {
+            upper.push_str(&format!("%{b:02X}"));
+        }
+    }
+    forms.push(lowercase_escapes(&upper));
+    forms.push(upper);
+    // A base64 token rewritten in the URL-safe alphabet, with or without padding.
+    let url_alphabet = secret.replace('+', "-").replace('/', "_");
+    forms.push(url_alphabet.trim_end_matches('=').to_string());
+    forms.push(url_alphabet);
+    // The secret's bytes encoded.
+    for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+        forms.push(engine.encode(secret.as_bytes()));
+    }
+    // Longest first, so that a form containing another is replaced whole.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.dedup();
+    forms.retain(|f| f.len() >= 6);
+    forms
+}
+
+/// `%2F` as `%2f`, the rest unchanged.
+fn lowercase_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut escape = 0;
+    for c in text.chars() {
+        if c == '%' {
+            escape = 2;
+            out.push(c);
+        } else if escape > 0 {
+            escape -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The value of each secret query parameter in free text, `name=value` or encoded as
+/// `name%3Dvalue` (a URL inside a URL, as Graph echoes links in its error messages).
+fn scrub_parameters(text: &str) -> String {
+    let mut result = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((at, sign_len)) = next_equals(rest) {
+        let before = &rest[..at];
+        let after = &rest[at + sign_len..];
         let name_start = before
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '$' || c == '_'))
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '$' || c == '_' || c == '%'))
             .map(|i| i + 1)
             .unwrap_or(0);
-        result.push_str(before);
-        result.push('=');
-        let after = &after[1..];
-        if is_secret_param(&before[name_start..]) && !before[name_start..].is_empty() {
-            let end = after
-                .find(|c: char| {
-                    c == '&'
-                        || c == '"'
-                        || c == '\''
-                        || c.is_whitespace()
-                        || c == ','
-                        || c == '}'
-                        || c == '<'
-                })
-                .unwrap_or(after.len());
+        let name = strip_encoded_separator(&before[name_start..]);
+        result.push_str(&rest[..at + sign_len]);
+        if !name.is_empty() && is_secret_param(name) {
+            let end = value_end(after);
             result.push_str("<redacted>");
             rest = &after[end..];
         } else {
@@ -125,6 +181,51 @@ pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
     }
     result.push_str(rest);
     result
+}
+
+/// A parameter name may follow an encoded `?` or `&` (`%3F`, `%26`) with no separator
+/// character of its own: only what comes after the last one is the name.
+fn strip_encoded_separator(name: &str) -> &str {
+    let lower = name.to_ascii_lowercase();
+    ["%3f", "%26"]
+        .iter()
+        .filter_map(|sep| lower.rfind(sep).map(|i| i + sep.len()))
+        .max()
+        .map_or(name, |i| &name[i..])
+}
+
+/// The next `=` or `%3D` in `text`: its position and length.
+fn next_equals(text: &str) -> Option<(usize, usize)> {
+    let plain = text.find('=').map(|i| (i, 1));
+    let encoded = text
+        .as_bytes()
+        .windows(3)
+        .position(|w| w[0] == b'%' && w[1] == b'3' && (w[2] == b'D' || w[2] == b'd'))
+        .map(|i| (i, 3));
+    match (plain, encoded) {
+        (Some(p), Some(e)) => Some(if p.0 < e.0 { p } else { e }),
+        (p, e) => p.or(e),
+    }
+}
+
+/// Where a parameter value ends: a separator, a quote or space, or an encoded `&`.
+fn value_end(value: &str) -> usize {
+    let plain = value
+        .find(|c: char| {
+            c == '&'
+                || c == '"'
+                || c == '\''
+                || c.is_whitespace()
+                || c == ','
+                || c == '}'
+                || c == '<'
+        })
+        .unwrap_or(value.len());
+    let encoded = value
+        .to_ascii_lowercase()
+        .find("%26")
+        .unwrap_or(value.len());
+    plain.min(encoded)
 }
 
 /// Everything that can go wrong fetching from Graph. `Display` names the scope (what was
@@ -253,6 +354,44 @@ mod tests {
                 .to_string()
                 .contains("SECRETVALUE")
         );
+        let nested = Url::parse(
+            "https://h/x?next=https%3A%2F%2Fh%2Fy%3F%24skiptoken%3DSECRETVALUE%26%24top%3D5&a=1",
+        )
+        .unwrap();
+        let shown = RedactedUrl::new(&nested).to_string();
+        assert!(!shown.contains("SECRETVALUE"), "{shown}");
+        assert!(shown.contains("%24top%3D5&a=1"), "{shown}");
+    }
+
+    #[test]
+    fn scrub_removes_encoded_forms_of_secrets_and_encoded_token_parameters() {
+        let token = "a+b/c=d&e f==";
+        let echoed = [
+            "a%2Bb%2Fc%3Dd%26e+f%3D%3D",
+            "a%2Bb%2Fc%3Dd%26e%20f%3D%3D",
+            "a%2bb%2fc%3dd%26e%20f%3d%3d",
+            "a-b_c=d&e f",
+            "YStiL2M9ZCZlIGY9PQ==",
+            "YStiL2M9ZCZlIGY9PQ",
+        ];
+        for form in echoed {
+            let text = format!(r#"{{"message":"bad request for {form} (retry)"}}"#);
+            let clean = scrub(&text, &[token]);
+            assert!(!clean.contains(form), "{form}: {clean}");
+            assert!(
+                clean.contains("<redacted>") && clean.contains("(retry)"),
+                "{clean}"
+            );
+        }
+        // A link inside a link: its parameters are percent-encoded, names and all.
+        let text = "Invalid nextLink https%3A%2F%2Fgraph.microsoft.com%2Fv1.0%2Fx%3F%24top%3D5%26%24skiptoken%3DUNKNOWN-STATE-TOKEN%26other%3D1 given";
+        let clean = scrub(text, &[]);
+        assert!(!clean.contains("UNKNOWN-STATE-TOKEN"), "{clean}");
+        assert!(
+            clean.contains("%24top%3D5") && clean.contains("other%3D1"),
+            "{clean}"
+        );
+        assert!(clean.ends_with(" given"), "{clean}");
     }
 
     #[test]

@@ -88,18 +88,22 @@ pub(crate) fn backoff(policy: &RetryPolicy) -> impl Iterator<Item = Duration> {
         .build()
 }
 
-async fn read_body(mut response: reqwest::Response) -> Result<Bytes, String> {
+/// A response body, refused past `limit` bytes (announced or received) rather than held.
+pub(crate) async fn read_body(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Bytes, String> {
     if let Some(length) = response.content_length()
-        && length as usize > MAX_BODY
+        && length > limit as u64
     {
         return Err(format!(
-            "response of {length} bytes exceeds the {MAX_BODY}-byte limit"
+            "response of {length} bytes exceeds the {limit}-byte limit"
         ));
     }
     let mut body = BytesMut::new();
     while let Some(chunk) = response.chunk().await.map_err(describe)? {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(format!("response exceeds the {MAX_BODY}-byte limit"));
+        if body.len() + chunk.len() > limit {
+            return Err(format!("response exceeds the {limit}-byte limit"));
         }
         body.extend_from_slice(&chunk);
     }
@@ -176,7 +180,9 @@ impl Inner {
         let (code, message) = graph_error(body);
         let text = match message {
             Some(message) => message,
-            None => String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+            // Scrubbed before it is cut to length: a secret cut in half would no longer
+            // be recognised.
+            None => String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]).into_owned(),
         };
         let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let mut text = scrub(&text, &refs);
@@ -220,7 +226,7 @@ impl Inner {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let wait = retry_after(response.headers());
-                    let outcome = match read_body(response).await {
+                    let outcome = match read_body(response, MAX_BODY).await {
                         Err(detail) => Outcome::Retry(Failure::Transport(detail), None),
                         Ok(body) => self
                             .classify(scope, request, &shown, &route, &token, status, wait, body),

@@ -24,6 +24,8 @@ mod config;
 mod error;
 mod http;
 mod page;
+#[cfg(test)]
+mod page_properties;
 mod throttle;
 
 pub use client::{ClientStats, GraphClient, RoundStart, Scope};

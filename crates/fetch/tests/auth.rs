@@ -75,6 +75,79 @@ async fn a_certificate_signs_an_assertion_the_login_accepts() {
     }
 }
 
+/// A login endpoint that answers 200 with a body that does not end (up to 64 MiB): the
+/// client stops reading at its limit and names it, instead of holding it all.
+#[tokio::test]
+async fn an_endless_token_response_is_cut_at_the_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let mut sent = 0usize;
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = vec![0u8; 64 * 1024];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+            if socket.write_all(head.as_bytes()).await.is_err() {
+                continue;
+            }
+            let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, " ".repeat(64 * 1024));
+            for _ in 0..1024 {
+                if socket.write_all(chunk.as_bytes()).await.is_err() {
+                    break;
+                }
+                sent += 64 * 1024;
+            }
+        }
+        sent
+    });
+    let base = url::Url::parse(&format!("http://{address}/")).unwrap();
+    let mut config = fetch::ClientConfig::new(
+        base.clone(),
+        base,
+        "tenant",
+        "client",
+        Credential::Secret("secret-value".into()),
+    );
+    config.allow_insecure_http = true;
+    config.retry.max_retries = 0;
+    let client = GraphClient::new(config).unwrap();
+    let first = futures::StreamExt::next(&mut Box::pin(client.users()))
+        .await
+        .expect("an answer");
+    let error = first.expect_err("no token");
+    assert!(
+        matches!(&error, FetchError::Auth { detail, .. } if detail.contains("limit")),
+        "{error}"
+    );
+    server.abort();
+}
+
+#[test]
+fn plain_http_urls_are_refused_unless_allowed() {
+    for (graph, login) in [
+        ("http://graph.example/", "https://login.example/"),
+        ("https://graph.example/", "http://login.example/"),
+    ] {
+        let mut config = fetch::ClientConfig::new(
+            url::Url::parse(graph).unwrap(),
+            url::Url::parse(login).unwrap(),
+            "tenant",
+            "client",
+            Credential::Secret("secret-value".into()),
+        );
+        let error = GraphClient::new(config.clone()).expect_err("http is refused");
+        assert!(
+            matches!(error, FetchError::Config { .. })
+                && error.to_string().contains("not https")
+                && error.to_string().contains("--allow-insecure-http"),
+            "{error}"
+        );
+        config.allow_insecure_http = true;
+        assert!(GraphClient::new(config).is_ok(), "{graph} {login}");
+    }
+}
+
 #[test]
 fn broken_certificates_are_configuration_errors() {
     let mut config = fetch::ClientConfig::new(

@@ -53,6 +53,10 @@ impl VersionIndex {
             path: dir.display().to_string(),
             source,
         })?;
+        // Keys are content hashes, but which versions exist is the archive's business.
+        if let Err(e) = crate::location::private_dir(dir) {
+            tracing::warn!("{e}");
+        }
         let path = dir.join(INDEX_FILE);
         let db = Database::builder()
             .set_cache_size(INDEX_CACHE_BYTES)
@@ -65,6 +69,9 @@ impl VersionIndex {
                 };
                 SinkError::index(&path, "open", format!("{e}{hint}"))
             })?;
+        if let Err(e) = crate::location::private_file(&path) {
+            tracing::warn!("{e}");
+        }
         let index = VersionIndex {
             db,
             path,
@@ -156,6 +163,23 @@ impl VersionIndex {
         commit_id: &str,
         keys: impl IntoIterator<Item = (&'k str, &'k [u8])>,
     ) -> Result<u64, SinkError> {
+        self.write_keys(Some(commit_id), keys)
+    }
+
+    /// Adds `keys` without marking any commit applied: part of a commit whose other
+    /// files could not be read, which is to be tried again on the next open.
+    pub fn add_keys<'k>(
+        &self,
+        keys: impl IntoIterator<Item = (&'k str, &'k [u8])>,
+    ) -> Result<u64, SinkError> {
+        self.write_keys(None, keys)
+    }
+
+    fn write_keys<'k>(
+        &self,
+        commit_id: Option<&str>,
+        keys: impl IntoIterator<Item = (&'k str, &'k [u8])>,
+    ) -> Result<u64, SinkError> {
         // In key order, each insert lands next to the last one: the B-tree pages it
         // touches stay in the cache.
         let mut keys: Vec<(&str, &[u8])> = keys.into_iter().collect();
@@ -181,10 +205,12 @@ impl VersionIndex {
                     added += 1;
                 }
             }
-            let mut commits = txn.open_table(COMMITS).map_err(|e| self.err("write", e))?;
-            commits
-                .insert(commit_id, ())
-                .map_err(|e| self.err("write", e))?;
+            if let Some(commit_id) = commit_id {
+                let mut commits = txn.open_table(COMMITS).map_err(|e| self.err("write", e))?;
+                commits
+                    .insert(commit_id, ())
+                    .map_err(|e| self.err("write", e))?;
+            }
         }
         txn.commit().map_err(|e| self.err("commit", e))?;
         Ok(added)

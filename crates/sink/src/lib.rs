@@ -61,7 +61,7 @@ mod writer;
 pub use checkpoint::{Checkpoint, CheckpointStore};
 pub use error::SinkError;
 pub use location::Location;
-pub use parquet_file::ObjectReader;
+pub use parquet_file::{ObjectReader, read_batches};
 pub use store_io::{put_archive_object, read_records};
 pub use writer::{
     AppendStats, ArchiveWriter, CommitReport, PROTOCOL_TARGET, ProtocolStep, RecoveryReport,

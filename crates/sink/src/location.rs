@@ -182,6 +182,28 @@ impl Location {
         self.local_dir.as_deref()
     }
 
+    /// Makes a local location readable by this user only (mode 0700): the state holds
+    /// Graph's delta links, which read the tenant's messages. Files written there by
+    /// [`crate::CheckpointStore`] and the writer are 0600. Object stores keep their own
+    /// access control; there this does nothing.
+    pub fn make_private(&self) -> Result<(), SinkError> {
+        match &self.local_dir {
+            Some(dir) => private_dir(dir),
+            None => Ok(()),
+        }
+    }
+
+    /// After writing `relative` in a private local location: 0600. Best effort: inside
+    /// a 0700 folder the file is out of others' reach anyway, and a file system that
+    /// refuses modes (a network share) must not stop commits.
+    pub(crate) fn make_file_private(&self, relative: &str) {
+        if let Some(dir) = &self.local_dir
+            && let Err(e) = private_file(&dir.join(relative))
+        {
+            tracing::debug!("{e}");
+        }
+    }
+
     /// The object key of `relative` (a `/`-separated path inside this location).
     pub(crate) fn key(&self, relative: &str) -> Result<Path, SinkError> {
         Path::parse(relative).map_err(|e| SinkError::Inconsistent {
@@ -240,6 +262,33 @@ impl Location {
 /// S3 from `AWS_*` variables and `options`, with two defaults of ours: SHA-256 upload
 /// checksums, and the header S3 Object Lock asks of uploads to a bucket with default
 /// retention (`x-amz-sdk-checksum-algorithm`, naming the checksum already sent).
+/// Sets a local directory to mode 0700 (on Unix; elsewhere the platform's defaults stay).
+pub(crate) fn private_dir(dir: &FsPath) -> Result<(), SinkError> {
+    set_mode(dir, 0o700)
+}
+
+/// Sets a local file to mode 0600 (on Unix).
+pub(crate) fn private_file(file: &FsPath) -> Result<(), SinkError> {
+    set_mode(file, 0o600)
+}
+
+#[cfg(unix)]
+fn set_mode(path: &FsPath, mode: u32) -> Result<(), SinkError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        SinkError::Io {
+            operation: "restrict the permissions of",
+            path: path.display().to_string(),
+            source,
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &FsPath, _: u32) -> Result<(), SinkError> {
+    Ok(())
+}
+
 fn s3_store(
     url: &Url,
     options: &[(String, String)],

@@ -9,7 +9,8 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use futures::{FutureExt, TryFutureExt, TryStreamExt};
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
@@ -229,8 +230,84 @@ pub(crate) async fn hash_object(
     Ok((bytes, hex::encode(hasher.finalize())))
 }
 
+/// Runs a read of a Parquet file, turning a panic into an error.
+///
+/// The archive's files are data to check, not to trust: a damaged or forged footer or
+/// page can make parquet's decoder panic (an index out of bounds in its metadata code)
+/// instead of returning an error. Whoever reads the archive (`verify`, `export`, the
+/// index catch-up) must name such a file and go on, so a panic while reading one is
+/// caught here and reported as the file's error.
+pub(crate) async fn unless_panicking<T>(
+    read: impl std::future::Future<Output = Result<T, ParquetError>>,
+) -> Result<T, ParquetError> {
+    match std::panic::AssertUnwindSafe(read).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(damaged(panic)),
+    }
+}
+
+fn damaged(panic: Box<dyn std::any::Any + Send>) -> ParquetError {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("no message");
+    ParquetError::General(format!(
+        "the file is damaged: the Parquet decoder failed on it ({message})"
+    ))
+}
+
+/// The record batches of a Parquet object of `size` bytes, with only the top-level
+/// `columns` it has (others are simply absent), `batch_rows` rows at a time: what
+/// `export` and `verify` read the archive with. A damaged file gives an error, never a
+/// panic (see [`unless_panicking`]); the stream ends after its first error.
+pub async fn read_batches(
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    size: u64,
+    columns: &[&str],
+    batch_rows: usize,
+) -> Result<BoxStream<'static, Result<RecordBatch, ParquetError>>, ParquetError> {
+    let open = async {
+        let reader = ObjectReader::new(store, path, size);
+        let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+        let schema = builder.schema().clone();
+        let roots: Vec<usize> = columns
+            .iter()
+            .filter_map(|c| schema.index_of(c).ok())
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        builder
+            .with_projection(mask)
+            .with_batch_size(batch_rows.max(1))
+            .build()
+    };
+    let stream = unless_panicking(open).await?;
+    let guarded =
+        std::panic::AssertUnwindSafe(stream)
+            .catch_unwind()
+            .scan(false, |failed, item| {
+                if *failed {
+                    return futures::future::ready(None);
+                }
+                let item = match item {
+                    Ok(Ok(batch)) => Ok(batch),
+                    Ok(Err(e)) => {
+                        *failed = true;
+                        Err(e)
+                    }
+                    Err(panic) => {
+                        *failed = true;
+                        Err(damaged(panic))
+                    }
+                };
+                futures::future::ready(Some(item))
+            });
+    Ok(guarded.boxed())
+}
+
 /// Row count of a Parquet file (from its footer) and, when asked, the version keys of
-/// its rows (reading only the key columns).
+/// its rows (reading only the key columns). A damaged file is an error, never a panic.
 pub(crate) async fn read_rows_and_keys(
     location: &Location,
     path: &str,
@@ -250,9 +327,12 @@ pub(crate) async fn read_rows_and_keys(
         path: key,
         size,
     };
-    let metadata = ArrowReaderMetadata::load_async(&mut reader, Default::default())
-        .await
-        .map_err(fail)?;
+    let metadata = unless_panicking(ArrowReaderMetadata::load_async(
+        &mut reader,
+        Default::default(),
+    ))
+    .await
+    .map_err(fail)?;
     let rows = metadata.metadata().file_metadata().num_rows().max(0) as u64;
     if !with_keys {
         return Ok((rows, Vec::new()));
@@ -279,8 +359,10 @@ pub(crate) async fn read_rows_and_keys(
         .with_batch_size(64 * 1024)
         .build()
         .map_err(fail)?;
-    let mut keys = Vec::with_capacity(rows as usize);
-    while let Some(batch) = stream.try_next().await.map_err(fail)? {
+    // The footer's row count is the file's word, not a fact: reserve only what a
+    // plausible file holds.
+    let mut keys = Vec::with_capacity((rows as usize).min(1 << 20));
+    while let Some(batch) = unless_panicking(stream.try_next()).await.map_err(fail)? {
         let schema = batch.schema();
         let indices: Vec<usize> = table
             .spec
@@ -329,8 +411,26 @@ fn object_error(e: object_store::Error) -> ParquetError {
     ParquetError::External(Box::new(e))
 }
 
+impl ObjectReader {
+    /// A range the file's own metadata asks for must lie inside the file: one that does
+    /// not says the file is damaged, and is refused here as such, so that only real
+    /// storage failures come back from the store as store errors.
+    fn check(&self, range: &Range<u64>) -> parquet::errors::Result<()> {
+        if range.start <= range.end && range.end <= self.size {
+            return Ok(());
+        }
+        Err(ParquetError::General(format!(
+            "the file is damaged: its metadata points at bytes {}..{}, outside its {} bytes",
+            range.start, range.end, self.size
+        )))
+    }
+}
+
 impl AsyncFileReader for ObjectReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        if let Err(e) = self.check(&range) {
+            return futures::future::ready(Err(e)).boxed();
+        }
         self.store
             .get_range(&self.path, range)
             .map_err(object_error)
@@ -342,6 +442,9 @@ impl AsyncFileReader for ObjectReader {
         ranges: Vec<Range<u64>>,
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         async move {
+            for range in &ranges {
+                self.check(range)?;
+            }
             self.store
                 .get_ranges(&self.path, &ranges)
                 .await

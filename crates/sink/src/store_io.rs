@@ -98,7 +98,8 @@ fn to_json<T: Serialize>(
     Ok(PutPayload::from(bytes))
 }
 
-/// Writes a JSON document, replacing any previous one (state store documents).
+/// Writes a JSON document, replacing any previous one (state store documents: on local
+/// disk, readable by this user only).
 pub(crate) async fn put_json<T: Serialize>(
     location: &Location,
     key: &str,
@@ -111,6 +112,7 @@ pub(crate) async fn put_json<T: Serialize>(
         .put(&path, payload)
         .await
         .map_err(|e| store_error(location, "write", key, e))?;
+    location.make_file_private(key);
     Ok(())
 }
 

@@ -210,6 +210,8 @@ impl ArchiveWriter {
                 reason: "memory_budget_bytes and target_file_bytes must be positive".into(),
             });
         }
+        // The state holds delta links; a file system that refuses modes only gets a word.
+        let private_state = state.make_private();
         let index_dir = match (&options.index_dir, state.local_dir()) {
             (Some(dir), _) => dir.clone(),
             (None, Some(dir)) => dir.to_path_buf(),
@@ -246,6 +248,9 @@ impl ArchiveWriter {
             index_rebuilt: rebuilt,
             ..Default::default()
         };
+        if let Err(e) = private_state {
+            report.warnings.push(e.to_string());
+        }
         writer.recover_write_ahead(&mut report).await?;
         writer.catch_up_index(&mut report).await?;
         Ok((writer, report))
@@ -638,8 +643,28 @@ impl ArchiveWriter {
             };
             let table = &self.tables[table_index];
             let (bytes, sha256) = hash_object(&self.archive, &planned.path).await?;
-            let (rows, file_keys) =
-                read_rows_and_keys(&self.archive, &planned.path, meta.size, table, true).await?;
+            let (rows, file_keys) = match read_rows_and_keys(
+                &self.archive,
+                &planned.path,
+                meta.size,
+                table,
+                true,
+            )
+            .await
+            {
+                Ok(read) => read,
+                // Files appear only complete, so this one was damaged afterwards. It is
+                // not committed; its rows come again from their scopes' checkpoints.
+                Err(e) if is_damage(&e) => {
+                    report.warnings.push(format!(
+                            "`{}` of the interrupted commit {commit_id} is unreadable and was not committed: {e}",
+                            planned.path
+                        ));
+                    report.files_forgotten.push(planned.path.clone());
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             files.push(FileRecord {
                 path: planned.path.clone(),
                 table: planned.table.clone(),
@@ -699,14 +724,32 @@ impl ArchiveWriter {
         }
         for commit_id in listed.iter().filter(|id| !applied.contains(id.as_str())) {
             let record_key = commit_record_key(commit_id);
-            let record: CommitRecord = store_io::get_record(&self.archive, &record_key)
-                .await?
-                .ok_or_else(|| SinkError::Inconsistent {
-                    location: self.archive.url().to_string(),
-                    key: record_key.clone(),
-                    reason: "listed but could not be read".into(),
-                })?;
+            // A damaged record or file is named and left out of the index, and the
+            // commit is not marked applied, so every later open names it again until it
+            // is repaired. Its rows are then unknown to the index: if they come again
+            // they are stored again. A possible repeat, never a lost row, and never an
+            // archive that no run can open. Storage errors still stop the writer: they
+            // say nothing about the archive.
+            let record = match store_io::get_record::<CommitRecord>(&self.archive, &record_key)
+                .await
+            {
+                Ok(Some(record)) => record,
+                Ok(None) => {
+                    report.warnings.push(format!(
+                        "commit record `{record_key}` was listed but is gone; not indexed"
+                    ));
+                    continue;
+                }
+                Err(e) if is_damage(&e) => {
+                    report.warnings.push(format!(
+                        "commit record `{record_key}` is unreadable, so the rows of the files it lists are not in the version index and may be stored again: {e}"
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let mut keys: Vec<FileKeys> = Vec::new();
+            let mut complete = true;
             for file in &record.files {
                 let Ok(table_index) = self.table_index(&file.table) else {
                     continue;
@@ -718,25 +761,37 @@ impl ArchiveWriter {
                     ));
                     continue;
                 };
-                let (_, file_keys) = read_rows_and_keys(
+                match read_rows_and_keys(
                     &self.archive,
                     &file.path,
                     meta.size,
                     &self.tables[table_index],
                     true,
                 )
-                .await?;
-                keys.push((table_index, file_keys));
+                .await
+                {
+                    Ok((_, file_keys)) => keys.push((table_index, file_keys)),
+                    Err(e) if is_damage(&e) => {
+                        complete = false;
+                        report.warnings.push(format!(
+                            "`{}` (listed by commit record `{record_key}`) is unreadable, so its rows are not in the version index and may be stored again: {e}",
+                            file.path
+                        ));
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             let tables = &self.tables;
-            report.keys_indexed += self.index.apply_commit(
-                commit_id,
-                keys.iter().flat_map(|(table, keys)| {
-                    let name = tables[*table].name();
-                    keys.iter().map(move |k| (name, k.as_ref()))
-                }),
-            )?;
-            report.commit_records_applied += 1;
+            let keys = keys.iter().flat_map(|(table, keys)| {
+                let name = tables[*table].name();
+                keys.iter().map(move |k| (name, k.as_ref()))
+            });
+            if complete {
+                report.keys_indexed += self.index.apply_commit(commit_id, keys)?;
+                report.commit_records_applied += 1;
+            } else {
+                report.keys_indexed += self.index.add_keys(keys)?;
+            }
         }
         for warning in &report.warnings {
             tracing::warn!("{warning}");
@@ -766,6 +821,19 @@ impl ArchiveWriter {
             }),
             None => Ok(()),
         }
+    }
+}
+
+/// Whether an error says that something in the archive is damaged (a record that is not
+/// JSON, a Parquet file that does not decode), rather than that the store failed.
+fn is_damage(error: &SinkError) -> bool {
+    match error {
+        SinkError::Json { .. } | SinkError::Record { .. } | SinkError::Inconsistent { .. } => true,
+        SinkError::Parquet { source, .. } => !matches!(
+            source.as_ref(),
+            parquet::errors::ParquetError::External(e) if e.is::<object_store::Error>()
+        ),
+        _ => false,
     }
 }
 

@@ -30,7 +30,219 @@ pub(crate) fn html_to_text_with(
     if let Some(text) = simple_teams_html(html, attachment_name) {
         return text;
     }
+    if html.len() > HTML2TEXT_MAX_BYTES || nesting_depth(html) > HTML2TEXT_MAX_DEPTH {
+        return linear_text(html, attachment_name);
+    }
     with_html2text(html, attachment_name)
+}
+
+/// html2text lays out nested blocks by copying each child's lines into its parent, so its
+/// time grows with depth times size: a 160 KB body of nested lists took 5.5 s, 320 KB
+/// 23.5 s. Bodies come from anyone who can send mail to a custodian, so html2text only
+/// gets bodies it renders quickly (at most this deep and this large); the rest go through
+/// [`linear_text`], which reads each byte once. Real Teams and Outlook bodies are far
+/// shallower (tables in tables in mail signatures reach a dozen levels).
+const HTML2TEXT_MAX_DEPTH: usize = 48;
+/// Quote levels shown as `> ` marks; deeper ones are shown as this deep.
+const MAX_QUOTE_DEPTH: usize = 8;
+const HTML2TEXT_MAX_BYTES: usize = 512 * 1024;
+
+/// Elements that hold no content: they never add a level.
+const VOID_ELEMENTS: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+    "track", "wbr",
+];
+
+/// How deep elements nest in `html`, counted from start and end tags in one pass (an
+/// upper bound: elements whose end tag HTML lets one leave out count as still open).
+fn nesting_depth(html: &str) -> usize {
+    let bytes = html.as_bytes();
+    let (mut depth, mut deepest, mut at) = (0usize, 0usize, 0usize);
+    while let Some(off) = memchr::memchr(b'<', &bytes[at..]) {
+        let start = at + off;
+        at = start + 1;
+        let tag = match Markup::read(html, start) {
+            Markup::Tag(tag) => tag,
+            Markup::Text => continue,
+            Markup::Unterminated => break,
+        };
+        at = tag.end;
+        let mut buf = [0u8; 24];
+        let name = lower_name(tag.name, &mut buf);
+        if VOID_ELEMENTS.contains(&name) || html[..tag.end].ends_with("/>") {
+            continue;
+        }
+        if tag.closing {
+            depth = depth.saturating_sub(1);
+        } else {
+            depth += 1;
+            deepest = deepest.max(depth);
+        }
+    }
+    deepest
+}
+
+/// Elements whose content is not text for a reader.
+const HIDDEN_ELEMENTS: &[&str] = &["script", "style", "head", "title", "template", "noscript"];
+/// Elements that end a line where they start and end.
+const BLOCK_ELEMENTS: &[&str] = &[
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "br",
+    "caption",
+    "dd",
+    "details",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "summary",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "tr",
+    "ul",
+];
+
+/// Any HTML to text in one pass over its bytes, whatever its nesting: block elements
+/// end lines, list items and table cells are separated, scripts, styles and comments
+/// are dropped, character references are decoded, Teams' elements keep their meaning
+/// as in [`simple_teams_html`]. Layout (indentation, table columns) is not kept: the
+/// words and their order are, which is what `body_text` is for.
+fn linear_text(html: &str, attachment_name: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut r = Renderer {
+        out: String::with_capacity(html.len() / 2),
+        quote_depth: 0,
+        space: false,
+        line_start: true,
+    };
+    let b = html.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let Some(off) = memchr::memchr2(b'<', b'&', &b[i..]) else {
+            r.text(&html[i..]);
+            break;
+        };
+        let at = i + off;
+        r.text(&html[i..at]);
+        if b[at] == b'&' {
+            match entity(&html[at..]) {
+                Some((c, len)) => {
+                    r.text(c.encode_utf8(&mut [0u8; 4]));
+                    i = at + len;
+                }
+                None => {
+                    r.text("&");
+                    i = at + 1;
+                }
+            }
+            continue;
+        }
+        let rest = &html[at..];
+        if rest.starts_with("<!--") {
+            i = rest.find("-->").map_or(b.len(), |end| at + end + 3);
+            continue;
+        }
+        if rest.starts_with("<!") || rest.starts_with("<?") {
+            i = memchr::memchr(b'>', &b[at..]).map_or(b.len(), |end| at + end + 1);
+            continue;
+        }
+        let tag = match Markup::read(html, at) {
+            Markup::Tag(tag) => tag,
+            Markup::Text => {
+                r.text("<");
+                i = at + 1;
+                continue;
+            }
+            Markup::Unterminated => break,
+        };
+        i = tag.end;
+        let mut buf = [0u8; 24];
+        let name = lower_name(tag.name, &mut buf);
+        if HIDDEN_ELEMENTS.contains(&name) && !tag.closing {
+            // Skip to the matching end tag (these do not nest).
+            let close = format!("</{name}");
+            i = find_ascii_case_insensitive(&html[i..], &close).map_or(b.len(), |end| {
+                let end = i + end;
+                memchr::memchr(b'>', &b[end..]).map_or(b.len(), |gt| end + gt + 1)
+            });
+            continue;
+        }
+        match name {
+            "blockquote" => {
+                r.newline();
+                if tag.closing {
+                    r.quote_depth = r.quote_depth.saturating_sub(1);
+                } else {
+                    // Deep quotes would repeat `> ` on every line: a few levels say enough.
+                    r.quote_depth = (r.quote_depth + 1).min(MAX_QUOTE_DEPTH);
+                }
+            }
+            "td" | "th" if !tag.closing => r.space = true,
+            n if BLOCK_ELEMENTS.contains(&n) => r.newline(),
+            "img" if !tag.closing => {
+                if let Some(alt) = tag.attr("alt").filter(|a| !a.is_empty()) {
+                    r.text(&format!("[{alt}]"));
+                }
+            }
+            "attachment" if !tag.closing => {
+                let id = tag.attr("id").unwrap_or_default();
+                let name = attachment_name(&id).unwrap_or_else(|| id.clone());
+                r.text(&format!(" [attachment: {name}] "));
+            }
+            "emoji" | "customemoji" if !tag.closing => r.text(
+                &tag.attr("alt")
+                    .or_else(|| tag.attr("title"))
+                    .unwrap_or_default(),
+            ),
+            _ => {}
+        }
+    }
+    let text = r.out.trim_end();
+    text.trim_start_matches('\n').to_string()
+}
+
+/// The position of `needle` (ASCII) in `haystack`, ignoring ASCII case.
+fn find_ascii_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    let first = n.first()?;
+    let mut at = 0;
+    while let Some(off) = memchr::memchr2(
+        first.to_ascii_lowercase(),
+        first.to_ascii_uppercase(),
+        &h[at..],
+    ) {
+        let start = at + off;
+        if h.len() - start >= n.len() && h[start..start + n.len()].eq_ignore_ascii_case(n) {
+            return Some(start);
+        }
+        at = start + 1;
+    }
+    None
 }
 
 /// The html2text rendering (used for everything the fast path below does not cover).
@@ -76,10 +288,13 @@ fn rewrite_teams_elements<'a>(
     while let Some(off) = memchr::memchr(b'<', &bytes[at..]) {
         let start = at + off;
         at = start + 1;
-        let Some(tag) = Tag::read(html, start) else {
-            continue;
+        let tag = match Markup::read(html, start) {
+            Markup::Tag(tag) => tag,
+            Markup::Text => continue,
+            Markup::Unterminated => break,
         };
-        let replacement = match tag.name.to_ascii_lowercase().as_str() {
+        let mut buf = [0u8; 24];
+        let replacement = match lower_name(tag.name, &mut buf) {
             "attachment" if !tag.closing => {
                 let id = tag.attr("id").unwrap_or_default();
                 let name = attachment_name(&id).unwrap_or_else(|| id.clone());
@@ -142,16 +357,21 @@ fn simple_teams_html(
             i = at + len;
             continue;
         }
-        let Some(tag) = Tag::read(html, at) else {
-            if html[at..].starts_with("<!") || html[at..].starts_with("<?") {
-                return None;
+        let tag = match Markup::read(html, at) {
+            Markup::Tag(tag) => tag,
+            Markup::Text => {
+                if html[at..].starts_with("<!") || html[at..].starts_with("<?") {
+                    return None;
+                }
+                r.text("<");
+                i = at + 1;
+                continue;
             }
-            r.text("<");
-            i = at + 1;
-            continue;
+            Markup::Unterminated => return None,
         };
         i = tag.end;
-        match tag.name.to_ascii_lowercase().as_str() {
+        let mut buf = [0u8; 24];
+        match lower_name(tag.name, &mut buf) {
             "span" | "strong" | "b" | "i" | "em" | "u" | "s" | "strike" | "a" | "font" | "sup"
             | "sub" | "at" | "small" | "big" | "mark" | "ins" | "del" | "code" => {}
             "br" => r.newline(),
@@ -160,6 +380,10 @@ fn simple_teams_html(
                 r.newline();
                 if tag.closing {
                     r.quote_depth = r.quote_depth.checked_sub(1)?;
+                } else if r.quote_depth == MAX_QUOTE_DEPTH {
+                    // Each line repeats `> ` once per level: deeper quotes go to the
+                    // paths that bound it.
+                    return None;
                 } else {
                     r.quote_depth += 1;
                 }
@@ -285,6 +509,20 @@ fn escape_text(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// A tag name in lower case, in `buf` (no allocation per tag); names longer than any
+/// element this module knows come back empty.
+fn lower_name<'b>(name: &str, buf: &'b mut [u8; 24]) -> &'b str {
+    let bytes = name.as_bytes();
+    if bytes.len() > buf.len() {
+        return "";
+    }
+    for (to, from) in buf.iter_mut().zip(bytes) {
+        *to = from.to_ascii_lowercase();
+    }
+    // Tag names are ASCII alphanumerics (see `Tag::read`).
+    std::str::from_utf8(&buf[..bytes.len()]).unwrap_or("")
+}
+
 /// A start or end tag read at a `<`.
 struct Tag<'a> {
     name: &'a str,
@@ -292,6 +530,32 @@ struct Tag<'a> {
     attrs: &'a str,
     /// Index just past the `>`.
     end: usize,
+}
+
+/// What a `<` starts.
+enum Markup<'a> {
+    Tag(Tag<'a>),
+    /// Not a tag (`< `, `<3`): a literal `<`.
+    Text,
+    /// A tag that never ends (no `>` outside quotes): like a browser, everything after
+    /// it belongs to it. Stopping here keeps every scan linear; trying the next `<`
+    /// instead would read the rest of the input again for each one.
+    Unterminated,
+}
+
+impl<'a> Markup<'a> {
+    fn read(html: &'a str, start: usize) -> Markup<'a> {
+        let rest = html.as_bytes()[start + 1..]
+            .strip_prefix(b"/")
+            .unwrap_or(&html.as_bytes()[start + 1..]);
+        if !rest.first().is_some_and(u8::is_ascii_alphanumeric) {
+            return Markup::Text;
+        }
+        match Tag::read(html, start) {
+            Some(tag) => Markup::Tag(tag),
+            None => Markup::Unterminated,
+        }
+    }
 }
 
 impl<'a> Tag<'a> {
@@ -447,6 +711,29 @@ mod tests {
                 "quote marks: {fast:?} / {slow:?}"
             );
         }
+    }
+
+    #[test]
+    fn deep_or_large_markup_is_read_in_one_pass_with_its_words() {
+        let html = format!(
+            "<style>p {{color: red}}</style><!-- hidden --><div>{}<p>Dear &amp; <b>team</b></p><table><tr><td>a</td><td>b</td></tr></table><blockquote>quoted</blockquote><script>alert(1)</script>{}</div>",
+            "<ul><li>item".repeat(60),
+            "</li></ul>".repeat(60)
+        );
+        assert!(nesting_depth(&html) > HTML2TEXT_MAX_DEPTH);
+        let text = html_to_text(&html);
+        assert_eq!(
+            words(&text),
+            ["item"]
+                .repeat(60)
+                .into_iter()
+                .chain(["Dear", "&", "team", "a", "b", "quoted"])
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+            "{text}"
+        );
+        assert!(text.contains("> quoted"), "{text}");
+        assert_eq!(nesting_depth("<p>a<br>b<img src=x/></p><div/>"), 1);
     }
 
     #[test]

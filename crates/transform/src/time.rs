@@ -8,15 +8,27 @@ use chrono::DateTime;
 
 pub(crate) const MICROS_PER_DAY: i64 = 86_400_000_000;
 
+/// The instants a timestamp column holds: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z
+/// in UTC, the range Spark, Hive and Trino timestamps and `date=YYYY-MM-DD` folders share.
+/// `9999-12-31T23:59:59-01:00` is valid RFC 3339 but falls in year 10000 in UTC.
+const FIRST_MICROS: i64 = -62_135_596_800_000_000;
+const LAST_MICROS: i64 = 253_402_300_799_999_999;
+
 /// Parses an RFC 3339 timestamp to microseconds since the Unix epoch, UTC.
 pub(crate) fn parse_micros(s: &str) -> Result<i64, &'static str> {
-    if let Some(v) = fast(s.as_bytes()) {
-        return Ok(v);
+    let micros = match fast(s.as_bytes()) {
+        Some(v) => v,
+        None => match DateTime::parse_from_rfc3339(s) {
+            Ok(t) => t.timestamp_micros(),
+            Err(_) => {
+                return Err("not an RFC 3339 timestamp (expected e.g. 2021-03-17T06:47:05.123Z)");
+            }
+        },
+    };
+    if !(FIRST_MICROS..=LAST_MICROS).contains(&micros) {
+        return Err("outside years 0001 to 9999 in UTC");
     }
-    match DateTime::parse_from_rfc3339(s) {
-        Ok(t) => Ok(t.timestamp_micros()),
-        Err(_) => Err("not an RFC 3339 timestamp (expected e.g. 2021-03-17T06:47:05.123Z)"),
-    }
+    Ok(micros)
 }
 
 /// UTC day (days since 1970-01-01) of a microsecond timestamp.
@@ -169,6 +181,24 @@ mod tests {
         ] {
             assert!(parse_micros(s).is_err(), "{s}");
         }
+    }
+
+    #[test]
+    fn instants_outside_years_1_to_9999_in_utc_are_refused() {
+        for s in [
+            "9999-12-31T23:59:59-01:00",
+            "9999-12-31T23:59:59.5-00:01",
+            "0001-01-01T00:00:00+00:01",
+            "0000-06-01T00:00:00Z",
+        ] {
+            assert!(parse_micros(s).is_err(), "{s}");
+        }
+        assert_eq!(parse_micros("0001-01-01T00:00:00Z"), Ok(FIRST_MICROS));
+        assert_eq!(parse_micros("9999-12-31T23:59:59.999999Z"), Ok(LAST_MICROS));
+        assert_eq!(
+            parse_micros("9999-12-31T23:59:59.999999+01:00"),
+            Ok(LAST_MICROS - 3_600_000_000)
+        );
     }
 
     #[test]

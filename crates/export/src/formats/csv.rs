@@ -1,5 +1,11 @@
 //! CSV: the flat columns of each exported version, RFC 4180 (CRLF, quoted as needed),
 //! UTF-8, with a header row. Collections are summarised in one cell each.
+//!
+//! A spreadsheet opening the file runs a cell that begins with `=`, `+`, `-` or `@` as a
+//! formula (`=HYPERLINK(...)`, `=cmd|' /C calc'!A0`), and some also after a leading tab or
+//! carriage return. Message text comes from anyone who can post in a chat, so such cells
+//! are neutralised as OWASP recommends: a `'` is put before them, which spreadsheets show
+//! as text. `raw` (`--csv-raw`) writes every cell exactly as archived instead.
 
 use super::jsonl::{VersionRecord, exported_versions};
 use super::{ConversationDay, FormatWriter};
@@ -47,14 +53,17 @@ pub(crate) const HEADER: &[&str] = &[
 
 pub(crate) struct CsvWriter {
     all_versions: bool,
+    /// Write cells as archived, formulas and all.
+    raw: bool,
     out: Option<csv::Writer<OutputFile>>,
     counts: OutputCounts,
 }
 
 impl CsvWriter {
-    pub fn new(all_versions: bool) -> Self {
+    pub fn new(all_versions: bool, raw: bool) -> Self {
         CsvWriter {
             all_versions,
+            raw,
             out: None,
             counts: OutputCounts {
                 versions: Some(0),
@@ -87,6 +96,23 @@ fn encode_error(outputs: &Outputs, e: csv::Error) -> ExportError {
 
 fn opt(value: Option<&str>) -> &str {
     value.unwrap_or("")
+}
+
+/// Whether a spreadsheet could read `cell` as a formula.
+fn is_formula_like(cell: &str) -> bool {
+    matches!(
+        cell.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    )
+}
+
+/// `cell` as a spreadsheet shows it as text: a leading `'` before anything formula-like.
+fn neutralised(cell: &str) -> std::borrow::Cow<'_, str> {
+    if is_formula_like(cell) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
 }
 
 impl FormatWriter for CsvWriter {
@@ -165,8 +191,14 @@ impl FormatWriter for CsvWriter {
                 r.archive_file,
                 &archive_row,
             ];
+            let raw = self.raw;
             let writer = self.writer(outputs)?;
-            if let Err(e) = writer.write_record(record) {
+            let written = if raw {
+                writer.write_record(record)
+            } else {
+                writer.write_record(record.iter().map(|cell| neutralised(cell).into_owned()))
+            };
+            if let Err(e) = written {
                 return Err(encode_error(outputs, e));
             }
             rows += 1;
@@ -187,5 +219,28 @@ impl FormatWriter for CsvWriter {
             .into_inner()
             .map_err(|e| encode_error(outputs, e.into_error().into()))?;
         outputs.close(file, Format::Csv, std::mem::take(&mut self.counts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_like_cells_become_text() {
+        for cell in [
+            "=cmd|' /C calc'!A0",
+            "+SUM(1)",
+            "-2+3",
+            "@SUM(1)",
+            "=HYPERLINK(\"https://x.example\",\"open\")",
+            "\t=1",
+            "\r=1",
+        ] {
+            assert_eq!(neutralised(cell), format!("'{cell}"), "{cell:?}");
+        }
+        for cell in ["hello", "", "2024-05-01", "a=b", " =1"] {
+            assert_eq!(neutralised(cell), cell, "{cell:?}");
+        }
     }
 }

@@ -46,8 +46,7 @@ pub(crate) fn escape(text: &str) -> String {
 
 /// Only web links become links; anything else (`javascript:`, `data:`) stays text.
 fn safe_url(url: &str) -> Option<&str> {
-    let lower = url.trim_start().to_ascii_lowercase();
-    (lower.starts_with("https://") || lower.starts_with("http://")).then_some(url)
+    crate::view::is_web_link(url).then_some(url)
 }
 
 /// A transcript is kept in memory, and handed over whole, until it grows past this; then

@@ -70,6 +70,26 @@ pub(crate) trait FormatWriter {
     fn finish(&mut self, outputs: &mut Outputs) -> Result<(), ExportError>;
 }
 
+/// `text` on one line: control characters (line breaks above all) written as `\r`, `\n`,
+/// `\t` or `\u{..}`, so that a name or topic cannot start a line of its own in a plain
+/// text transcript or a header.
+pub(crate) fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// RFC 3339 in UTC with milliseconds (`2024-05-01T09:30:00.123Z`), as Graph writes times.
 pub(crate) fn utc(us: i64) -> String {
     DateTime::<Utc>::from_timestamp_micros(us)
@@ -102,5 +122,14 @@ mod tests {
         assert_eq!(utc(us), "2024-05-01T09:30:00.123Z");
         assert_eq!(utc_micros(us), "2024-05-01T09:30:00.123456Z");
         assert_eq!(readable_utc(us), "2024-05-01 09:30:00 UTC");
+    }
+
+    #[test]
+    fn one_line_shows_control_characters_instead_of_obeying_them() {
+        assert_eq!(one_line("Ada Berg"), "Ada Berg");
+        assert_eq!(
+            one_line("a\r\nb\tc\u{7}d\u{85}"),
+            "a\\r\\nb\\tc\\u{7}d\\u{85}"
+        );
     }
 }

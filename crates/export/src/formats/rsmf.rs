@@ -23,7 +23,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 
-use super::{ConversationDay, FormatWriter, readable_utc, utc};
+use super::{ConversationDay, FormatWriter, one_line, readable_utc, utc};
 use crate::conversation::ConversationKey;
 use crate::directory::Person;
 use crate::error::ExportError;
@@ -376,7 +376,10 @@ impl RsmfWriter {
 
         let people = |ids: &mut dyn Iterator<Item = &Person>| -> Vec<Address<'static>> {
             ids.map(|p| {
-                Address::new_address(Some(p.display.clone()), p.email.clone().unwrap_or_default())
+                Address::new_address(
+                    Some(one_line(&p.display).into_owned()),
+                    one_line(p.email.as_deref().unwrap_or_default()).into_owned(),
+                )
             })
             .collect()
         };
@@ -395,7 +398,7 @@ impl RsmfWriter {
         let participant_names = part
             .participants
             .values()
-            .map(|p| p.display.as_str())
+            .map(|p| one_line(&p.display))
             .collect::<Vec<_>>()
             .join(", ");
         let text = transcript(day, &part, number);
@@ -405,7 +408,12 @@ impl RsmfWriter {
             .finalize();
         let digest = hex::encode(digest);
 
-        let mut subject = format!("{} {} {}", APPLICATION, day.display(), day.date());
+        let mut subject = format!(
+            "{} {} {}",
+            APPLICATION,
+            one_line(&day.display()),
+            day.date()
+        );
         if number > 1 {
             subject.push_str(&format!(" (part {number})"));
         }
@@ -443,7 +451,7 @@ impl RsmfWriter {
             .header("X-RSMF-Participants", Text::new(participant_names))
             .header(
                 "X-RSMF-EventCollectionID",
-                Text::new(conversation_id.clone()),
+                Text::new(one_line(&conversation_id).into_owned()),
             )
             .body(MimePart::new(
                 ContentType::new("multipart/mixed")
@@ -470,9 +478,10 @@ impl RsmfWriter {
     }
 }
 
-/// A header value: as is when ASCII (folded at spaces only, so long ids stay whole),
-/// else as RFC 2047 encoded words.
+/// A header value on one line: as is when ASCII (folded at spaces only, so long ids stay
+/// whole), else as RFC 2047 encoded words.
 fn header_text(value: String) -> HeaderType<'static> {
+    let value = one_line(&value).into_owned();
     if value.is_ascii() {
         HeaderType::Raw(Raw::new(value))
     } else {
@@ -506,7 +515,7 @@ fn transcript(day: &ConversationDay<'_>, part: &Part, number: u32) -> String {
         "{} {}: {}\r\n",
         APPLICATION,
         kind_word(day.conversation),
-        day.display()
+        one_line(&day.display())
     );
     text.push_str(&format!("Date: {} (UTC)", day.date()));
     if number > 1 {
@@ -517,7 +526,7 @@ fn transcript(day: &ConversationDay<'_>, part: &Part, number: u32) -> String {
         &part
             .participants
             .values()
-            .map(|p| p.display.as_str())
+            .map(|p| one_line(&p.display))
             .collect::<Vec<_>>()
             .join(", "),
     );
@@ -526,7 +535,7 @@ fn transcript(day: &ConversationDay<'_>, part: &Part, number: u32) -> String {
         let when = event
             .at_us
             .map_or_else(|| "(time unknown)".to_string(), readable_utc);
-        let mut body = event.body.replace("\r\n", "\n").replace('\n', "\r\n    ");
+        let mut body = body_lines(&event.body);
         if event.deleted {
             body.insert_str(0, "[deleted] ");
         }
@@ -534,13 +543,25 @@ fn transcript(day: &ConversationDay<'_>, part: &Part, number: u32) -> String {
             body.insert_str(0, "[edited] ");
         }
         let who = if event.sender_name.is_empty() {
-            "-"
+            "-".into()
         } else {
-            &event.sender_name
+            one_line(&event.sender_name)
         };
         text.push_str(&format!("[{when}] {who}: {body}\r\n"));
     }
     text
+}
+
+/// A message body in the transcript: each of its lines (whatever line break ended it)
+/// indented under the line that names the sender and time, other control characters
+/// shown, so the body cannot start a line that reads as another message.
+fn body_lines(body: &str) -> String {
+    body.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .split('\n')
+        .map(one_line)
+        .collect::<Vec<_>>()
+        .join("\r\n    ")
 }
 
 fn kind_word(conversation: &ConversationKey) -> &'static str {

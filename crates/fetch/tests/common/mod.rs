@@ -34,6 +34,8 @@ pub fn config(sim: &Sim) -> ClientConfig {
         sim.client_id(),
         Credential::Secret(sim.client_secret().to_string()),
     );
+    // The simulator serves plain HTTP on the loopback address.
+    config.allow_insecure_http = true;
     config.limits.requests_per_second = 10_000;
     config.limits.team_requests_per_second = 10_000;
     config.limits.mailbox_concurrency = 64;

@@ -141,6 +141,61 @@ pub fn split_line<'a>(
     }
 }
 
+/// One line of a JSONL stream, or how long a line was that exceeded the cap.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// The stream has ended.
+    End,
+    /// A line (with its `\n`, if it had one) now in the buffer; its length in bytes.
+    Read(usize),
+    /// A line of this many bytes, more than the cap: skipped to its end unread, so that
+    /// one runaway line (a 200 MB item, a file that is not JSONL) does not take memory
+    /// past the run's budget. The buffer holds only its first bytes.
+    TooLong(u64),
+}
+
+/// Reads the next line of `reader` into `line`, holding at most `max_bytes` of it.
+pub fn read_capped_line(
+    reader: &mut impl std::io::BufRead,
+    line: &mut Vec<u8>,
+    max_bytes: usize,
+) -> std::io::Result<Line> {
+    use std::io::{BufRead, Read};
+    line.clear();
+    let read = reader
+        .by_ref()
+        .take(max_bytes as u64 + 1)
+        .read_until(b'\n', line)?;
+    if read == 0 {
+        return Ok(Line::End);
+    }
+    if read <= max_bytes || line.last() == Some(&b'\n') {
+        return Ok(Line::Read(read));
+    }
+    // Skip the rest of the line without keeping it.
+    let mut total = read as u64;
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            break;
+        }
+        match buffer.iter().position(|&b| b == b'\n') {
+            Some(at) => {
+                reader.consume(at + 1);
+                total += at as u64 + 1;
+                break;
+            }
+            None => {
+                let n = buffer.len();
+                reader.consume(n);
+                total += n as u64;
+            }
+        }
+    }
+    line.truncate(max_bytes.min(64));
+    Ok(Line::TooLong(total))
+}
+
 /// Whether a file is read line by line as it streams in (JSONL), rather than whole.
 pub fn is_jsonl_file(path: &Path) -> bool {
     matches!(
@@ -452,6 +507,36 @@ mod tests {
         assert_eq!(positions, [Some(2), Some(3)]);
         assert!(unusable[0].reason.contains("an array"), "{unusable:?}");
         assert!(unusable[1].reason.contains("a string"), "{unusable:?}");
+    }
+
+    #[test]
+    fn lines_past_the_cap_are_skipped_whole_and_measured() {
+        let text = format!(
+            "{{\"id\":1}}\n{}\n{{\"id\":3}}\n{}",
+            "x".repeat(100),
+            "y".repeat(40)
+        );
+        let mut reader = std::io::BufReader::with_capacity(16, text.as_bytes());
+        let mut line = Vec::new();
+        let mut seen = Vec::new();
+        loop {
+            match read_capped_line(&mut reader, &mut line, 32).unwrap() {
+                Line::End => break,
+                Line::Read(n) => {
+                    seen.push(format!("{n}:{}", String::from_utf8_lossy(&line).trim()))
+                }
+                Line::TooLong(n) => seen.push(format!("too long {n}")),
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                "9:{\"id\":1}",
+                "too long 101",
+                "9:{\"id\":3}",
+                "too long 40"
+            ]
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@
 mod input;
 mod spill;
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,6 +51,8 @@ pub struct IngestOptions {
     /// Chat messages are recorded as held by this user's mailbox.
     pub custodian: Option<String>,
     pub memory_budget_mib: usize,
+    /// Longest JSONL line read, in bytes; longer ones are named and skipped.
+    pub max_line_bytes: usize,
     /// Worker threads (default: one per core).
     pub threads: Option<usize>,
     /// Where the day buckets go (default: the system's temporary folder).
@@ -158,6 +160,7 @@ pub async fn run(options: IngestOptions, progress: Arc<Progress>) -> anyhow::Res
         let job = SortJob {
             shared: Arc::clone(&shared),
             kind: options.kind,
+            max_line_bytes: options.max_line_bytes.max(1),
             spill: Arc::clone(&spill),
         };
         move || job.run()
@@ -228,6 +231,7 @@ where
 struct SortJob {
     shared: Arc<Shared>,
     kind: KindHint,
+    max_line_bytes: usize,
     spill: Arc<SpillWriter>,
 }
 
@@ -291,10 +295,19 @@ impl SortJob {
         let mut line = Vec::new();
         let mut line_no = 0usize;
         loop {
-            line.clear();
-            let read = match reader.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(read) => read,
+            let read = match input::read_capped_line(&mut reader, &mut line, self.max_line_bytes) {
+                Ok(input::Line::End) => break,
+                Ok(input::Line::Read(read)) => read,
+                Ok(input::Line::TooLong(read)) => {
+                    line_no += 1;
+                    self.shared.progress.add_bytes(read);
+                    let message = format!(
+                        "not archived: line {line_no} is {read} bytes, more than the {} MiB a line may hold (--max-line-mib)",
+                        self.max_line_bytes / (1024 * 1024)
+                    );
+                    self.shared.problem(path, Some(line_no), message);
+                    continue;
+                }
                 Err(e) => {
                     let message = format!("cannot read past line {line_no}: {e}");
                     self.shared.problem(path, None, message);
