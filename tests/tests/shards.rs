@@ -49,8 +49,8 @@ fn three_shards_share_one_archive_without_loss_or_overlap() {
     let channels: usize = directory.teams.iter().map(|t| t.channels.len()).sum();
     assert_eq!(
         keys.len(),
-        directory.users.len() + channels + directory.mail_folders.len(),
-        "every scope has exactly one checkpoint"
+        directory.users.len() + directory.teams.len() + channels + directory.mail_folders.len(),
+        "every scope (chats per user, history per team, each channel, each mail folder) has exactly one checkpoint"
     );
 
     // Nothing lost; custodian rows once each; repeats only of chat messages shared by

@@ -283,10 +283,22 @@ pub struct SyncArgs {
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub page_size: u32,
 
+    /// The payment model of Microsoft's protected Teams APIs the app is set up for
+    /// (getAllMessages, chat delta, team history): A for security and compliance apps,
+    /// B otherwise. Sent as `model=` on every protected call.
+    #[arg(long, value_enum, value_name = "MODEL", default_value_t = PaymentModel::A)]
+    pub payment_model: PaymentModel,
+
     /// Retries of one request (throttling, server errors, dropped connections, broken
     /// bodies, with backoff) before its scope is reported as failed.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub max_retries: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PaymentModel {
+    A,
+    B,
 }
 
 #[derive(Debug, Args)]

@@ -58,6 +58,7 @@ pub async fn run(args: DemoArgs, progress: Display) -> anyhow::Result<Outcome> {
         commit_interval: 60,
         page_size: 50,
         max_retries: 8,
+        payment_model: crate::args::PaymentModel::A,
     };
 
     outln!("== First run: everything the tenant holds");

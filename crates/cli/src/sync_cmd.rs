@@ -25,6 +25,10 @@ pub async fn run(args: SyncArgs, display: Display) -> anyhow::Result<Outcome> {
         .transpose()?;
     let mut config = credentials::client_config(&args.graph)?;
     config.retry.max_retries = args.max_retries;
+    config.payment_model = Some(match args.payment_model {
+        args::PaymentModel::A => fetch::PaymentModel::A,
+        args::PaymentModel::B => fetch::PaymentModel::B,
+    });
     let client = fetch::GraphClient::new(config).context("setting up the Graph client")?;
     let options = SyncOptions {
         out: args.out,

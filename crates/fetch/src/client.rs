@@ -1,5 +1,6 @@
 //! The client: one per app, cheap to clone, and the sources an archive reads from it.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,9 +12,9 @@ use url::Url;
 use crate::auth::TokenSource;
 use crate::config::ClientConfig;
 use crate::error::{FetchError, RedactedUrl};
-use crate::http::PageRequest;
+use crate::http::{Expect, PageRequest};
 use crate::page::{Page, resolve_link};
-use crate::throttle::Throttle;
+use crate::throttle::{Route, Throttle};
 
 /// What a delta round or window reads.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -21,10 +22,31 @@ pub enum Scope {
     /// Every chat message of every chat the user is in (the user is their custodian).
     UserChats { user_id: String },
     /// The root messages of a channel (replies come from [`GraphClient::replies`]).
+    /// Channel delta returns only the last eight months; older history comes from
+    /// [`Scope::Team`] windows or [`RoundStart::History`].
     Channel { team_id: String, channel_id: String },
-    /// One mail folder of a user.
+    /// Every message, roots and replies, of every channel of a team (except channels
+    /// shared from other tenants), by time window only ([`RoundStart::Window`]):
+    /// `GET /teams/{id}/channels/getAllMessages`, a protected API (`model=A|B`).
+    ///
+    /// This is the source for channel history older than delta's eight months, chosen for
+    /// efficiency: one request returns up to 50 messages, replies included, from all the
+    /// team's channels, filtered to the window (`lastModifiedDateTime`), so the history
+    /// costs about (messages / 50) requests per team. It counts against the team's 4
+    /// requests/s and getAllMessages' 200/s, but not against each channel's 1 request/s.
+    /// Listing a channel instead ([`RoundStart::History`]) costs a request per 50 roots
+    /// plus one per root for its replies, all under the channel's 1 request/s; and
+    /// `$expand=replies` would hand back roots whose bytes differ from what delta sends, so
+    /// the same version would be stored twice.
+    Team { team_id: String },
+    /// One mail folder of a user, by id or well-known name (such as
+    /// [`RECOVERABLE_ITEMS_DELETIONS`]).
     MailFolder { user_id: String, folder_id: String },
 }
+
+/// The well-known name of a mailbox's Recoverable Items Deletions folder (soft-deleted
+/// items). `mailFolders` never lists it; it is reached by this name only.
+pub const RECOVERABLE_ITEMS_DELETIONS: &str = "recoverableitemsdeletions";
 
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -34,6 +56,7 @@ impl fmt::Display for Scope {
                 team_id,
                 channel_id,
             } => write!(f, "channel {team_id}/{channel_id}"),
+            Scope::Team { team_id } => write!(f, "channels of team {team_id}"),
             Scope::MailFolder { user_id, folder_id } => {
                 write!(f, "mail folder {folder_id} of user {user_id}")
             }
@@ -46,6 +69,10 @@ impl fmt::Display for Scope {
 pub enum RoundStart {
     /// A new delta round: everything (changed after `since`, if given), `page_size` items a
     /// page. The parameters go on this first call only; Graph carries them in its links.
+    ///
+    /// For chats and channels, `since` filters on `lastModifiedDateTime`. For mail, Graph
+    /// filters delta on `receivedDateTime` only (message-delta): an old message changed
+    /// after `since` is not returned, so a resync must start without `since`.
     Initial {
         since: Option<DateTime<Utc>>,
         page_size: u32,
@@ -53,13 +80,19 @@ pub enum RoundStart {
     /// Continue from a saved `@odata.nextLink` (mid-round) or `@odata.deltaLink` (the next
     /// round), absolute or relative, exactly as Graph sent it.
     Resume { link: String },
-    /// Chat messages last modified in (`from`, `to`), from getAllMessages rather than delta:
-    /// for backfills and resyncs. User chats only.
+    /// Messages last modified in (`from`, `to`), from getAllMessages rather than delta: for
+    /// backfills, resyncs and history older than delta's eight months. User chats and teams
+    /// ([`Scope::Team`]).
     Window {
         from: Option<DateTime<Utc>>,
         to: DateTime<Utc>,
         page_size: u32,
     },
+    /// A channel's root messages over all its history (`GET /teams/{id}/channels/{id}/
+    /// messages`, at most 50 a page), for a channel getAllMessages does not serve (no
+    /// billing for the protected API). No deltaLink at the end; replies come from
+    /// [`GraphClient::replies`]. See [`Scope::Team`] for why windows are preferred.
+    History { page_size: u32 },
 }
 
 impl fmt::Debug for RoundStart {
@@ -82,6 +115,10 @@ impl fmt::Debug for RoundStart {
                 .debug_struct("Window")
                 .field("from", from)
                 .field("to", to)
+                .field("page_size", page_size)
+                .finish(),
+            RoundStart::History { page_size } => f
+                .debug_struct("History")
                 .field("page_size", page_size)
                 .finish(),
         }
@@ -243,10 +280,12 @@ impl GraphClient {
         segments: &[&str],
         query: &[(&str, String)],
     ) -> impl Stream<Item = Result<Page, FetchError>> + Send + 'static + use<> {
+        let url = self.url(segments, query);
         let request = PageRequest {
-            url: self.url(segments, query),
+            immutable_ids: self.mail_ids(&url),
+            url,
             prefer_page_size: None,
-            expects_delta: false,
+            expects: Expect::Collection,
             number: 1,
         };
         self.pages(scope, Ok(request))
@@ -273,7 +312,7 @@ impl GraphClient {
                     Step::Fetch(request) => match inner.get_page(&scope, &request).await {
                         Err(error) => Some((Err(error), Step::Done)),
                         Ok(page) => {
-                            let next = match &page.next_link {
+                            let next = match page.link.next() {
                                 None => Step::Done,
                                 Some(link) => match resolve_link(&inner.config.graph_url, link) {
                                     Ok(url) => Step::Fetch(PageRequest {
@@ -328,15 +367,87 @@ impl GraphClient {
         )
     }
 
-    /// The top-level mail folders of a user.
+    /// Every mail folder of a user at any depth, hidden ones included: the top-level
+    /// pages first, then the `childFolders` pages of each folder that has children
+    /// (`childFolderCount`), breadth first. Recoverable Items is never listed: read it as
+    /// [`Scope::MailFolder`] with [`RECOVERABLE_ITEMS_DELETIONS`] (or check it with
+    /// [`GraphClient::mail_folder`]). A user without a mailbox fails with
+    /// [`crate::Unavailable::NoMailbox`].
     pub fn mail_folders(
         &self,
         user_id: &str,
     ) -> impl Stream<Item = Result<Page, FetchError>> + Send + 'static + use<> {
-        self.list(
-            format!("mail folders of user {user_id}"),
-            &["v1.0", "users", user_id, "mailFolders"],
-            &[("$top", "100".into())],
+        let scope = format!("mail folders of user {user_id}");
+        let hidden = [("includeHiddenFolders", "true".to_string())];
+        let top = [
+            ("includeHiddenFolders", "true".to_string()),
+            ("$top", "100".to_string()),
+        ];
+        let first = self.url(&["v1.0", "users", user_id, "mailFolders"], &top);
+        let children = {
+            let client = self.clone();
+            let user_id = user_id.to_string();
+            move |folder_id: &str| {
+                client.url(
+                    &[
+                        "v1.0",
+                        "users",
+                        &user_id,
+                        "mailFolders",
+                        folder_id,
+                        "childFolders",
+                    ],
+                    &hidden,
+                )
+            }
+        };
+        let inner = self.inner.clone();
+        let start = FolderWalk {
+            queue: VecDeque::from([PageRequest {
+                url: first,
+                prefer_page_size: None,
+                immutable_ids: false,
+                expects: Expect::Collection,
+                number: 1,
+            }]),
+            failed: false,
+        };
+        futures::stream::unfold(start, move |mut walk| {
+            let inner = inner.clone();
+            let scope = scope.clone();
+            let children = children.clone();
+            async move {
+                if walk.failed {
+                    return None;
+                }
+                let request = walk.queue.pop_front()?;
+                let step = match inner.get_page(&scope, &request).await {
+                    Ok(page) => walk.follow(&inner, &scope, &request, page, &children),
+                    Err(error) => Err(error),
+                };
+                walk.failed = step.is_err();
+                Some((step, walk))
+            }
+        })
+    }
+
+    /// One mail folder (by id or well-known name) as Graph sends it, as a page of one
+    /// item: whether it exists, its `childFolderCount`, `totalItemCount`...
+    pub fn mail_folder(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+    ) -> impl Stream<Item = Result<Page, FetchError>> + Send + 'static + use<> {
+        let request = PageRequest {
+            url: self.url(&["v1.0", "users", user_id, "mailFolders", folder_id], &[]),
+            prefer_page_size: None,
+            immutable_ids: false,
+            expects: Expect::Entity,
+            number: 1,
+        };
+        self.pages(
+            format!("mail folder {folder_id} of user {user_id}"),
+            Ok(request),
         )
     }
 
@@ -379,6 +490,11 @@ impl GraphClient {
         self.pages(scope.to_string(), first)
     }
 
+    /// Whether a URL reads mail, whose ids the client asks to be immutable.
+    fn mail_ids(&self, url: &Url) -> bool {
+        self.inner.config.mail.immutable_ids && Route::of(url).mailbox.is_some()
+    }
+
     fn first_request(&self, scope: &Scope, start: &RoundStart) -> Result<PageRequest, FetchError> {
         let config = &self.inner.config;
         let mail_page_size = |n: u32| matches!(scope, Scope::MailFolder { .. }).then_some(n.max(1));
@@ -386,10 +502,20 @@ impl GraphClient {
             scope: scope.to_string(),
             detail: detail.to_string(),
         };
+        let model = || {
+            config
+                .payment_model
+                .map(|m| ("model", m.as_str().to_string()))
+        };
         let request = |url: Url, expects_delta: bool, prefer: Option<u32>| PageRequest {
+            immutable_ids: self.mail_ids(&url),
             url,
             prefer_page_size: prefer,
-            expects_delta,
+            expects: if expects_delta {
+                Expect::Delta
+            } else {
+                Expect::Collection
+            },
             number: 1,
         };
         match (scope, start) {
@@ -411,7 +537,10 @@ impl GraphClient {
                 ))
             }
             (Scope::UserChats { user_id }, RoundStart::Initial { since, page_size }) => {
-                let mut query = vec![("$top", page_size.max(&1).to_string())];
+                // The payment model goes on the chat delta too: it reads the same protected
+                // export as getAllMessages.
+                let mut query: Vec<_> = model().into_iter().collect();
+                query.push(("$top", page_size.max(&1).to_string()));
                 if let Some(since) = since {
                     query.push((
                         "$filter",
@@ -425,26 +554,42 @@ impl GraphClient {
                 Ok(request(url, true, None))
             }
             (
-                Scope::UserChats { user_id },
+                Scope::UserChats { .. } | Scope::Team { .. },
                 RoundStart::Window {
                     from,
                     to,
                     page_size,
                 },
             ) => {
-                let mut query = Vec::new();
-                if let Some(model) = config.payment_model {
-                    query.push(("model", model.as_str().to_string()));
-                }
-                query.push(("$top", page_size.max(&1).to_string()));
+                let mut query: Vec<_> = model().into_iter().collect();
+                query.push(("$top", (*page_size).clamp(1, 50).to_string()));
                 let before = format!("lastModifiedDateTime lt {}", time(*to));
                 let filter = match from {
                     Some(from) => format!("lastModifiedDateTime gt {} and {before}", time(*from)),
                     None => before,
                 };
                 query.push(("$filter", filter));
+                let segments: Vec<&str> = match scope {
+                    Scope::UserChats { user_id } => {
+                        vec!["v1.0", "users", user_id, "chats", "getAllMessages"]
+                    }
+                    Scope::Team { team_id } => {
+                        vec!["v1.0", "teams", team_id, "channels", "getAllMessages"]
+                    }
+                    _ => unreachable!("matched above"),
+                };
+                Ok(request(self.url(&segments, &query), false, None))
+            }
+            (
+                Scope::Channel {
+                    team_id,
+                    channel_id,
+                },
+                RoundStart::History { page_size },
+            ) => {
+                let query = [("$top", (*page_size).clamp(1, 50).to_string())];
                 let url = self.url(
-                    &["v1.0", "users", user_id, "chats", "getAllMessages"],
+                    &["v1.0", "teams", team_id, "channels", channel_id, "messages"],
                     &query,
                 );
                 Ok(request(url, false, None))
@@ -501,11 +646,72 @@ impl GraphClient {
                 Ok(request(url, true, mail_page_size(*page_size)))
             }
             (Scope::Channel { .. }, RoundStart::Window { .. }) => Err(unsupported(
-                "channel messages have no time-window listing; start a delta round with `since` instead",
+                "a channel has no time-window listing; read its team's window (Scope::Team) or its history",
             )),
             (Scope::MailFolder { .. }, RoundStart::Window { .. }) => Err(unsupported(
-                "mail folders have no time-window listing; start a delta round with `since` instead",
+                "mail folders have no time-window listing; start a delta round instead",
             )),
+            (Scope::Team { .. }, RoundStart::Initial { .. }) => Err(unsupported(
+                "a team's channels have no delta of their own; read each channel's delta and the team's windows",
+            )),
+            (
+                Scope::Team { .. } | Scope::UserChats { .. } | Scope::MailFolder { .. },
+                RoundStart::History { .. },
+            ) => Err(unsupported("only a channel lists its whole history")),
         }
+    }
+}
+
+/// Where a walk of the mail folder tree stands: the pages still to fetch.
+struct FolderWalk {
+    queue: VecDeque<PageRequest>,
+    failed: bool,
+}
+
+impl FolderWalk {
+    /// Queue the page's nextLink first (the rest of this list), then the childFolders of
+    /// each folder on it that has children.
+    fn follow(
+        &mut self,
+        inner: &Inner,
+        scope: &str,
+        request: &PageRequest,
+        page: Page,
+        children: &impl Fn(&str) -> Url,
+    ) -> Result<Page, FetchError> {
+        let malformed = |detail: String| FetchError::MalformedPage {
+            scope: scope.to_string(),
+            url: page.url.clone(),
+            page: page.number,
+            attempts: 1,
+            detail,
+        };
+        for (i, item) in page.iter().enumerate() {
+            #[derive(serde::Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Folder {
+                id: String,
+                #[serde(default)]
+                child_folder_count: Option<u64>,
+            }
+            let folder: Folder = serde_json::from_str(item)
+                .map_err(|e| malformed(format!("folder {i} is not a mail folder: {e}")))?;
+            if folder.child_folder_count.unwrap_or(0) > 0 {
+                self.queue.push_back(PageRequest {
+                    url: children(&folder.id),
+                    number: 1,
+                    ..request.clone()
+                });
+            }
+        }
+        if let Some(link) = page.link.next() {
+            let url = resolve_link(&inner.config.graph_url, link).map_err(malformed)?;
+            self.queue.push_front(PageRequest {
+                url,
+                number: request.number + 1,
+                ..request.clone()
+            });
+        }
+        Ok(page)
     }
 }

@@ -26,7 +26,8 @@ pub struct ClientConfig {
     pub limits: Limits,
     pub retry: RetryPolicy,
     pub timeouts: Timeouts,
-    /// `model=A|B` on getAllMessages (time windows); `None` uses evaluation mode.
+    /// `model=A|B` on every protected call that takes one: getAllMessages of a user's chats
+    /// and of a team's channels, and the chat delta. `None` uses evaluation mode.
     pub payment_model: Option<PaymentModel>,
     pub mail: MailOptions,
     pub user_agent: String,
@@ -106,16 +107,27 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-/// Graph's limits as published for the app and tenant. The client paces itself a little
-/// under each (see [`Limits::headroom`]) and slows down further when Graph says 429.
+/// Graph's limits as published for the app and tenant (throttling-limits: "Microsoft Teams
+/// service limits", "Outlook service limits"). The client paces itself a little under each
+/// (see [`Limits::headroom`]); when Graph still says 429 it lowers its app-wide rate to
+/// what the server allowed and climbs back once the 429s stop.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Requests per second over all calls.
+    /// The app-wide rate the client starts at and never exceeds: the highest published
+    /// per-app-per-tenant Teams figure (getAllMessages, 200/s). A server enforcing less is
+    /// found out from its 429s.
     pub requests_per_second: u32,
-    /// Requests per second against one team and its channels.
+    /// Teams limits per request type.
+    pub request_types: RequestTypeLimits,
+    /// Requests per second on one team, over every URL that names it (`/teams/{id}/...`
+    /// and `/teams('{id}')/...` alike): 4.
     pub team_requests_per_second: u32,
-    /// Requests in flight against one mailbox.
+    /// Requests per second on one channel: 1.
+    pub channel_requests_per_second: u32,
+    /// Requests in flight against one mailbox: 4.
     pub mailbox_concurrency: u32,
+    /// Requests against one mailbox in 10 minutes: 10,000.
+    pub mailbox_requests_per_ten_minutes: u32,
     /// Requests in flight in all.
     pub max_concurrency: u32,
     /// Fraction of each rate limit the client aims at, leaving room for clock and network
@@ -127,10 +139,53 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             requests_per_second: 200,
+            request_types: RequestTypeLimits::default(),
             team_requests_per_second: 4,
+            channel_requests_per_second: 1,
             mailbox_concurrency: 4,
+            mailbox_requests_per_ten_minutes: 10_000,
             max_concurrency: 32,
             headroom: 0.95,
+        }
+    }
+}
+
+/// Published Teams limits per request type, requests per second per app per tenant.
+#[derive(Clone, Debug)]
+pub struct RequestTypeLimits {
+    /// `GET users/{id}/chats/getAllMessages` and its delta: 200.
+    pub chat_messages_export: u32,
+    /// `GET teams/{id}/channels/getAllMessages`: 200.
+    pub channel_messages_export: u32,
+    /// GET channel message (list, delta, replies): 20.
+    pub channel_message: u32,
+    /// `GET /teams/{id}/channels` (and `allChannels`): 60.
+    pub channels: u32,
+    /// Other GET calls for Teams (`/teams`, `/users/{id}/chats`): 30.
+    pub other_teams_get: u32,
+}
+
+impl RequestTypeLimits {
+    /// The same rate for every type (tests lift them all at once).
+    pub fn all(per_second: u32) -> Self {
+        RequestTypeLimits {
+            chat_messages_export: per_second,
+            channel_messages_export: per_second,
+            channel_message: per_second,
+            channels: per_second,
+            other_teams_get: per_second,
+        }
+    }
+}
+
+impl Default for RequestTypeLimits {
+    fn default() -> Self {
+        RequestTypeLimits {
+            chat_messages_export: 200,
+            channel_messages_export: 200,
+            channel_message: 20,
+            channels: 60,
+            other_teams_get: 30,
         }
     }
 }
@@ -201,6 +256,9 @@ pub struct MailOptions {
     pub change_type: Option<MailChangeType>,
     /// `Prefer: odata.maxpagesize` when a round is resumed from a saved link.
     pub page_size: u32,
+    /// `Prefer: IdType="ImmutableId"` on every mail request: a message keeps its id when it
+    /// moves to another folder (outlook-immutable-id); without it the id changes.
+    pub immutable_ids: bool,
 }
 
 impl Default for MailOptions {
@@ -209,6 +267,7 @@ impl Default for MailOptions {
             select: None,
             change_type: None,
             page_size: 50,
+            immutable_ids: true,
         }
     }
 }

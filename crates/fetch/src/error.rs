@@ -228,6 +228,77 @@ fn value_end(value: &str) -> usize {
     plain.min(encoded)
 }
 
+/// Why a scope cannot be archived, when the reason is not a fault: Graph answered as it
+/// does for things that are simply not there to read. A caller records such a scope as
+/// skipped with this reason, rather than failed. Names ([`Unavailable::as_str`]) are
+/// stable: they go into run summaries.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unavailable {
+    /// 404 `MailboxNotEnabledForRESTAPI`: the user has no Exchange Online mailbox
+    /// (unlicensed, guest, shared or on-premises).
+    NoMailbox,
+    /// 404 on a user: deleted (or never there).
+    UserNotFound,
+    /// 404 on a team ("No team found"): deleted, for example between listing teams and
+    /// listing its channels.
+    TeamNotFound,
+    /// 404 on a channel (that does not say its team is gone).
+    ChannelNotFound,
+    /// 404 on a channel message (replies of a root that is gone).
+    MessageNotFound,
+    /// 404 `ErrorItemNotFound` on a mail folder: deleted.
+    MailFolderNotFound,
+    /// 403 on a channel shared from another tenant: in application context a channel's
+    /// messages can only be read from its owner's tenant.
+    CrossTenantChannel,
+    /// 402 for the user named in the request: without the licence `model=A` needs
+    /// ("...needs a valid license to access this API...", teams-licenses).
+    NotLicensed,
+}
+
+impl Unavailable {
+    /// The stable name: `no-mailbox`, `user-not-found`, `team-not-found`,
+    /// `channel-not-found`, `message-not-found`, `mail-folder-not-found`,
+    /// `cross-tenant-channel`, `not-licensed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Unavailable::NoMailbox => "no-mailbox",
+            Unavailable::UserNotFound => "user-not-found",
+            Unavailable::TeamNotFound => "team-not-found",
+            Unavailable::ChannelNotFound => "channel-not-found",
+            Unavailable::MessageNotFound => "message-not-found",
+            Unavailable::MailFolderNotFound => "mail-folder-not-found",
+            Unavailable::CrossTenantChannel => "cross-tenant-channel",
+            Unavailable::NotLicensed => "not-licensed",
+        }
+    }
+
+    /// What it means, in a few words, for logs.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Unavailable::NoMailbox => "the user has no Exchange Online mailbox",
+            Unavailable::UserNotFound => "the user no longer exists",
+            Unavailable::TeamNotFound => "the team no longer exists",
+            Unavailable::ChannelNotFound => "the channel no longer exists",
+            Unavailable::MessageNotFound => "the message no longer exists",
+            Unavailable::MailFolderNotFound => "the mail folder no longer exists",
+            Unavailable::CrossTenantChannel => {
+                "the channel is shared from another tenant and can only be read there"
+            }
+            Unavailable::NotLicensed => "the user lacks the licence the payment model requires",
+        }
+    }
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Everything that can go wrong fetching from Graph. `Display` names the scope (what was
 /// being fetched), the page and the URL with its tokens redacted.
 #[derive(Debug, thiserror::Error)]
@@ -250,6 +321,16 @@ pub enum FetchError {
         scope: String,
         url: RedactedUrl,
         model: Option<PaymentModel>,
+        detail: String,
+    },
+    /// Not a fault: what the scope reads is not there to read ([`Unavailable`]).
+    #[error("{scope}: unavailable, {} ({reason}; HTTP {status}{}) at {url}: {detail}", reason.describe(), code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    Unavailable {
+        scope: String,
+        url: RedactedUrl,
+        reason: Unavailable,
+        status: u16,
+        code: Option<String>,
         detail: String,
     },
     /// A response that is not a page of this collection, still after retries.
@@ -304,6 +385,7 @@ impl FetchError {
     pub fn scope(&self) -> &str {
         match self {
             FetchError::ResyncRequired { scope, .. }
+            | FetchError::Unavailable { scope, .. }
             | FetchError::PaymentRequired { scope, .. }
             | FetchError::MalformedPage { scope, .. }
             | FetchError::Http { scope, .. }
@@ -318,12 +400,21 @@ impl FetchError {
         matches!(self, FetchError::ResyncRequired { .. })
     }
 
+    /// Why the scope cannot be archived, if that is not a fault; `None` for faults
+    /// (unknown or transient failures, configuration, authentication, payment set-up).
+    pub fn unavailable(&self) -> Option<Unavailable> {
+        match self {
+            FetchError::Unavailable { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+
     /// The HTTP status behind the error, if one was received.
     pub fn status(&self) -> Option<u16> {
         match self {
-            FetchError::ResyncRequired { status, .. } | FetchError::Http { status, .. } => {
-                Some(*status)
-            }
+            FetchError::ResyncRequired { status, .. }
+            | FetchError::Http { status, .. }
+            | FetchError::Unavailable { status, .. } => Some(*status),
             FetchError::PaymentRequired { .. } => Some(402),
             FetchError::Auth { status, .. } => *status,
             _ => None,

@@ -15,9 +15,9 @@ use url::Url;
 use crate::auth::AccessToken;
 use crate::client::Inner;
 use crate::config::{PaymentModel, RetryPolicy};
-use crate::error::{FetchError, RedactedUrl, scrub};
+use crate::error::{FetchError, RedactedUrl, Unavailable, scrub};
 use crate::page::{Page, parse_page};
-use crate::throttle::Route;
+use crate::throttle::{Route, segments};
 
 /// The largest page body accepted; Graph pages are far smaller.
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -30,15 +30,44 @@ const RESYNC_CODES: &[&str] = &[
     "resyncapplicationrequired",
 ];
 
+/// What a response must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// A page of a collection (`value`), maybe with a nextLink.
+    Collection,
+    /// A page of a delta round: it has a nextLink or ends with a deltaLink.
+    Delta,
+    /// A single entity, handed back as a page of one item.
+    Entity,
+}
+
 /// A request for one page of a round or list.
 #[derive(Clone)]
 pub(crate) struct PageRequest {
     pub url: Url,
     /// `Prefer: odata.maxpagesize` (mail).
     pub prefer_page_size: Option<u32>,
-    /// A delta round must end with a deltaLink.
-    pub expects_delta: bool,
+    /// `Prefer: IdType="ImmutableId"` (mail).
+    pub immutable_ids: bool,
+    pub expects: Expect,
     pub number: u64,
+}
+
+impl PageRequest {
+    /// The request's `Prefer` header: `include-unknown-enum-members` always, so evolvable
+    /// enum members (system events: `messageType: systemEventMessage`) arrive as they are
+    /// rather than as `unknownFutureValue` (best-practices: evolvable enums), then the
+    /// page size and immutable ids where asked.
+    pub(crate) fn prefer(&self) -> String {
+        let mut prefer = vec!["include-unknown-enum-members".to_string()];
+        if let Some(size) = self.prefer_page_size {
+            prefer.push(format!("odata.maxpagesize={size}"));
+        }
+        if self.immutable_ids {
+            prefer.push("IdType=\"ImmutableId\"".to_string());
+        }
+        prefer.join(", ")
+    }
 }
 
 /// A library error as text, without the request URL (which may hold a state token).
@@ -213,14 +242,12 @@ impl Inner {
             let token = self.tokens.get().await.map_err(|f| f.into_error(scope))?;
             let permit = self.throttle.acquire(&route).await;
             let started = Instant::now();
-            let mut builder = self
+            let builder = self
                 .http
                 .get(request.url.clone())
                 .bearer_auth(token.secret())
-                .header(http::header::ACCEPT, "application/json");
-            if let Some(size) = request.prefer_page_size {
-                builder = builder.header("Prefer", format!("odata.maxpagesize={size}"));
-            }
+                .header(http::header::ACCEPT, "application/json")
+                .header("Prefer", request.prefer());
             let (status, outcome) = match builder.send().await {
                 Err(e) => (None, Outcome::Retry(Failure::Transport(describe(e)), None)),
                 Ok(response) => {
@@ -239,6 +266,9 @@ impl Inner {
             if matches!(status, Some(429 | 503)) {
                 self.counters.throttled.fetch_add(1, Ordering::Relaxed);
             }
+            if status.is_some_and(|s| s != 429) {
+                self.throttle.answered();
+            }
             tracing::debug!(
                 scope,
                 url = %shown,
@@ -248,10 +278,7 @@ impl Inner {
                 "graph request"
             );
             match outcome {
-                Outcome::Page(page) => {
-                    self.throttle.succeeded();
-                    return Ok(page);
-                }
+                Outcome::Page(page) => return Ok(page),
                 Outcome::Fail(mut error) => {
                     if let FetchError::Http {
                         attempts: tried, ..
@@ -353,7 +380,7 @@ impl Inner {
             return match parse_page(
                 body,
                 &self.config.graph_url,
-                request.expects_delta,
+                request.expects,
                 request.number,
                 shown.clone(),
             ) {
@@ -377,6 +404,16 @@ impl Inner {
                 code: code.unwrap_or_else(|| "Gone".into()),
             });
         }
+        if let Some(reason) = unavailable(&request.url, status, code.as_deref(), &excerpt) {
+            return Outcome::Fail(FetchError::Unavailable {
+                scope: scope.to_string(),
+                url: shown.clone(),
+                reason,
+                status,
+                code,
+                detail: excerpt,
+            });
+        }
         match status {
             402 => {
                 let model = request
@@ -395,7 +432,7 @@ impl Inner {
                             .url
                             .path()
                             .to_ascii_lowercase()
-                            .ends_with("/getallmessages")
+                            .contains("/getallmessages")
                     }));
                 Outcome::Fail(FetchError::PaymentRequired {
                     scope: scope.to_string(),
@@ -437,9 +474,132 @@ impl Inner {
     }
 }
 
+/// Whether an error answer means the scope is not there to read rather than a fault:
+/// decided by the status, Graph's error code and message, and which resource the URL
+/// names (the last one in the path decides: a channel's 404 under a team that exists is
+/// the channel's).
+fn unavailable(url: &Url, status: u16, code: Option<&str>, message: &str) -> Option<Unavailable> {
+    let segments = segments(url);
+    let name = |i: usize| segments.get(i).map(|s| s.to_ascii_lowercase());
+    let code = code.unwrap_or_default();
+    let message = message.to_ascii_lowercase();
+    let under_users = name(0).as_deref() == Some("users") && segments.len() > 2;
+    let under_teams = name(0).as_deref() == Some("teams") && segments.len() > 2;
+    let channel = under_teams
+        && name(2).as_deref() == Some("channels")
+        && !matches!(
+            name(3).as_deref(),
+            None | Some("getallmessages" | "allmessages")
+        );
+    match status {
+        404 if code.eq_ignore_ascii_case("MailboxNotEnabledForRESTAPI") => {
+            Some(Unavailable::NoMailbox)
+        }
+        404 if under_users => {
+            let folder = name(2).as_deref() == Some("mailfolders") && segments.len() > 3;
+            if folder && code.eq_ignore_ascii_case("ErrorItemNotFound") {
+                Some(Unavailable::MailFolderNotFound)
+            } else {
+                Some(Unavailable::UserNotFound)
+            }
+        }
+        404 if under_teams => {
+            let one_message = name(4).as_deref() == Some("messages") && segments.len() > 6;
+            if message.contains("no team found") || !channel {
+                Some(Unavailable::TeamNotFound)
+            } else if one_message && message.contains("message") {
+                Some(Unavailable::MessageNotFound)
+            } else {
+                Some(Unavailable::ChannelNotFound)
+            }
+        }
+        // Only a 403 that says the channel belongs to another tenant: any other 403 (a
+        // missing permission) is a fault, however many channels it hits.
+        403 if channel && message.contains("tenant") => Some(Unavailable::CrossTenantChannel),
+        402 if message.contains("needs a valid license") && !message.contains("tenant needs") => {
+            Some(Unavailable::NotLicensed)
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn not_a_fault_answers_are_told_apart_from_faults() {
+        let url = |u: &str| Url::parse(u).unwrap();
+        let mail = url("https://g/v1.0/users/U/mailFolders/F/messages/delta");
+        assert_eq!(
+            unavailable(&mail, 404, Some("MailboxNotEnabledForRESTAPI"), "inactive"),
+            Some(Unavailable::NoMailbox)
+        );
+        assert_eq!(
+            unavailable(&mail, 404, Some("ErrorItemNotFound"), "not found"),
+            Some(Unavailable::MailFolderNotFound)
+        );
+        assert_eq!(
+            unavailable(&mail, 404, Some("Request_ResourceNotFound"), "x"),
+            Some(Unavailable::UserNotFound)
+        );
+        let delta = url("https://g/v1.0/teams('T')/channels('C')/messages/delta");
+        assert_eq!(
+            unavailable(
+                &delta,
+                404,
+                Some("NotFound"),
+                "No team found with Group Id T"
+            ),
+            Some(Unavailable::TeamNotFound)
+        );
+        assert_eq!(
+            unavailable(&delta, 404, Some("NotFound"), "Channel C was not found"),
+            Some(Unavailable::ChannelNotFound)
+        );
+        assert_eq!(
+            unavailable(
+                &url("https://g/v1.0/teams/T/allChannels"),
+                404,
+                Some("NotFound"),
+                "x"
+            ),
+            Some(Unavailable::TeamNotFound)
+        );
+        assert_eq!(
+            unavailable(&delta, 403, Some("Forbidden"), "shared from tenant X"),
+            Some(Unavailable::CrossTenantChannel)
+        );
+        assert_eq!(
+            unavailable(&delta, 403, Some("Forbidden"), "Missing role permissions"),
+            None,
+            "a missing permission is a fault"
+        );
+        let chats = url("https://g/v1.0/users/U/chats/getAllMessages?model=A");
+        assert_eq!(
+            unavailable(
+                &chats,
+                402,
+                Some("PaymentRequired"),
+                "User 'U' needs a valid license to access this API."
+            ),
+            Some(Unavailable::NotLicensed)
+        );
+        assert_eq!(
+            unavailable(
+                &chats,
+                402,
+                Some("PaymentRequired"),
+                "...tenant needs a valid license to access this API..."
+            ),
+            None
+        );
+        assert_eq!(
+            unavailable(&url("https://g/v1.0/users"), 404, None, "x"),
+            None
+        );
+        assert_eq!(unavailable(&chats, 500, None, "x"), None);
+    }
 
     fn headers(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

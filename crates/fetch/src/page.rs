@@ -9,19 +9,57 @@ use serde_json::value::RawValue;
 use url::Url;
 
 use crate::error::RedactedUrl;
+use crate::http::Expect;
+
+/// The link a page carries, exactly as Graph sent it (absolute or relative).
+#[derive(Clone, PartialEq, Eq)]
+pub enum PageLink {
+    /// `@odata.nextLink`: more pages of this round or list follow.
+    Next(String),
+    /// `@odata.deltaLink`: the delta round is complete; the link starts the next round.
+    Delta(String),
+    /// Neither: the last page of a list or time window (never of a delta round).
+    Last,
+}
+
+impl PageLink {
+    /// The nextLink, if more pages follow.
+    pub fn next(&self) -> Option<&str> {
+        match self {
+            PageLink::Next(link) => Some(link),
+            _ => None,
+        }
+    }
+
+    /// The deltaLink, if this page ends a delta round.
+    pub fn delta(&self) -> Option<&str> {
+        match self {
+            PageLink::Delta(link) => Some(link),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for PageLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PageLink::Next(link) => write!(f, "Next({:?})", RedactedUrl::from_text(link)),
+            PageLink::Delta(link) => write!(f, "Delta({:?})", RedactedUrl::from_text(link)),
+            PageLink::Last => f.write_str("Last"),
+        }
+    }
+}
 
 /// One page of a collection, exactly as received. Nothing is re-serialised: each item is
 /// a byte range of `body`, so the caller can store items byte for byte. The caller decides
-/// when `next_link` or `delta_link` may be saved (after the page's rows are durable).
+/// when the page's `link` may be saved (after the page's rows are durable).
 #[derive(Clone)]
 pub struct Page {
     pub body: Bytes,
     /// Byte ranges of each element of `value` in `body`.
     pub items: Vec<Range<usize>>,
-    /// `@odata.nextLink` as sent (absolute or relative); more pages follow.
-    pub next_link: Option<String>,
-    /// `@odata.deltaLink` as sent; the round is complete.
-    pub delta_link: Option<String>,
+    /// Where the round or list goes on from here.
+    pub link: PageLink,
     pub odata_count: Option<u64>,
     /// 1 for the first page of a round (or of a resumed round), then 2, 3, ...
     pub number: u64,
@@ -57,14 +95,7 @@ impl fmt::Debug for Page {
             .field("url", &self.url)
             .field("items", &self.items.len())
             .field("bytes", &self.body.len())
-            .field(
-                "next_link",
-                &self.next_link.as_deref().map(RedactedUrl::from_text),
-            )
-            .field(
-                "delta_link",
-                &self.delta_link.as_deref().map(RedactedUrl::from_text),
-            )
+            .field("link", &self.link)
             .field("odata_count", &self.odata_count)
             .finish()
     }
@@ -117,14 +148,35 @@ pub(crate) fn resolve_link(graph_url: &Url, link: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// Check a response body is a page of a collection and find its items and links.
+/// Check a response body is a page of a collection (or, for an entity, one JSON object)
+/// and find its items and links.
 pub(crate) fn parse_page(
     body: Bytes,
     graph_url: &Url,
-    expects_delta: bool,
+    expects: Expect,
     number: u64,
     url: RedactedUrl,
 ) -> Result<Page, String> {
+    if expects == Expect::Entity {
+        let value: &RawValue = serde_json::from_slice(&body)
+            .map_err(|e| format!("not a JSON entity ({e}; {} bytes)", body.len()))?;
+        let text = value.get();
+        if !text.starts_with('{') {
+            return Err("the entity is not a JSON object".into());
+        }
+        let offset = text.as_ptr() as usize - body.as_ptr() as usize;
+        // One item: the entity's own byte range.
+        let items: Vec<Range<usize>> = std::iter::once(offset..offset + text.len()).collect();
+        return Ok(Page {
+            body,
+            items,
+            link: PageLink::Last,
+            odata_count: None,
+            number,
+            url,
+        });
+    }
+    let expects_delta = expects == Expect::Delta;
     let envelope: Envelope<'_> = serde_json::from_slice(&body)
         .map_err(|e| format!("not a JSON page ({e}; {} bytes)", body.len()))?;
     let value = envelope
@@ -155,14 +207,17 @@ pub(crate) fn parse_page(
         }
         _ => {}
     }
-    let (next_link, delta_link, odata_count) =
-        (envelope.next_link, envelope.delta_link, envelope.count);
+    let link = match (envelope.next_link, envelope.delta_link) {
+        (Some(next), _) => PageLink::Next(next),
+        (None, Some(delta)) => PageLink::Delta(delta),
+        (None, None) => PageLink::Last,
+    };
+    let odata_count = envelope.count;
     drop(value);
     Ok(Page {
         body,
         items,
-        next_link,
-        delta_link,
+        link,
         odata_count,
         number,
         url,
@@ -179,7 +234,29 @@ mod tests {
 
     fn parse(body: &'static str, delta: bool) -> Result<Page, String> {
         let url = RedactedUrl::new(&graph());
-        parse_page(Bytes::from_static(body.as_bytes()), &graph(), delta, 1, url)
+        let expects = if delta {
+            Expect::Delta
+        } else {
+            Expect::Collection
+        };
+        parse_page(
+            Bytes::from_static(body.as_bytes()),
+            &graph(),
+            expects,
+            1,
+            url,
+        )
+    }
+
+    #[test]
+    fn an_entity_is_a_page_of_one_item() {
+        let url = RedactedUrl::new(&graph());
+        let body = Bytes::from_static(br#" {"@odata.context":"x","id":"F","childFolderCount":2} "#);
+        let page = parse_page(body, &graph(), Expect::Entity, 1, url.clone()).unwrap();
+        assert_eq!(page.len(), 1);
+        assert!(page.item(0).starts_with("{\"@odata.context\""));
+        assert_eq!(page.link, PageLink::Last);
+        assert!(parse_page(Bytes::from_static(b"[1]"), &graph(), Expect::Entity, 1, url).is_err());
     }
 
     #[test]
@@ -189,7 +266,7 @@ mod tests {
         assert_eq!(page.item(0), r#"{"id":"1","x":"é"}"#);
         assert_eq!(page.item(1), r#"{"id" : "2"}"#);
         assert_eq!(page.odata_count, Some(2));
-        assert_eq!(page.delta_link.as_deref(), Some("/v1.0/x?$deltatoken=t"));
+        assert_eq!(page.link, PageLink::Delta("/v1.0/x?$deltatoken=t".into()));
     }
 
     #[test]

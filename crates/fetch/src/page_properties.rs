@@ -31,7 +31,11 @@ fn parse(body: Vec<u8>, expects_delta: bool) -> Result<crate::page::Page, String
     parse_page(
         Bytes::from(body),
         &graph(),
-        expects_delta,
+        if expects_delta {
+            crate::http::Expect::Delta
+        } else {
+            crate::http::Expect::Collection
+        },
         1,
         RedactedUrl::new(&graph()),
     )

@@ -257,28 +257,33 @@ async fn errors_that_outlast_the_retries_say_what_happened() {
     let client = client(&sim);
     let user = sim.directory().users[0].clone();
 
-    // Two 503s, then a 404 that no retry can cure: the error counts all three attempts.
-    sim.set_faults(FaultPlan::none().with(FaultRule::times(
-        Fault::ServiceUnavailable {
-            retry_after: RetryAfter::Absent,
-        },
-        2,
-    )));
-    let error = round(&client, &chats_of("nobody"), initial(5))
+    // Two 503s, then a 400 that no retry can cure: the error counts all three attempts.
+    sim.set_faults(
+        FaultPlan::none()
+            .with(FaultRule::times(
+                Fault::ServiceUnavailable {
+                    retry_after: RetryAfter::Absent,
+                },
+                2,
+            ))
+            .with(FaultRule::every(Fault::Status { status: 400 }, 1)),
+    );
+    let error = round(&client, &chats_of(&user.id), initial(5))
         .await
         .error
-        .expect("404");
+        .expect("400");
     assert!(
         matches!(
             error,
             FetchError::Http {
-                status: 404,
+                status: 400,
                 attempts: 3,
                 ..
             }
         ),
         "{error}"
     );
+    assert_eq!(error.unavailable(), None, "a fault, not a skip");
 
     sim.set_faults(FaultPlan::none().with(FaultRule::every(Fault::Status { status: 502 }, 1)));
     let error = round(&client, &chats_of(&user.id), initial(5))

@@ -169,6 +169,8 @@ async fn secrets_and_tokens_never_reach_logs_or_errors() {
         .await
         .error,
     );
+    // The chat delta carries the payment model too: billing back for the cases below.
+    sim.set_billing(Billing::default());
     sim.set_faults(FaultPlan::none().with(
         FaultRule::every(Fault::IncompleteJson, 1).on(Target::PathContains("skiptoken".into())),
     ));

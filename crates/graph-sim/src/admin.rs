@@ -32,7 +32,12 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/mail", post(add_mail))
         .route("/mail/update", post(update_mail))
         .route("/mail/delete", post(delete_mail))
+        .route("/mail/move", post(move_mail))
+        .route("/mail-folders", post(add_mail_folder))
+        .route("/mail-folders/delete", post(delete_mail_folder))
         .route("/users", post(add_user))
+        .route("/users/delete", post(delete_user))
+        .route("/teams/delete", post(delete_team))
         .route("/chats", post(add_chat))
         .route("/clock", get(now))
         .route("/clock/advance", post(advance_clock))
@@ -193,6 +198,67 @@ async fn delete_mail(State(s): State<Arc<Shared>>, Json(m): Json<MailItemRef>) -
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct MailMove {
+    user_id: String,
+    folder_id: String,
+    id: String,
+    to_folder_id: String,
+}
+
+async fn move_mail(State(s): State<Arc<Shared>>, Json(m): Json<MailMove>) -> Response {
+    reply(sim(s).move_mail(&m.user_id, &m.folder_id, &m.id, &m.to_folder_id))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewMailFolder {
+    user_id: String,
+    #[serde(default)]
+    parent_id: Option<String>,
+    display_name: String,
+    #[serde(default)]
+    hidden: bool,
+}
+
+async fn add_mail_folder(State(s): State<Arc<Shared>>, Json(f): Json<NewMailFolder>) -> Response {
+    reply(sim(s).add_mail_folder(
+        &f.user_id,
+        f.parent_id.as_deref(),
+        &f.display_name,
+        f.hidden,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MailFolderRef {
+    user_id: String,
+    folder_id: String,
+}
+
+async fn delete_mail_folder(
+    State(s): State<Arc<Shared>>,
+    Json(f): Json<MailFolderRef>,
+) -> Response {
+    reply(sim(s).delete_mail_folder(&f.user_id, &f.folder_id))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Id {
+    id: String,
+}
+
+async fn delete_user(State(s): State<Arc<Shared>>, Json(u): Json<Id>) -> Response {
+    reply(sim(s).delete_user(&u.id))
+}
+
+async fn delete_team(State(s): State<Arc<Shared>>, Json(t): Json<Id>) -> Response {
+    reply(sim(s).delete_team(&t.id))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct NewUser {
     display_name: String,
 }
@@ -262,6 +328,15 @@ struct SettingsUpdate {
     replay_per_mille: Option<u32>,
     #[serde(default)]
     access_token_lifetime_secs: Option<u64>,
+    #[serde(default)]
+    evolvable_enums: Option<bool>,
+    /// `null` lifts delta's history limit; absent leaves it.
+    #[serde(default, with = "double_option")]
+    delta_history_months: Option<Option<u32>>,
+    #[serde(default)]
+    refuse_repeated_delta_parameters: Option<bool>,
+    #[serde(default)]
+    key_syntax_links: Option<bool>,
 }
 
 mod double_option {
@@ -298,6 +373,18 @@ async fn set_settings(State(s): State<Arc<Shared>>, Json(u): Json<SettingsUpdate
     }
     if let Some(secs) = u.access_token_lifetime_secs {
         sim.set_access_token_lifetime(Duration::from_secs(secs));
+    }
+    if let Some(on) = u.evolvable_enums {
+        sim.set_evolvable_enums(on);
+    }
+    if let Some(months) = u.delta_history_months {
+        sim.set_delta_history_months(months);
+    }
+    if let Some(on) = u.refuse_repeated_delta_parameters {
+        sim.set_refuse_repeated_delta_parameters(on);
+    }
+    if let Some(on) = u.key_syntax_links {
+        sim.set_key_syntax_links(on);
     }
     StatusCode::NO_CONTENT.into_response()
 }

@@ -42,6 +42,49 @@ pub struct SimConfig {
     pub billing: Billing,
     /// Keep every access and state token issued, for tests that prove none leaks.
     pub record_issued_tokens: bool,
+
+    // ---- Graph's documented behaviour, each switchable (defaults: as documented) ----
+    /// Evolvable enums: in v1.0 `chatMessageType` lists `systemEventMessage` after
+    /// `unknownFutureValue` (and `teamworkUserIdentityType` lists `emailUser`, beta also
+    /// `azureCommunicationServicesUser`), so without `Prefer: include-unknown-enum-members`
+    /// Graph answers `unknownFutureValue` for them (best-practices: evolvable enums; the
+    /// list-channel-messages example shows a system event served so).
+    pub evolvable_enums: bool,
+    /// Chat and channel delta return only messages changed within this many months
+    /// ("Delta will only return messages within the last eight months"); older history
+    /// comes from getAllMessages or the channel's message list. `None`: all history.
+    pub delta_history_months: Option<u32>,
+    /// Refuse (400) a query parameter repeated on a later delta call, instead of ignoring
+    /// it as Graph does (the state token already carries the first call's parameters).
+    pub refuse_repeated_delta_parameters: bool,
+    /// getAllMessages nextLinks in OData key syntax (`teams('{id}')/channels/getAllMessages`,
+    /// `users('{id}')/chats/getAllMessages`), as Graph's documented responses show them.
+    pub key_syntax_links: bool,
+    /// A mail message's (REST) id changes when it moves to another folder, unless the
+    /// request says `Prefer: IdType="ImmutableId"` (outlook-immutable-id).
+    pub rest_ids_change_on_move: bool,
+
+    // ---- the shape of a real tenant (defaults: none of it, so small tenants stay small) ----
+    /// The last users have no Exchange Online mailbox (unlicensed, guest, shared or
+    /// on-premises): their mail endpoints answer 404 `MailboxNotEnabledForRESTAPI`.
+    pub users_without_mailbox: usize,
+    /// Users (just before those without a mailbox) without the licence `model=A` needs:
+    /// their getAllMessages and delta with `model=A` answer 402 ("needs a valid license").
+    pub users_without_license: usize,
+    /// Channel history reaches this many days back (default: `history_days`); beyond
+    /// `delta_history_months`, channel delta does not return it.
+    pub channel_history_days: Option<u32>,
+    /// Folders nested under each user's Inbox, each inside the previous (any depth).
+    pub nested_mail_folders: usize,
+    /// Hidden folders (`isHidden`) at the top of each mailbox, listed only with
+    /// `includeHiddenFolders=true`.
+    pub hidden_mail_folders: usize,
+    /// Messages in each user's Recoverable Items Deletions folder, reached only by its
+    /// well-known name `recoverableitemsdeletions` (never listed by `mailFolders`).
+    pub recoverable_items_per_user: usize,
+    /// Channels shared into the tenant's teams from another tenant: listed by
+    /// `allChannels` with the owner's `tenantId`; their messages answer 403 to this app.
+    pub channels_shared_from_other_tenants: usize,
 }
 
 impl SimConfig {
@@ -71,6 +114,35 @@ impl SimConfig {
             page_size_cap: None,
             billing: Billing::default(),
             record_issued_tokens: true,
+            evolvable_enums: true,
+            delta_history_months: Some(8),
+            refuse_repeated_delta_parameters: false,
+            key_syntax_links: true,
+            rest_ids_change_on_move: true,
+            users_without_mailbox: 0,
+            users_without_license: 0,
+            channel_history_days: None,
+            nested_mail_folders: 0,
+            hidden_mail_folders: 0,
+            recoverable_items_per_user: 0,
+            channels_shared_from_other_tenants: 0,
+        }
+    }
+
+    /// A small tenant shaped like real ones: users without a mailbox or without the
+    /// licence model A needs, channel history older than delta's eight months, nested and
+    /// hidden mail folders, Recoverable Items, a channel shared from another tenant.
+    pub fn real_tenant() -> Self {
+        SimConfig {
+            users: 8,
+            users_without_mailbox: 2,
+            users_without_license: 1,
+            channel_history_days: Some(400),
+            nested_mail_folders: 3,
+            hidden_mail_folders: 1,
+            recoverable_items_per_user: 2,
+            channels_shared_from_other_tenants: 1,
+            ..SimConfig::small()
         }
     }
 
@@ -101,7 +173,7 @@ impl SimConfig {
             mail_per_user: 20,
             history_days: 180,
             latency: Duration::from_millis(30),
-            rate_limit: Some(RateLimits::default()),
+            rate_limit: Some(RateLimits::app(200)),
             record_issued_tokens: false,
             ..SimConfig::small()
         }
@@ -114,24 +186,87 @@ impl Default for SimConfig {
     }
 }
 
-/// Graph's published limits, per app per tenant.
+/// Graph's throttling, per app per tenant. The defaults are Microsoft's published limits
+/// (throttling-limits: "Microsoft Teams service limits" and "Outlook service limits").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RateLimits {
-    /// Requests per second over every Graph call of the app (a sliding one-second window).
-    pub app_requests_per_second: u32,
-    /// Requests per second against one team and its channels.
-    pub team_requests_per_second: u32,
-    /// Requests in flight against one mailbox.
-    pub mailbox_concurrency: u32,
+    /// A bucket over every Graph call of the app. Graph publishes none a client could
+    /// reach; set one to model a tenant whose limit really enforced is lower than the
+    /// published ones (what the client must converge to).
+    pub app_requests_per_second: Option<u32>,
+    /// The Teams limits per request type: getAllMessages (and its delta) 200/s, GET channel
+    /// message (list, delta, replies) 20/s, GET channels 60/s, other Teams GETs 30/s.
+    pub request_types: bool,
+    /// Requests per second on one team, counted over every URL that names it
+    /// (`/teams/{id}/...` and `/teams('{id}')/...` alike): 4.
+    pub team_requests_per_second: Option<u32>,
+    /// Requests per second on one channel: 1.
+    pub channel_requests_per_second: Option<u32>,
+    /// Requests in flight against one mailbox: 4.
+    pub mailbox_concurrency: Option<u32>,
+    /// Requests against one mailbox in 10 minutes: 10,000.
+    pub mailbox_requests_per_ten_minutes: Option<u32>,
+    /// `Retry-After` of a 429 from these limits, in seconds; `None` sends the time until
+    /// the bucket admits one more, rounded up.
+    pub retry_after_seconds: Option<u32>,
+    /// A longer window over every per-second limit, holding a share of it.
+    pub sustained: Option<SustainedLimit>,
+}
+
+impl RateLimits {
+    /// Only what a test sets: no limit at all to start from.
+    pub fn unlimited() -> Self {
+        RateLimits {
+            app_requests_per_second: None,
+            request_types: false,
+            team_requests_per_second: None,
+            channel_requests_per_second: None,
+            mailbox_concurrency: None,
+            mailbox_requests_per_ten_minutes: None,
+            retry_after_seconds: None,
+            sustained: None,
+        }
+    }
+
+    /// The published limits plus a bucket of `per_second` over every call.
+    pub fn app(per_second: u32) -> Self {
+        RateLimits {
+            app_requests_per_second: Some(per_second),
+            ..RateLimits::default()
+        }
+    }
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
         RateLimits {
-            app_requests_per_second: 200,
-            team_requests_per_second: 4,
-            mailbox_concurrency: 4,
+            app_requests_per_second: None,
+            request_types: true,
+            team_requests_per_second: Some(4),
+            channel_requests_per_second: Some(1),
+            mailbox_concurrency: Some(4),
+            mailbox_requests_per_ten_minutes: Some(10_000),
+            retry_after_seconds: None,
+            sustained: None,
         }
+    }
+}
+
+/// Over any `window_seconds`, at most `per_mille`/1000 of what the per-second rate would
+/// allow in that time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SustainedLimit {
+    pub window_seconds: u32,
+    pub per_mille: u32,
+}
+
+impl SustainedLimit {
+    pub(crate) fn limit_for(&self, per_second: u32) -> u32 {
+        let total =
+            u64::from(per_second) * u64::from(self.window_seconds) * u64::from(self.per_mille);
+        ((total / 1000) as u32).max(1)
     }
 }
 

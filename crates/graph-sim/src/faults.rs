@@ -16,14 +16,20 @@ pub enum EndpointKind {
     Teams,
     /// `GET /v1.0/teams/{id}/allChannels`
     Channels,
-    /// `GET /v1.0/users/{id}/mailFolders`
+    /// `GET /v1.0/users/{id}/mailFolders` and `.../mailFolders/{id}/childFolders`
     MailFolders,
+    /// `GET /v1.0/users/{id}/mailFolders/{id or well-known name}`
+    MailFolder,
     /// `GET /v1.0/users/{id}/chats`
     UserChats,
     /// `GET /v1.0/users/{id}/chats/getAllMessages`
     ChatMessagesWindow,
     /// `GET /beta/users/{id}/chats/getAllMessages/delta`
     ChatMessagesDelta,
+    /// `GET /v1.0/teams/{id}/channels/getAllMessages`
+    TeamMessagesWindow,
+    /// `GET /v1.0/teams/{id}/channels/{id}/messages`
+    ChannelMessages,
     /// `GET /v1.0/teams/{id}/channels/{id}/messages/delta`
     ChannelMessagesDelta,
     /// `GET /v1.0/teams/{id}/channels/{id}/messages/{id}/replies`

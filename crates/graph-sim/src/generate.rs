@@ -8,10 +8,11 @@ use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
+use sha2::Digest as _;
 
 use crate::config::SimConfig;
 use crate::docs::{self, ChannelIdentity, ChatMessageDoc, ItemBody, MailDoc};
-use crate::store::{Channel, Chat, Conv, Folder, Store, Team, User};
+use crate::store::{Channel, Chat, Conv, Folder, MailboxShape, Store, Team, User};
 use crate::text::{self, escape_html, sentence};
 use crate::timefmt::{graph_time, to_millis};
 
@@ -49,12 +50,27 @@ pub(crate) fn tenant(config: &SimConfig) -> (Store, AppCredentials) {
         } else {
             format!("{first} {last} {}", i / text::FIRST_NAMES.len() + 1)
         };
-        new_user(&mut store, &name);
+        let without_mailbox = config.users.saturating_sub(config.users_without_mailbox);
+        let shape = MailboxShape {
+            mailbox: i < without_mailbox,
+            nested: config.nested_mail_folders,
+            hidden: config.hidden_mail_folders,
+            // Every Exchange Online mailbox has Recoverable Items, empty or not.
+            recoverable_items: true,
+        };
+        let user = new_user(&mut store, &name, &shape);
+        let without_license = without_mailbox.saturating_sub(config.users_without_license);
+        store.users[user].licensed = !(without_license..without_mailbox).contains(&i);
     }
 
     generate_chats(&mut store, &mut rng, config, oldest);
     generate_chat_messages(&mut store, &mut rng, config, oldest, start);
-    generate_teams(&mut store, &mut rng, config, oldest, start);
+    let channel_oldest = match config.channel_history_days {
+        Some(days) => start - chrono::Duration::days(i64::from(days.max(1))),
+        None => oldest,
+    };
+    generate_teams(&mut store, &mut rng, config, channel_oldest, start);
+    share_channels_from_other_tenants(&mut store, &mut rng, config);
     generate_mail(&mut store, &mut rng, config, oldest, start);
     (store, credentials)
 }
@@ -66,7 +82,7 @@ fn random_time(rng: &mut StdRng, from: DateTime<Utc>, to: DateTime<Utc>) -> Date
 
 // ---- directory ------------------------------------------------------------------------
 
-pub(crate) fn new_user(store: &mut Store, display_name: &str) -> usize {
+pub(crate) fn new_user(store: &mut Store, display_name: &str, shape: &MailboxShape) -> usize {
     let idx = store.users.len();
     let id = text::uuid(&mut store.rng);
     let mut parts = display_name.split_whitespace();
@@ -103,22 +119,94 @@ pub(crate) fn new_user(store: &mut Store, display_name: &str) -> usize {
         upn: address,
         chats: Vec::new(),
         folders: Vec::new(),
+        mailbox: shape.mailbox,
+        licensed: true,
+        deleted: false,
         json: bytes::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default()),
     });
     store.user_index.insert(id, idx);
-    for name in ["Inbox", "Sent Items", "Archive"] {
-        let folder_id = text::exchange_id(&mut store.rng, "AAMkAGVmMDEz");
-        let f = store.folders.len();
-        store.folders.push(Folder {
-            id: folder_id.clone(),
-            user: idx,
-            display_name: name.to_string(),
-            items: Vec::new(),
-        });
-        store.folder_index.insert((idx, folder_id), f);
-        store.users[idx].folders.push(f);
+    if !shape.mailbox {
+        return idx;
+    }
+    for (name, well_known) in [
+        ("Inbox", "inbox"),
+        ("Sent Items", "sentitems"),
+        ("Archive", "archive"),
+    ] {
+        new_folder(store, idx, None, name, false, Some(well_known));
+    }
+    let mut parent = store.users[idx].folders[0];
+    for depth in 0..shape.nested {
+        let name = ["Projects", "Contoso deal", "Due diligence", "Drafts 2019"][depth % 4];
+        parent = new_folder(store, idx, Some(parent), name, false, None);
+    }
+    for i in 0..shape.hidden {
+        let name = ["Quick Step Settings", "Conversation Action Settings"][i % 2];
+        new_folder(store, idx, None, name, true, None);
+    }
+    if shape.recoverable_items {
+        let f = new_folder(
+            store,
+            idx,
+            None,
+            "Deletions",
+            true,
+            Some("recoverableitemsdeletions"),
+        );
+        // Outside the folder tree that `mailFolders` lists (under recoverableitemsroot).
+        store.folders[f].listed = false;
+        store.users[idx].folders.retain(|&x| x != f);
     }
     idx
+}
+
+/// A new mail folder at the top of a mailbox or inside `parent`.
+pub(crate) fn new_folder(
+    store: &mut Store,
+    user: usize,
+    parent: Option<usize>,
+    display_name: &str,
+    hidden: bool,
+    well_known: Option<&'static str>,
+) -> usize {
+    let folder_id = text::exchange_id(&mut store.rng, "AAMkAGVmMDEz");
+    let f = store.folders.len();
+    store.folders.push(Folder {
+        id: folder_id.clone(),
+        user,
+        display_name: display_name.to_string(),
+        items: Vec::new(),
+        parent,
+        children: Vec::new(),
+        hidden,
+        well_known,
+        listed: true,
+        deleted: false,
+    });
+    store.folder_index.insert((user, folder_id), f);
+    match parent {
+        Some(p) => store.folders[p].children.push(f),
+        None => store.users[user].folders.push(f),
+    }
+    f
+}
+
+/// Exchange's immutable id of an item whose first REST id is `rest_id`.
+fn immutable_id(rest_id: &str) -> String {
+    let digest = sha2::Sha256::digest(rest_id.as_bytes());
+    format!(
+        "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A{}AAA=",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..24])
+    )
+}
+
+/// The REST id an item gets when it moves into a folder.
+pub(crate) fn moved_rest_id(immutable: &str, folder_id: &str) -> String {
+    let digest = sha2::Sha256::digest(format!("{immutable}/{folder_id}").as_bytes());
+    format!(
+        "AAMkAGVmMDEzMTM4LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5e-T7KzowPTAAAAAAEMAAAiIsqMbYjsT5e-T7KzowPTAA{}AAA=",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..18])
+    )
 }
 
 pub(crate) fn new_chat(
@@ -856,6 +944,7 @@ fn generate_teams(
             display_name,
             members: members.clone(),
             channels: Vec::new(),
+            deleted: false,
             json: bytes::Bytes::from(serde_json::to_vec(&team_json).unwrap_or_default()),
         });
         store.team_index.insert(team_id.clone(), team);
@@ -883,6 +972,7 @@ fn generate_teams(
                 team,
                 display_name: name,
                 roots: Vec::new(),
+                owner_tenant: None,
                 json: bytes::Bytes::from(serde_json::to_vec(&channel_json).unwrap_or_default()),
             });
             store
@@ -893,6 +983,42 @@ fn generate_teams(
                 store, rng, config, channel, &members, oldest, now, &tenant_id,
             );
         }
+    }
+}
+
+/// Channels of another tenant shared into the tenant's teams: listed by `allChannels`
+/// with their owner's `tenantId`; this app may not read their messages.
+fn share_channels_from_other_tenants(store: &mut Store, rng: &mut StdRng, config: &SimConfig) {
+    if store.teams.is_empty() {
+        return;
+    }
+    for i in 0..config.channels_shared_from_other_tenants {
+        let team = i % store.teams.len();
+        let owner_tenant = text::uuid(rng);
+        let channel_id = format!("19:{}@thread.tacv2", text::hex_id(rng, 16));
+        let name = format!("Fabrikam shared {}", i + 1);
+        let channel_json = json!({
+            "id": channel_id,
+            "createdDateTime": graph_time(store.clock.now() - chrono::Duration::days(30)),
+            "displayName": name,
+            "description": "Shared with us by Fabrikam",
+            "isFavoriteByDefault": null,
+            "email": "",
+            "tenantId": owner_tenant,
+            "webUrl": format!("https://teams.microsoft.com/l/channel/{}/{}?groupId={}&tenantId={owner_tenant}", channel_id.replace(':', "%3A").replace('@', "%40"), name.replace(' ', "%20"), store.teams[team].id),
+            "membershipType": "shared",
+        });
+        let channel = store.channels.len();
+        store.channels.push(Channel {
+            id: channel_id.clone(),
+            team,
+            display_name: name,
+            roots: Vec::new(),
+            owner_tenant: Some(owner_tenant),
+            json: bytes::Bytes::from(serde_json::to_vec(&channel_json).unwrap_or_default()),
+        });
+        store.channel_index.insert((team, channel_id), channel);
+        store.teams[team].channels.push(channel);
     }
 }
 
@@ -979,13 +1105,14 @@ fn generate_channel_messages(
 
 // ---- mail -------------------------------------------------------------------------------
 
+/// A new mail message in `folder`, and its REST id (the document carries its immutable id).
 pub(crate) fn mail_doc(
     store: &mut Store,
     folder: usize,
     received: DateTime<Utc>,
     subject: &str,
     html: &str,
-) -> MailDoc {
+) -> (MailDoc, String) {
     let owner = store.folders[folder].user;
     let n = store.users.len();
     let sender = if n > 1 {
@@ -1004,10 +1131,11 @@ pub(crate) fn mail_doc(
             store.users[sender].mail.clone(),
         )
     };
-    let id = text::exchange_id(
+    let rest_id = text::exchange_id(
         &mut store.rng,
         "AAMkAGVmMDEzMTM4LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5e-T7KzowPTAAAAAAEMAAAiIsqMbYjsT5e-T7KzowPTAA",
     );
+    let id = immutable_id(&rest_id);
     let change_key = text::exchange_id(&mut store.rng, "CQAAABYAAAAiIsqMbYjsT5e");
     let preview: String = html
         .replace("<p>", "")
@@ -1020,7 +1148,7 @@ pub(crate) fn mail_doc(
             .unwrap_or(received),
     );
     let owner_user = &store.users[owner];
-    MailDoc {
+    let doc = MailDoc {
         odata_type: "#microsoft.graph.message".into(),
         odata_etag: format!("W/\"{change_key}\""),
         id,
@@ -1055,7 +1183,8 @@ pub(crate) fn mail_doc(
         bcc_recipients: Vec::new(),
         reply_to: Vec::new(),
         flag: json!({ "flagStatus": "notFlagged" }),
-    }
+    };
+    (doc, rest_id)
 }
 
 fn generate_mail(
@@ -1068,6 +1197,9 @@ fn generate_mail(
     let mut plan: Vec<(DateTime<Utc>, usize)> = Vec::new();
     for u in 0..store.users.len() {
         let folders = store.users[u].folders.clone();
+        if folders.len() < 3 {
+            continue;
+        }
         for _ in 0..config.mail_per_user {
             let roll: f64 = rng.random();
             let folder = if roll < 0.7 {
@@ -1083,6 +1215,24 @@ fn generate_mail(
             ));
         }
     }
+    // Folders beyond Inbox, Sent Items and Archive: nested, hidden, Recoverable Items.
+    for f in 0..store.folders.len() {
+        let folder = &store.folders[f];
+        if folder.well_known.is_some() && folder.listed {
+            continue;
+        }
+        let count = if folder.listed {
+            3
+        } else {
+            config.recoverable_items_per_user
+        };
+        for _ in 0..count {
+            plan.push((
+                random_time(rng, oldest, now - chrono::Duration::minutes(1)),
+                f,
+            ));
+        }
+    }
     plan.sort();
     for (received, folder) in plan {
         let subject = format!("{}: {}", received.format("%-m/%-d/%Y"), sentence(rng, 2, 6));
@@ -1091,7 +1241,7 @@ fn generate_mail(
             escape_html(&sentence(rng, 5, 30)),
             escape_html(&sentence(rng, 3, 20))
         );
-        let mut doc = mail_doc(store, folder, received, &subject, &html);
+        let (mut doc, rest_id) = mail_doc(store, folder, received, &subject, &html);
         if rng.random_bool(0.6) {
             doc.is_read = true;
             let read_at = random_time(rng, received, now);
@@ -1105,6 +1255,6 @@ fn generate_mail(
         if rng.random_bool(0.15) {
             doc.importance = "high".into();
         }
-        store.insert_mail(folder, &doc);
+        store.insert_mail(folder, &doc, rest_id);
     }
 }

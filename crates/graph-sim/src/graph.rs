@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use serde_json::json;
@@ -17,185 +17,39 @@ use crate::docs::{self, MAIL_PROPERTIES};
 use crate::faults::{EndpointKind, Fault};
 use crate::limits::Buckets;
 use crate::paging::{StateToken, select_page};
+use crate::route::Endpoint;
 use crate::server::{Settings, Shared, lock};
 use crate::store::{MailAt, Store};
 use crate::text::mix;
 use crate::timefmt::{graph_time, parse_filter_time};
 
-/// A Graph resource a request addresses.
-pub(crate) enum Endpoint {
-    Users,
-    Teams,
-    Channels {
-        team: String,
-    },
-    MailFolders {
-        user: String,
-    },
-    UserChats {
-        user: String,
-    },
-    ChatWindow {
-        user: String,
-    },
-    ChatDelta {
-        user: String,
-    },
-    ChannelDelta {
-        team: String,
-        channel: String,
-    },
-    Replies {
-        team: String,
-        channel: String,
-        message: String,
-    },
-    MailDelta {
-        user: String,
-        folder: String,
-    },
-}
-
-impl Endpoint {
-    fn kind(&self) -> EndpointKind {
-        match self {
-            Endpoint::Users => EndpointKind::Users,
-            Endpoint::Teams => EndpointKind::Teams,
-            Endpoint::Channels { .. } => EndpointKind::Channels,
-            Endpoint::MailFolders { .. } => EndpointKind::MailFolders,
-            Endpoint::UserChats { .. } => EndpointKind::UserChats,
-            Endpoint::ChatWindow { .. } => EndpointKind::ChatMessagesWindow,
-            Endpoint::ChatDelta { .. } => EndpointKind::ChatMessagesDelta,
-            Endpoint::ChannelDelta { .. } => EndpointKind::ChannelMessagesDelta,
-            Endpoint::Replies { .. } => EndpointKind::Replies,
-            Endpoint::MailDelta { .. } => EndpointKind::MailDelta,
-        }
-    }
-
-    /// Graph's limits: team and channel calls count per team, mailbox calls per mailbox.
-    fn buckets(&self) -> Buckets {
-        match self {
-            Endpoint::Channels { team }
-            | Endpoint::ChannelDelta { team, .. }
-            | Endpoint::Replies { team, .. } => Buckets {
-                team: Some(team.clone()),
-                mailbox: None,
-            },
-            Endpoint::MailFolders { user } | Endpoint::MailDelta { user, .. } => Buckets {
-                team: None,
-                mailbox: Some(user.clone()),
-            },
-            _ => Buckets::default(),
-        }
-    }
-
-    fn relative_links(&self, style: LinkStyle) -> bool {
-        match style {
-            LinkStyle::Absolute => false,
-            LinkStyle::Relative => true,
-            LinkStyle::Mixed => matches!(
-                self,
-                Endpoint::ChannelDelta { .. } | Endpoint::Replies { .. }
-            ),
-        }
-    }
-}
-
-// ---- handlers ---------------------------------------------------------------------------
+// ---- the entry point ------------------------------------------------------------------
 
 type SharedState = State<Arc<Shared>>;
 
-pub(crate) async fn users(State(s): SharedState, uri: Uri, headers: HeaderMap) -> Response {
-    serve(s, Endpoint::Users, uri, headers).await
-}
-
-pub(crate) async fn teams(State(s): SharedState, uri: Uri, headers: HeaderMap) -> Response {
-    serve(s, Endpoint::Teams, uri, headers).await
-}
-
-pub(crate) async fn channels(
-    State(s): SharedState,
-    Path(team): Path<String>,
+/// Every Graph request: find the resource its path addresses, in either URL form.
+pub(crate) async fn dispatch(
+    State(shared): SharedState,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    serve(s, Endpoint::Channels { team }, uri, headers).await
+    match Endpoint::parse(uri.path()) {
+        Some((_, endpoint)) if method == Method::GET => serve(shared, endpoint, uri, headers).await,
+        Some(_) => {
+            let response = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Request_BadRequest",
+                format!("The simulator serves only GET on {}.", uri.path()),
+            )
+            .into_response();
+            finish(&shared, EndpointKind::Unknown, response)
+        }
+        None => unknown(&shared, &uri),
+    }
 }
 
-pub(crate) async fn mail_folders(
-    State(s): SharedState,
-    Path(user): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    serve(s, Endpoint::MailFolders { user }, uri, headers).await
-}
-
-pub(crate) async fn user_chats(
-    State(s): SharedState,
-    Path(user): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    serve(s, Endpoint::UserChats { user }, uri, headers).await
-}
-
-pub(crate) async fn chat_window(
-    State(s): SharedState,
-    Path(user): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    serve(s, Endpoint::ChatWindow { user }, uri, headers).await
-}
-
-pub(crate) async fn chat_delta(
-    State(s): SharedState,
-    Path(user): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    serve(s, Endpoint::ChatDelta { user }, uri, headers).await
-}
-
-pub(crate) async fn channel_delta(
-    State(s): SharedState,
-    Path((team, channel)): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    serve(s, Endpoint::ChannelDelta { team, channel }, uri, headers).await
-}
-
-pub(crate) async fn replies(
-    State(s): SharedState,
-    Path((team, channel, message)): Path<(String, String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    serve(
-        s,
-        Endpoint::Replies {
-            team,
-            channel,
-            message,
-        },
-        uri,
-        headers,
-    )
-    .await
-}
-
-pub(crate) async fn mail_delta(
-    State(s): SharedState,
-    Path((user, folder)): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    serve(s, Endpoint::MailDelta { user, folder }, uri, headers).await
-}
-
-pub(crate) async fn unknown(State(s): SharedState, uri: Uri) -> Response {
+fn unknown(shared: &Shared, uri: &Uri) -> Response {
     let segment = uri
         .path()
         .rsplit('/')
@@ -208,7 +62,77 @@ pub(crate) async fn unknown(State(s): SharedState, uri: Uri) -> Response {
         format!("Resource not found for the segment '{segment}'."),
     )
     .into_response();
-    finish(&s, EndpointKind::Unknown, response)
+    finish(shared, EndpointKind::Unknown, response)
+}
+
+/// What the request's `Prefer` headers ask for (one header with comma-separated
+/// preferences, or several headers).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Preferences {
+    /// `odata.maxpagesize=N`
+    pub max_page_size: Option<u32>,
+    /// `include-unknown-enum-members`
+    pub unknown_enum_members: bool,
+    /// `IdType="ImmutableId"`
+    pub immutable_ids: bool,
+}
+
+impl Preferences {
+    fn of(headers: &HeaderMap) -> Preferences {
+        let mut out = Preferences::default();
+        for preference in headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+        {
+            let (name, value) = match preference.split_once('=') {
+                Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+                None => (preference, None),
+            };
+            if name.eq_ignore_ascii_case("odata.maxpagesize") {
+                out.max_page_size = value.and_then(|v| v.parse().ok()).filter(|&n| n > 0);
+            } else if name.eq_ignore_ascii_case("include-unknown-enum-members") {
+                out.unknown_enum_members = true;
+            } else if name.eq_ignore_ascii_case("IdType") {
+                out.immutable_ids = value.is_some_and(|v| v.eq_ignore_ascii_case("ImmutableId"));
+            }
+        }
+        out
+    }
+}
+
+/// Evolvable enum members Graph hides behind `unknownFutureValue` unless the request
+/// asks for them: in the CSDL (v1.0 and beta), `chatMessageType` lists `systemEventMessage`
+/// after `unknownFutureValue`, `teamworkUserIdentityType` lists `emailUser` (beta also
+/// `azureCommunicationServicesUser`).
+const EVOLVABLE_MEMBERS: &[(&[u8], &[u8])] = &[
+    (
+        b"\"messageType\":\"systemEventMessage\"",
+        b"\"messageType\":\"unknownFutureValue\"",
+    ),
+    (
+        b"\"userIdentityType\":\"emailUser\"",
+        b"\"userIdentityType\":\"unknownFutureValue\"",
+    ),
+    (
+        b"\"userIdentityType\":\"azureCommunicationServicesUser\"",
+        b"\"userIdentityType\":\"unknownFutureValue\"",
+    ),
+];
+
+/// Replace every occurrence of `from` in `bytes` by `to`.
+pub(crate) fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(at) = memchr::memmem::find(rest, from) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(to);
+        rest = &rest[at + from.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 // ---- the request pipeline -----------------------------------------------------------------
@@ -344,7 +268,11 @@ async fn serve(shared: Arc<Shared>, endpoint: Endpoint, uri: Uri, headers: Heade
     let admitted = lock(&shared.limiter).admit(&buckets);
     if let Err(throttled) = admitted {
         lock(&shared.stats).throttled += 1;
-        let seconds = throttled.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        let fixed = lock(&shared.limiter).retry_after_seconds();
+        let seconds = match fixed {
+            Some(seconds) => u64::from(seconds),
+            None => throttled.retry_after.as_secs_f64().ceil().max(1.0) as u64,
+        };
         tracing::debug!(bucket = %throttled.bucket, "throttled");
         let response = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -364,10 +292,19 @@ async fn serve(shared: Arc<Shared>, endpoint: Endpoint, uri: Uri, headers: Heade
     };
     lock(&shared.stats).admitted();
     sleep(latency).await;
-    let result = build(&shared, &endpoint, &uri, &headers);
+    let preferences = Preferences::of(&headers);
+    let result = build(&shared, &endpoint, &uri, &preferences);
     drop(admitted);
     let response = match result {
-        Ok(page) => page.into_response(after),
+        Ok(mut page) => {
+            let hide = lock(&shared.settings).evolvable_enums && !preferences.unknown_enum_members;
+            if hide {
+                for (from, to) in EVOLVABLE_MEMBERS {
+                    page.body = replace_all(&page.body, from, to);
+                }
+            }
+            page.into_response(after)
+        }
         Err(error) => error.into_response(),
     };
     finish(&shared, kind, response)
@@ -570,7 +507,7 @@ fn build(
     shared: &Shared,
     endpoint: &Endpoint,
     uri: &Uri,
-    headers: &HeaderMap,
+    preferences: &Preferences,
 ) -> Result<PageOut, ApiError> {
     let (salt, nonces) = {
         let mut rng = lock(&shared.rng);
@@ -583,8 +520,8 @@ fn build(
     let settings: &Settings = &settings_guard;
     let mut store = lock(&shared.store);
     let query = Query::parse(uri);
-    if let Endpoint::ChatWindow { .. } = endpoint {
-        return chat_window_page(
+    if let Endpoint::ChatWindow { .. } | Endpoint::TeamWindow { .. } = endpoint {
+        return window_page(
             shared, settings, &mut store, endpoint, uri, query, salt, nonces,
         );
     }
@@ -603,15 +540,24 @@ fn build(
     };
     match endpoint {
         Endpoint::Users => list_page(&mut ctx, 100, 999, "users", |s| {
-            (0..s.users.len())
-                .map(|u| s.users[u].json.clone())
+            s.users
+                .iter()
+                .filter(|u| !u.deleted)
+                .map(|u| u.json.clone())
                 .collect()
         }),
         Endpoint::Teams => list_page(&mut ctx, 100, 999, "teams", |s| {
-            s.teams.iter().map(|t| t.json.clone()).collect()
+            s.teams
+                .iter()
+                .filter(|t| !t.deleted)
+                .map(|t| t.json.clone())
+                .collect()
         }),
         Endpoint::Channels { team } => {
             let t = store.team(team).map_err(|_| team_not_found(team))?;
+            // `/channels` lists the team's own channels; `allChannels` also those shared
+            // into it from other tenants.
+            let all = uri.path().to_ascii_lowercase().ends_with("allchannels");
             list_page(
                 &mut ctx,
                 100,
@@ -621,26 +567,67 @@ fn build(
                     s.teams[t]
                         .channels
                         .iter()
+                        .filter(|&&c| all || s.channels[c].owner_tenant.is_none())
                         .map(|&c| s.channels[c].json.clone())
                         .collect()
                 },
             )
         }
-        Endpoint::MailFolders { user } => {
-            let u = store.user(user).map_err(|_| user_not_found(user))?;
-            list_page(
-                &mut ctx,
-                10,
-                999,
-                &format!("users('{user}')/mailFolders"),
-                |s| {
-                    s.users[u]
-                        .folders
-                        .iter()
-                        .map(|&f| Bytes::from(s.folder_json(f)))
-                        .collect()
-                },
-            )
+        Endpoint::MailFolders { user, parent } => {
+            let (u, parent) = mailbox(store, user, parent.as_deref())?;
+            // `includeHiddenFolders` is a parameter of the first call; later pages carry it.
+            let hidden = match ctx.query.get("skiptoken") {
+                Some(token) => StateToken::decode(token).is_some_and(|t| t.s.ends_with(":hidden")),
+                None => ctx
+                    .query
+                    .get("includehiddenfolders")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            };
+            if hidden {
+                ctx.scope.push_str(":hidden");
+            }
+            let context = match parent {
+                Some(p) => format!(
+                    "users('{user}')/mailFolders('{}')/childFolders",
+                    store.folders[p].id
+                ),
+                None => format!("users('{user}')/mailFolders"),
+            };
+            list_page(&mut ctx, 10, 999, &context, |s| {
+                let folders = match parent {
+                    Some(p) => &s.folders[p].children,
+                    None => &s.users[u].folders,
+                };
+                folders
+                    .iter()
+                    .copied()
+                    .filter(|&f| {
+                        let folder = &s.folders[f];
+                        folder.listed && !folder.deleted && (hidden || !folder.hidden)
+                    })
+                    .map(|f| Bytes::from(s.folder_json(f)))
+                    .collect()
+            })
+        }
+        Endpoint::MailFolder { user, folder } => {
+            let (_, f) = mailbox(store, user, Some(folder))?;
+            let f = f.ok_or_else(|| ApiError::bad_request("no folder"))?;
+            let mut body = br#"{"@odata.context":"#.to_vec();
+            body.extend_from_slice(
+                docs::json_string(&context_url(
+                    shared,
+                    uri,
+                    &format!("users('{user}')/mailFolders/$entity"),
+                ))
+                .as_bytes(),
+            );
+            let folder = store.folder_json(f);
+            body.push(b',');
+            body.extend_from_slice(&folder[1..]);
+            Ok(PageOut {
+                body,
+                preference_applied: None,
+            })
         }
         Endpoint::UserChats { user } => {
             let u = store.user(user).map_err(|_| user_not_found(user))?;
@@ -668,19 +655,19 @@ fn build(
             chat_delta_page(&mut ctx, u)
         }
         Endpoint::ChannelDelta { team, channel } => {
-            let c = store
-                .channel(team, channel)
-                .map_err(|_| channel_not_found(team, channel))?;
+            let c = readable_channel(store, team, channel)?;
             channel_delta_page(&mut ctx, c)
+        }
+        Endpoint::ChannelMessages { team, channel } => {
+            let c = readable_channel(store, team, channel)?;
+            channel_messages_page(&mut ctx, c)
         }
         Endpoint::Replies {
             team,
             channel,
             message,
         } => {
-            let c = store
-                .channel(team, channel)
-                .map_err(|_| channel_not_found(team, channel))?;
+            let c = readable_channel(store, team, channel)?;
             let root = store
                 .message_index
                 .get(&(crate::store::Conv::Channel(c), message.clone()))
@@ -696,16 +683,13 @@ fn build(
             replies_page(&mut ctx, root)
         }
         Endpoint::MailDelta { user, folder } => {
-            let f = store.folder(user, folder).map_err(|_| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "ErrorItemNotFound",
-                    "The specified object was not found in the store.",
-                )
-            })?;
-            mail_delta_page(&mut ctx, f, headers)
+            let (_, f) = mailbox(store, user, Some(folder))?;
+            let f = f.ok_or_else(|| ApiError::bad_request("no folder"))?;
+            mail_delta_page(&mut ctx, f, preferences)
         }
-        Endpoint::ChatWindow { .. } => Err(ApiError::bad_request("getAllMessages is served above")),
+        Endpoint::ChatWindow { .. } | Endpoint::TeamWindow { .. } => {
+            Err(ApiError::bad_request("getAllMessages is served above"))
+        }
     }
 }
 
@@ -735,20 +719,74 @@ fn channel_not_found(team: &str, channel: &str) -> ApiError {
     )
 }
 
+/// A channel whose messages this app may read: the team exists, the channel exists, and
+/// it is not shared from another tenant (in application context, a channel's messages are
+/// read from the tenant its owner belongs to: list channel messages, "federation").
+fn readable_channel(store: &Store, team: &str, channel: &str) -> Result<usize, ApiError> {
+    store.team(team).map_err(|_| team_not_found(team))?;
+    let c = store
+        .channel(team, channel)
+        .map_err(|_| channel_not_found(team, channel))?;
+    if let Some(owner) = &store.channels[c].owner_tenant {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!(
+                "Channel {channel} is shared from tenant {owner}; in application context its messages can only be read from the tenant of the channel's owner."
+            ),
+        ));
+    }
+    Ok(c)
+}
+
+/// A user's mailbox and, if asked, one of its folders (by id or well-known name): 404
+/// `MailboxNotEnabledForRESTAPI` for a user without an Exchange Online mailbox
+/// (unlicensed, guest, shared or on-premises), `ErrorItemNotFound` for a missing folder.
+fn mailbox(
+    store: &Store,
+    user: &str,
+    folder: Option<&str>,
+) -> Result<(usize, Option<usize>), ApiError> {
+    let u = store.user(user).map_err(|_| user_not_found(user))?;
+    if !store.users[u].mailbox {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "MailboxNotEnabledForRESTAPI",
+            "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+        ));
+    }
+    let Some(folder) = folder else {
+        return Ok((u, None));
+    };
+    let f = store.folder(user, folder).map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ErrorItemNotFound",
+            "The specified object was not found in the store.",
+        )
+    })?;
+    Ok((u, Some(f)))
+}
+
 /// The collection a state token belongs to.
 fn scope_of(store: &Store, endpoint: &Endpoint) -> Result<String, ApiError> {
     Ok(match endpoint {
         Endpoint::Users => "users".into(),
         Endpoint::Teams => "teams".into(),
         Endpoint::Channels { team } => format!("channels:{team}"),
-        Endpoint::MailFolders { user } => format!("folders:{user}"),
+        Endpoint::MailFolders { user, parent } => {
+            format!("folders:{user}:{}", parent.as_deref().unwrap_or(""))
+        }
+        Endpoint::MailFolder { user, folder } => format!("folder:{user}:{folder}"),
         Endpoint::UserChats { user } => format!("chats:{user}"),
         Endpoint::ChatWindow { user } => format!("window:{user}"),
+        Endpoint::TeamWindow { team } => format!("team-window:{team}"),
         Endpoint::ChatDelta { user } => {
             // Graph accepts a user principal name too; tokens belong to the user.
             let u = store.user(user).map_err(|_| user_not_found(user))?;
             format!("delta:{}", store.users[u].id)
         }
+        Endpoint::ChannelMessages { team, channel } => format!("messages:{team}:{channel}"),
         Endpoint::ChannelDelta { team, channel } => format!("channel:{team}:{channel}"),
         Endpoint::Replies {
             team,
@@ -757,6 +795,73 @@ fn scope_of(store: &Store, endpoint: &Endpoint) -> Result<String, ApiError> {
         } => format!("replies:{team}:{channel}:{message}"),
         Endpoint::MailDelta { user, folder } => format!("mail:{user}:{folder}"),
     })
+}
+
+/// Whether links of this endpoint are written relative to the service root.
+fn relative_links(endpoint: &Endpoint, style: LinkStyle) -> bool {
+    match style {
+        LinkStyle::Absolute => false,
+        LinkStyle::Relative => true,
+        LinkStyle::Mixed => matches!(
+            endpoint,
+            Endpoint::ChannelDelta { .. }
+                | Endpoint::Replies { .. }
+                | Endpoint::ChannelMessages { .. }
+        ),
+    }
+}
+
+/// The oldest `lastModifiedDateTime` (epoch ms) delta still returns, if delta's history
+/// is limited ("Delta will only return messages within the last eight months").
+fn delta_horizon(store: &Store, settings: &Settings) -> Option<i64> {
+    let months = settings.delta_history_months?;
+    let now = store.clock.now();
+    Some(
+        now.checked_sub_months(chrono::Months::new(months))
+            .unwrap_or(now)
+            .timestamp_millis(),
+    )
+}
+
+/// `model=A|B` on a protected call, checked against the app's billing and, for model A,
+/// the named user's licence (teams-licenses: "Payment-related errors").
+fn check_payment(
+    settings: &Settings,
+    store: &Store,
+    model: Option<&str>,
+    named_user: Option<usize>,
+) -> Result<(), ApiError> {
+    let billing = settings.billing;
+    let payment =
+        |message: String| ApiError::new(StatusCode::PAYMENT_REQUIRED, "PaymentRequired", message);
+    match model {
+        Some("A") if !billing.model_a => {
+            Err(payment("Query parameter 'model' value 'A' is not supported: the application is not set up for billing with model A. See https://aka.ms/teams-api-payment-requirements".into()))
+        }
+        Some("B") if !billing.model_b => {
+            Err(payment("Query parameter 'model' value 'B' is not supported: the application is not set up for billing with model B. See https://aka.ms/teams-api-payment-requirements".into()))
+        }
+        Some("A") if named_user.is_some_and(|u| !store.users[u].licensed) => {
+            let id = named_user.map(|u| store.users[u].id.as_str()).unwrap_or_default();
+            Err(payment(format!("User '{id}' needs a valid license to access this API. See https://aka.ms/teams-api-payment-requirements")))
+        }
+        None if store.evaluation_items_served >= billing.evaluation_items => {
+            Err(payment("Evaluation mode capacity has been exceeded. Use a valid billing model. See https://aka.ms/teams-api-payment-requirements".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `model=A|B`, case-insensitive.
+fn parse_model(query: &Query) -> Result<Option<String>, ApiError> {
+    match query.get("model") {
+        None => Ok(None),
+        Some(m) if m.eq_ignore_ascii_case("a") => Ok(Some("A".into())),
+        Some(m) if m.eq_ignore_ascii_case("b") => Ok(Some("B".into())),
+        Some(m) => Err(ApiError::bad_request(format!(
+            "Invalid value '{m}' for the model parameter: use A or B."
+        ))),
+    }
 }
 
 fn version_of(uri: &Uri) -> &str {
@@ -843,7 +948,11 @@ impl Ctx<'_> {
             (Some(t), None) => (t, false),
             (None, Some(t)) => (t, true),
         };
-        if delta && let Some(other) = self.query.other_than(&["skiptoken", "deltatoken"]) {
+        // Parameters ride in the token; Graph ignores them when a later call repeats them.
+        if delta
+            && self.settings.refuse_repeated_delta_parameters
+            && let Some(other) = self.query.other_than(&["skiptoken", "deltatoken"])
+        {
             return Err(ApiError::bad_request(format!(
                 "Query option '${other}' is not allowed with a state token: parameters are given on the first delta call only and are encoded in the token."
             )));
@@ -904,8 +1013,18 @@ impl Ctx<'_> {
     }
 
     fn link(&self, param: &str, token: &str) -> String {
-        let relative = format!("{}?{param}={token}", self.uri.path());
-        if self.endpoint.relative_links(self.settings.link_style) {
+        let version = version_of(self.uri);
+        let path = match self.endpoint {
+            Endpoint::ChatWindow { user } if self.settings.key_syntax_links => {
+                format!("/{version}/users('{user}')/chats/getAllMessages")
+            }
+            Endpoint::TeamWindow { team } if self.settings.key_syntax_links => {
+                format!("/{version}/teams('{team}')/channels/getAllMessages")
+            }
+            _ => self.uri.path().to_string(),
+        };
+        let relative = format!("{path}?{param}={token}");
+        if relative_links(self.endpoint, self.settings.link_style) {
             relative
         } else {
             format!(
@@ -1092,15 +1211,19 @@ fn chat_delta_page(ctx: &mut Ctx<'_>, user: usize) -> Result<PageOut, ApiError> 
         if let Some(filter) = q.get("filter") {
             p.a = parse_filter(filter, "lastModifiedDateTime", false)?.0;
         }
+        p.m = parse_model(q)?;
         Ok(p)
     })?;
+    // With a model, delta is checked like getAllMessages (billing, the user's licence).
+    if position.m.is_some() {
+        check_payment(ctx.settings, ctx.store, position.m.as_deref(), Some(user))?;
+    }
     let store = ctx.store;
+    let horizon = delta_horizon(store, ctx.settings);
     let keep = |idx: usize| match store.messages[idx].version_at(position.w) {
         Some(v) => {
-            v.seq > position.f
-                && position
-                    .a
-                    .is_none_or(|a| v.last_modified.timestamp_millis() > a)
+            let t = v.last_modified.timestamp_millis();
+            v.seq > position.f && position.a.is_none_or(|a| t > a) && horizon.is_none_or(|h| t >= h)
         }
         None => false,
     };
@@ -1132,8 +1255,12 @@ fn chat_delta_page(ctx: &mut Ctx<'_>, user: usize) -> Result<PageOut, ApiError> 
     })
 }
 
+/// getAllMessages over a time window: a user's chats (`/users/{id}/chats/getAllMessages`)
+/// or a team's channels, roots and replies alike (`/teams/{id}/channels/getAllMessages`,
+/// leaving out channels shared from other tenants). Protected: `model=A|B` or evaluation
+/// mode; `$filter` on lastModifiedDateTime (`gt`, `lt`); `@odata.count` on each page.
 #[allow(clippy::too_many_arguments)]
-fn chat_window_page(
+fn window_page(
     shared: &Shared,
     settings: &Settings,
     store: &mut Store,
@@ -1143,10 +1270,29 @@ fn chat_window_page(
     salt: u64,
     nonces: [u64; 2],
 ) -> Result<PageOut, ApiError> {
-    let Endpoint::ChatWindow { user } = endpoint else {
-        return Err(ApiError::bad_request("not a getAllMessages request"));
+    let (candidates, named_user): (Vec<usize>, Option<usize>) = match endpoint {
+        Endpoint::ChatWindow { user } => {
+            let u = store.user(user).map_err(|_| user_not_found(user))?;
+            let messages = store.users[u]
+                .chats
+                .iter()
+                .flat_map(|&c| store.chats[c].messages.iter().copied())
+                .collect();
+            (messages, Some(u))
+        }
+        Endpoint::TeamWindow { team } => {
+            let t = store.team(team).map_err(|_| team_not_found(team))?;
+            let messages = store.teams[t]
+                .channels
+                .iter()
+                .filter(|&&c| store.channels[c].owner_tenant.is_none())
+                .flat_map(|&c| store.channels[c].roots.iter().copied())
+                .flat_map(|r| std::iter::once(r).chain(store.messages[r].replies.iter().copied()))
+                .collect();
+            (messages, None)
+        }
+        _ => return Err(ApiError::bad_request("not a getAllMessages request")),
     };
-    let u = store.user(user).map_err(|_| user_not_found(user))?;
     let scope = scope_of(store, endpoint)?;
     let ctx = Ctx {
         shared,
@@ -1164,33 +1310,10 @@ fn chat_window_page(
         if let Some(filter) = q.get("filter") {
             (p.a, p.b) = parse_filter(filter, "lastModifiedDateTime", true)?;
         }
-        p.m = match q.get("model") {
-            None => None,
-            Some(m) if m.eq_ignore_ascii_case("a") => Some("A".into()),
-            Some(m) if m.eq_ignore_ascii_case("b") => Some("B".into()),
-            Some(m) => {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid value '{m}' for the model parameter: use A or B."
-                )));
-            }
-        };
+        p.m = parse_model(q)?;
         Ok(p)
     })?;
-    let billing = settings.billing;
-    let payment =
-        |message: String| ApiError::new(StatusCode::PAYMENT_REQUIRED, "PaymentRequired", message);
-    match position.m.as_deref() {
-        Some("A") if !billing.model_a => {
-            return Err(payment("Query parameter 'model' value 'A' is not supported: the application is not set up for billing with model A. See https://aka.ms/teams-api-payment-requirements".into()));
-        }
-        Some("B") if !billing.model_b => {
-            return Err(payment("Query parameter 'model' value 'B' is not supported: the application is not set up for billing with model B. See https://aka.ms/teams-api-payment-requirements".into()));
-        }
-        None if ctx.store.evaluation_items_served >= billing.evaluation_items => {
-            return Err(payment("Evaluation mode capacity has been exceeded. Use a valid billing model. See https://aka.ms/teams-api-payment-requirements".into()));
-        }
-        _ => {}
-    }
+    check_payment(settings, ctx.store, position.m.as_deref(), named_user)?;
     let s = ctx.store;
     let keep = |idx: usize| match s.messages[idx].version_at(position.w) {
         Some(v) => {
@@ -1199,12 +1322,8 @@ fn chat_window_page(
         }
         None => false,
     };
-    let candidates = s.users[u]
-        .chats
-        .iter()
-        .flat_map(|&c| s.chats[c].messages.iter().copied());
     let size = ctx.page_size(position.p);
-    let (items, cursor, more) = ctx.select(candidates, keep, &position, size, false);
+    let (items, cursor, more) = ctx.select(candidates.into_iter(), keep, &position, size, false);
     let bytes: Vec<Bytes> = items
         .iter()
         .filter_map(|&i| s.messages[i].version_at(position.w).map(|v| v.json.clone()))
@@ -1228,6 +1347,52 @@ fn chat_window_page(
     })
 }
 
+/// `GET /teams/{id}/channels/{id}/messages`: the channel's root messages over all its
+/// history (delta returns only the last eight months), 20 a page by default, at most 50.
+fn channel_messages_page(ctx: &mut Ctx<'_>, channel: usize) -> Result<PageOut, ApiError> {
+    if ctx.query.get("expand").is_some() && ctx.query.get("skiptoken").is_none() {
+        return Err(ApiError::bad_request(
+            "The simulator does not serve $expand=replies; list replies per message.",
+        ));
+    }
+    let position = ctx.position(false, |q| Ok(Position::fresh(0, parse_top(q, 20, 50)?, 0)))?;
+    let store = ctx.store;
+    let keep = |idx: usize| store.messages[idx].version_at(position.w).is_some();
+    let size = ctx.page_size(position.p);
+    let (items, cursor, more) = ctx.select(
+        store.channels[channel].roots.iter().copied(),
+        keep,
+        &position,
+        size,
+        false,
+    );
+    let bytes: Vec<Bytes> = items
+        .iter()
+        .filter_map(|&i| {
+            store.messages[i]
+                .version_at(position.w)
+                .map(|v| v.json.clone())
+        })
+        .collect();
+    let (next, _) = ctx.links(&position, cursor, more, false);
+    let c = &store.channels[channel];
+    let context = format!(
+        "teams('{}')/channels('{}')/messages",
+        store.teams[c.team].id, c.id
+    );
+    let body = docs::collection_page(
+        &context_url(ctx.shared, ctx.uri, &context),
+        Some(bytes.len()),
+        next.as_deref(),
+        None,
+        &bytes,
+    );
+    Ok(PageOut {
+        body,
+        preference_applied: None,
+    })
+}
+
 fn channel_delta_page(ctx: &mut Ctx<'_>, channel: usize) -> Result<PageOut, ApiError> {
     let position = ctx.position(true, |q| {
         // Channel delta serves at most 50 per page whatever $top asks.
@@ -1238,12 +1403,11 @@ fn channel_delta_page(ctx: &mut Ctx<'_>, channel: usize) -> Result<PageOut, ApiE
         Ok(p)
     })?;
     let store = ctx.store;
+    let horizon = delta_horizon(store, ctx.settings);
     let keep = |idx: usize| match store.messages[idx].version_at(position.w) {
         Some(v) => {
-            v.seq > position.f
-                && position
-                    .a
-                    .is_none_or(|a| v.last_modified.timestamp_millis() > a)
+            let t = v.last_modified.timestamp_millis();
+            v.seq > position.f && position.a.is_none_or(|a| t > a) && horizon.is_none_or(|h| t >= h)
         }
         None => false,
     };
@@ -1320,24 +1484,12 @@ fn replies_page(ctx: &mut Ctx<'_>, root: usize) -> Result<PageOut, ApiError> {
     })
 }
 
-/// `Prefer: odata.maxpagesize=N`, if the request carries it.
-fn max_page_size(headers: &HeaderMap) -> Option<u32> {
-    headers
-        .get_all("prefer")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|p| p.trim().strip_prefix("odata.maxpagesize="))
-        .filter_map(|n| n.trim().parse::<u32>().ok())
-        .find(|&n| n > 0)
-}
-
 fn mail_delta_page(
     ctx: &mut Ctx<'_>,
     folder: usize,
-    headers: &HeaderMap,
+    preferences: &Preferences,
 ) -> Result<PageOut, ApiError> {
-    let prefer = max_page_size(headers);
+    let prefer = preferences.max_page_size;
     let mut position = ctx.position(true, |q| {
         let mut p = Position::fresh(0, parse_top(q, 10, 1000)?, 0);
         if let Some(select) = q.get("select") {
@@ -1396,19 +1548,37 @@ fn mail_delta_page(
         size,
         true,
     );
+    // Stored documents carry the immutable id; without `Prefer: IdType="ImmutableId"`
+    // Graph shows the REST id, which changes when the item moves.
+    let shown_id = |mail: &crate::store::Mail| {
+        if preferences.immutable_ids {
+            mail.id.clone()
+        } else {
+            mail.rest_id.clone()
+        }
+    };
     let bytes: Vec<Bytes> = items
         .iter()
         .map(|&i| {
             let mail = &store.mail[i];
             match mail.at(position.w) {
-                MailAt::Present(v) => match &position.sel {
-                    Some(sel) => Bytes::from(project(&v.json, sel, Some(MAIL_PROPERTIES))),
-                    None => v.json.clone(),
-                },
+                MailAt::Present(v) => {
+                    let item = match &position.sel {
+                        Some(sel) => project(&v.json, sel, Some(MAIL_PROPERTIES)),
+                        None => v.json.to_vec(),
+                    };
+                    if preferences.immutable_ids {
+                        Bytes::from(item)
+                    } else {
+                        let from = format!("\"id\":{}", docs::json_string(&mail.id));
+                        let to = format!("\"id\":{}", docs::json_string(&mail.rest_id));
+                        Bytes::from(replace_all(&item, from.as_bytes(), to.as_bytes()))
+                    }
+                }
                 _ => Bytes::from(
                     serde_json::to_vec(&json!({
                         "@odata.type": "#microsoft.graph.message",
-                        "id": mail.id,
+                        "id": shown_id(mail),
                         "@removed": { "reason": "deleted" },
                     }))
                     .unwrap_or_default(),

@@ -28,6 +28,8 @@ enum Preset {
     Small,
     Demo,
     Bench,
+    /// A small tenant shaped like real ones (mailbox-less users, old channel history, ...).
+    RealTenant,
 }
 
 #[derive(Parser)]
@@ -57,9 +59,14 @@ struct Serve {
     /// Added to every Graph response.
     #[arg(long)]
     latency_ms: Option<u64>,
-    /// Throttle the app at this many requests per second (Graph's other limits apply too).
+    /// Throttle the app at this many requests per second over every call (Graph's
+    /// published limits apply too): a tenant whose real limit is below the published one.
     #[arg(long)]
     rate_limit: Option<u32>,
+    /// Answer throttled requests with this `Retry-After` (seconds) instead of the time
+    /// until the limit admits one more.
+    #[arg(long)]
+    retry_after: Option<u32>,
     /// Serve without any throttling.
     #[arg(long, conflicts_with = "rate_limit")]
     no_rate_limit: bool,
@@ -78,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
         Preset::Small => SimConfig::small(),
         Preset::Demo => SimConfig::demo(),
         Preset::Bench => SimConfig::bench(),
+        Preset::RealTenant => SimConfig::real_tenant(),
     };
     config.seed = args.seed.unwrap_or(config.seed);
     config.users = args.users.unwrap_or(config.users);
@@ -92,10 +100,12 @@ async fn main() -> anyhow::Result<()> {
         config.latency = Duration::from_millis(ms);
     }
     if let Some(rps) = args.rate_limit {
-        config.rate_limit = Some(RateLimits {
-            app_requests_per_second: rps,
-            ..RateLimits::default()
-        });
+        config.rate_limit = Some(RateLimits::app(rps));
+    }
+    if let Some(seconds) = args.retry_after
+        && let Some(limits) = &mut config.rate_limit
+    {
+        limits.retry_after_seconds = Some(seconds);
     }
     if args.no_rate_limit {
         config.rate_limit = None;

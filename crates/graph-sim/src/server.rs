@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::post;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::task::JoinHandle;
@@ -19,8 +19,8 @@ use crate::limits::Limiter;
 use crate::stats::{SimStats, StatsState};
 use crate::store::{SimError, Store};
 use crate::truth::{
-    ClientCertificate, Directory, DirectoryChat, DirectoryUser, History, MailItem, MailRemoval,
-    MessageRef, MessageVersion, Snapshot,
+    ClientCertificate, Directory, DirectoryChat, DirectoryFolder, DirectoryUser, History, MailItem,
+    MailRemoval, MessageRef, MessageVersion, Snapshot,
 };
 use crate::{admin, generate, graph};
 
@@ -33,6 +33,11 @@ pub(crate) struct Settings {
     pub billing: Billing,
     pub state_token_lifetime: chrono::Duration,
     pub record_issued_tokens: bool,
+    pub evolvable_enums: bool,
+    pub delta_history_months: Option<u32>,
+    pub refuse_repeated_delta_parameters: bool,
+    pub key_syntax_links: bool,
+    pub rest_ids_change_on_move: bool,
 }
 
 pub(crate) struct Shared {
@@ -107,6 +112,11 @@ pub async fn start_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<Ru
             billing: config.billing,
             state_token_lifetime: config.state_token_lifetime,
             record_issued_tokens: config.record_issued_tokens,
+            evolvable_enums: config.evolvable_enums,
+            delta_history_months: config.delta_history_months,
+            refuse_repeated_delta_parameters: config.refuse_repeated_delta_parameters,
+            key_syntax_links: config.key_syntax_links,
+            rest_ids_change_on_move: config.rest_ids_change_on_move,
         }),
         issued_state_tokens: Mutex::new(Vec::new()),
         rng: Mutex::new(StdRng::seed_from_u64(config.seed ^ 0x70_6b_e2)),
@@ -131,50 +141,12 @@ pub async fn start_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<Ru
 }
 
 fn router(shared: Arc<Shared>) -> Router {
-    let mut router = Router::new()
+    // Graph resources are parsed by `route::Endpoint`, which accepts path segments and
+    // OData key syntax alike; everything else is a Graph error.
+    Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(graph::token))
-        .nest("/_sim", admin::router());
-    for version in ["v1.0", "beta"] {
-        router = router
-            .route(&format!("/{version}/users"), get(graph::users))
-            .route(&format!("/{version}/teams"), get(graph::teams))
-            .route(
-                &format!("/{version}/teams/{{team}}/allChannels"),
-                get(graph::channels),
-            )
-            .route(
-                &format!("/{version}/users/{{user}}/mailFolders"),
-                get(graph::mail_folders),
-            )
-            .route(
-                &format!("/{version}/users/{{user}}/chats"),
-                get(graph::user_chats),
-            )
-            .route(
-                &format!("/{version}/users/{{user}}/chats/getAllMessages"),
-                get(graph::chat_window),
-            )
-            .route(
-                &format!("/{version}/teams/{{team}}/channels/{{channel}}/messages/delta"),
-                get(graph::channel_delta),
-            )
-            .route(
-                &format!(
-                    "/{version}/teams/{{team}}/channels/{{channel}}/messages/{{message}}/replies"
-                ),
-                get(graph::replies),
-            )
-            .route(
-                &format!("/{version}/users/{{user}}/mailFolders/{{folder}}/messages/delta"),
-                get(graph::mail_delta),
-            );
-    }
-    router
-        .route(
-            "/beta/users/{user}/chats/getAllMessages/delta",
-            get(graph::chat_delta),
-        )
-        .fallback(graph::unknown)
+        .nest("/_sim", admin::router())
+        .fallback(graph::dispatch)
         .with_state(shared)
 }
 
@@ -338,6 +310,49 @@ impl Sim {
         lock(&self.shared.store).add_user(display_name)
     }
 
+    /// Delete a user: gone from `/users`; `/users/{id}/...` answers 404 from now on. Their
+    /// chats stay with the other members; ground truth keeps their history.
+    pub fn delete_user(&self, user_id: &str) -> Result<(), SimError> {
+        lock(&self.shared.store).delete_user(user_id)
+    }
+
+    /// Delete a team: gone from `/teams`; every URL naming it (channels, messages,
+    /// getAllMessages, in either URL form) answers 404 from now on.
+    pub fn delete_team(&self, team_id: &str) -> Result<(), SimError> {
+        lock(&self.shared.store).delete_team(team_id)
+    }
+
+    /// A new mail folder at the top of the mailbox (`parent_id: None`) or inside another.
+    pub fn add_mail_folder(
+        &self,
+        user_id: &str,
+        parent_id: Option<&str>,
+        display_name: &str,
+        hidden: bool,
+    ) -> Result<DirectoryFolder, SimError> {
+        lock(&self.shared.store).add_mail_folder(user_id, parent_id, display_name, hidden)
+    }
+
+    /// Delete a mail folder and its subfolders for good: their items are removed and their
+    /// ids answer 404 `ErrorItemNotFound`. Well-known folders cannot be deleted.
+    pub fn delete_mail_folder(&self, user_id: &str, folder_id: &str) -> Result<(), SimError> {
+        lock(&self.shared.store).delete_mail_folder(user_id, folder_id)
+    }
+
+    /// Move a mail item (by immutable or REST id) to another folder of the mailbox: the
+    /// source folder's delta reports it removed, the target's reports it created, with a new
+    /// REST id unless `rest_ids_change_on_move` is off. Returns it as it is now.
+    pub fn move_mail(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+        id: &str,
+        to_folder_id: &str,
+    ) -> Result<MailItem, SimError> {
+        let change = lock(&self.shared.settings).rest_ids_change_on_move;
+        lock(&self.shared.store).move_mail(user_id, folder_id, id, to_folder_id, change)
+    }
+
     /// A new chat: one-on-one for two members without a topic, a group chat otherwise.
     pub fn add_chat(
         &self,
@@ -399,6 +414,26 @@ impl Sim {
 
     pub fn set_replay_per_mille(&self, per_mille: u32) {
         lock(&self.shared.settings).replay_per_mille = per_mille;
+    }
+
+    /// See [`SimConfig::evolvable_enums`].
+    pub fn set_evolvable_enums(&self, on: bool) {
+        lock(&self.shared.settings).evolvable_enums = on;
+    }
+
+    /// See [`SimConfig::delta_history_months`].
+    pub fn set_delta_history_months(&self, months: Option<u32>) {
+        lock(&self.shared.settings).delta_history_months = months;
+    }
+
+    /// See [`SimConfig::refuse_repeated_delta_parameters`].
+    pub fn set_refuse_repeated_delta_parameters(&self, on: bool) {
+        lock(&self.shared.settings).refuse_repeated_delta_parameters = on;
+    }
+
+    /// See [`SimConfig::key_syntax_links`].
+    pub fn set_key_syntax_links(&self, on: bool) {
+        lock(&self.shared.settings).key_syntax_links = on;
     }
 
     // ---- ground truth and statistics ------------------------------------------------

@@ -42,6 +42,10 @@ pub enum SimError {
     UnknownMail { folder: String, id: String },
     #[error("a chat needs at least two members")]
     TooFewMembers,
+    #[error("user {0} has no mailbox")]
+    NoMailbox(String),
+    #[error("mail folder {0} cannot be changed")]
+    FixedFolder(String),
 }
 
 /// The simulated clock: it moves only when told to, and every change gets its own
@@ -90,7 +94,13 @@ pub(crate) struct User {
     pub mail: String,
     pub upn: String,
     pub chats: Vec<usize>,
+    /// Top-level mail folders (children of the mailbox's root), in order.
     pub folders: Vec<usize>,
+    /// An Exchange Online mailbox; without one, mail endpoints answer 404.
+    pub mailbox: bool,
+    /// The licence `model=A` needs for this user's chat messages.
+    pub licensed: bool,
+    pub deleted: bool,
     pub json: Bytes,
 }
 
@@ -108,6 +118,7 @@ pub(crate) struct Team {
     pub display_name: String,
     pub members: Vec<usize>,
     pub channels: Vec<usize>,
+    pub deleted: bool,
     pub json: Bytes,
 }
 
@@ -116,6 +127,8 @@ pub(crate) struct Channel {
     pub team: usize,
     pub display_name: String,
     pub roots: Vec<usize>,
+    /// Shared into the team from this other tenant: this app may not read its messages.
+    pub owner_tenant: Option<String>,
     pub json: Bytes,
 }
 
@@ -154,10 +167,22 @@ pub(crate) struct Folder {
     pub user: usize,
     pub display_name: String,
     pub items: Vec<usize>,
+    /// `None` for a folder at the top of the mailbox.
+    pub parent: Option<usize>,
+    pub children: Vec<usize>,
+    pub hidden: bool,
+    /// The well-known name it also answers to (`inbox`, `recoverableitemsdeletions`, ...).
+    pub well_known: Option<&'static str>,
+    /// Listed by `mailFolders` and `childFolders`; Recoverable Items is not.
+    pub listed: bool,
+    pub deleted: bool,
 }
 
 pub(crate) struct Mail {
+    /// The immutable id (`Prefer: IdType="ImmutableId"`); stored documents carry it.
     pub id: String,
+    /// The REST id Graph shows without that preference; it changes when the item moves.
+    pub rest_id: String,
     pub folder: usize,
     pub created_seq: u64,
     pub versions: Vec<MailVersion>,
@@ -254,10 +279,12 @@ impl Store {
 
     // ---- lookups -------------------------------------------------------------------
 
+    /// A user that exists (deleted users are gone).
     pub(crate) fn user(&self, id: &str) -> Result<usize, SimError> {
         self.user_index
             .get(id)
             .copied()
+            .filter(|&u| !self.users[u].deleted)
             .ok_or_else(|| SimError::UnknownUser(id.to_string()))
     }
 
@@ -268,10 +295,12 @@ impl Store {
             .ok_or_else(|| SimError::UnknownChat(id.to_string()))
     }
 
+    /// A team that exists (deleted teams are gone).
     pub(crate) fn team(&self, id: &str) -> Result<usize, SimError> {
         self.team_index
             .get(id)
             .copied()
+            .filter(|&t| !self.teams[t].deleted)
             .ok_or_else(|| SimError::UnknownTeam(id.to_string()))
     }
 
@@ -286,11 +315,23 @@ impl Store {
             })
     }
 
+    /// A folder of a user's mailbox, by id or well-known name (any case).
     pub(crate) fn folder(&self, user_id: &str, folder_id: &str) -> Result<usize, SimError> {
         let user = self.user(user_id)?;
+        if !self.users[user].mailbox {
+            return Err(SimError::NoMailbox(user_id.to_string()));
+        }
+        let by_name = || {
+            let name = folder_id.to_ascii_lowercase();
+            self.folders
+                .iter()
+                .position(|f| f.user == user && !f.deleted && f.well_known == Some(name.as_str()))
+        };
         self.folder_index
             .get(&(user, folder_id.to_string()))
             .copied()
+            .filter(|&f| !self.folders[f].deleted)
+            .or_else(by_name)
             .ok_or_else(|| SimError::UnknownFolder {
                 user: user_id.to_string(),
                 folder: folder_id.to_string(),
@@ -382,11 +423,14 @@ impl Store {
         self.messages[idx].versions.push(version);
     }
 
-    pub(crate) fn insert_mail(&mut self, folder: usize, doc: &MailDoc) -> usize {
+    /// Record a new mail item; `doc.id` is its immutable id.
+    pub(crate) fn insert_mail(&mut self, folder: usize, doc: &MailDoc, rest_id: String) -> usize {
         let seq = self.next_seq();
         let idx = self.mail.len();
+        self.mail_index.insert((folder, rest_id.clone()), idx);
         self.mail.push(Mail {
             id: doc.id.clone(),
+            rest_id,
             folder,
             created_seq: seq,
             versions: vec![MailVersion {
@@ -573,8 +617,23 @@ impl Store {
     }
 
     pub(crate) fn add_user(&mut self, display_name: &str) -> DirectoryUser {
-        let user = crate::generate::new_user(self, display_name);
+        let user = crate::generate::new_user(self, display_name, &MailboxShape::plain());
         self.directory_user(user)
+    }
+
+    /// The user is deleted: gone from `/users`, their endpoints answer 404. Chats they
+    /// were in stay with the other members.
+    pub(crate) fn delete_user(&mut self, user_id: &str) -> Result<(), SimError> {
+        let user = self.user(user_id)?;
+        self.users[user].deleted = true;
+        Ok(())
+    }
+
+    /// The team is deleted: gone from `/teams`, every URL naming it answers 404.
+    pub(crate) fn delete_team(&mut self, team_id: &str) -> Result<(), SimError> {
+        let team = self.team(team_id)?;
+        self.teams[team].deleted = true;
+        Ok(())
     }
 
     pub(crate) fn add_chat(
@@ -606,27 +665,19 @@ impl Store {
     ) -> Result<MailItem, SimError> {
         let folder = self.folder(user_id, folder_id)?;
         let now = self.clock.stamp();
-        let doc = crate::generate::mail_doc(self, folder, now, subject, html);
-        let idx = self.insert_mail(folder, &doc);
+        let (doc, rest_id) = crate::generate::mail_doc(self, folder, now, subject, html);
+        let idx = self.insert_mail(folder, &doc, rest_id);
         Ok(self.mail_view(idx, 0))
     }
 
-    /// Mark a mail item read and categorised: a new version with a later
-    /// `lastModifiedDateTime`.
-    pub(crate) fn update_mail(
-        &mut self,
-        user_id: &str,
-        folder_id: &str,
-        id: &str,
-    ) -> Result<MailItem, SimError> {
-        let idx = self.mail_item(user_id, folder_id, id)?;
+    /// A new version of a mail item with `change` applied and a later
+    /// `lastModifiedDateTime`; `receivedDateTime` stays.
+    fn push_mail_version(&mut self, idx: usize, change: impl FnOnce(&mut MailDoc)) {
         let now = self.clock.stamp();
         let current = &self.mail[idx].versions[self.mail[idx].versions.len() - 1];
         let mut doc: MailDoc = serde_json::from_slice(&current.json)
             .unwrap_or_else(|e| panic!("stored mail does not parse back: {e}"));
-        doc.is_read = !doc.is_read;
-        doc.categories
-            .push(format!("Reviewed {}", doc.categories.len() + 1));
+        change(&mut doc);
         doc.last_modified_date_time = graph_time(now);
         doc.change_key = text::exchange_id(&mut self.rng, "CQAAAB");
         doc.odata_etag = format!("W/\"{}\"", doc.change_key);
@@ -638,6 +689,22 @@ impl Store {
             json: docs::to_bytes(&doc),
         };
         self.mail[idx].versions.push(version);
+    }
+
+    /// Mark a mail item read and categorised: a new version with a later
+    /// `lastModifiedDateTime`.
+    pub(crate) fn update_mail(
+        &mut self,
+        user_id: &str,
+        folder_id: &str,
+        id: &str,
+    ) -> Result<MailItem, SimError> {
+        let idx = self.mail_item(user_id, folder_id, id)?;
+        self.push_mail_version(idx, |doc| {
+            doc.is_read = !doc.is_read;
+            doc.categories
+                .push(format!("Reviewed {}", doc.categories.len() + 1));
+        });
         Ok(self.mail_view(idx, self.mail[idx].versions.len() - 1))
     }
 
@@ -651,12 +718,94 @@ impl Store {
         let now = self.clock.stamp();
         let seq = self.next_seq();
         self.mail[idx].removed = Some((seq, now));
-        Ok(MailRemoval {
-            user_id: user_id.to_string(),
-            folder_id: folder_id.to_string(),
-            id: id.to_string(),
-            removed_at: now,
-        })
+        Ok(self.removal_view(idx))
+    }
+
+    /// Move a mail item to another folder of the same mailbox: the source folder's delta
+    /// reports it removed, the target's reports it created, with a new REST id (the
+    /// immutable id stays) and a new `parentFolderId` and `lastModifiedDateTime`.
+    pub(crate) fn move_mail(
+        &mut self,
+        user_id: &str,
+        folder_id: &str,
+        id: &str,
+        to_folder_id: &str,
+        rest_ids_change: bool,
+    ) -> Result<MailItem, SimError> {
+        let idx = self.mail_item(user_id, folder_id, id)?;
+        let target = self.folder(user_id, to_folder_id)?;
+        if target == self.mail[idx].folder {
+            return Ok(self.mail_view(idx, self.mail[idx].versions.len() - 1));
+        }
+        let now = self.clock.stamp();
+        let seq = self.next_seq();
+        self.mail[idx].removed = Some((seq, now));
+        let target_id = self.folders[target].id.clone();
+        let immutable = self.mail[idx].id.clone();
+        let rest_id = if rest_ids_change {
+            crate::generate::moved_rest_id(&immutable, &target_id)
+        } else {
+            self.mail[idx].rest_id.clone()
+        };
+        let current = &self.mail[idx].versions[self.mail[idx].versions.len() - 1];
+        let mut doc: MailDoc = serde_json::from_slice(&current.json)
+            .unwrap_or_else(|e| panic!("stored mail does not parse back: {e}"));
+        doc.parent_folder_id = target_id;
+        doc.last_modified_date_time = graph_time(now);
+        let moved = self.insert_mail(target, &doc, rest_id);
+        Ok(self.mail_view(moved, 0))
+    }
+
+    /// A new folder at the top of the mailbox or inside `parent_id`.
+    pub(crate) fn add_mail_folder(
+        &mut self,
+        user_id: &str,
+        parent_id: Option<&str>,
+        display_name: &str,
+        hidden: bool,
+    ) -> Result<DirectoryFolder, SimError> {
+        let user = self.user(user_id)?;
+        if !self.users[user].mailbox {
+            return Err(SimError::NoMailbox(user_id.to_string()));
+        }
+        let parent = match parent_id {
+            Some(p) => {
+                let parent = self.folder(user_id, p)?;
+                if !self.folders[parent].listed {
+                    return Err(SimError::FixedFolder(p.to_string()));
+                }
+                Some(parent)
+            }
+            None => None,
+        };
+        let f = crate::generate::new_folder(self, user, parent, display_name, hidden, None);
+        Ok(self.directory_folder(f))
+    }
+
+    /// Delete a folder and everything in it, for good (as when Deleted Items is emptied):
+    /// its items are removed and its id answers 404 from now on.
+    pub(crate) fn delete_mail_folder(
+        &mut self,
+        user_id: &str,
+        folder_id: &str,
+    ) -> Result<(), SimError> {
+        let root = self.folder(user_id, folder_id)?;
+        if self.folders[root].well_known.is_some() {
+            return Err(SimError::FixedFolder(folder_id.to_string()));
+        }
+        let now = self.clock.stamp();
+        let mut stack = vec![root];
+        while let Some(f) = stack.pop() {
+            stack.extend(self.folders[f].children.iter().copied());
+            self.folders[f].deleted = true;
+            for i in self.folders[f].items.clone() {
+                if self.mail[i].removed.is_none() {
+                    let seq = self.next_seq();
+                    self.mail[i].removed = Some((seq, now));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn mail_item(&self, user_id: &str, folder_id: &str, id: &str) -> Result<usize, SimError> {
@@ -675,11 +824,13 @@ impl Store {
 
     // ---- ground truth ----------------------------------------------------------------
 
+    /// Users whose getAllMessages returns a chat's messages: its members that still exist.
     fn custodians(&self, conv: Conv) -> Vec<String> {
         match conv {
             Conv::Chat(c) => self.chats[c]
                 .members
                 .iter()
+                .filter(|&&u| !self.users[u].deleted)
                 .map(|&u| self.users[u].id.clone())
                 .collect(),
             Conv::Channel(_) => Vec::new(),
@@ -709,18 +860,44 @@ impl Store {
             user_id: self.users[folder.user].id.clone(),
             folder_id: folder.id.clone(),
             id: mail.id.clone(),
+            rest_id: mail.rest_id.clone(),
             received: v.received,
             last_modified: v.last_modified,
             json: String::from_utf8_lossy(&v.json).into_owned(),
         }
     }
 
+    fn removal_view(&self, idx: usize) -> MailRemoval {
+        let mail = &self.mail[idx];
+        let folder = &self.folders[mail.folder];
+        MailRemoval {
+            user_id: self.users[folder.user].id.clone(),
+            folder_id: folder.id.clone(),
+            id: mail.id.clone(),
+            rest_id: mail.rest_id.clone(),
+            removed_at: mail.removed.map(|(_, at)| at).unwrap_or_default(),
+        }
+    }
+
+    /// Whether a conversation still exists (a deleted team takes its channels along).
+    fn conversation_exists(&self, conv: Conv) -> bool {
+        match conv {
+            Conv::Chat(_) => true,
+            Conv::Channel(c) => !self.teams[self.channels[c].team].deleted,
+        }
+    }
+
+    /// The current version of every message and mail item that still exists.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let messages = (0..self.messages.len())
+            .filter(|&i| self.conversation_exists(self.messages[i].conv))
             .map(|i| self.version_view(i, self.messages[i].versions.len() - 1))
             .collect();
         let mail = (0..self.mail.len())
-            .filter(|&i| self.mail[i].removed.is_none())
+            .filter(|&i| {
+                self.mail[i].removed.is_none()
+                    && !self.users[self.folders[self.mail[i].folder].user].deleted
+            })
             .map(|i| self.mail_view(i, self.mail[i].versions.len() - 1))
             .collect();
         Snapshot { messages, mail }
@@ -737,14 +914,8 @@ impl Store {
             for v in 0..mail.versions.len() {
                 history.mail.push(self.mail_view(i, v));
             }
-            if let Some((_, at)) = mail.removed {
-                let folder = &self.folders[mail.folder];
-                history.mail_removals.push(MailRemoval {
-                    user_id: self.users[folder.user].id.clone(),
-                    folder_id: folder.id.clone(),
-                    id: mail.id.clone(),
-                    removed_at: at,
-                });
+            if mail.removed.is_some() {
+                history.mail_removals.push(self.removal_view(i));
             }
         }
         history
@@ -757,6 +928,8 @@ impl Store {
             display_name: user.display_name.clone(),
             mail: user.mail.clone(),
             user_principal_name: user.upn.clone(),
+            has_mailbox: user.mailbox,
+            licensed: user.licensed,
         }
     }
 
@@ -774,9 +947,24 @@ impl Store {
         }
     }
 
+    fn directory_folder(&self, f: usize) -> DirectoryFolder {
+        let folder = &self.folders[f];
+        DirectoryFolder {
+            user_id: self.users[folder.user].id.clone(),
+            id: folder.id.clone(),
+            display_name: folder.display_name.clone(),
+            parent_id: folder.parent.map(|p| self.folders[p].id.clone()),
+            hidden: folder.hidden,
+            well_known_name: folder.well_known.map(str::to_string),
+            listed: folder.listed,
+        }
+    }
+
+    /// Who and what exists now (deleted users, teams and folders are gone).
     pub(crate) fn directory(&self) -> Directory {
         Directory {
             users: (0..self.users.len())
+                .filter(|&u| !self.users[u].deleted)
                 .map(|u| self.directory_user(u))
                 .collect(),
             chats: (0..self.chats.len())
@@ -785,6 +973,7 @@ impl Store {
             teams: self
                 .teams
                 .iter()
+                .filter(|team| !team.deleted)
                 .map(|team| DirectoryTeam {
                     id: team.id.clone(),
                     display_name: team.display_name.clone(),
@@ -799,18 +988,14 @@ impl Store {
                         .map(|&c| DirectoryChannel {
                             id: self.channels[c].id.clone(),
                             display_name: self.channels[c].display_name.clone(),
+                            owner_tenant_id: self.channels[c].owner_tenant.clone(),
                         })
                         .collect(),
                 })
                 .collect(),
-            mail_folders: self
-                .folders
-                .iter()
-                .map(|f| DirectoryFolder {
-                    user_id: self.users[f.user].id.clone(),
-                    id: f.id.clone(),
-                    display_name: f.display_name.clone(),
-                })
+            mail_folders: (0..self.folders.len())
+                .filter(|&f| !self.folders[f].deleted && !self.users[self.folders[f].user].deleted)
+                .map(|f| self.directory_folder(f))
                 .collect(),
         }
     }
@@ -858,7 +1043,12 @@ impl Store {
         serde_json::to_vec(&doc).unwrap_or_default()
     }
 
-    /// A mail folder as `/users/{id}/mailFolders` returns it.
+    /// The id of a user's mailbox root (msgfolderroot), the parent of top-level folders.
+    fn mailbox_root_id(&self, user: usize) -> String {
+        format!("AQMkAD{}", &self.users[user].id.replace('-', "")[..20])
+    }
+
+    /// A mail folder as `/users/{id}/mailFolders` and `childFolders` return it.
     pub(crate) fn folder_json(&self, f: usize) -> Vec<u8> {
         let folder = &self.folders[f];
         let present: Vec<&Mail> = folder
@@ -880,17 +1070,47 @@ impl Store {
             .iter()
             .map(|m| m.versions[m.versions.len() - 1].json.len())
             .sum();
+        let parent = match folder.parent {
+            Some(p) => self.folders[p].id.clone(),
+            None => self.mailbox_root_id(folder.user),
+        };
+        let children = folder
+            .children
+            .iter()
+            .filter(|&&c| !self.folders[c].deleted)
+            .count();
         let doc = json!({
             "id": folder.id,
             "displayName": folder.display_name,
-            "parentFolderId": format!("AQMkAD{}", &folder.id[folder.id.len().saturating_sub(12)..]),
-            "childFolderCount": 0,
+            "parentFolderId": parent,
+            "childFolderCount": children,
             "unreadItemCount": unread,
             "totalItemCount": present.len(),
             "sizeInBytes": size,
-            "isHidden": false,
+            "isHidden": folder.hidden,
         });
         serde_json::to_vec(&doc).unwrap_or_default()
+    }
+}
+
+/// Which folders a new mailbox gets.
+#[derive(Clone, Debug)]
+pub(crate) struct MailboxShape {
+    pub mailbox: bool,
+    pub nested: usize,
+    pub hidden: usize,
+    pub recoverable_items: bool,
+}
+
+impl MailboxShape {
+    /// Inbox, Sent Items, Archive and Recoverable Items.
+    pub(crate) fn plain() -> Self {
+        MailboxShape {
+            mailbox: true,
+            nested: 0,
+            hidden: 0,
+            recoverable_items: true,
+        }
     }
 }
 

@@ -65,7 +65,11 @@ impl MessageVersion {
 pub struct MailItem {
     pub user_id: String,
     pub folder_id: String,
+    /// The immutable id (what `Prefer: IdType="ImmutableId"` shows; `json` carries it).
     pub id: String,
+    /// The id Graph shows without that preference; it changes when the item moves.
+    #[serde(default)]
+    pub rest_id: String,
     pub received: DateTime<Utc>,
     pub last_modified: DateTime<Utc>,
     pub json: String,
@@ -77,7 +81,10 @@ pub struct MailItem {
 pub struct MailRemoval {
     pub user_id: String,
     pub folder_id: String,
+    /// The immutable id.
     pub id: String,
+    #[serde(default)]
+    pub rest_id: String,
     pub removed_at: DateTime<Utc>,
 }
 
@@ -159,6 +166,12 @@ pub struct DirectoryUser {
     pub display_name: String,
     pub mail: String,
     pub user_principal_name: String,
+    /// An Exchange Online mailbox (without one, mail endpoints answer 404).
+    #[serde(default)]
+    pub has_mailbox: bool,
+    /// The licence `model=A` needs for the user's chat messages.
+    #[serde(default)]
+    pub licensed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +197,9 @@ pub struct DirectoryTeam {
 pub struct DirectoryChannel {
     pub id: String,
     pub display_name: String,
+    /// Set for a channel shared into the team from another tenant (403 to this app).
+    #[serde(default)]
+    pub owner_tenant_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +208,17 @@ pub struct DirectoryFolder {
     pub user_id: String,
     pub id: String,
     pub display_name: String,
+    /// `None` at the top of the mailbox.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    #[serde(default)]
+    pub hidden: bool,
+    /// `inbox`, `sentitems`, `archive`, `recoverableitemsdeletions`, ...
+    #[serde(default)]
+    pub well_known_name: Option<String>,
+    /// Found by listing `mailFolders` and `childFolders` (Recoverable Items is not).
+    #[serde(default)]
+    pub listed: bool,
 }
 
 /// The certificate the simulated app registration trusts, and its private key, for

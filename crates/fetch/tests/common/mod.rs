@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fetch::{
-    ClientConfig, Credential, FetchError, GraphClient, Page, RetryPolicy, RoundStart, Scope,
+    ClientConfig, Credential, FetchError, GraphClient, Page, RequestTypeLimits, RetryPolicy,
+    RoundStart, Scope,
 };
 use futures::{Stream, StreamExt};
 use graph_sim::{RunningSim, Sim, SimConfig};
@@ -37,8 +38,11 @@ pub fn config(sim: &Sim) -> ClientConfig {
     // The simulator serves plain HTTP on the loopback address.
     config.allow_insecure_http = true;
     config.limits.requests_per_second = 10_000;
+    config.limits.request_types = RequestTypeLimits::all(10_000);
     config.limits.team_requests_per_second = 10_000;
+    config.limits.channel_requests_per_second = 10_000;
     config.limits.mailbox_concurrency = 64;
+    config.limits.mailbox_requests_per_ten_minutes = 1_000_000;
     config.retry = RetryPolicy {
         max_retries: 6,
         min_delay: Duration::from_millis(10),
@@ -110,8 +114,9 @@ impl Collected {
 
     pub fn delta_link(&self) -> String {
         let last = self.pages.last().expect("at least one page");
-        last.delta_link
-            .clone()
+        last.link
+            .delta()
+            .map(str::to_string)
             .expect("the last page of a delta round has a deltaLink")
     }
 }

@@ -4,6 +4,7 @@
 //! it holds Graph's links, so it never goes anywhere else.
 
 use chrono::{DateTime, Duration, Utc};
+use fetch::PageLink;
 use serde::{Deserialize, Serialize};
 
 /// How far before the last archived change a resync (or the delta round after a
@@ -35,6 +36,9 @@ pub enum Phase {
         link: String,
         round_started_at: DateTime<Utc>,
     },
+    /// Nothing more to read: a source without delta rounds (a team's history) whose
+    /// window is complete.
+    Done,
 }
 
 /// What a scope's checkpoint holds.
@@ -53,6 +57,15 @@ pub struct ScopeCheckpoint {
     pub last_success: Option<DateTime<Utc>>,
 }
 
+/// How a kind of source moves: what follows a complete window, and how it starts again
+/// when Graph has forgotten its delta state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// A complete window hands over to delta rounds (else the scope is done).
+    pub has_delta: bool,
+    pub resync: Resync,
+}
+
 /// How a source starts again when Graph has forgotten its delta state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resync {
@@ -66,22 +79,11 @@ pub enum Resync {
     FullDelta,
 }
 
-/// The link a page carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageLink<'a> {
-    /// More pages follow in this round.
-    Next(&'a str),
-    /// The round is complete; the next one starts here.
-    Delta(&'a str),
-    /// The last page of a listing that has no delta (a window).
-    Last,
-}
-
 /// What happened that moves a scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event<'a> {
     /// A page's rows were handed to the writer; it carried this link.
-    Page(PageLink<'a>),
+    Page(&'a PageLink),
     /// Graph no longer knows the round's state (410 Gone, `syncStateNotFound`).
     ResyncRequired,
 }
@@ -115,24 +117,14 @@ pub struct Clock {
 pub struct Impossible(pub &'static str);
 
 impl ScopeCheckpoint {
-    /// The first checkpoint of a scope: a window from `since` when the source starts
-    /// with one, else a delta round after `since`.
-    pub fn initial(starts_with_window: bool, since: Option<DateTime<Utc>>, clock: &Clock) -> Self {
-        let phase = if starts_with_window {
-            Phase::Window {
-                from: since,
-                to: clock.now,
-                next_link: None,
-            }
-        } else {
-            Phase::DeltaStart { since }
-        };
+    /// The checkpoint of a scope that has none yet.
+    pub fn first(phase: Phase, now: DateTime<Utc>) -> Self {
         ScopeCheckpoint {
             phase,
             watermark: None,
             resyncs: 0,
             run_id: String::new(),
-            saved_at: clock.now,
+            saved_at: now,
             last_success: None,
         }
     }
@@ -159,7 +151,7 @@ impl ScopeCheckpoint {
     pub fn next(
         &self,
         event: Event<'_>,
-        resync: Resync,
+        rules: Rules,
         clock: &Clock,
     ) -> Result<(ScopeCheckpoint, Step), Impossible> {
         let mut next = self.clone();
@@ -168,7 +160,7 @@ impl ScopeCheckpoint {
             (Event::ResyncRequired, _) => {
                 let from = self.watermark.map(|w| w - RESYNC_OVERLAP);
                 next.resyncs += 1;
-                next.phase = match resync {
+                next.phase = match rules.resync {
                     Resync::Window => Phase::Window {
                         from,
                         to: clock.now,
@@ -179,6 +171,11 @@ impl ScopeCheckpoint {
                 };
                 Step::NewRound
             }
+            (_, Phase::Done) => {
+                return Err(Impossible(
+                    "a page for a scope that has nothing more to read",
+                ));
+            }
             (Event::Page(PageLink::Next(link)), Phase::Window { from, to, .. }) => {
                 next.phase = Phase::Window {
                     from: *from,
@@ -188,11 +185,17 @@ impl ScopeCheckpoint {
                 Step::Continue
             }
             (Event::Page(PageLink::Last | PageLink::Delta(_)), Phase::Window { to, .. }) => {
-                // Everything up to `to` is in; a delta round takes over from there.
-                next.phase = Phase::DeltaStart {
-                    since: Some(*to - RESYNC_OVERLAP),
-                };
-                Step::NewRound
+                if rules.has_delta {
+                    // Everything up to `to` is in; a delta round takes over from there.
+                    next.phase = Phase::DeltaStart {
+                        since: Some(*to - RESYNC_OVERLAP),
+                    };
+                    Step::NewRound
+                } else {
+                    next.phase = Phase::Done;
+                    next.last_success = Some(*to);
+                    Step::Done
+                }
             }
             (Event::Page(PageLink::Next(link)), _) => {
                 next.phase = Phase::DeltaNext {
@@ -247,6 +250,7 @@ impl ScopeCheckpoint {
             ),
             Phase::DeltaNext { .. } => "delta round part-way (next link saved)".into(),
             Phase::DeltaDone { .. } => "up to date (delta link saved)".into(),
+            Phase::Done => "complete (nothing more to read)".into(),
         }
     }
 
@@ -286,30 +290,41 @@ mod tests {
         }
     }
 
+    const CHATS: Rules = Rules {
+        has_delta: true,
+        resync: Resync::Window,
+    };
+
     fn step(
         from: Phase,
         event: Event<'_>,
         clock: &Clock,
     ) -> Result<(ScopeCheckpoint, Step), Impossible> {
-        at(from, None).next(event, Resync::Window, clock)
+        at(from, None).next(event, CHATS, clock)
     }
 
     #[test]
-    fn first_checkpoints_are_a_window_or_a_delta_round() {
+    fn a_window_of_a_source_without_delta_ends_the_scope() {
         let c = clock();
-        let since = Some(t("2024-01-01T00:00:00Z"));
-        assert_eq!(
-            ScopeCheckpoint::initial(true, since, &c).phase,
-            Phase::Window {
-                from: since,
-                to: c.now,
-                next_link: None
-            }
+        let window = Phase::Window {
+            from: None,
+            to: c.run_started,
+            next_link: None,
+        };
+        let history = Rules {
+            has_delta: false,
+            resync: Resync::Window,
+        };
+        let (next, s) = at(window, None)
+            .next(Event::Page(&PageLink::Last), history, &c)
+            .unwrap();
+        assert_eq!((next.phase.clone(), s), (Phase::Done, Step::Done));
+        assert_eq!(next.last_success, Some(c.run_started));
+        assert!(
+            next.next(Event::Page(&PageLink::Last), history, &c)
+                .is_err()
         );
-        assert_eq!(
-            ScopeCheckpoint::initial(false, since, &c).phase,
-            Phase::DeltaStart { since }
-        );
+        assert_eq!(next.describe(), "complete (nothing more to read)");
     }
 
     #[test]
@@ -320,7 +335,12 @@ mod tests {
             to: c.run_started,
             next_link: None,
         };
-        let (next, s) = step(window.clone(), Event::Page(PageLink::Next("n1")), &c).unwrap();
+        let (next, s) = step(
+            window.clone(),
+            Event::Page(&PageLink::Next("n1".into())),
+            &c,
+        )
+        .unwrap();
         assert_eq!(s, Step::Continue);
         assert_eq!(
             next.phase,
@@ -330,8 +350,8 @@ mod tests {
                 next_link: Some("n1".into())
             }
         );
-        for last in [PageLink::Last, PageLink::Delta("d")] {
-            let (next, s) = step(window.clone(), Event::Page(last), &c).unwrap();
+        for last in [PageLink::Last, PageLink::Delta("d".into())] {
+            let (next, s) = step(window.clone(), Event::Page(&last), &c).unwrap();
             assert_eq!(s, Step::NewRound);
             assert_eq!(
                 next.phase,
@@ -352,7 +372,7 @@ mod tests {
                 round_started_at: c.run_started,
             },
         ] {
-            let (next, s) = step(from, Event::Page(PageLink::Next("n1")), &c).unwrap();
+            let (next, s) = step(from, Event::Page(&PageLink::Next("n1".into())), &c).unwrap();
             assert_eq!(s, Step::Continue);
             assert_eq!(
                 next.phase,
@@ -362,7 +382,7 @@ mod tests {
                 }
             );
             let (done, s) = next
-                .next(Event::Page(PageLink::Delta("d1")), Resync::Window, &c)
+                .next(Event::Page(&PageLink::Delta("d1".into())), CHATS, &c)
                 .unwrap();
             assert_eq!(s, Step::Done);
             assert_eq!(
@@ -390,7 +410,7 @@ mod tests {
         c.round_started = resumed.round_started(c.now);
         assert_eq!(c.round_started, t("2024-05-31T11:00:00Z"));
         let (done, s) = resumed
-            .next(Event::Page(PageLink::Delta("d")), Resync::Window, &c)
+            .next(Event::Page(&PageLink::Delta("d".into())), CHATS, &c)
             .unwrap();
         assert_eq!(s, Step::NewRound);
         assert_eq!(done.last_success, None);
@@ -404,7 +424,7 @@ mod tests {
         assert!(
             step(
                 Phase::DeltaStart { since: None },
-                Event::Page(PageLink::Last),
+                Event::Page(&PageLink::Last),
                 &c
             )
             .is_err()
@@ -440,13 +460,24 @@ mod tests {
             (Resync::FullDelta, Phase::DeltaStart { since: None }),
         ];
         for (rule, phase) in expect {
-            let (next, s) = cp.next(Event::ResyncRequired, rule, &c).unwrap();
+            let rules = Rules {
+                has_delta: true,
+                resync: rule,
+            };
+            let (next, s) = cp.next(Event::ResyncRequired, rules, &c).unwrap();
             assert_eq!((next.phase, s, next.resyncs), (phase, Step::NewRound, 1));
             assert_eq!(next.watermark, Some(w));
         }
         // Nothing archived yet: all history again.
         let (next, _) = at(Phase::DeltaStart { since: None }, None)
-            .next(Event::ResyncRequired, Resync::DeltaSince, &c)
+            .next(
+                Event::ResyncRequired,
+                Rules {
+                    has_delta: true,
+                    resync: Resync::DeltaSince,
+                },
+                &c,
+            )
             .unwrap();
         assert_eq!(next.phase, Phase::DeltaStart { since: None });
     }

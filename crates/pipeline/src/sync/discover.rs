@@ -3,47 +3,85 @@
 
 use anyhow::Context;
 use archive::layout::Shard;
+use archive::records::{ScopeOutcome, ScopeReport, SkipReason};
+use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::checkpoint::{Phase, RESYNC_OVERLAP};
 use super::{SourceKind, SyncOptions};
 
-/// One unit of work: a scope of Graph and its name in the state location.
+/// One unit of work: a scope of Graph, its name in the state location, and where it
+/// starts when it has no checkpoint yet.
 #[derive(Debug, Clone)]
 pub struct PlannedScope {
     pub scope: fetch::Scope,
     /// Stable key of the scope's checkpoint, e.g. `chats/<user id>`.
     pub key: String,
+    pub first: Phase,
 }
 
 impl PlannedScope {
-    pub fn chats(user_id: &str) -> Self {
+    /// A user's chats: a window over all history (or from `--since`) up to the run's start
+    /// by getAllMessages, since delta serves only the last eight months; delta rounds
+    /// after it.
+    pub fn chats(user_id: &str, since: Option<DateTime<Utc>>, run_started: DateTime<Utc>) -> Self {
         PlannedScope {
             scope: fetch::Scope::UserChats {
                 user_id: user_id.to_string(),
             },
             key: format!("chats/{user_id}"),
+            first: Phase::Window {
+                from: since,
+                to: run_started,
+                next_link: None,
+            },
         }
     }
 
-    pub fn channel(team_id: &str, channel_id: &str) -> Self {
+    /// A channel's delta rounds. Its history before `since` comes from its team's
+    /// history scope.
+    pub fn channel(team_id: &str, channel_id: &str, since: Option<DateTime<Utc>>) -> Self {
         PlannedScope {
             scope: fetch::Scope::Channel {
                 team_id: team_id.to_string(),
                 channel_id: channel_id.to_string(),
             },
             key: format!("channels/{team_id}/{channel_id}"),
+            first: Phase::DeltaStart { since },
         }
     }
 
-    pub fn mail(user_id: &str, folder_id: &str) -> Self {
+    /// A team's channel history up to the run's start: one window over every channel,
+    /// roots and replies (getAllMessages), read once.
+    pub fn team_history(
+        team_id: &str,
+        since: Option<DateTime<Utc>>,
+        run_started: DateTime<Utc>,
+    ) -> Self {
+        PlannedScope {
+            scope: fetch::Scope::Team {
+                team_id: team_id.to_string(),
+            },
+            key: format!("teams/{team_id}/history"),
+            first: Phase::Window {
+                from: since,
+                to: run_started,
+                next_link: None,
+            },
+        }
+    }
+
+    /// A mail folder's delta rounds (from `since`, by received time, on a first run).
+    pub fn mail(user_id: &str, folder_id: &str, since: Option<DateTime<Utc>>) -> Self {
         PlannedScope {
             scope: fetch::Scope::MailFolder {
                 user_id: user_id.to_string(),
                 folder_id: folder_id.to_string(),
             },
             key: format!("mail/{user_id}/{folder_id}"),
+            first: Phase::DeltaStart { since },
         }
     }
 }
@@ -56,9 +94,11 @@ struct IdAndNames {
     user_principal_name: Option<String>,
 }
 
-/// What discovery found: the scopes to run, and the raw user pages for the directory.
+/// What discovery found: the scopes to run, what it could not list (each a scope report,
+/// skipped or failed), and the raw user pages for the directory.
 pub struct Discovery {
     pub scopes: Vec<PlannedScope>,
+    pub reports: Vec<ScopeReport>,
     pub user_pages: Vec<fetch::Page>,
     pub users: usize,
     pub teams: usize,
@@ -81,67 +121,176 @@ pub fn shard_of(owner_id: &str, count: u32) -> u32 {
     (u64::from_be_bytes(first) % u64::from(count)) as u32 + 1
 }
 
+/// Lists what the run covers. Only a failure to log in is fatal: a user, team or folder
+/// that cannot be listed is reported (skipped when Graph says it is simply not there,
+/// failed otherwise) and the rest goes on.
 pub async fn discover(
     client: &fetch::GraphClient,
     options: &SyncOptions,
+    checkpoints: &sink::CheckpointStore,
+    run_started: DateTime<Utc>,
 ) -> anyhow::Result<Discovery> {
     let sources = options.sources();
     let shard = options.shard;
-    let mut scopes = Vec::new();
+    let since = options.since;
+    let mut found = Discovery {
+        scopes: Vec::new(),
+        reports: Vec::new(),
+        user_pages: Vec::new(),
+        users: 0,
+        teams: 0,
+    };
 
-    let user_pages: Vec<fetch::Page> = client
-        .users()
-        .try_collect()
-        .await
-        .context("listing users")?;
+    // Users are listed whatever the sources: the directory snapshot names senders.
     let mut users = Vec::new();
-    for page in &user_pages {
-        for (i, item) in page.iter().enumerate() {
-            let user: IdAndNames = serde_json::from_str(item).with_context(|| {
-                format!("users page {} item {i} has no string `id`", page.number)
-            })?;
-            if selected(&user, &options.users) && in_shard(&user.id, shard) {
-                users.push(user.id);
+    {
+        match client.users().try_collect::<Vec<_>>().await {
+            Ok(pages) => found.user_pages = pages,
+            Err(e) => found.fail("users", "users of the tenant", e)?,
+        }
+        for page in &found.user_pages {
+            for (i, item) in page.iter().enumerate() {
+                let user: IdAndNames = serde_json::from_str(item).with_context(|| {
+                    format!("users page {} item {i} has no string `id`", page.number)
+                })?;
+                if selected(&user, &options.users) && in_shard(&user.id, shard) {
+                    users.push(user.id);
+                }
             }
         }
+        check_all_found(&options.users, &found.user_pages, "user")?;
     }
-    check_all_found(&options.users, &user_pages, "user")?;
+    found.users = users.len();
 
     if sources.contains(&SourceKind::Chats) {
-        scopes.extend(users.iter().map(|u| PlannedScope::chats(u)));
+        found.scopes.extend(
+            users
+                .iter()
+                .map(|u| PlannedScope::chats(u, since, run_started)),
+        );
     }
     if sources.contains(&SourceKind::Mail) {
         for user in &users {
-            for folder in ids(
-                client.mail_folders(user),
-                &format!("mail folders of {user}"),
-            )
-            .await?
-            {
-                scopes.push(PlannedScope::mail(user, &folder));
+            let key = format!("mail/{user}");
+            match ids(client.mail_folders(user)).await {
+                Ok(folders) => {
+                    for folder in folders
+                        .iter()
+                        .map(String::as_str)
+                        .chain([fetch::RECOVERABLE_ITEMS_DELETIONS])
+                    {
+                        found.scopes.push(PlannedScope::mail(user, folder, since));
+                    }
+                }
+                Err(e) => found.fail(&key, &format!("mail folders of user {user}"), e)?,
             }
         }
     }
-    let mut teams = Vec::new();
     if sources.contains(&SourceKind::Channels) {
-        for team in ids(client.teams(), "teams").await? {
-            let wanted = options.teams.is_empty() || options.teams.iter().any(|t| t == &team);
-            if wanted && in_shard(&team, shard) {
-                teams.push(team);
+        let mut teams = Vec::new();
+        match ids(client.teams()).await {
+            Ok(all) => {
+                for team in all {
+                    let wanted =
+                        options.teams.is_empty() || options.teams.iter().any(|t| t == &team);
+                    if wanted && in_shard(&team, shard) {
+                        teams.push(team);
+                    }
+                }
             }
+            Err(e) => found.fail("teams", "teams of the tenant", e)?,
         }
+        found.teams = teams.len();
         for team in &teams {
-            for channel in ids(client.channels(team), &format!("channels of team {team}")).await? {
-                scopes.push(PlannedScope::channel(team, &channel));
+            let history = PlannedScope::team_history(team, since, run_started);
+            // A team seen for the first time: its history covers every channel up to
+            // this run, so its channels' delta rounds need only what changes from now
+            // on. A channel new to a known team was made since the team's history: its
+            // first delta round reads all delta offers.
+            let new_team = checkpoints
+                .load(&history.key)
+                .await
+                .with_context(|| format!("loading the checkpoint of {}", history.key))?
+                .is_none();
+            let channel_since = if new_team {
+                Some(run_started - RESYNC_OVERLAP)
+            } else {
+                since
+            };
+            match ids(client.channels(team)).await {
+                Ok(channels) => {
+                    found.scopes.push(history);
+                    for channel in channels {
+                        found
+                            .scopes
+                            .push(PlannedScope::channel(team, &channel, channel_since));
+                    }
+                }
+                Err(e) => found.fail(
+                    &format!("channels/{team}"),
+                    &format!("channels of team {team}"),
+                    e,
+                )?,
             }
         }
     }
-    Ok(Discovery {
-        scopes,
-        user_pages,
-        users: users.len(),
-        teams: teams.len(),
-    })
+    Ok(found)
+}
+
+impl Discovery {
+    /// Records a listing that failed: skipped when Graph says the thing is not there to
+    /// read, failed otherwise; a refused login stops the run.
+    fn fail(&mut self, key: &str, what: &str, error: fetch::FetchError) -> anyhow::Result<()> {
+        if matches!(error, fetch::FetchError::Auth { .. }) {
+            return Err(anyhow::Error::new(error).context(format!("listing {what}")));
+        }
+        let outcome = match error.unavailable() {
+            Some(reason) => {
+                tracing::info!(
+                    scope = key,
+                    reason = reason.as_str(),
+                    "skipped: {}",
+                    reason.describe()
+                );
+                ScopeOutcome::Skipped {
+                    reason: skip_reason(reason),
+                }
+            }
+            None => {
+                tracing::error!(scope = key, "listing {what} failed: {error}");
+                ScopeOutcome::Failed {
+                    error: format!("listing {what}: {error}"),
+                }
+            }
+        };
+        self.reports.push(ScopeReport {
+            scope: what.to_string(),
+            key: key.to_string(),
+            outcome,
+            pages: 0,
+            items: 0,
+            resyncs: 0,
+            rows_new: 0,
+            rows_duplicate: 0,
+            state: String::new(),
+        });
+        Ok(())
+    }
+}
+
+/// The run summary's name for why Graph had nothing to give.
+pub fn skip_reason(reason: fetch::Unavailable) -> SkipReason {
+    match reason {
+        fetch::Unavailable::NoMailbox => SkipReason::NoMailbox,
+        fetch::Unavailable::UserNotFound => SkipReason::UserDeleted,
+        fetch::Unavailable::TeamNotFound => SkipReason::TeamDeleted,
+        fetch::Unavailable::ChannelNotFound | fetch::Unavailable::MessageNotFound => {
+            SkipReason::ChannelDeleted
+        }
+        fetch::Unavailable::MailFolderNotFound => SkipReason::FolderDeleted,
+        fetch::Unavailable::CrossTenantChannel => SkipReason::SharedFromOtherTenant,
+        fetch::Unavailable::NotLicensed => SkipReason::NoTeamsLicence,
+    }
 }
 
 fn selected(user: &IdAndNames, wanted: &[String]) -> bool {
@@ -171,19 +320,27 @@ fn check_all_found(wanted: &[String], pages: &[fetch::Page], what: &str) -> anyh
     Ok(())
 }
 
+/// The ids of every item of a listing.
 async fn ids(
     pages: impl Stream<Item = Result<fetch::Page, fetch::FetchError>>,
-    what: &str,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, fetch::FetchError> {
     let mut ids = Vec::new();
     let mut pages = std::pin::pin!(pages);
     while let Some(page) = pages.next().await {
-        let page = page.with_context(|| format!("listing {what}"))?;
+        let page = page?;
         for (i, item) in page.iter().enumerate() {
-            let entry: IdAndNames = serde_json::from_str(item).with_context(|| {
-                format!("{what}: page {} item {i} has no string `id`", page.number)
-            })?;
-            ids.push(entry.id);
+            match serde_json::from_str::<IdAndNames>(item) {
+                Ok(entry) => ids.push(entry.id),
+                Err(e) => {
+                    return Err(fetch::FetchError::MalformedPage {
+                        scope: "discovery".into(),
+                        url: page.url.clone(),
+                        page: page.number,
+                        attempts: 1,
+                        detail: format!("item {i} has no string `id`: {e}"),
+                    });
+                }
+            }
         }
     }
     Ok(ids)

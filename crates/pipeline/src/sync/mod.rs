@@ -95,7 +95,7 @@ pub async fn run(
     ));
 
     progress.set_phase("discovering users, teams and channels");
-    let discovery = discover::discover(&client, &options).await?;
+    let discovery = discover::discover(&client, &options, &checkpoints, started).await?;
     tracing::info!(
         users = discovery.users,
         teams = discovery.teams,
@@ -134,12 +134,14 @@ pub async fn run(
         driver: Arc::clone(&driver),
         run_id: run_id.clone(),
         run_started: started,
-        since: options.since,
         page_size: options.page_size.max(1),
         progress: Arc::clone(&progress),
     });
     // Each scope is a task of its own, so pages are read and transformed on every core
     // while the writer encodes and uploads.
+    for report in &discovery.reports {
+        progress.scope_finished(&report.outcome);
+    }
     let mut reports: Vec<ScopeReport> = futures::stream::iter(discovery.scopes)
         .map(|planned| {
             let task = tokio::spawn(scope::run(Arc::clone(&ctx), planned.clone()));
@@ -163,6 +165,7 @@ pub async fn run(
         .collect()
         .await;
     drop(ctx);
+    reports.extend(discovery.reports);
     let driver = Arc::into_inner(driver).context("a scope still holds the writer")?;
     let written = driver.finish().await.context("writing the archive")?;
 

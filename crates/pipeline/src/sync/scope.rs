@@ -12,7 +12,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use transform::RowContext;
 
-use super::checkpoint::{Clock, Event, PageLink, Phase, Resync, ScopeCheckpoint, Step};
+use super::checkpoint::{Clock, Event, Phase, Resync, Rules, ScopeCheckpoint, Step};
 use super::discover::PlannedScope;
 use crate::driver::{ItemKind, Lane};
 use crate::progress::Progress;
@@ -38,7 +38,6 @@ pub struct ScopeContext {
     pub driver: Arc<crate::driver::Driver>,
     pub run_id: String,
     pub run_started: DateTime<Utc>,
-    pub since: Option<DateTime<Utc>>,
     pub page_size: u32,
     pub progress: Arc<Progress>,
 }
@@ -49,43 +48,75 @@ struct ItemId<'a> {
     id: Option<std::borrow::Cow<'a, str>>,
 }
 
-/// How a kind of scope reads and starts again.
-struct Rules {
-    /// The first run reads a time window before delta rounds.
-    starts_with_window: bool,
-    resync: Resync,
+/// How a kind of scope reads: its transitions, whose mailbox it reads, what its items are.
+struct Kind {
+    rules: Rules,
     /// The mailbox whose listing returns the items (chat and mail custodians).
     custodian: Option<String>,
-    kind: ItemKind,
+    item: ItemKind,
 }
 
-fn rules(scope: &fetch::Scope, since: Option<DateTime<Utc>>) -> Rules {
-    match scope {
-        fetch::Scope::UserChats { user_id } => Rules {
-            starts_with_window: since.is_some(),
-            resync: Resync::Window,
-            custodian: Some(user_id.clone()),
-            kind: ItemKind::ChatMessage,
-        },
-        fetch::Scope::Channel { .. } => Rules {
-            starts_with_window: false,
-            resync: Resync::DeltaSince,
-            custodian: None,
-            kind: ItemKind::ChatMessage,
-        },
-        fetch::Scope::MailFolder { user_id, .. } => Rules {
-            starts_with_window: false,
-            resync: Resync::FullDelta,
-            custodian: Some(user_id.clone()),
-            kind: ItemKind::MailMessage,
-        },
+fn kind(scope: &fetch::Scope) -> Kind {
+    let (rules, custodian, item) = match scope {
+        fetch::Scope::UserChats { user_id } => (
+            Rules {
+                has_delta: true,
+                resync: Resync::Window,
+            },
+            Some(user_id.clone()),
+            ItemKind::ChatMessage,
+        ),
+        fetch::Scope::Channel { .. } => (
+            Rules {
+                has_delta: true,
+                resync: Resync::DeltaSince,
+            },
+            None,
+            ItemKind::ChatMessage,
+        ),
+        fetch::Scope::Team { .. } => (
+            Rules {
+                has_delta: false,
+                resync: Resync::Window,
+            },
+            None,
+            ItemKind::ChatMessage,
+        ),
+        fetch::Scope::MailFolder { user_id, .. } => (
+            Rules {
+                has_delta: true,
+                resync: Resync::FullDelta,
+            },
+            Some(user_id.clone()),
+            ItemKind::MailMessage,
+        ),
+    };
+    Kind {
+        rules,
+        custodian,
+        item,
+    }
+}
+
+/// Why a scope stopped.
+enum Stop {
+    /// Graph could not serve it (or said it is not there to read).
+    Fetch(fetch::FetchError),
+    /// Anything else: a page that contradicts its round, a checkpoint that cannot be read,
+    /// the writer gone.
+    Other(String),
+}
+
+impl From<String> for Stop {
+    fn from(error: String) -> Self {
+        Stop::Other(error)
     }
 }
 
 struct Walk<'a> {
     ctx: &'a ScopeContext,
     planned: &'a PlannedScope,
-    rules: Rules,
+    kind: Kind,
     report: ScopeReport,
     lane: Lane,
     /// The checkpoint after the last page pushed, waiting to go out with its rows.
@@ -100,7 +131,7 @@ pub async fn run(ctx: Arc<ScopeContext>, planned: PlannedScope) -> ScopeReport {
     let mut walk = Walk {
         ctx: &ctx,
         planned: &planned,
-        rules: rules(&planned.scope, ctx.since),
+        kind: kind(&planned.scope),
         report: ScopeReport {
             scope: planned.scope.to_string(),
             key: planned.key.clone(),
@@ -121,11 +152,23 @@ pub async fn run(ctx: Arc<ScopeContext>, planned: PlannedScope) -> ScopeReport {
     // Pages read before a failure keep their progress: their rows and checkpoint go out.
     let result = match (result, walk.flush().await) {
         (Ok(state), Ok(())) => Ok(state),
-        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(Stop::Other(e)),
     };
     match result {
         Ok(state) => walk.report.state = state,
-        Err(error) => {
+        Err(Stop::Fetch(error)) if error.unavailable().is_some() => {
+            let reason = error.unavailable().expect("checked");
+            tracing::info!(scope = %planned.scope, key = planned.key, reason = reason.as_str(), "skipped: {}", reason.describe());
+            walk.report.outcome = ScopeOutcome::Skipped {
+                reason: super::discover::skip_reason(reason),
+            };
+        }
+        Err(stop) => {
+            let error = match stop {
+                Stop::Fetch(e) => e.to_string(),
+                Stop::Other(e) => e,
+            };
             tracing::error!(scope = %planned.scope, key = planned.key, "scope failed: {error}");
             walk.report.outcome = ScopeOutcome::Failed { error };
         }
@@ -137,7 +180,7 @@ pub async fn run(ctx: Arc<ScopeContext>, planned: PlannedScope) -> ScopeReport {
 impl Walk<'_> {
     /// Runs the scope's rounds until it is up to date; returns a description of where it
     /// stands, or the error that stopped it.
-    async fn go(&mut self) -> Result<String, String> {
+    async fn go(&mut self) -> Result<String, Stop> {
         let ctx = self.ctx;
         let key = &self.planned.key;
         let saved = ctx
@@ -151,15 +194,11 @@ impl Walk<'_> {
             Some(value) => ScopeCheckpoint::from_value(value).map_err(|e| {
                 format!("the saved checkpoint of {key} cannot be read ({e}); remove it to start this scope over")
             })?,
-            None => {
-                let clock = Clock {
-                    now,
-                    run_started: ctx.run_started,
-                    round_started: now,
-                };
-                ScopeCheckpoint::initial(self.rules.starts_with_window, ctx.since, &clock)
-            }
+            None => ScopeCheckpoint::first(self.planned.first.clone(), now),
         };
+        if checkpoint.phase == Phase::Done {
+            return Ok(checkpoint.describe());
+        }
         checkpoint.run_id = ctx.run_id.clone();
         self.watermark = checkpoint.watermark;
         let mut items_seen = 0u64;
@@ -167,9 +206,9 @@ impl Walk<'_> {
         loop {
             rounds += 1;
             if rounds > MAX_ROUNDS_PER_RUN {
-                return Err(format!(
+                return Err(Stop::Other(format!(
                     "still not up to date after {MAX_ROUNDS_PER_RUN} rounds in this run; the next run goes on"
-                ));
+                )));
             }
             let round_started = checkpoint.round_started(Utc::now());
             let start = self.round_start(&checkpoint.phase);
@@ -183,24 +222,26 @@ impl Walk<'_> {
                     run_started: ctx.run_started,
                     round_started,
                 };
-                let event_page;
+                let page = match page {
+                    Err(e) if e.is_resync_required() && resyncs < MAX_RESYNCS_PER_RUN => {
+                        resyncs += 1;
+                        self.report.resyncs += 1;
+                        Err(e)
+                    }
+                    Err(e) => return Err(Stop::Fetch(e)),
+                    Ok(page) => Ok(page),
+                };
                 let event = match &page {
                     Ok(page) => {
                         items_seen += page.len() as u64;
                         self.page(page, source).await?;
-                        event_page = page_link(page);
-                        Event::Page(event_page)
+                        Event::Page(&page.link)
                     }
-                    Err(e) if e.is_resync_required() && resyncs < MAX_RESYNCS_PER_RUN => {
-                        resyncs += 1;
-                        self.report.resyncs += 1;
-                        Event::ResyncRequired
-                    }
-                    Err(e) => return Err(e.to_string()),
+                    Err(_) => Event::ResyncRequired,
                 };
                 let (next, then) =
                     checkpoint
-                        .next(event, self.rules.resync, &clock)
+                        .next(event, self.kind.rules, &clock)
                         .map_err(|e| match &page {
                             Ok(page) => format!("page {} ({}): {e}", page.number, page.url),
                             Err(_) => e.to_string(),
@@ -227,7 +268,7 @@ impl Walk<'_> {
                 Step::NewRound => continue,
                 // The stream ended without the page that ends the round.
                 Step::Continue => {
-                    return Err("the round ended before its last page".into());
+                    return Err(Stop::Other("the round ended before its last page".into()));
                 }
             }
         }
@@ -262,6 +303,11 @@ impl Walk<'_> {
                 since: *since,
                 page_size,
             },
+            // `go` never starts a round from here.
+            Phase::Done => fetch::RoundStart::Initial {
+                since: None,
+                page_size,
+            },
         }
     }
 
@@ -271,8 +317,8 @@ impl Walk<'_> {
         match (&self.planned.scope, window) {
             (fetch::Scope::UserChats { .. }, true) => "chats_window",
             (fetch::Scope::UserChats { .. }, false) => "chats_delta",
-            (fetch::Scope::Channel { .. }, true) => "channel_history",
-            (fetch::Scope::Channel { .. }, false) => "channel_delta",
+            (fetch::Scope::Channel { .. }, _) => "channel_delta",
+            (fetch::Scope::Team { .. }, _) => "channel_history",
             (fetch::Scope::MailFolder { .. }, _) => "mail_delta",
         }
     }
@@ -285,9 +331,9 @@ impl Walk<'_> {
         self.report.items += page.len() as u64;
         let where_ = |i: usize| format!("page {} ({}) item {i}", page.number, page.url);
         let ctx = self.ctx;
-        let custodian = self.rules.custodian.clone();
+        let custodian = self.kind.custodian.clone();
         let row = row_context(ctx, source, custodian.as_deref());
-        let kind = self.rules.kind;
+        let kind = self.kind.item;
         for (i, item) in page.iter().enumerate() {
             self.lane
                 .push(kind, item, &row)
@@ -346,7 +392,16 @@ impl Walk<'_> {
         let ctx = self.ctx;
         let mut pages = pin!(ctx.client.replies(team_id, channel_id, root_id));
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| e.to_string())?;
+            let page = match page {
+                Ok(page) => page,
+                // The root was deleted after its page was read: its deletion comes as a
+                // new version of it; it has no replies left to read.
+                Err(e) if e.unavailable() == Some(fetch::Unavailable::MessageNotFound) => {
+                    tracing::info!(scope = %self.planned.scope, root_id, "replies not read: {e}");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.to_string()),
+            };
             ctx.progress.page(page.len());
             let row = row_context(ctx, "channel_replies", None);
             for (i, item) in page.iter().enumerate() {
@@ -396,14 +451,5 @@ fn row_context<'c>(
         fetched_at: Utc::now(),
         run_id: &ctx.run_id,
         custodian_user_id: custodian,
-    }
-}
-
-/// The link a page carries, as the checkpoint sees it.
-fn page_link(page: &fetch::Page) -> PageLink<'_> {
-    match (&page.next_link, &page.delta_link) {
-        (Some(next), _) => PageLink::Next(next),
-        (None, Some(delta)) => PageLink::Delta(delta),
-        (None, None) => PageLink::Last,
     }
 }
