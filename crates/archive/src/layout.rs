@@ -7,6 +7,7 @@
 //! <archive>/_archive/runs/<run id>.json                            run summaries
 //! <state>/write-ahead.json                                         the commit in progress
 //! <state>/checkpoints/<encoded scope>.json                         where each scope resumes
+//! <state>/chain.json                                               the head of the writer's chain
 //! ```
 //!
 //! The state location is `<archive>/_state` unless given; a shard K of N keeps its own,
@@ -26,6 +27,8 @@ pub const STATE_DIR: &str = "_state";
 pub const WRITE_AHEAD_KEY: &str = "write-ahead.json";
 /// Checkpoints, relative to the state root.
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
+/// The head of the writer's chain of records, relative to the state root.
+pub const CHAIN_KEY: &str = "chain.json";
 
 /// `YYYY-MM-DD` for a day counted from 1970-01-01, if its year has four digits (the only
 /// days a partition folder can name).

@@ -11,7 +11,9 @@
 //! - [`records`]: the JSON documents of the archive and its state: commit records, the
 //!   write-ahead record, run summaries. Each carries a `format` with a version; every
 //!   kind, outcome and check in them is an enum with a stable serialised name.
+//! - [`chain`]: each writer's chain of records, and how `verify` checks it.
 
+pub mod chain;
 pub mod layout;
 pub mod records;
 mod tables;

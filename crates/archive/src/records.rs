@@ -13,6 +13,89 @@ pub const COMMIT_FORMAT: &str = "teams-archiver/commit/1";
 pub const WRITE_AHEAD_FORMAT: &str = "teams-archiver/write-ahead/1";
 /// `format` of run summaries.
 pub const RUN_FORMAT: &str = "teams-archiver/run/2";
+/// `format` of a writer's chain head, kept in its state location.
+pub const CHAIN_FORMAT: &str = "teams-archiver/chain/1";
+
+/// Where a record stands in its writer's chain. Each writer (each state location) numbers
+/// its commit records and run summaries 1, 2, 3, ... and names in each the SHA-256 of the
+/// exact bytes of the one before, so changing, removing or inserting any record breaks
+/// every later link, and rewriting them all changes the chain's head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainLink {
+    /// The writer's id, made when its state location was first used.
+    pub writer: String,
+    /// 1 for the writer's first record.
+    pub sequence: u64,
+    /// SHA-256 (lowercase hex) of the bytes of record `sequence - 1`; none for the first.
+    pub previous_sha256: Option<String>,
+}
+
+/// The last record a writer chained (`<state>/chain.json`): where its next record links.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainHead {
+    pub format: String,
+    pub writer: String,
+    /// 0 before the writer's first record.
+    pub sequence: u64,
+    /// SHA-256 of the bytes of record `sequence`.
+    pub sha256: Option<String>,
+    /// The record being written, saved before it is: if the process stops before the
+    /// head moves, the next writer finds it and moves the head, or drops it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingRecord>,
+}
+
+/// A record a writer is about to write as the next of its chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingRecord {
+    /// Its key in the archive.
+    pub key: String,
+    pub link: ChainLink,
+    pub sha256: String,
+}
+
+impl ChainHead {
+    /// A new writer's empty chain.
+    pub fn new(writer: &str) -> Self {
+        ChainHead {
+            format: CHAIN_FORMAT.to_string(),
+            writer: writer.to_string(),
+            sequence: 0,
+            sha256: None,
+            pending: None,
+        }
+    }
+
+    /// The link the next record carries.
+    pub fn next_link(&self) -> ChainLink {
+        ChainLink {
+            writer: self.writer.clone(),
+            sequence: self.sequence + 1,
+            previous_sha256: self.sha256.clone(),
+        }
+    }
+
+    /// The head after a record with `link` whose bytes hash to `sha256` (a record found
+    /// already written, as after a crash, counts the same; an older one changes nothing).
+    pub fn advance(&mut self, link: &ChainLink, sha256: String) {
+        if link.writer == self.writer && link.sequence > self.sequence {
+            self.sequence = link.sequence;
+            self.sha256 = Some(sha256);
+        }
+    }
+}
+
+/// SHA-256 of a record's bytes as written, lowercase hex: what the next link names.
+pub fn record_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// One published data file, as commit records and run summaries list it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,10 +127,19 @@ pub struct CommitRecord {
     /// True when the record was completed from a write-ahead record after a crash.
     pub recovered: bool,
     pub files: Vec<FileRecord>,
+    /// Its place in the writer's chain (`verify` reports a record without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainLink>,
 }
 
 impl CommitRecord {
-    pub fn new(commit_id: &str, run_id: &str, recovered: bool, files: Vec<FileRecord>) -> Self {
+    pub fn new(
+        commit_id: &str,
+        run_id: &str,
+        recovered: bool,
+        files: Vec<FileRecord>,
+        chain: ChainLink,
+    ) -> Self {
         CommitRecord {
             format: COMMIT_FORMAT.to_string(),
             commit_id: commit_id.to_string(),
@@ -55,6 +147,7 @@ impl CommitRecord {
             committed_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             recovered,
             files,
+            chain: Some(chain),
         }
     }
 }
@@ -308,6 +401,9 @@ pub struct RunSummary {
     /// platform tells.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
+    /// Its place in the writer's chain, set as it is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainLink>,
 }
 
 impl RunSummary {
@@ -326,6 +422,7 @@ impl RunSummary {
             scopes: Vec::new(),
             graph: None,
             peak_rss_bytes: None,
+            chain: None,
         }
     }
 
@@ -415,6 +512,14 @@ impl Record for WriteAhead {
     }
 }
 
+impl Record for ChainHead {
+    const KIND: &'static str = "chain head";
+    const FORMAT: &'static str = CHAIN_FORMAT;
+    fn format(&self) -> &str {
+        &self.format
+    }
+}
+
 impl Record for RunSummary {
     const KIND: &'static str = "run summary";
     const FORMAT: &'static str = RUN_FORMAT;
@@ -440,7 +545,13 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_refuse_other_formats() {
-        let commit = CommitRecord::new("c1", "r1", false, vec![file()]);
+        let commit = CommitRecord::new(
+            "c1",
+            "r1",
+            false,
+            vec![file()],
+            ChainHead::new("w").next_link(),
+        );
         assert_eq!(CommitRecord::from_json(&commit.to_json()).unwrap(), commit);
 
         let mut summary = RunSummary::new("r1", Command::Sync, Utc::now());

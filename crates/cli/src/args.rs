@@ -418,4 +418,11 @@ pub struct VerifyArgs {
     /// An export folder to check against its export_manifest.json.
     #[arg(long, value_name = "DIR")]
     pub export: Option<PathBuf>,
+
+    /// A chain head (the SHA-256 that `sync`, `ingest` or `verify` printed on its `chain
+    /// <writer> <sequence> <sha256>` line, kept outside the archive). Exit code 4 unless
+    /// that record is still in its writer's chain with every record up to it unaltered.
+    /// Repeatable, one per writer.
+    #[arg(long = "expect-head", value_name = "SHA256", requires = "archive")]
+    pub expect_heads: Vec<String>,
 }

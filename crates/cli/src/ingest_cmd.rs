@@ -31,7 +31,8 @@ pub async fn run(args: IngestArgs, display: Display) -> anyhow::Result<Outcome> 
     let ticker = display.ingest(Arc::clone(&progress));
     let summary = pipeline::ingest::run(options, Arc::clone(&progress)).await;
     drop(ticker);
-    let summary = summary?;
+    let (summary, head) = summary?;
     report::print_summary(&summary, progress.snapshot().items, clock.elapsed());
+    report::print_chain_head(&head);
     Ok(summary.outcome)
 }

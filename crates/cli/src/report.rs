@@ -9,6 +9,17 @@ pub fn exit_code(outcome: Outcome) -> ExitCode {
     ExitCode::from(outcome.code())
 }
 
+/// The line an operator keeps outside the archive: `verify --expect-head` proves later
+/// that every record up to it is unaltered.
+pub fn print_chain_head(head: &archive::records::ChainHead) {
+    outln!(
+        "chain {} {} {}",
+        head.writer,
+        head.sequence,
+        head.sha256.as_deref().unwrap_or("-")
+    );
+}
+
 /// The end-of-run lines: totals, tables, skipped scopes and errors.
 pub fn print_summary(summary: &RunSummary, items_read: u64, elapsed: Duration) {
     let totals = &summary.totals;

@@ -55,7 +55,8 @@ pub async fn run(args: SyncArgs, display: Display) -> anyhow::Result<Outcome> {
     let ticker = display.sync(Arc::clone(&progress), client.clone());
     let summary = pipeline::sync::run(client, options, Arc::clone(&progress)).await;
     drop(ticker);
-    let summary = summary?;
+    let (summary, head) = summary?;
     report::print_summary(&summary, progress.snapshot().items, clock.elapsed());
+    report::print_chain_head(&head);
     Ok(summary.outcome)
 }

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use archive::Table;
+use archive::chain::ChainedRecord;
 use archive::layout::{COMMITS_DIR, RUNS_DIR};
-use archive::records::{CommitRecord, FileCheck, FileRecord, Record, RunSummary};
+use archive::records::{ChainLink, CommitRecord, FileCheck, FileRecord, Record, RunSummary};
 use arrow::record_batch::RecordBatch;
 use chrono::NaiveDate;
 use futures::stream::BoxStream;
@@ -233,8 +234,16 @@ impl Archive {
     pub async fn recorded_files(
         &self,
     ) -> Result<(BTreeMap<String, RecordedFile>, Vec<String>), ExportError> {
+        let records = self.records().await?;
+        Ok((records.files, records.problems))
+    }
+
+    /// Every commit record and run summary: the files they list, their places in their
+    /// writers' chains, and the problems met reading them (each named).
+    pub async fn records(&self) -> Result<Records, ExportError> {
         let mut recorded: BTreeMap<String, RecordedFile> = BTreeMap::new();
         let mut problems = Vec::new();
+        let mut chained = Vec::new();
         for dir in [COMMITS_DIR, RUNS_DIR] {
             let metas: Vec<ObjectMeta> = self
                 .store
@@ -257,13 +266,18 @@ impl Archive {
                     .bytes()
                     .await
                     .map_err(self.store_error("read", &key))?;
-                let files = match files_of(dir, &bytes) {
-                    Ok(files) => files,
+                let (files, link) = match files_of(dir, &bytes) {
+                    Ok(read) => read,
                     Err(error) => {
                         problems.push(format!("{key}: {error}"));
                         continue;
                     }
                 };
+                chained.push(ChainedRecord {
+                    key: key.clone(),
+                    sha256: archive::records::record_sha256(&bytes),
+                    link,
+                });
                 for file in files {
                     let entry = recorded
                         .entry(file.path.clone())
@@ -286,16 +300,35 @@ impl Archive {
                 }
             }
         }
-        Ok((recorded, problems))
+        Ok(Records {
+            files: recorded,
+            problems,
+            chained,
+        })
     }
 }
 
-/// The files a commit record (in `COMMITS_DIR`) or a run summary lists.
-fn files_of(dir: &str, bytes: &[u8]) -> Result<Vec<FileRecord>, archive::records::RecordError> {
+/// What an archive's commit records and run summaries say.
+pub struct Records {
+    /// Each file they list, with what they say of it.
+    pub files: BTreeMap<String, RecordedFile>,
+    /// Records that could not be read, each `<key>: <why>`.
+    pub problems: Vec<String>,
+    /// Every readable record with its place in its writer's chain.
+    pub chained: Vec<ChainedRecord>,
+}
+
+/// The files a commit record (in `COMMITS_DIR`) or a run summary lists, and its link.
+fn files_of(
+    dir: &str,
+    bytes: &[u8],
+) -> Result<(Vec<FileRecord>, Option<ChainLink>), archive::records::RecordError> {
     if dir == COMMITS_DIR {
-        Ok(CommitRecord::from_json(bytes)?.files)
+        let record = CommitRecord::from_json(bytes)?;
+        Ok((record.files, record.chain))
     } else {
-        Ok(RunSummary::from_json(bytes)?.totals.files)
+        let summary = RunSummary::from_json(bytes)?;
+        Ok((summary.totals.files, summary.chain))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Proof that nothing was altered. An archive: every file's SHA-256, size and row count
 //! against the commit records and run summaries, every row's `raw_sha256` against its
-//! `raw_json`, and no file the records do not know. An export: every file against its
+//! `raw_json`, no file the records do not know, every writer's chain of records unbroken,
+//! and each head printed earlier still in its chain. An export: every file against its
 //! manifest, and no file the manifest does not list.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +37,11 @@ pub enum ProblemKind {
     /// A manifest names a path outside the export folder, through a symbolic link, or
     /// of something that is not a regular file; it is not read.
     UnsafePath,
+    /// A writer's chain of records is broken: a record changed, removed or slipped in.
+    BrokenChain,
+    /// A head given with `--expect-head` is not in its chain, or something before it
+    /// changed.
+    UnexpectedHead,
 }
 
 impl ProblemKind {
@@ -49,6 +55,8 @@ impl ProblemKind {
             ProblemKind::Unreadable => "unreadable",
             ProblemKind::RecordConflict => "records disagree",
             ProblemKind::UnsafePath => "unsafe path",
+            ProblemKind::BrokenChain => "broken chain",
+            ProblemKind::UnexpectedHead => "unexpected head",
         }
     }
 }
@@ -83,6 +91,8 @@ pub struct VerifyReport {
     pub files_checked: u64,
     pub rows_checked: u64,
     pub problems: Vec<Problem>,
+    /// The last record of each writer's chain (archives only).
+    pub chain_heads: Vec<archive::chain::Head>,
 }
 
 impl VerifyReport {
@@ -99,15 +109,30 @@ impl VerifyReport {
     }
 }
 
-/// Checks an archive against its commit records and run summaries.
-pub async fn verify_archive(location: &str) -> Result<VerifyReport, ExportError> {
+/// Checks an archive against its commit records and run summaries, their chains, and the
+/// chain heads (SHA-256 of a record, as `sync` printed them) that must still be in them.
+pub async fn verify_archive(
+    location: &str,
+    expected_heads: &[String],
+) -> Result<VerifyReport, ExportError> {
     let archive = Archive::open(location)?;
     let mut report = VerifyReport::default();
-    let (recorded, record_problems) = archive.recorded_files().await?;
-    for problem in record_problems {
-        let (path, detail) = problem.split_once(": ").unwrap_or((&problem, ""));
+    let records = archive.records().await?;
+    for problem in &records.problems {
+        let (path, detail) = problem.split_once(": ").unwrap_or((problem, ""));
         report.problem(ProblemKind::Unreadable, path, detail);
     }
+    let chains = archive::chain::check(&records.chained);
+    for (key, detail) in &chains.problems {
+        report.problem(ProblemKind::BrokenChain, key, detail.clone());
+    }
+    for head in expected_heads {
+        if let Err(detail) = archive::chain::expect_head(&chains, &records.chained, head) {
+            report.problem(ProblemKind::UnexpectedHead, head, detail);
+        }
+    }
+    report.chain_heads = chains.heads;
+    let recorded = records.files;
 
     let present: BTreeMap<String, u64> = archive
         .all_objects()

@@ -185,7 +185,7 @@ fn damaged_files_and_records_are_named_and_nothing_panics() {
         .build()
         .unwrap();
     let clean = runtime
-        .block_on(export::verify_archive(&archive_url))
+        .block_on(export::verify_archive(&archive_url, &[]))
         .unwrap();
     assert!(clean.is_clean(), "{:?}", clean.problems);
 
@@ -217,7 +217,7 @@ fn damaged_files_and_records_are_named_and_nothing_panics() {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             runtime.block_on(async {
                 // verify: runs to the end and names a changed data file.
-                let report = export::verify_archive(&archive_url)
+                let report = export::verify_archive(&archive_url, &[])
                     .await
                     .unwrap_or_else(|e| panic!("verify failed to run ({e}); {replay}"));
                 if is_data {

@@ -122,7 +122,7 @@ pub struct WriterStopped;
 /// The running writer task and the way to it.
 pub struct Driver {
     units: mpsc::Sender<Unit>,
-    writing: tokio::task::JoinHandle<anyhow::Result<Written>>,
+    writing: tokio::task::JoinHandle<anyhow::Result<(Written, sink::ArchiveWriter)>>,
 }
 
 impl Driver {
@@ -150,8 +150,8 @@ impl Driver {
     }
 
     /// Waits for every lane to be dropped, commits what is left, and says what was
-    /// written (or why the writer stopped).
-    pub async fn finish(self) -> anyhow::Result<Written> {
+    /// written (or why the writer stopped). The writer comes back for the run's summary.
+    pub async fn finish(self) -> anyhow::Result<(Written, sink::ArchiveWriter)> {
         drop(self.units);
         self.writing.await.context("the archive writer task")?
     }
@@ -294,7 +294,7 @@ async fn write(
     mut units: mpsc::Receiver<Unit>,
     options: DriverOptions,
     progress: Arc<Progress>,
-) -> anyhow::Result<Written> {
+) -> anyhow::Result<(Written, sink::ArchiveWriter)> {
     let mut state = State {
         written: Written::default(),
         pending: BTreeMap::new(),
@@ -368,7 +368,7 @@ async fn write(
             _ = ticker.tick() => interval_passed = true,
         }
     }
-    Ok(state.written)
+    Ok((state.written, writer))
 }
 
 fn append(writer: &mut sink::ArchiveWriter, state: &mut State, unit: Unit) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use archive::records::{Command, Record, RunSummary};
+use archive::records::{ChainHead, Command, RunSummary};
 use chrono::Utc;
 
 use crate::driver::DriverOptions;
@@ -46,14 +46,24 @@ pub fn driver_options(queue_bytes: usize, commit_interval: Duration) -> DriverOp
     }
 }
 
-/// Records the process's peak memory, then writes `<out>/_archive/runs/<run id>.json`.
-pub async fn write_summary(out: &str, summary: &mut RunSummary) -> anyhow::Result<()> {
+/// Records the process's peak memory, then writes `<out>/_archive/runs/<run id>.json` as
+/// the last record of the run in the writer's chain; returns the chain's head.
+pub async fn write_summary(
+    writer: &mut sink::ArchiveWriter,
+    summary: &mut RunSummary,
+) -> anyhow::Result<ChainHead> {
     summary.peak_rss_bytes = peak_rss_bytes();
-    let key = archive::layout::run_summary_key(&summary.run_id);
-    sink::put_archive_object(out, &key, summary.to_json())
+    let head = writer
+        .write_run_summary(summary)
         .await
         .context("writing the run summary")?;
-    Ok(())
+    tracing::info!(
+        writer = %head.writer,
+        sequence = head.sequence,
+        sha256 = head.sha256.as_deref().unwrap_or(""),
+        "chain head"
+    );
+    Ok(head)
 }
 
 /// The highest resident memory of this process so far (Linux: `VmHWM`).

@@ -34,7 +34,10 @@ pub(crate) async fn head(location: &Location, key: &str) -> Result<Option<Object
 }
 
 /// An object's bytes, or `None` when there is no such object.
-async fn get_bytes(location: &Location, key: &str) -> Result<Option<bytes::Bytes>, SinkError> {
+pub(crate) async fn get_bytes(
+    location: &Location,
+    key: &str,
+) -> Result<Option<bytes::Bytes>, SinkError> {
     let path = location.key(key)?;
     match location.store().get(&path).await {
         Ok(result) => result
@@ -116,21 +119,14 @@ pub(crate) async fn put_json<T: Serialize>(
     Ok(())
 }
 
-/// Creates a JSON document that must never be replaced (archive documents). Returns
-/// false, writing nothing, when the object already exists.
-pub(crate) async fn create_json<T: Serialize>(
-    location: &Location,
-    key: &str,
-    value: &T,
-) -> Result<bool, SinkError> {
-    let payload = to_json(location, key, value)?;
-    create(location, key, payload).await
-}
-
 /// Creates an object that must never be replaced; false, writing nothing, when it
 /// already exists. Uses `PutMode::Create` where the store supports it; otherwise
 /// checks for the object first (one writer per state location, see the crate doc).
-async fn create(location: &Location, key: &str, payload: PutPayload) -> Result<bool, SinkError> {
+pub(crate) async fn create(
+    location: &Location,
+    key: &str,
+    payload: PutPayload,
+) -> Result<bool, SinkError> {
     let path = location.key(key)?;
     let create = PutOptions {
         mode: PutMode::Create,

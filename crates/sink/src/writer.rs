@@ -22,9 +22,13 @@ use crate::store_io;
 use crate::table::{KeyReader, Table};
 use archive::TableSpec;
 use archive::layout::{
-    COMMITS_DIR, WRITE_AHEAD_KEY, commit_id_of, commit_record_key, data_file_key, partition_value,
+    CHAIN_KEY, COMMITS_DIR, WRITE_AHEAD_KEY, commit_id_of, commit_record_key, data_file_key,
+    partition_value, run_summary_key,
 };
-use archive::records::{CommitRecord, FileRecord, PlannedFile, WriteAhead};
+use archive::records::{
+    ChainHead, ChainLink, CommitRecord, FileRecord, PendingRecord, PlannedFile, Record, RunSummary,
+    WriteAhead, record_sha256,
+};
 
 /// The tracing target of the commit protocol's step events (one event just before
 /// each step, with a `step` field); useful in logs, and what the crash tests stop at.
@@ -155,6 +159,8 @@ pub struct ArchiveWriter {
     buffered_bytes: usize,
     commits: u64,
     poisoned: Option<String>,
+    /// The head of this writer's chain of records.
+    chain: ChainHead,
 }
 
 impl std::fmt::Debug for ArchiveWriter {
@@ -243,6 +249,7 @@ impl ArchiveWriter {
             buffered_bytes: 0,
             commits: 0,
             poisoned: None,
+            chain: ChainHead::new(""),
         };
         let mut report = RecoveryReport {
             index_rebuilt: rebuilt,
@@ -251,6 +258,7 @@ impl ArchiveWriter {
         if let Err(e) = private_state {
             report.warnings.push(e.to_string());
         }
+        writer.open_chain(&mut report).await?;
         writer.recover_write_ahead(&mut report).await?;
         writer.catch_up_index(&mut report).await?;
         Ok((writer, report))
@@ -455,14 +463,15 @@ impl ArchiveWriter {
             }
 
             step(ProtocolStep::CommitRecord, &commit_id, "");
-            let record = CommitRecord::new(
-                &commit_id,
-                &self.options.run_id,
-                false,
-                report.files.clone(),
-            );
             let record_key = commit_record_key(&commit_id);
-            if !store_io::create_json(&self.archive, &record_key, &record).await? {
+            let run_id = self.options.run_id.clone();
+            let files = report.files.clone();
+            let created = self
+                .append_to_chain(&record_key, |link| {
+                    CommitRecord::new(&commit_id, &run_id, false, files, link).to_json()
+                })
+                .await?;
+            if !created {
                 return Err(SinkError::Inconsistent {
                     location: self.archive.url().to_string(),
                     key: record_key,
@@ -612,6 +621,97 @@ impl ArchiveWriter {
         Ok(record(bytes, sha256))
     }
 
+    /// Loads the head of this writer's chain, or starts a chain for a new state location
+    /// (or one whose head is unreadable, with a warning). A record the last run was
+    /// writing when it stopped moves the head if it is there.
+    async fn open_chain(&mut self, report: &mut RecoveryReport) -> Result<(), SinkError> {
+        let state = self.checkpoints.location().clone();
+        let mut head = match store_io::get_record::<ChainHead>(&state, CHAIN_KEY).await {
+            Ok(Some(head)) => head,
+            Ok(None) => ChainHead::new(&uuid::Uuid::new_v4().to_string()),
+            Err(e) if matches!(e, SinkError::Record { .. }) => {
+                let head = ChainHead::new(&uuid::Uuid::new_v4().to_string());
+                report.warnings.push(format!(
+                    "{e}; records from now on start a new chain, {}",
+                    head.writer
+                ));
+                head
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(pending) = head.pending.take() {
+            let written = store_io::get_bytes(&self.archive, &pending.key).await?;
+            match written {
+                Some(bytes) if record_sha256(&bytes) == pending.sha256 => {
+                    head.advance(&pending.link, pending.sha256);
+                }
+                Some(_) => report.warnings.push(format!(
+                    "`{}` is not the record chain {} was writing as number {}; the chain goes on from number {}",
+                    pending.key, head.writer, pending.link.sequence, head.sequence
+                )),
+                None => {}
+            }
+            store_io::put_json(&state, CHAIN_KEY, &head).await?;
+        }
+        self.chain = head;
+        Ok(())
+    }
+
+    /// Writes a new record as the next of this writer's chain: `record` makes its bytes
+    /// given its link. The head is saved with the record marked pending before the record
+    /// is written, and moved after it. False, writing nothing, when the key exists.
+    async fn append_to_chain(
+        &mut self,
+        key: &str,
+        record: impl FnOnce(ChainLink) -> Vec<u8>,
+    ) -> Result<bool, SinkError> {
+        let state = self.checkpoints.location().clone();
+        let link = self.chain.next_link();
+        let bytes = record(link.clone());
+        let sha256 = record_sha256(&bytes);
+        self.chain.pending = Some(PendingRecord {
+            key: key.to_string(),
+            link: link.clone(),
+            sha256: sha256.clone(),
+        });
+        store_io::put_json(&state, CHAIN_KEY, &self.chain).await?;
+        let created = store_io::create(&self.archive, key, bytes.into()).await?;
+        self.chain.pending = None;
+        if created {
+            self.chain.advance(&link, sha256);
+        }
+        store_io::put_json(&state, CHAIN_KEY, &self.chain).await?;
+        Ok(created)
+    }
+
+    /// Writes a run's summary (`_archive/runs/<run id>.json`) as the next record of this
+    /// writer's chain, and returns the chain's new head.
+    pub async fn write_run_summary(
+        &mut self,
+        summary: &mut RunSummary,
+    ) -> Result<ChainHead, SinkError> {
+        let key = run_summary_key(&summary.run_id);
+        let created = self
+            .append_to_chain(&key, |link| {
+                summary.chain = Some(link);
+                summary.to_json()
+            })
+            .await?;
+        if !created {
+            return Err(SinkError::Inconsistent {
+                location: self.archive.url().to_string(),
+                key,
+                reason: "a run summary with this id already exists".into(),
+            });
+        }
+        Ok(self.chain.clone())
+    }
+
+    /// The head of this writer's chain: the last record it wrote.
+    pub fn chain_head(&self) -> &ChainHead {
+        &self.chain
+    }
+
     /// Completes a commit interrupted by a crash: files of its write-ahead record that
     /// exist are committed and indexed, the others forgotten.
     async fn recover_write_ahead(&mut self, report: &mut RecoveryReport) -> Result<(), SinkError> {
@@ -681,9 +781,12 @@ impl ArchiveWriter {
             let existing: Option<CommitRecord> =
                 store_io::get_record(&self.archive, &record_key).await?;
             if existing.is_none() {
-                let record =
-                    CommitRecord::new(&commit_id, &write_ahead.run_id, true, files.clone());
-                store_io::create_json(&self.archive, &record_key, &record).await?;
+                let run_id = write_ahead.run_id.clone();
+                let recovered = files.clone();
+                self.append_to_chain(&record_key, |link| {
+                    CommitRecord::new(&commit_id, &run_id, true, recovered, link).to_json()
+                })
+                .await?;
             }
             let tables = &self.tables;
             self.index.apply_commit(

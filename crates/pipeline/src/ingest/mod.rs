@@ -108,8 +108,12 @@ impl Shared {
     }
 }
 
-/// Runs an ingest: archives the inputs' items, writes the run summary, and returns it.
-pub async fn run(options: IngestOptions, progress: Arc<Progress>) -> anyhow::Result<RunSummary> {
+/// Runs an ingest: archives the inputs' items, writes the run summary, and returns it with
+/// the head of the writer's chain of records.
+pub async fn run(
+    options: IngestOptions,
+    progress: Arc<Progress>,
+) -> anyhow::Result<(RunSummary, archive::records::ChainHead)> {
     let started = Utc::now();
     let run_id = run::new_run_id(Command::Ingest);
     let files = input::collect_files(&options.inputs).context("reading the inputs")?;
@@ -192,7 +196,7 @@ pub async fn run(options: IngestOptions, progress: Arc<Progress>) -> anyhow::Res
         move || job.run()
     })
     .await?;
-    let written = driver.finish().await.context("writing the archive")?;
+    let (written, mut writer) = driver.finish().await.context("writing the archive")?;
 
     let problems = std::mem::take(&mut *shared.problems.lock().unwrap_or_else(|p| p.into_inner()));
     let mut summary = RunSummary::new(&run_id, Command::Ingest, started);
@@ -203,8 +207,8 @@ pub async fn run(options: IngestOptions, progress: Arc<Progress>) -> anyhow::Res
     } else {
         Outcome::PartialFailure
     });
-    run::write_summary(&options.out, &mut summary).await?;
-    Ok(summary)
+    let head = run::write_summary(&mut writer, &mut summary).await?;
+    Ok((summary, head))
 }
 
 /// Runs a job per thread (each made by `make`), and reports the first that failed.

@@ -169,10 +169,18 @@ pub async fn discover(
                 .map(|u| PlannedScope::chats(u, since, run_started)),
         );
     }
+    // Listings of users' folders and teams' channels run side by side, as many as scopes
+    // do: a tenant of thousands of users would otherwise spend its first minutes here.
+    let listing_concurrency = options.concurrency.max(1);
     if sources.contains(&SourceKind::Mail) {
-        for user in &users {
+        let listed: Vec<_> = futures::stream::iter(&users)
+            .map(|user| async move { (user, ids(client.mail_folders(user)).await) })
+            .buffered(listing_concurrency)
+            .collect()
+            .await;
+        for (user, folders) in listed {
             let key = format!("mail/{user}");
-            match ids(client.mail_folders(user)).await {
+            match folders {
                 Ok(folders) => {
                     for folder in folders
                         .iter()
@@ -201,7 +209,12 @@ pub async fn discover(
             Err(e) => found.fail("teams", "teams of the tenant", e)?,
         }
         found.teams = teams.len();
-        for team in &teams {
+        let listed: Vec<_> = futures::stream::iter(&teams)
+            .map(|team| async move { (team, ids(client.channels(team)).await) })
+            .buffered(listing_concurrency)
+            .collect()
+            .await;
+        for (team, channels) in listed {
             let history = PlannedScope::team_history(team, since, run_started);
             // A team seen for the first time: its history covers every channel up to
             // this run, so its channels' delta rounds need only what changes from now
@@ -217,7 +230,7 @@ pub async fn discover(
             } else {
                 since
             };
-            match ids(client.channels(team)).await {
+            match channels {
                 Ok(channels) => {
                     found.scopes.push(history);
                     for channel in channels {

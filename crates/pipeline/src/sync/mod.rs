@@ -71,12 +71,13 @@ impl SyncOptions {
     }
 }
 
-/// Runs a sync: archives every scope, writes the run summary, and returns it.
+/// Runs a sync: archives every scope, writes the run summary, and returns it with the
+/// head of the writer's chain of records.
 pub async fn run(
     client: fetch::GraphClient,
     options: SyncOptions,
     progress: Arc<Progress>,
-) -> anyhow::Result<RunSummary> {
+) -> anyhow::Result<(RunSummary, archive::records::ChainHead)> {
     let started = Utc::now();
     let run_id = run::new_run_id(Command::Sync);
     let state =
@@ -142,7 +143,16 @@ pub async fn run(
     for report in &discovery.reports {
         progress.scope_finished(&report.outcome);
     }
-    let mut reports: Vec<ScopeReport> = futures::stream::iter(discovery.scopes)
+    // Scopes bound by a narrower limit start first: a team's history is paced at the
+    // team's 4 requests/s and a channel's at 1, so left to the end they would run alone
+    // at that pace while the app's budget sat idle.
+    let mut scopes = discovery.scopes;
+    scopes.sort_by_key(|planned| match planned.scope {
+        fetch::Scope::Team { .. } => 0,
+        fetch::Scope::Channel { .. } => 1,
+        fetch::Scope::UserChats { .. } | fetch::Scope::MailFolder { .. } => 2,
+    });
+    let mut reports: Vec<ScopeReport> = futures::stream::iter(scopes)
         .map(|planned| {
             let task = tokio::spawn(scope::run(Arc::clone(&ctx), planned.clone()));
             async move {
@@ -167,7 +177,7 @@ pub async fn run(
     drop(ctx);
     reports.extend(discovery.reports);
     let driver = Arc::into_inner(driver).context("a scope still holds the writer")?;
-    let written = driver.finish().await.context("writing the archive")?;
+    let (written, mut writer) = driver.finish().await.context("writing the archive")?;
 
     reports.sort_by(|a, b| a.key.cmp(&b.key));
     for report in &mut reports {
@@ -196,7 +206,7 @@ pub async fn run(
     } else {
         Outcome::PartialFailure
     });
-    run::write_summary(&options.out, &mut summary).await?;
+    let head = run::write_summary(&mut writer, &mut summary).await?;
     tracing::info!(
         run_id,
         outcome = ?summary.outcome,
@@ -210,5 +220,5 @@ pub async fn run(
         seconds = (summary.finished_at - started).num_milliseconds() as f64 / 1000.0,
         "sync finished"
     );
-    Ok(summary)
+    Ok((summary, head))
 }
