@@ -138,12 +138,12 @@ pub fn check(records: &[ChainedRecord]) -> ChainReport {
 }
 
 /// Whether a head printed earlier (by `sync`, `ingest` or `verify`) is still in its chain
-/// with everything up to it unaltered; the error says what differs.
-pub fn expect_head(
+/// with everything up to it unaltered: its link, or what differs.
+pub fn expect_head<'r>(
     report: &ChainReport,
-    records: &[ChainedRecord],
+    records: &'r [ChainedRecord],
     sha256: &str,
-) -> Result<(), String> {
+) -> Result<&'r ChainLink, String> {
     let wanted = sha256.trim().to_ascii_lowercase();
     let Some(record) = records.iter().find(|r| r.sha256 == wanted) else {
         return Err(format!(
@@ -167,7 +167,25 @@ pub fn expect_head(
             record.key
         ));
     }
-    Ok(())
+    Ok(link)
+}
+
+/// The records of a writer's chain after `sequence`, in order.
+pub fn after<'r>(
+    records: &'r [ChainedRecord],
+    writer: &str,
+    sequence: u64,
+) -> Vec<&'r ChainedRecord> {
+    let mut later: Vec<&ChainedRecord> = records
+        .iter()
+        .filter(|r| {
+            r.link
+                .as_ref()
+                .is_some_and(|l| l.writer == writer && l.sequence > sequence)
+        })
+        .collect();
+    later.sort_by_key(|r| r.link.as_ref().map(|l| l.sequence));
+    later
 }
 
 #[cfg(test)]

@@ -407,6 +407,13 @@ pub struct ExportArgs {
     /// instead of running it as a formula.
     #[arg(long)]
     pub csv_raw: bool,
+
+    /// Also export rows of archive files that no commit record or run summary lists. By
+    /// default such files are not read, each is named, and the exit code is 4: anyone
+    /// who can write the bucket could have put them there. Files whose SHA-256 differs
+    /// from their record are never exported.
+    #[arg(long)]
+    pub allow_unrecorded: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -421,8 +428,15 @@ pub struct VerifyArgs {
 
     /// A chain head (the SHA-256 that `sync`, `ingest` or `verify` printed on its `chain
     /// <writer> <sequence> <sha256>` line, kept outside the archive). Exit code 4 unless
-    /// that record is still in its writer's chain with every record up to it unaltered.
-    /// Repeatable, one per writer.
+    /// that record is still in its writer's chain with every record up to it unaltered,
+    /// and (without --allow-later-records) no record follows it. Repeatable, one per
+    /// writer.
     #[arg(long = "expect-head", value_name = "SHA256", requires = "archive")]
     pub expect_heads: Vec<String>,
+
+    /// Records after an expected head are fine: an older head is being checked. Without
+    /// it, each is reported, since it was written by a run whose head was not recorded,
+    /// or forged.
+    #[arg(long, requires = "expect_heads")]
+    pub allow_later_records: bool,
 }

@@ -44,6 +44,7 @@ pub async fn run(args: ExportArgs, display: Display) -> anyhow::Result<Outcome> 
     let mut request = export::ExportRequest::new(&args.archive, &args.out, formats, selection);
     request.memory_budget_bytes = args.memory_budget_mib.max(1) * 1024 * 1024;
     request.csv_raw = args.csv_raw;
+    request.allow_unrecorded = args.allow_unrecorded;
     tracing::info!(archive = %args.archive, out = %args.out.display(), formats = ?args.formats, "export started");
     let spinner = display.spinner("export");
     spinner.set_message(format!("reading {}", args.archive));
@@ -73,13 +74,18 @@ pub async fn run(args: ExportArgs, display: Display) -> anyhow::Result<Outcome> 
         report.manifest.display()
     );
     for path in &report.altered_files {
-        outln!("  altered archive file: {path} (its SHA-256 differs from the archive's record)");
-    }
-    if !report.unrecorded_files.is_empty() {
         outln!(
-            "  {} archive files read are in no commit record or run summary (listed in the manifest)",
-            report.unrecorded_files.len()
+            "  altered archive file, not exported: {path} (its SHA-256 differs from the archive's record)"
         );
+    }
+    for path in &report.unrecorded_files {
+        if args.allow_unrecorded {
+            outln!("  unrecorded archive file, exported as --allow-unrecorded asks: {path}");
+        } else {
+            outln!(
+                "  unrecorded archive file, not exported: {path} (no commit record or run summary lists it)"
+            );
+        }
     }
     for error in report.errors.iter().take(20) {
         outln!("  error: {error}");
@@ -90,7 +96,8 @@ pub async fn run(args: ExportArgs, display: Display) -> anyhow::Result<Outcome> 
             totals.errors - 20
         );
     }
-    Ok(if !report.altered_files.is_empty() {
+    let refused_unrecorded = !args.allow_unrecorded && !report.unrecorded_files.is_empty();
+    Ok(if !report.altered_files.is_empty() || refused_unrecorded {
         Outcome::Mismatch
     } else if totals.errors > 0 {
         Outcome::PartialFailure

@@ -23,9 +23,15 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
     }
     let mut clean = true;
     if let Some(archive) = &args.archive {
-        let report = export::verify_archive(archive, &args.expect_heads)
-            .await
-            .with_context(|| format!("verifying the archive {archive}"))?;
+        let report = export::verify_archive(
+            archive,
+            &export::ExpectedHeads {
+                heads: args.expect_heads.clone(),
+                allow_later_records: args.allow_later_records,
+            },
+        )
+        .await
+        .with_context(|| format!("verifying the archive {archive}"))?;
         for head in &report.chain_heads {
             outln!("chain {} {} {}", head.writer, head.sequence, head.sha256);
         }

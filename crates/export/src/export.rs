@@ -56,6 +56,9 @@ pub struct ExportRequest {
     /// CSV cells exactly as archived, without neutralising those a spreadsheet would run
     /// as formulas (see [`Format::Csv`]).
     pub csv_raw: bool,
+    /// Export rows of archive files that no commit record or run summary lists too. Off,
+    /// such files are not read: whoever can write the bucket could have put them there.
+    pub allow_unrecorded: bool,
 }
 
 impl ExportRequest {
@@ -69,6 +72,7 @@ impl ExportRequest {
             memory_budget_bytes: 256 * 1024 * 1024,
             generator: format!("teams-archiver {}", env!("CARGO_PKG_VERSION")),
             csv_raw: false,
+            allow_unrecorded: false,
         }
     }
 }
@@ -119,6 +123,7 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
         altered: Vec::new(),
         unrecorded: Vec::new(),
         problems: Vec::new(),
+        allow_unrecorded: request.allow_unrecorded,
     };
     let (recorded, record_problems) = reader.archive.recorded_files().await?;
     reader.recorded = recorded.into_iter().collect();
@@ -305,6 +310,7 @@ struct Reader {
     altered: Vec<String>,
     unrecorded: Vec<String>,
     problems: Vec<String>,
+    allow_unrecorded: bool,
 }
 
 impl Reader {
@@ -313,6 +319,9 @@ impl Reader {
     /// A file that cannot be decoded (damaged, or not the shape of its table) is named
     /// among the problems and the export goes on: the rows read before the damage are
     /// exported, the rest of that file cannot be. Storage errors stop the export.
+    ///
+    /// A file whose SHA-256 differs from its record is not read, nor (unless allowed) one
+    /// that no record lists: its rows are not what the archive committed.
     async fn read_file(
         &mut self,
         file: &ArchiveFile,
@@ -320,31 +329,49 @@ impl Reader {
         mut each: impl FnMut(&arrow::record_batch::RecordBatch, u64) -> Result<(), String>,
     ) -> Result<(), ExportError> {
         let sha256 = self.archive.sha256(file).await?;
-        let mut rows = 0u64;
-        let mut damage = None;
-        match self.archive.batches(file, columns).await {
-            Ok(mut batches) => loop {
-                match batches.try_next().await {
-                    Ok(Some(batch)) => {
-                        if let Err(reason) = each(&batch, rows) {
-                            damage = Some(reason);
-                            break;
-                        }
-                        rows += batch.num_rows() as u64;
-                    }
-                    Ok(None) => break,
-                    Err(e @ ExportError::Store { .. }) => return Err(e),
-                    Err(e) => {
-                        damage = Some(e.chain());
-                        break;
-                    }
-                }
-            },
-            Err(e @ ExportError::Store { .. }) => return Err(e),
-            Err(e) => damage = Some(e.chain()),
-        }
         let recorded = self.recorded.get(&file.path);
         let check = reader::check_against(recorded, &sha256);
+        let refused = match check {
+            FileCheck::Match => None,
+            FileCheck::Mismatch => {
+                Some("not exported: its SHA-256 differs from the archive's record".to_string())
+            }
+            FileCheck::Unrecorded if self.allow_unrecorded => None,
+            FileCheck::Unrecorded => Some(
+                "not exported: no commit record or run summary lists it (--allow-unrecorded exports it)"
+                    .to_string(),
+            ),
+        };
+        let mut rows = 0u64;
+        let mut damage = None;
+        let batches = match &refused {
+            Some(_) => None,
+            None => Some(self.archive.batches(file, columns).await),
+        };
+        match batches {
+            None => {}
+            Some(batches) => match batches {
+                Ok(mut batches) => loop {
+                    match batches.try_next().await {
+                        Ok(Some(batch)) => {
+                            if let Err(reason) = each(&batch, rows) {
+                                damage = Some(reason);
+                                break;
+                            }
+                            rows += batch.num_rows() as u64;
+                        }
+                        Ok(None) => break,
+                        Err(e @ ExportError::Store { .. }) => return Err(e),
+                        Err(e) => {
+                            damage = Some(e.chain());
+                            break;
+                        }
+                    }
+                },
+                Err(e @ ExportError::Store { .. }) => return Err(e),
+                Err(e) => damage = Some(e.chain()),
+            },
+        }
         match check {
             FileCheck::Mismatch => self.altered.push(file.path.clone()),
             FileCheck::Unrecorded => self.unrecorded.push(file.path.clone()),
@@ -356,6 +383,9 @@ impl Reader {
                 file.path
             ));
         }
+        if let Some(reason) = &refused {
+            self.problems.push(format!("{}: {reason}", file.path));
+        }
         self.files.push(&ArchiveFileRead {
             path: file.path.clone(),
             table: file.table.clone(),
@@ -365,7 +395,7 @@ impl Reader {
             rows,
             recorded_sha256: recorded.map(|r| r.sha256.clone()),
             check,
-            error: damage,
+            error: damage.or(refused),
         })
     }
 

@@ -39,4 +39,6 @@ pub use manifest::{ExportManifest, MANIFEST_FILE, SelectionRecord, Totals};
 pub use output::{OutputCounts, OutputEntry};
 pub use reader::ArchiveFileRead;
 pub use selection::{Format, Selection};
-pub use verify::{Problem, ProblemKind, VerifyReport, verify_archive, verify_export};
+pub use verify::{
+    ExpectedHeads, Problem, ProblemKind, VerifyReport, verify_archive, verify_export,
+};

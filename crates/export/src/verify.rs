@@ -109,11 +109,22 @@ impl VerifyReport {
     }
 }
 
+/// The chain heads a verification holds the archive to.
+#[derive(Debug, Clone, Default)]
+pub struct ExpectedHeads {
+    /// SHA-256 of records (as `sync` printed them) that must still be in their chains with
+    /// every record before them unaltered.
+    pub heads: Vec<String>,
+    /// Records after an expected head are fine (an older head is being checked); without
+    /// this, each is a problem: written by a run whose head was not recorded, or forged.
+    pub allow_later_records: bool,
+}
+
 /// Checks an archive against its commit records and run summaries, their chains, and the
-/// chain heads (SHA-256 of a record, as `sync` printed them) that must still be in them.
+/// chain heads that must still be in them.
 pub async fn verify_archive(
     location: &str,
-    expected_heads: &[String],
+    expected: &ExpectedHeads,
 ) -> Result<VerifyReport, ExportError> {
     let archive = Archive::open(location)?;
     let mut report = VerifyReport::default();
@@ -126,17 +137,41 @@ pub async fn verify_archive(
     for (key, detail) in &chains.problems {
         report.problem(ProblemKind::BrokenChain, key, detail.clone());
     }
-    for head in expected_heads {
-        if let Err(detail) = archive::chain::expect_head(&chains, &records.chained, head) {
-            report.problem(ProblemKind::UnexpectedHead, head, detail);
+    for head in &expected.heads {
+        match archive::chain::expect_head(&chains, &records.chained, head) {
+            Err(detail) => report.problem(ProblemKind::UnexpectedHead, head, detail),
+            Ok(_) if expected.allow_later_records => {}
+            Ok(link) => {
+                for later in archive::chain::after(&records.chained, &link.writer, link.sequence) {
+                    let sequence = later.link.as_ref().map_or(0, |l| l.sequence);
+                    report.problem(
+                        ProblemKind::UnexpectedHead,
+                        &later.key,
+                        format!(
+                            "record {sequence} of chain {} comes after the expected head {head}: written by a run whose head was not recorded, or forged",
+                            link.writer
+                        ),
+                    );
+                }
+            }
         }
     }
     report.chain_heads = chains.heads;
     let recorded = records.files;
 
-    let present: BTreeMap<String, u64> = archive
-        .all_objects()
-        .await?
+    let all = archive.all_objects().await?;
+    for (key, bytes) in all.iter().filter(|(key, _)| key.starts_with("_archive/")) {
+        let known = archive::layout::commit_id_of(key).is_some()
+            || archive::layout::run_id_of(key).is_some();
+        if !known {
+            report.problem(
+                ProblemKind::ExtraFile,
+                key,
+                format!("{bytes} bytes under _archive/ that are neither a commit record nor a run summary"),
+            );
+        }
+    }
+    let present: BTreeMap<String, u64> = all
         .into_iter()
         .filter(|(key, _)| !key.starts_with("_archive/"))
         .collect();

@@ -67,16 +67,30 @@ fn archive(dir: &Path) {
         .to_string(),
     );
     write_archive(dir, &input);
-    // A run summary listing the files, as `sync` and `ingest` leave one.
-    let commits: Vec<CommitRecord> = targets(dir)
+    // A run summary listing the files, as `sync` and `ingest` leave one, chained after
+    // the last commit record.
+    let commits: Vec<(CommitRecord, Vec<u8>)> = targets(dir)
         .iter()
         .filter(|p| p.starts_with(dir.join("_archive/commits")))
-        .map(|p| CommitRecord::from_json(&std::fs::read(p).unwrap()).unwrap())
+        .map(|p| {
+            let bytes = std::fs::read(p).unwrap();
+            (CommitRecord::from_json(&bytes).unwrap(), bytes)
+        })
         .collect();
     let mut summary = RunSummary::new("test-run", Command::Ingest, chrono::Utc::now());
-    for commit in &commits {
+    for (commit, _) in &commits {
         summary.totals.add_files(&commit.files);
     }
+    let (last, bytes) = commits
+        .iter()
+        .max_by_key(|(c, _)| c.chain.as_ref().map(|l| l.sequence))
+        .expect("a commit");
+    let link = last.chain.clone().expect("chained");
+    summary.chain = Some(archive::records::ChainLink {
+        writer: link.writer,
+        sequence: link.sequence + 1,
+        previous_sha256: Some(archive::records::record_sha256(bytes)),
+    });
     std::fs::create_dir_all(dir.join("_archive/runs")).unwrap();
     std::fs::write(dir.join("_archive/runs/test-run.json"), summary.to_json()).unwrap();
 }
@@ -185,7 +199,7 @@ fn damaged_files_and_records_are_named_and_nothing_panics() {
         .build()
         .unwrap();
     let clean = runtime
-        .block_on(export::verify_archive(&archive_url, &[]))
+        .block_on(export::verify_archive(&archive_url, &Default::default()))
         .unwrap();
     assert!(clean.is_clean(), "{:?}", clean.problems);
 
@@ -217,7 +231,7 @@ fn damaged_files_and_records_are_named_and_nothing_panics() {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             runtime.block_on(async {
                 // verify: runs to the end and names a changed data file.
-                let report = export::verify_archive(&archive_url, &[])
+                let report = export::verify_archive(&archive_url, &Default::default())
                     .await
                     .unwrap_or_else(|e| panic!("verify failed to run ({e}); {replay}"));
                 if is_data {

@@ -32,7 +32,7 @@ fn archive_with_messages(dir: &Path) {
 fn verify(dir: &Path) -> export::VerifyReport {
     tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(verify_archive(dir.to_str().unwrap(), &[]))
+        .block_on(verify_archive(dir.to_str().unwrap(), &Default::default()))
         .expect("verify runs")
 }
 

@@ -167,7 +167,7 @@ async fn a_mailbox_gets_at_most_its_concurrency() {
     let scopes: Vec<Scope> = directory
         .mail_folders
         .iter()
-        .filter(|f| f.user_id == user)
+        .filter(|f| f.user_id == user && f.listed)
         .map(|f| Scope::MailFolder {
             user_id: user.clone(),
             folder_id: f.id.clone(),

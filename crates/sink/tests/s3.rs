@@ -132,7 +132,7 @@ async fn writes_partitioned_parquet_to_s3_and_reads_it_back() {
     );
     assert_eq!(
         keys(&s3_location(&state_url)).await,
-        vec!["checkpoints/chats~2Fuser~2F1.json"]
+        vec!["chain.json", "checkpoints/chats~2Fuser~2F1.json"]
     );
     assert!(!String::from_utf8_lossy(&get(&archive, records[0]).await).contains("token"));
 }
