@@ -3,7 +3,9 @@
 use sha2::{Digest, Sha256};
 
 /// A chat, a channel, or (for items that name neither) no known conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum ConversationKey {
     Chat { chat_id: String },
     Channel { team_id: String, channel_id: String },

@@ -13,7 +13,6 @@
 //! summaries and every row's `raw_sha256` against its `raw_json`; [`verify_export`]
 //! checks an export against its manifest. Each mismatch is named.
 
-mod codec;
 mod columns;
 mod conversation;
 mod directory;

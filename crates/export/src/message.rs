@@ -3,16 +3,29 @@
 
 use std::cmp::Ordering;
 
-use crate::codec::{Decoder, Encoder};
 use crate::conversation::ConversationKey;
 use crate::error::ExportError;
 use crate::rows::VersionRow;
 use crate::sort::Spill;
 
 /// All archived versions of one message (never empty), oldest first.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "Vec<VersionRow>", into = "Vec<VersionRow>")]
 pub struct Message {
     versions: Vec<VersionRow>,
+}
+
+impl TryFrom<Vec<VersionRow>> for Message {
+    type Error = &'static str;
+    fn try_from(versions: Vec<VersionRow>) -> Result<Self, Self::Error> {
+        Message::new(versions).ok_or("a spilled message has no versions")
+    }
+}
+
+impl From<Message> for Vec<VersionRow> {
+    fn from(message: Message) -> Self {
+        message.versions
+    }
 }
 
 impl Message {
@@ -115,24 +128,6 @@ impl PartialOrd for Message {
 }
 
 impl Spill for Message {
-    fn encode(&self, out: &mut Vec<u8>) {
-        let mut e = Encoder(out);
-        e.u64(self.versions.len() as u64);
-        for version in &self.versions {
-            version.encode_into(&mut e);
-        }
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let mut d = Decoder(bytes);
-        let count = d.u64()?;
-        let mut versions = Vec::new();
-        for _ in 0..count {
-            versions.push(VersionRow::decode_from(&mut d)?);
-        }
-        Message::new(versions).ok_or_else(|| "a spilled message has no versions".to_string())
-    }
-
     fn memory_size(&self) -> usize {
         std::mem::size_of::<Message>()
             + self
@@ -233,9 +228,13 @@ mod tests {
         let keys: Vec<&str> = messages.iter().map(Message::key).collect();
         assert_eq!(keys, vec!["100", "200", "150"]);
 
-        let mut bytes = Vec::new();
-        messages[1].encode(&mut bytes);
-        assert_eq!(Message::decode(&bytes).unwrap(), messages[1]);
+        let bytes = postcard::to_stdvec(&messages[1]).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<Message>(&bytes).unwrap(),
+            messages[1]
+        );
+        let empty = postcard::to_stdvec(&Vec::<VersionRow>::new()).unwrap();
+        assert!(postcard::from_bytes::<Message>(&empty).is_err());
     }
 
     #[test]

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 
-use crate::codec::{Decoder, Encoder};
 use crate::columns::{Strings, Times};
 use crate::conversation::ConversationKey;
 use crate::sort::Spill;
@@ -40,7 +39,7 @@ pub(crate) const CHAT_COLUMNS: &[&str] = &[
 ];
 
 /// One row of `chat_messages`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VersionRow {
     pub conversation: ConversationKey,
     pub id: Option<String>,
@@ -161,125 +160,6 @@ impl VersionRow {
         )
     }
 
-    pub(crate) fn encode_into(&self, e: &mut Encoder<'_>) {
-        match &self.conversation {
-            ConversationKey::Chat { chat_id } => {
-                e.u8(0);
-                e.str(chat_id);
-            }
-            ConversationKey::Channel {
-                team_id,
-                channel_id,
-            } => {
-                e.u8(1);
-                e.str(team_id);
-                e.str(channel_id);
-            }
-            ConversationKey::Unknown => e.u8(2),
-        }
-        for value in [
-            &self.id,
-            &self.reply_to_id,
-            &self.message_type,
-            &self.body_content_type,
-            &self.body_content,
-            &self.body_text,
-            &self.subject,
-            &self.importance,
-            &self.from_user_id,
-            &self.from_user_display_name,
-            &self.from_application_id,
-            &self.from_application_display_name,
-            &self.source,
-            &self.run_id,
-        ] {
-            e.opt_str(value.as_deref());
-        }
-        for value in [
-            self.created_us,
-            self.last_modified_us,
-            self.last_edited_us,
-            self.deleted_us,
-            self.fetched_at_us,
-        ] {
-            e.opt_i64(value);
-        }
-        e.str(&self.raw_json);
-        e.str(&self.raw_sha256);
-        e.str(&self.archive_file);
-        e.u64(self.row_in_file);
-        e.u64(self.custodians.len() as u64);
-        for custodian in &self.custodians {
-            e.str(custodian);
-        }
-    }
-
-    pub(crate) fn decode_from(d: &mut Decoder<'_>) -> Result<VersionRow, String> {
-        let conversation = match d.u8()? {
-            0 => ConversationKey::Chat { chat_id: d.str()? },
-            1 => ConversationKey::Channel {
-                team_id: d.str()?,
-                channel_id: d.str()?,
-            },
-            _ => ConversationKey::Unknown,
-        };
-        let id = d.opt_str()?;
-        let reply_to_id = d.opt_str()?;
-        let message_type = d.opt_str()?;
-        let body_content_type = d.opt_str()?;
-        let body_content = d.opt_str()?;
-        let body_text = d.opt_str()?;
-        let subject = d.opt_str()?;
-        let importance = d.opt_str()?;
-        let from_user_id = d.opt_str()?;
-        let from_user_display_name = d.opt_str()?;
-        let from_application_id = d.opt_str()?;
-        let from_application_display_name = d.opt_str()?;
-        let source = d.opt_str()?;
-        let run_id = d.opt_str()?;
-        let created_us = d.opt_i64()?;
-        let last_modified_us = d.opt_i64()?;
-        let last_edited_us = d.opt_i64()?;
-        let deleted_us = d.opt_i64()?;
-        let fetched_at_us = d.opt_i64()?;
-        let raw_json = d.str()?;
-        let raw_sha256 = d.str()?;
-        let archive_file: Arc<str> = d.str()?.into();
-        let row_in_file = d.u64()?;
-        let custodian_count = d.u64()?;
-        let mut custodians = Vec::new();
-        for _ in 0..custodian_count {
-            custodians.push(d.str()?);
-        }
-        Ok(VersionRow {
-            conversation,
-            id,
-            reply_to_id,
-            message_type,
-            created_us,
-            last_modified_us,
-            last_edited_us,
-            deleted_us,
-            body_content_type,
-            body_content,
-            body_text,
-            subject,
-            importance,
-            from_user_id,
-            from_user_display_name,
-            from_application_id,
-            from_application_display_name,
-            raw_json,
-            raw_sha256,
-            source,
-            fetched_at_us,
-            run_id,
-            archive_file,
-            row_in_file,
-            custodians,
-        })
-    }
-
     pub(crate) fn heap_size(&self) -> usize {
         let strings = [
             &self.id,
@@ -339,14 +219,6 @@ impl PartialOrd for VersionRow {
 }
 
 impl Spill for VersionRow {
-    fn encode(&self, out: &mut Vec<u8>) {
-        self.encode_into(&mut Encoder(out));
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self, String> {
-        VersionRow::decode_from(&mut Decoder(bytes))
-    }
-
     fn memory_size(&self) -> usize {
         self.heap_size()
     }
@@ -396,10 +268,9 @@ pub(crate) mod tests {
             channel_id: "c".into(),
         };
         row.deleted_us = Some(-3);
-        let mut bytes = Vec::new();
-        row.encode(&mut bytes);
-        assert_eq!(VersionRow::decode(&bytes).unwrap(), row);
-        assert!(VersionRow::decode(&bytes[..bytes.len() - 1]).is_err());
+        let bytes = postcard::to_stdvec(&row).unwrap();
+        assert_eq!(postcard::from_bytes::<VersionRow>(&bytes).unwrap(), row);
+        assert!(postcard::from_bytes::<VersionRow>(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use crate::error::ExportError;
 
 /// A row that can be sorted out of core.
-pub(crate) trait Spill: Sized + Ord {
-    fn encode(&self, out: &mut Vec<u8>);
-    fn decode(bytes: &[u8]) -> Result<Self, String>;
+pub(crate) trait Spill:
+    Sized + Ord + serde::Serialize + serde::de::DeserializeOwned
+{
     /// Roughly the memory the row holds (inline and on the heap), for the budget.
     fn memory_size(&self) -> usize;
 }
@@ -67,7 +67,11 @@ impl<T: Spill> ExternalSorter<T> {
         let mut record = Vec::new();
         for row in self.buffer.drain(..) {
             record.clear();
-            row.encode(&mut record);
+            record = postcard::to_extend(&row, record).map_err(|e| ExportError::Document {
+                what: "spill file",
+                path: path.clone(),
+                reason: format!("a row could not be encoded: {e}"),
+            })?;
             out.write_all(&(record.len() as u64).to_le_bytes())
                 .and_then(|()| out.write_all(&record))
                 .map_err(ExportError::io("write spill file", &path))?;
@@ -138,8 +142,9 @@ impl Run {
         self.reader
             .read_exact(&mut self.scratch)
             .map_err(ExportError::io("read spill file", &self.path))?;
-        T::decode(&self.scratch)
+        postcard::from_bytes::<T>(&self.scratch)
             .map(Some)
+            .map_err(|e| e.to_string())
             .map_err(|reason| ExportError::Document {
                 what: "spill file",
                 path: self.path.clone(),
@@ -209,21 +214,11 @@ impl<T: Spill> Iterator for Sorted<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Decoder, Encoder};
 
-    #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+    #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
     struct Item(String, u64);
 
     impl Spill for Item {
-        fn encode(&self, out: &mut Vec<u8>) {
-            let mut e = Encoder(out);
-            e.str(&self.0);
-            e.u64(self.1);
-        }
-        fn decode(bytes: &[u8]) -> Result<Self, String> {
-            let mut d = Decoder(bytes);
-            Ok(Item(d.str()?, d.u64()?))
-        }
         fn memory_size(&self) -> usize {
             self.0.len() + 32
         }
