@@ -25,6 +25,10 @@ echo "==> release build"
 cargo build --release --quiet -p teams-archiver -p graph-sim
 bin=$CARGO_TARGET_DIR/release
 work=$root/target/bench-sync
+# The budget the run is given (sync's default unless SYNC_ARGS sets one), printed beside
+# its peak memory.
+budget=$(printf '%s\n' "${SYNC_ARGS:-}" | sed -n 's/.*--memory-budget-mib[ =]\([0-9]*\).*/\1/p')
+budget=${budget:-256}
 rm -rf "$work" && mkdir -p "$work"
 
 run_case() {
@@ -53,9 +57,10 @@ run_case() {
     --graph-url "$(get graphUrl)" --login-url "$(get loginUrl)" --allow-insecure-http --out "$dir/archive" ${SYNC_ARGS:-})
   curl -fsS "${admin}stats" >"$dir/stats.json"
 
-  "$py" - "$run" "$dir/stats.json" "$limit" <<'PY'
+  "$py" - "$run" "$dir/stats.json" "$limit" "$budget" <<'PY'
 import json, sys
 run, stats, limit = json.loads(sys.argv[1]), json.load(open(sys.argv[2])), float(sys.argv[3])
+budget = int(sys.argv[4])
 requests = sum(r["count"] for r in stats["requests"] if r["endpoint"] != "token")
 ideal = requests / limit
 seconds = run["seconds"]
@@ -63,7 +68,7 @@ ratio = seconds / ideal
 print(run["stdout"].splitlines()[0])
 print(f"requests: {requests} Graph calls, {stats['throttled']} answered 429 by the limit")
 print(f"elapsed: {seconds:.1f} s, ideal {ideal:.1f} s (requests / {limit:.0f} per s): {ratio:.2f}x (goal <= 1.25) -> {'PASS' if ratio <= 1.25 else 'FAIL'}")
-print(f"peak memory: {run['peak_rss_mib']:.0f} MiB")
+print(f"peak memory: {run['peak_rss_mib']:.0f} MiB against a --memory-budget-mib of {budget} ({run['peak_rss_mib'] - budget:+.0f} MiB)")
 PY
   kill $sim_pid 2>/dev/null || true
 }
