@@ -1355,26 +1355,8 @@ fn channel_messages_page(ctx: &mut Ctx<'_>, channel: usize) -> Result<PageOut, A
             "The simulator does not serve $expand=replies; list replies per message.",
         ));
     }
-    let position = ctx.position(false, |q| Ok(Position::fresh(0, parse_top(q, 20, 50)?, 0)))?;
     let store = ctx.store;
-    let keep = |idx: usize| store.messages[idx].version_at(position.w).is_some();
-    let size = ctx.page_size(position.p);
-    let (items, cursor, more) = ctx.select(
-        store.channels[channel].roots.iter().copied(),
-        keep,
-        &position,
-        size,
-        false,
-    );
-    let bytes: Vec<Bytes> = items
-        .iter()
-        .filter_map(|&i| {
-            store.messages[i]
-                .version_at(position.w)
-                .map(|v| v.json.clone())
-        })
-        .collect();
-    let (next, _) = ctx.links(&position, cursor, more, false);
+    let (bytes, next) = message_list(ctx, &store.channels[channel].roots)?;
     let c = &store.channels[channel];
     let context = format!(
         "teams('{}')/channels('{}')/messages",
@@ -1441,18 +1423,17 @@ fn channel_delta_page(ctx: &mut Ctx<'_>, channel: usize) -> Result<PageOut, ApiE
     })
 }
 
-fn replies_page(ctx: &mut Ctx<'_>, root: usize) -> Result<PageOut, ApiError> {
+/// One page of a message listing (roots or replies, as they were when it began), 20 a
+/// page by default and at most 50: the items and the nextLink to the rest.
+fn message_list(
+    ctx: &mut Ctx<'_>,
+    messages: &[usize],
+) -> Result<(Vec<Bytes>, Option<String>), ApiError> {
     let position = ctx.position(false, |q| Ok(Position::fresh(0, parse_top(q, 20, 50)?, 0)))?;
     let store = ctx.store;
     let keep = |idx: usize| store.messages[idx].version_at(position.w).is_some();
     let size = ctx.page_size(position.p);
-    let (items, cursor, more) = ctx.select(
-        store.messages[root].replies.iter().copied(),
-        keep,
-        &position,
-        size,
-        false,
-    );
+    let (items, cursor, more) = ctx.select(messages.iter().copied(), keep, &position, size, false);
     let bytes: Vec<Bytes> = items
         .iter()
         .filter_map(|&i| {
@@ -1462,6 +1443,12 @@ fn replies_page(ctx: &mut Ctx<'_>, root: usize) -> Result<PageOut, ApiError> {
         })
         .collect();
     let (next, _) = ctx.links(&position, cursor, more, false);
+    Ok((bytes, next))
+}
+
+fn replies_page(ctx: &mut Ctx<'_>, root: usize) -> Result<PageOut, ApiError> {
+    let store = ctx.store;
+    let (bytes, next) = message_list(ctx, &store.messages[root].replies)?;
     let Endpoint::Replies {
         team,
         channel,
