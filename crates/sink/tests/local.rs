@@ -597,3 +597,78 @@ async fn the_writer_runs_inside_spawned_tasks_on_a_multi_threaded_runtime() {
     assert_eq!((report.files.len(), report.rows), (5, 500));
     assert_eq!(parquet_files(&archive, TABLE).len(), 5);
 }
+
+/// The chain of records survives a stop at any point of writing a record: a record marked
+/// pending that is there moves the head when the writer opens again; one that never got
+/// written is dropped, and the next record links to the last one that exists.
+#[tokio::test]
+async fn the_chain_survives_a_stop_while_a_record_is_written() {
+    use archive::records::{ChainHead, PendingRecord, Record, RunSummary, record_sha256};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (archive, state) = (dir.path().join("out"), dir.path().join("state"));
+    let mut writer = open(&archive, &state).await;
+    writer
+        .append(TABLE, &batch(&messages("c", 10, 1, 50)))
+        .unwrap();
+    let report = writer.commit(vec![]).await.unwrap();
+    let commit_key = format!(
+        "_archive/commits/{}.json",
+        report.commit_id.clone().unwrap()
+    );
+    let commit_bytes = std::fs::read(archive.join(&commit_key)).unwrap();
+    let commit = CommitRecord::from_json(&commit_bytes).unwrap();
+    let link = commit.chain.clone().expect("a chained commit record");
+    assert_eq!((link.sequence, link.previous_sha256.as_deref()), (1, None));
+    let head = writer.chain_head().clone();
+    assert_eq!(head.sequence, 1);
+    assert_eq!(
+        head.sha256.as_deref(),
+        Some(record_sha256(&commit_bytes).as_str())
+    );
+    drop(writer);
+
+    // Stopped after the commit record was written, before the head moved.
+    let chain_path = state.join("chain.json");
+    let mut stopped = ChainHead::new(&head.writer);
+    stopped.pending = Some(PendingRecord {
+        key: commit_key.clone(),
+        link: link.clone(),
+        sha256: record_sha256(&commit_bytes),
+    });
+    std::fs::write(&chain_path, stopped.to_json()).unwrap();
+    let writer = open(&archive, &state).await;
+    assert_eq!(
+        writer.chain_head(),
+        &head,
+        "the written record moved the head"
+    );
+    drop(writer);
+
+    // Stopped before the record was written: the pending mark goes, the head stays.
+    let mut stopped = head.clone();
+    stopped.pending = Some(PendingRecord {
+        key: "_archive/runs/never-written.json".into(),
+        link: head.next_link(),
+        sha256: "00".repeat(32),
+    });
+    std::fs::write(&chain_path, stopped.to_json()).unwrap();
+    let mut writer = open(&archive, &state).await;
+    assert_eq!(writer.chain_head(), &head);
+
+    let mut summary = RunSummary::new(
+        "next-run",
+        archive::records::Command::Sync,
+        chrono::Utc::now(),
+    );
+    let after = writer.write_run_summary(&mut summary).await.unwrap();
+    let summary_bytes = std::fs::read(archive.join("_archive/runs/next-run.json")).unwrap();
+    let written = RunSummary::from_json(&summary_bytes).unwrap();
+    let summary_link = written.chain.expect("a chained summary");
+    assert_eq!(summary_link.sequence, 2);
+    assert_eq!(summary_link.previous_sha256, head.sha256);
+    assert_eq!(after.sha256, Some(record_sha256(&summary_bytes)));
+    let saved = ChainHead::from_json(&std::fs::read(&chain_path).unwrap()).unwrap();
+    assert_eq!(saved, after);
+    assert!(saved.pending.is_none());
+}
