@@ -17,9 +17,11 @@ fn sha(raw: &str) -> [u8; 32] {
 #[test]
 fn same_json_value_hashes_the_same() {
     let a = r#"{"id":"1","body":{"content":"caf\u00e9 \"x\"","contentType":"text"},"n":[1,2.50,-3e2],"t":true}"#;
-    let b = "{ \"t\" : true,\n \"n\": [ 1, 2.50, -3e2 ],\t\"body\":{\"contentType\":\"text\",\"content\":\"café \\\"x\\\"\"},\"id\":\"\\u0031\"}";
+    let b = "{ \"t\" : true,\n \"n\": [ 1.0, 2.5, -300 ],\t\"body\":{\"contentType\":\"text\",\"content\":\"café \\\"x\\\"\"},\"id\":\"\\u0031\"}";
     assert_eq!(sha(a), sha(b));
     assert_eq!(sha(r#""\/""#), sha(r#""/""#));
+    // RFC 8785 prints numbers as ECMAScript does: one value, one spelling.
+    assert_eq!(sha("[1e2, 0.5, -0]"), sha("[100, 5E-1, 0]"));
 }
 
 #[test]
@@ -31,7 +33,7 @@ fn any_changed_value_hashes_differently() {
         r#"{"id":"1","n":[1,2],"s":"a ","t":true,"z":null}"#,
         r#"{"id":"1","n":[1,2],"s":"a","t":false,"z":null}"#,
         r#"{"id":"1","n":[1,2],"s":"a","t":true}"#,
-        r#"{"id":"1","n":[1,2.0],"s":"a","t":true,"z":null}"#,
+        r#"{"id":"1","n":[1,2.5],"s":"a","t":true,"z":null}"#,
         r#"{"id":"1","n":[1,2],"s":"a","t":true,"z":""}"#,
         r#"{"id":"1","n":[1,[2]],"s":"a","t":true,"z":null}"#,
     ];
@@ -259,7 +261,10 @@ fn objects_without_a_usable_id_are_rows_with_a_null_id_and_a_recorded_problem() 
     let id = m.column_by_name("id").unwrap();
     let custodian_id = batches.custodians.column_by_name("id").unwrap();
     let raw_json = m.column_by_name("raw_json").unwrap().as_string::<i32>();
-    let sha = m.column_by_name("raw_sha256").unwrap().as_string::<i32>();
+    let sha = m
+        .column_by_name("content_sha256")
+        .unwrap()
+        .as_string::<i32>();
     let date = m
         .column_by_name("date")
         .unwrap()
@@ -358,7 +363,7 @@ fn custodian_rows_follow_the_message_rows() {
         "19:c@thread.v2"
     );
     let sha = c
-        .column_by_name("raw_sha256")
+        .column_by_name("content_sha256")
         .unwrap()
         .as_string::<i32>()
         .value(0);
@@ -366,7 +371,7 @@ fn custodian_rows_follow_the_message_rows() {
         sha,
         batches
             .messages
-            .column_by_name("raw_sha256")
+            .column_by_name("content_sha256")
             .unwrap()
             .as_string::<i32>()
             .value(0)
