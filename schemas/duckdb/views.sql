@@ -10,60 +10,60 @@
 
 CREATE OR REPLACE VIEW chat_messages_all_versions AS
 SELECT * EXCLUDE (version_rank) FROM (
-    SELECT *, row_number() OVER (PARTITION BY "raw_sha256" ORDER BY fetched_at, run_id) AS version_rank
+    SELECT *, row_number() OVER (PARTITION BY "content_sha256" ORDER BY fetched_at, run_id) AS version_rank
     FROM read_parquet('${ARCHIVE}/chat_messages/*/*.parquet', hive_partitioning = true, union_by_name = true)
 ) WHERE version_rank = 1;
 
 CREATE OR REPLACE VIEW chat_messages_latest AS
 SELECT * EXCLUDE (latest_rank) FROM (
-    SELECT *, row_number() OVER (PARTITION BY "chat_id", "team_id", "channel_id", "id", CASE WHEN "id" IS NULL THEN "raw_sha256" END ORDER BY last_modified_date_time DESC NULLS LAST, fetched_at DESC, raw_sha256) AS latest_rank
+    SELECT *, row_number() OVER (PARTITION BY "chat_id", "team_id", "channel_id", "id", CASE WHEN "id" IS NULL THEN "content_sha256" END ORDER BY last_modified_date_time DESC NULLS LAST, fetched_at DESC, content_sha256) AS latest_rank
     FROM chat_messages_all_versions
 ) WHERE latest_rank = 1;
 
 CREATE OR REPLACE VIEW chat_message_custodians_all_versions AS
 SELECT * EXCLUDE (version_rank) FROM (
-    SELECT *, row_number() OVER (PARTITION BY "custodian_user_id", "raw_sha256" ORDER BY fetched_at, run_id) AS version_rank
+    SELECT *, row_number() OVER (PARTITION BY "custodian_user_id", "content_sha256" ORDER BY fetched_at, run_id) AS version_rank
     FROM read_parquet('${ARCHIVE}/chat_message_custodians/*/*.parquet', hive_partitioning = true, union_by_name = true)
 ) WHERE version_rank = 1;
 
 CREATE OR REPLACE VIEW chat_message_custodians_latest AS
 SELECT * EXCLUDE (latest_rank) FROM (
-    SELECT *, row_number() OVER (PARTITION BY "custodian_user_id", "chat_id", "id", CASE WHEN "id" IS NULL THEN "raw_sha256" END ORDER BY last_modified_date_time DESC NULLS LAST, fetched_at DESC, raw_sha256) AS latest_rank
+    SELECT *, row_number() OVER (PARTITION BY "custodian_user_id", "chat_id", "id", CASE WHEN "id" IS NULL THEN "content_sha256" END ORDER BY last_modified_date_time DESC NULLS LAST, fetched_at DESC, content_sha256) AS latest_rank
     FROM chat_message_custodians_all_versions
 ) WHERE latest_rank = 1;
 
 CREATE OR REPLACE VIEW mail_messages_all_versions AS
 SELECT * EXCLUDE (version_rank) FROM (
-    SELECT *, row_number() OVER (PARTITION BY "raw_sha256" ORDER BY fetched_at, run_id) AS version_rank
+    SELECT *, row_number() OVER (PARTITION BY "content_sha256" ORDER BY fetched_at, run_id) AS version_rank
     FROM read_parquet('${ARCHIVE}/mail_messages/*/*.parquet', hive_partitioning = true, union_by_name = true)
 ) WHERE version_rank = 1;
 
 CREATE OR REPLACE VIEW mail_messages_latest AS
 SELECT * EXCLUDE (latest_rank) FROM (
-    SELECT *, row_number() OVER (PARTITION BY "custodian_user_id", "id", CASE WHEN "id" IS NULL THEN "raw_sha256" END ORDER BY coalesce(last_modified_date_time, fetched_at) DESC, fetched_at DESC, raw_sha256) AS latest_rank
+    SELECT *, row_number() OVER (PARTITION BY "custodian_user_id", "id", CASE WHEN "id" IS NULL THEN "content_sha256" END ORDER BY coalesce(last_modified_date_time, fetched_at) DESC, fetched_at DESC, content_sha256) AS latest_rank
     FROM mail_messages_all_versions
 ) WHERE latest_rank = 1;
 
 CREATE OR REPLACE VIEW directory_users_all_versions AS
 SELECT * EXCLUDE (version_rank) FROM (
-    SELECT *, row_number() OVER (PARTITION BY "raw_sha256" ORDER BY fetched_at, run_id) AS version_rank
+    SELECT *, row_number() OVER (PARTITION BY "content_sha256" ORDER BY fetched_at, run_id) AS version_rank
     FROM read_parquet('${ARCHIVE}/directory/users/*/*.parquet', hive_partitioning = true, union_by_name = true)
 ) WHERE version_rank = 1;
 
 CREATE OR REPLACE VIEW directory_users_latest AS
 SELECT * EXCLUDE (latest_rank) FROM (
-    SELECT *, row_number() OVER (PARTITION BY "id", CASE WHEN "id" IS NULL THEN "raw_sha256" END ORDER BY fetched_at DESC, raw_sha256) AS latest_rank
+    SELECT *, row_number() OVER (PARTITION BY "id", CASE WHEN "id" IS NULL THEN "content_sha256" END ORDER BY fetched_at DESC, content_sha256) AS latest_rank
     FROM directory_users_all_versions
 ) WHERE latest_rank = 1;
 
 CREATE OR REPLACE VIEW directory_chats_all_versions AS
 SELECT * EXCLUDE (version_rank) FROM (
-    SELECT *, row_number() OVER (PARTITION BY "raw_sha256" ORDER BY fetched_at, run_id) AS version_rank
+    SELECT *, row_number() OVER (PARTITION BY "content_sha256" ORDER BY fetched_at, run_id) AS version_rank
     FROM read_parquet('${ARCHIVE}/directory/chats/*/*.parquet', hive_partitioning = true, union_by_name = true)
 ) WHERE version_rank = 1;
 
 CREATE OR REPLACE VIEW directory_chats_latest AS
 SELECT * EXCLUDE (latest_rank) FROM (
-    SELECT *, row_number() OVER (PARTITION BY "id", CASE WHEN "id" IS NULL THEN "raw_sha256" END ORDER BY fetched_at DESC, raw_sha256) AS latest_rank
+    SELECT *, row_number() OVER (PARTITION BY "id", CASE WHEN "id" IS NULL THEN "content_sha256" END ORDER BY fetched_at DESC, content_sha256) AS latest_rank
     FROM directory_chats_all_versions
 ) WHERE latest_rank = 1;

@@ -59,8 +59,10 @@ fn hex(bytes: &[u8]) -> String {
 /// What the archive holds, by content hash: how many rows each version has.
 pub fn version_counts(archive: &Path, table: &str) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
-    for row in crate::parquet_files::rows(archive, table, &["raw_sha256"]) {
-        let hash = row["raw_sha256"].clone().expect("raw_sha256 is never null");
+    for row in crate::parquet_files::rows(archive, table, &["content_sha256"]) {
+        let hash = row["content_sha256"]
+            .clone()
+            .expect("content_sha256 is never null");
         *counts.entry(hash).or_insert(0) += 1;
     }
     counts
@@ -72,11 +74,11 @@ pub fn custodian_counts(archive: &Path) -> BTreeMap<(String, String), usize> {
     for row in crate::parquet_files::rows(
         archive,
         "chat_message_custodians",
-        &["custodian_user_id", "raw_sha256"],
+        &["custodian_user_id", "content_sha256"],
     ) {
         let key = (
             row["custodian_user_id"].clone().expect("a custodian"),
-            row["raw_sha256"].clone().expect("a hash"),
+            row["content_sha256"].clone().expect("a hash"),
         );
         *counts.entry(key).or_insert(0) += 1;
     }

@@ -148,7 +148,7 @@ type Row = BTreeMap<String, Option<String>>;
 /// Versions in an archive, by (conversation, message id or content hash).
 fn archived_versions(archive: &Path) -> BTreeMap<(String, String), Vec<Row>> {
     let mut versions: BTreeMap<(String, String), Vec<_>> = BTreeMap::new();
-    let columns = ["id", "chat_id", "channel_id", "raw_sha256", "raw_json"];
+    let columns = ["id", "chat_id", "channel_id", "content_sha256", "raw_json"];
     for row in e2e::parquet_files::rows(archive, "chat_messages", &columns) {
         let conversation = row["chat_id"]
             .clone()
@@ -156,7 +156,7 @@ fn archived_versions(archive: &Path) -> BTreeMap<(String, String), Vec<Row>> {
             .unwrap_or_default();
         let id = row["id"]
             .clone()
-            .unwrap_or_else(|| row["raw_sha256"].clone().unwrap());
+            .unwrap_or_else(|| row["content_sha256"].clone().unwrap());
         versions.entry((conversation, id)).or_default().push(row);
     }
     versions
@@ -298,14 +298,14 @@ fn docs_examples_export_in_every_format_and_verify_names_altered_files() {
             .to_string();
         let id = line["id"]
             .as_str()
-            .or(line["raw_sha256"].as_str())
+            .or(line["content_sha256"].as_str())
             .unwrap()
             .to_string();
         let versions = &archived[&(conversation, id)];
         assert_eq!(line["versions"].as_u64(), Some(versions.len() as u64));
         let row = versions
             .iter()
-            .find(|r| r["raw_sha256"].as_deref() == line["raw_sha256"].as_str())
+            .find(|r| r["content_sha256"].as_deref() == line["content_sha256"].as_str())
             .expect("the exported version is an archived row");
         assert_eq!(line["raw_json"].as_str(), row["raw_json"].as_deref());
     }
@@ -611,7 +611,7 @@ fn a_simulated_tenant_exports_with_edits_deletions_reactions_and_custodians() {
     for line in jsonl(&out) {
         let held: BTreeSet<String> = custodian_rows
             .keys()
-            .filter(|(_, hash)| hash == line["raw_sha256"].as_str().unwrap())
+            .filter(|(_, hash)| hash == line["content_sha256"].as_str().unwrap())
             .map(|(c, _)| c.clone())
             .collect();
         let listed: BTreeSet<String> = line["custodians"]

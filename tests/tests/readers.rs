@@ -88,6 +88,49 @@ fn duckdb_and_spark_agree_on_every_table_and_view() {
             "DuckDB and Spark disagree on {table}: {report}"
         );
     }
+    for reader in ["duckdb", "spark"] {
+        for table in [
+            "chat_messages",
+            "mail_messages",
+            "directory_users",
+            "directory_chats",
+        ] {
+            assert_eq!(
+                report[reader][table]["raw_sha256_mismatches"], 0,
+                "{reader}: sha256(raw_json) = raw_sha256 on every row of {table}: {report}"
+            );
+        }
+    }
+    let senders = second
+        .messages
+        .iter()
+        .filter(|m| {
+            let json: serde_json::Value = serde_json::from_str(&m.json).unwrap();
+            json["from"]["user"]["displayName"].is_string()
+        })
+        .count();
+    assert!(senders > 0);
+    assert!(
+        report["duckdb"]["senders"].as_u64().unwrap() >= senders as u64,
+        "DuckDB reads from.user.display_name: {report}"
+    );
+    assert_eq!(
+        report["duckdb"]["senders"], report["spark"]["senders"],
+        "{report}"
+    );
+    assert_eq!(
+        report["duckdb"]["schema_versions"],
+        serde_json::json!([archive::SCHEMA_VERSION.to_string()]),
+        "{report}"
+    );
+    assert_eq!(
+        report["duckdb"]["files_without_schema_version"], 0,
+        "{report}"
+    );
+    assert_eq!(
+        report["duckdb"]["rows_out_of_order"], 0,
+        "rows of a file are ordered by conversation, then time: {report}"
+    );
     assert_eq!(
         report["duckdb"]["types"],
         serde_json::json!(["DATE", "TIMESTAMP WITH TIME ZONE"])

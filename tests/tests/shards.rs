@@ -76,7 +76,7 @@ sql = "\n".join(l for l in sys.argv[1].splitlines() if not l.strip().startswith(
 for statement in sql.split(";"):
     if statement.strip():
         con.execute(statement)
-print(con.execute("SELECT count(*), count(DISTINCT raw_sha256) FROM chat_messages_all_versions").fetchone())
+print(con.execute("SELECT count(*), count(DISTINCT content_sha256) FROM chat_messages_all_versions").fetchone())
 "#;
     let counts = e2e::run_python(program, &[&views]);
     assert_eq!(

@@ -18,4 +18,4 @@ pub mod layout;
 pub mod records;
 mod tables;
 
-pub use tables::{Table, TableSpec, Views};
+pub use tables::{SCHEMA_VERSION, SCHEMA_VERSION_KEY, Table, TableSpec, Views};

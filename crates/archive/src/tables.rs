@@ -19,7 +19,23 @@ pub struct TableSpec {
     /// The columns whose values identify a row version. Two rows with the same key are
     /// one version, stored once.
     pub key_columns: &'static [&'static str],
+    /// Within a partition, rows are written in the order of these columns (then of the
+    /// version key): a conversation's rows sit together in time order, so readers skip
+    /// files and row groups by their statistics, and similar rows compress together.
+    pub order_columns: &'static [&'static str],
+    /// The leaves people filter by (`from.user.id` for a struct field; lists are looked
+    /// through), the only ones whose files keep min/max statistics: each statistic costs
+    /// every reader of every file its footer bytes. Empty: every leaf keeps them.
+    pub statistics_columns: &'static [&'static str],
 }
+
+/// The version of the archive's table schemas, written into every data file's key-value
+/// metadata under [`SCHEMA_VERSION_KEY`]. Readers take files of every version side by side
+/// (the shipped views read by column name), so a new version never rewrites an archive.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The Parquet key-value metadata key that holds [`SCHEMA_VERSION`].
+pub const SCHEMA_VERSION_KEY: &str = "teams_archiver.schema_version";
 
 /// A table of the archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -48,8 +64,8 @@ pub struct Views {
 pub const PARTITION_COLUMN: &str = "date";
 
 const LATEST_BY_CHANGE: &str =
-    "last_modified_date_time DESC NULLS LAST, fetched_at DESC, raw_sha256";
-const LATEST_BY_FETCH: &str = "fetched_at DESC, raw_sha256";
+    "last_modified_date_time DESC NULLS LAST, fetched_at DESC, content_sha256";
+const LATEST_BY_FETCH: &str = "fetched_at DESC, content_sha256";
 
 impl Table {
     /// Every table, in the order they are documented.
@@ -131,8 +147,53 @@ impl Table {
     /// whose mailbox held that version.
     pub fn version_key(self) -> &'static [&'static str] {
         match self {
-            Table::ChatMessageCustodians => &["custodian_user_id", "raw_sha256"],
-            _ => &["raw_sha256"],
+            Table::ChatMessageCustodians => &["custodian_user_id", "content_sha256"],
+            _ => &["content_sha256"],
+        }
+    }
+
+    /// The order of rows within a partition (see [`TableSpec::order_columns`]).
+    pub fn order_columns(self) -> &'static [&'static str] {
+        match self {
+            Table::ChatMessages => &["chat_id", "team_id", "channel_id", "created_date_time"],
+            Table::ChatMessageCustodians => &["chat_id", "custodian_user_id"],
+            Table::MailMessages => &["custodian_user_id", "conversation_id", "received_date_time"],
+            Table::DirectoryUsers | Table::DirectoryChats => &["id"],
+        }
+    }
+
+    /// The leaves whose statistics the files keep (see [`TableSpec::statistics_columns`]).
+    pub fn statistics_columns(self) -> &'static [&'static str] {
+        match self {
+            Table::ChatMessages => &[
+                "id",
+                "chat_id",
+                "team_id",
+                "channel_id",
+                "reply_to_id",
+                "message_type",
+                "created_date_time",
+                "last_modified_date_time",
+                "deleted_date_time",
+                "from.user.id",
+                "from.application.id",
+                "fetched_at",
+                "run_id",
+            ],
+            Table::MailMessages => &[
+                "id",
+                "custodian_user_id",
+                "conversation_id",
+                "internet_message_id",
+                "received_date_time",
+                "sent_date_time",
+                "created_date_time",
+                "last_modified_date_time",
+                "from_email_address_address",
+                "fetched_at",
+                "run_id",
+            ],
+            Table::ChatMessageCustodians | Table::DirectoryUsers | Table::DirectoryChats => &[],
         }
     }
 
@@ -153,7 +214,7 @@ impl Table {
                 version: self.version_key(),
                 message: &["custodian_user_id", "id"],
                 // A removal has no lastModifiedDateTime: it is as recent as when it was seen.
-                latest_first: "coalesce(last_modified_date_time, fetched_at) DESC, fetched_at DESC, raw_sha256",
+                latest_first: "coalesce(last_modified_date_time, fetched_at) DESC, fetched_at DESC, content_sha256",
             },
             Table::DirectoryUsers | Table::DirectoryChats => Views {
                 version: self.version_key(),
@@ -170,6 +231,8 @@ impl Table {
             schema: self.schema(),
             partition_column: PARTITION_COLUMN,
             key_columns: self.version_key(),
+            order_columns: self.order_columns(),
+            statistics_columns: self.statistics_columns(),
         }
     }
 
@@ -190,8 +253,26 @@ mod tests {
             let file = format!("{}/date=2024-05-01/part-a.parquet", table.folder());
             assert_eq!(Table::of_path(&file), Some(table), "{file}");
             let schema = table.schema();
-            for column in table.version_key() {
+            for column in table.version_key().iter().chain(table.order_columns()) {
                 assert!(schema.index_of(column).is_ok(), "{table:?} lacks {column}");
+            }
+            for path in table.statistics_columns() {
+                let mut parts = path.split('.');
+                let mut field = schema
+                    .field_with_name(parts.next().unwrap())
+                    .unwrap_or_else(|_| panic!("{table:?} lacks {path}"))
+                    .clone();
+                for part in parts {
+                    let arrow::datatypes::DataType::Struct(fields) = field.data_type() else {
+                        panic!("{table:?}: {path} goes through a non-struct");
+                    };
+                    field = fields
+                        .iter()
+                        .find(|f| f.name() == part)
+                        .unwrap_or_else(|| panic!("{table:?} lacks {path}"))
+                        .as_ref()
+                        .clone();
+                }
             }
             assert!(schema.index_of(PARTITION_COLUMN).is_ok());
         }

@@ -103,7 +103,7 @@ pub enum Command {
     /// Check an archive (or an export) against its recorded SHA-256 digests.
     ///
     /// Recomputes the digest of every archive file against the commit records and run
-    /// summaries, and each row's raw_sha256 against its raw_json; reports missing, extra
+    /// summaries, and each row's content_sha256 against its raw_json; reports missing, extra
     /// and altered files and rows. With --export, checks an export against its manifest.
     Verify(VerifyArgs),
 

@@ -3,7 +3,8 @@
 //! is an error naming it.
 
 use arrow::array::{
-    Array, AsArray, LargeStringArray, StringArray, StringViewArray, TimestampMicrosecondArray,
+    Array, AsArray, LargeStringArray, StringArray, StringViewArray, StructArray,
+    TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
@@ -48,6 +49,56 @@ impl<'a> Strings<'a> {
 
     pub fn string(&self, row: usize) -> Option<String> {
         self.get(row).map(str::to_string)
+    }
+}
+
+/// A string field nested in struct columns (`from.user.id`): null where it or any struct
+/// above it is null; none when the file lacks the column.
+pub(crate) struct NestedStrings<'a> {
+    parents: Vec<&'a StructArray>,
+    leaf: Strings<'a>,
+}
+
+impl<'a> NestedStrings<'a> {
+    pub fn of(batch: &'a RecordBatch, path: &str) -> Result<Self, String> {
+        let mut parts = path.split('.');
+        let top = parts.next().unwrap_or_default();
+        let Some(mut column) = batch.column_by_name(top) else {
+            return Ok(NestedStrings {
+                parents: Vec::new(),
+                leaf: Strings::Missing,
+            });
+        };
+        let mut parents = Vec::new();
+        for part in parts {
+            let Some(parent) = column.as_struct_opt() else {
+                return Err(format!("`{path}`: {} is not a struct", column.data_type()));
+            };
+            parents.push(parent);
+            match parent.column_by_name(part) {
+                Some(child) => column = child,
+                None => {
+                    return Ok(NestedStrings {
+                        parents: Vec::new(),
+                        leaf: Strings::Missing,
+                    });
+                }
+            }
+        }
+        let leaf = match column.data_type() {
+            DataType::Utf8 => Strings::Utf8(column.as_string::<i32>()),
+            DataType::LargeUtf8 => Strings::Large(column.as_string::<i64>()),
+            DataType::Utf8View => Strings::View(column.as_string_view()),
+            other => return Err(format!("`{path}` is {other}, not a string")),
+        };
+        Ok(NestedStrings { parents, leaf })
+    }
+
+    pub fn string(&self, row: usize) -> Option<String> {
+        if self.parents.iter().any(|p| p.is_null(row)) {
+            return None;
+        }
+        self.leaf.string(row)
     }
 }
 

@@ -13,7 +13,7 @@ pub(crate) const USER_COLUMNS: &[&str] = &[
     "display_name",
     "mail",
     "user_principal_name",
-    "raw_sha256",
+    "content_sha256",
     "fetched_at",
 ];
 
@@ -23,7 +23,7 @@ pub(crate) const CHAT_COLUMNS: &[&str] = &[
     "topic",
     "chat_type",
     "raw_json",
-    "raw_sha256",
+    "content_sha256",
     "fetched_at",
 ];
 
@@ -135,7 +135,7 @@ impl Directory {
         let display = Strings::of(batch, "display_name")?;
         let mail = Strings::of(batch, "mail")?;
         let upn = Strings::of(batch, "user_principal_name")?;
-        let sha = Strings::of(batch, "raw_sha256")?;
+        let sha = Strings::of(batch, "content_sha256")?;
         let fetched = Times::of(batch, "fetched_at")?;
         for row in 0..batch.num_rows() {
             let Some(user_id) = id.get(row) else {
@@ -158,7 +158,7 @@ impl Directory {
         let topic = Strings::of(batch, "topic")?;
         let chat_type = Strings::of(batch, "chat_type")?;
         let raw = Strings::of(batch, "raw_json")?;
-        let sha = Strings::of(batch, "raw_sha256")?;
+        let sha = Strings::of(batch, "content_sha256")?;
         let fetched = Times::of(batch, "fetched_at")?;
         for row in 0..batch.num_rows() {
             let Some(chat_id) = id.get(row) else {

@@ -439,7 +439,7 @@ impl Reader {
         {
             self.read_file(
                 &file,
-                &["custodian_user_id", "raw_sha256"],
+                &["custodian_user_id", "content_sha256"],
                 |batch, first| custodians.add(batch, first),
             )
             .await?;
@@ -457,7 +457,7 @@ impl Reader {
                     {
                         continue;
                     }
-                    row.custodians = custodians.of(&row.raw_sha256);
+                    row.custodians = custodians.of(&row.content_sha256);
                     if !selected_custodians.is_empty()
                         && !row
                             .custodians
@@ -501,17 +501,17 @@ struct CustodianIndex {
 impl CustodianIndex {
     fn add(&mut self, batch: &arrow::record_batch::RecordBatch, first: u64) -> Result<(), String> {
         let custodian = Strings::required(batch, "custodian_user_id")?;
-        let sha = Strings::required(batch, "raw_sha256")?;
+        let sha = Strings::required(batch, "content_sha256")?;
         for row in 0..batch.num_rows() {
             let position = first + row as u64;
             let (Some(custodian), Some(sha)) = (custodian.get(row), sha.get(row)) else {
                 return Err(format!(
-                    "row {position}: custodian_user_id or raw_sha256 is null"
+                    "row {position}: custodian_user_id or content_sha256 is null"
                 ));
             };
             let mut key = [0u8; 32];
             hex::decode_to_slice(sha, &mut key)
-                .map_err(|_| format!("row {position}: raw_sha256 {sha:?} is not a SHA-256"))?;
+                .map_err(|_| format!("row {position}: content_sha256 {sha:?} is not a SHA-256"))?;
             let next = self.names.len() as u32;
             let id = *self.ids.entry(custodian.to_string()).or_insert_with(|| {
                 self.names.push(custodian.to_string());

@@ -10,7 +10,7 @@
 //! same archive and selection give byte-identical files.
 //!
 //! [`verify_archive`] checks an archive's files against its commit records and run
-//! summaries and every row's `raw_sha256` against its `raw_json`; [`verify_export`]
+//! summaries and every row's `content_sha256` against its `raw_json`; [`verify_export`]
 //! checks an export against its manifest. Each mismatch is named.
 
 mod columns;

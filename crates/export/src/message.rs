@@ -117,7 +117,11 @@ impl Ord for Message {
             .then_with(|| self.thread().cmp(other.thread()))
             .then_with(|| self.created_us().cmp(&other.created_us()))
             .then_with(|| self.key().cmp(other.key()))
-            .then_with(|| self.latest().raw_sha256.cmp(&other.latest().raw_sha256))
+            .then_with(|| {
+                self.latest()
+                    .content_sha256
+                    .cmp(&other.latest().content_sha256)
+            })
     }
 }
 

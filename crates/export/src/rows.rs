@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 
-use crate::columns::{Strings, Times};
+use crate::columns::{NestedStrings, Strings, Times};
 use crate::conversation::ConversationKey;
 use crate::sort::Spill;
 
@@ -27,12 +27,9 @@ pub(crate) const CHAT_COLUMNS: &[&str] = &[
     "body_text",
     "subject",
     "importance",
-    "from_user_id",
-    "from_user_display_name",
-    "from_application_id",
-    "from_application_display_name",
+    "from",
     "raw_json",
-    "raw_sha256",
+    "content_sha256",
     "source",
     "fetched_at",
     "run_id",
@@ -59,7 +56,7 @@ pub struct VersionRow {
     pub from_application_id: Option<String>,
     pub from_application_display_name: Option<String>,
     pub raw_json: String,
-    pub raw_sha256: String,
+    pub content_sha256: String,
     pub source: Option<String>,
     pub fetched_at_us: Option<i64>,
     pub run_id: Option<String>,
@@ -91,14 +88,15 @@ impl VersionRow {
         let (content_type, content, text) =
             (s("body_content_type")?, s("body_content")?, s("body_text")?);
         let (subject, importance) = (s("subject")?, s("importance")?);
+        let n = |path| NestedStrings::of(batch, path);
         let (user_id, user_name, app_id, app_name) = (
-            s("from_user_id")?,
-            s("from_user_display_name")?,
-            s("from_application_id")?,
-            s("from_application_display_name")?,
+            n("from.user.id")?,
+            n("from.user.display_name")?,
+            n("from.application.id")?,
+            n("from.application.display_name")?,
         );
         let raw_json = Strings::required(batch, "raw_json")?;
-        let raw_sha256 = Strings::required(batch, "raw_sha256")?;
+        let content_sha256 = Strings::required(batch, "content_sha256")?;
         let (source, fetched_at, run_id) = (s("source")?, t("fetched_at")?, s("run_id")?);
 
         let mut rows = Vec::with_capacity(batch.num_rows());
@@ -107,9 +105,9 @@ impl VersionRow {
             let raw = raw_json
                 .get(row)
                 .ok_or_else(|| format!("row {position}: raw_json is null"))?;
-            let sha = raw_sha256
+            let sha = content_sha256
                 .get(row)
-                .ok_or_else(|| format!("row {position}: raw_sha256 is null"))?;
+                .ok_or_else(|| format!("row {position}: content_sha256 is null"))?;
             rows.push(VersionRow {
                 conversation: ConversationKey::from_ids(
                     chat_id.get(row),
@@ -133,7 +131,7 @@ impl VersionRow {
                 from_application_id: app_id.string(row),
                 from_application_display_name: app_name.string(row),
                 raw_json: raw.to_string(),
-                raw_sha256: sha.to_string(),
+                content_sha256: sha.to_string(),
                 source: source.string(row),
                 fetched_at_us: fetched_at.get(row),
                 run_id: run_id.string(row),
@@ -147,7 +145,7 @@ impl VersionRow {
 
     /// The message this version belongs to: its Graph id, or (no id) its own content hash.
     pub fn message_key(&self) -> &str {
-        self.id.as_deref().unwrap_or(&self.raw_sha256)
+        self.id.as_deref().unwrap_or(&self.content_sha256)
     }
 
     /// Where the row is, for messages: `<file> row <n> (id <id>)`.
@@ -192,7 +190,7 @@ impl VersionRow {
             + strings
             + conversation
             + self.raw_json.len()
-            + self.raw_sha256.len()
+            + self.content_sha256.len()
             + self.custodians.iter().map(|c| c.len() + 24).sum::<usize>()
     }
 }
@@ -206,7 +204,7 @@ impl Ord for VersionRow {
             .then_with(|| self.message_key().cmp(other.message_key()))
             .then_with(|| self.last_modified_us.cmp(&other.last_modified_us))
             .then_with(|| self.fetched_at_us.cmp(&other.fetched_at_us))
-            .then_with(|| self.raw_sha256.cmp(&other.raw_sha256))
+            .then_with(|| self.content_sha256.cmp(&other.content_sha256))
             .then_with(|| self.archive_file.cmp(&other.archive_file))
             .then_with(|| self.row_in_file.cmp(&other.row_in_file))
     }
@@ -250,7 +248,7 @@ pub(crate) mod tests {
             from_application_id: None,
             from_application_display_name: None,
             raw_json: format!("{{\"id\":\"{id}\",\"v\":{modified}}}"),
-            raw_sha256: format!("{modified:064}"),
+            content_sha256: format!("{modified:064}"),
             source: Some("ingest".into()),
             fetched_at_us: Some(9),
             run_id: Some("r".into()),

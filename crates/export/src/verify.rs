@@ -1,5 +1,5 @@
 //! Proof that nothing was altered. An archive: every file's SHA-256, size and row count
-//! against the commit records and run summaries, every row's `raw_sha256` against its
+//! against the commit records and run summaries, every row's `content_sha256` against its
 //! `raw_json`, no file the records do not know, every writer's chain of records unbroken,
 //! and each head printed earlier still in its chain. An export: every file against its
 //! manifest, and no file the manifest does not list.
@@ -26,7 +26,8 @@ pub enum ProblemKind {
     ExtraFile,
     /// A file's bytes differ from its recorded SHA-256 or size.
     AlteredFile,
-    /// A row's `raw_sha256` is not the SHA-256 of its `raw_json`.
+    /// A row's `raw_sha256` is not the SHA-256 of its `raw_json`, or its `content_sha256`
+    /// not that of its canonical form.
     AlteredRow,
     /// A file holds more or fewer rows than recorded.
     RowCount,
@@ -259,9 +260,9 @@ async fn check_file(
     }
     let has_raw = file.table != Table::ChatMessageCustodians.folder();
     let columns: &[&str] = if has_raw {
-        &["id", "raw_json", "raw_sha256"]
+        &["id", "raw_json", "raw_sha256", "content_sha256"]
     } else {
-        &["raw_sha256"]
+        &["content_sha256"]
     };
     let mut rows = 0u64;
     let read = async {
@@ -309,25 +310,38 @@ fn check_rows(
 ) -> Result<(), String> {
     let ids = Strings::of(batch, "id")?;
     let raw = Strings::required(batch, "raw_json")?;
-    let sha = Strings::required(batch, "raw_sha256")?;
+    let raw_sha = Strings::required(batch, "raw_sha256")?;
+    let sha = Strings::required(batch, "content_sha256")?;
     for row in 0..batch.num_rows() {
         let position = first + row as u64;
         let id = ids.get(row).unwrap_or("(no id)");
-        let (Some(raw), Some(sha)) = (raw.get(row), sha.get(row)) else {
+        let (Some(raw), Some(raw_sha), Some(sha)) = (raw.get(row), raw_sha.get(row), sha.get(row))
+        else {
             report.problem(
                 ProblemKind::AlteredRow,
                 path,
-                format!("row {position} (id {id}): raw_json or raw_sha256 is null"),
+                format!("row {position} (id {id}): raw_json, raw_sha256 or content_sha256 is null"),
             );
             continue;
         };
+        let bytes_digest = hex::encode(Sha256::digest(raw.as_bytes()));
+        if bytes_digest != raw_sha {
+            report.problem(
+                ProblemKind::AlteredRow,
+                path,
+                format!(
+                    "row {position} (id {id}): raw_sha256 is {raw_sha} but its raw_json hashes to {bytes_digest}"
+                ),
+            );
+            continue;
+        }
         match transform::canonical_sha256(raw) {
             Ok(digest) if hex::encode(digest) == sha => {}
             Ok(digest) => report.problem(
                 ProblemKind::AlteredRow,
                 path,
                 format!(
-                    "row {position} (id {id}): raw_sha256 is {sha} but its raw_json hashes to {}",
+                    "row {position} (id {id}): content_sha256 is {sha} but its raw_json hashes to {}",
                     hex::encode(digest)
                 ),
             ),

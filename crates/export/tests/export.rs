@@ -392,7 +392,7 @@ fn jsonl_and_csv_hold_the_archived_rows() {
         let raw = line["raw_json"].as_str().unwrap();
         let digest = hex::encode(transform::canonical_sha256(raw).unwrap());
         assert_eq!(
-            line["raw_sha256"],
+            line["content_sha256"],
             digest.as_str(),
             "raw_json is exported exactly as archived"
         );

@@ -360,7 +360,7 @@ fn every_footer_byte_changed_is_an_error_or_data_never_a_panic() {
                         std::sync::Arc::clone(&store),
                         key.clone(),
                         size,
-                        &["id", "raw_json", "raw_sha256", "custodian_user_id"],
+                        &["id", "raw_json", "content_sha256", "custodian_user_id"],
                         1024,
                     )
                     .await;

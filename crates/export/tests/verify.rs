@@ -3,6 +3,7 @@
 
 mod common;
 
+use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -105,23 +106,34 @@ fn a_row_whose_hash_does_not_match_its_json_is_named_with_its_row_and_id() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("archive");
     archive_with_messages(&archive);
-    // A file slipped into the archive with a row whose raw_sha256 is not its content's.
+    // A file slipped into the archive with a row whose content_sha256 is not its content's.
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Utf8, false),
         Field::new("raw_json", DataType::Utf8, false),
         Field::new("raw_sha256", DataType::Utf8, false),
+        Field::new("content_sha256", DataType::Utf8, false),
     ]));
     let good = r#"{"id":"1","body":"kept"}"#;
+    let changed = r#"{"id":"2","body":"changed"}"#;
+    let edited = r#"{"id":"3", "body":"kept"}"#;
+    let bytes_sha = |raw: &str| hex::encode(Sha256::digest(raw.as_bytes()));
     let good_sha = hex::encode(transform::canonical_sha256(good).unwrap());
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![
-            Arc::new(StringArray::from(vec!["1", "2"])),
+            Arc::new(StringArray::from(vec!["1", "2", "3"])),
+            Arc::new(StringArray::from(vec![good, changed, edited])),
+            // Row 2 keeps its raw_sha256 but not its content hash; row 3 the other way.
             Arc::new(StringArray::from(vec![
-                good,
-                r#"{"id":"2","body":"changed"}"#,
+                bytes_sha(good),
+                bytes_sha(changed),
+                bytes_sha(good),
             ])),
-            Arc::new(StringArray::from(vec![good_sha.clone(), good_sha])),
+            Arc::new(StringArray::from(vec![
+                good_sha.clone(),
+                good_sha,
+                hex::encode(transform::canonical_sha256(edited).unwrap()),
+            ])),
         ],
     )
     .unwrap();
@@ -140,11 +152,16 @@ fn a_row_whose_hash_does_not_match_its_json_is_named_with_its_row_and_id() {
         .filter(|p| p.path == rel)
         .map(ToString::to_string)
         .collect();
-    assert_eq!(mine.len(), 2, "{:?}", report.problems);
+    assert_eq!(mine.len(), 3, "{:?}", report.problems);
     assert!(mine.iter().any(|p| p.starts_with("extra file")), "{mine:?}");
     assert!(
         mine.iter()
-            .any(|p| p.starts_with("altered row") && p.contains("row 1 (id 2)")),
+            .any(|p| p.starts_with("altered row") && p.contains("row 1 (id 2): content_sha256")),
+        "{mine:?}"
+    );
+    assert!(
+        mine.iter()
+            .any(|p| p.starts_with("altered row") && p.contains("row 2 (id 3): raw_sha256")),
         "{mine:?}"
     );
 }

@@ -153,7 +153,7 @@ fn schema() -> SchemaRef {
             true,
         ),
         text("raw_json"),
-        Field::new("raw_sha256", DataType::Utf8, false),
+        Field::new("content_sha256", DataType::Utf8, false),
         text("source"),
         Field::new("fetched_at", ts(), true),
         text("run_id"),
@@ -166,7 +166,9 @@ fn spec() -> TableSpec {
         name: "chat_messages",
         schema: schema(),
         partition_column: "date",
-        key_columns: &["raw_sha256"],
+        key_columns: &["content_sha256"],
+        order_columns: &[],
+        statistics_columns: &[],
     }
 }
 

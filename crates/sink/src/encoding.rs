@@ -1,12 +1,11 @@
 //! Per-file encoding choices and the gathering of a file's rows.
 //!
-//! Archive tables are wide and sparse (a union of Graph types: about 1,400 leaf columns,
-//! most of them null in any one file). Parquet encodes every leaf of every file, so what a
-//! leaf costs when it holds nothing decides the speed of small files: such a leaf is
-//! written uncompressed (a compression context costs more to set up than its few bytes of
-//! levels could save) and without dictionary or statistics. Long text (bodies, raw JSON)
-//! gets neither a dictionary (values rarely repeat) nor statistics (nobody prunes on them);
-//! version keys are unique within a file, so they get no dictionary either.
+//! Archive tables are sparse (hundreds of leaf columns, most of them null in any one file).
+//! Parquet encodes every leaf of every file, so a leaf that holds nothing gets neither
+//! dictionary nor statistics. Long text (bodies, raw JSON) gets neither a dictionary
+//! (values rarely repeat) nor statistics (nobody prunes on them); version keys, and text
+//! whose sampled values are all distinct (ids, hashes), get no dictionary either: it would
+//! grow to its size limit and be thrown away.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,12 +14,50 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_null_array};
 use arrow::compute::interleave;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
-use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::{ColumnPath, SchemaDescriptor};
 
 /// Average value length above which a text leaf is "long text".
 const LONG_TEXT_BYTES: usize = 256;
+/// Sampled values of a top-level text column, all distinct, that mark it as unique.
+const UNIQUE_SAMPLE_VALUES: usize = 64;
+
+/// Whether the leaf at `path` is one of `columns` (dotted field paths, looking through the
+/// `list` / `element` levels of lists); every leaf is when `columns` is empty.
+fn keeps_statistics(columns: &[&str], path: &ColumnPath) -> bool {
+    if columns.is_empty() {
+        return true;
+    }
+    let parts = path.parts();
+    let mut fields = Vec::with_capacity(parts.len());
+    let mut i = 0;
+    while i < parts.len() {
+        if i > 0 && parts[i] == "list" && parts.get(i + 1).is_some_and(|p| p == "element") {
+            i += 2;
+            continue;
+        }
+        fields.push(parts[i].as_str());
+        i += 1;
+    }
+    let dotted = fields.join(".");
+    columns.contains(&dotted.as_str())
+}
+
+/// Whether the top-level text column `name` of `sample` holds enough values, all distinct.
+fn looks_unique(sample: &RecordBatch, name: &str) -> bool {
+    let Some(column) = sample.column_by_name(name) else {
+        return false;
+    };
+    let Some(text) = column.as_string_opt::<i32>() else {
+        return false;
+    };
+    let values = text.len() - text.null_count();
+    if values < UNIQUE_SAMPLE_VALUES {
+        return false;
+    }
+    let distinct: std::collections::HashSet<&str> = text.iter().flatten().collect();
+    distinct.len() == values
+}
 
 /// What one Parquet leaf column of a batch holds.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +111,7 @@ pub(crate) fn file_properties(
     descr: &SchemaDescriptor,
     sample: &RecordBatch,
     key_columns: &[&str],
+    statistics_columns: &[&str],
 ) -> WriterProperties {
     let mut uses = Vec::with_capacity(descr.num_columns());
     for column in sample.columns() {
@@ -88,10 +126,10 @@ pub(crate) fn file_properties(
         return builder.build();
     }
     // Empty leaves are the many: make bare the default and name the leaves with values.
+    // They stay compressed: inside a list an empty leaf still has a level per element.
     let mut builder = base
         .clone()
         .into_builder()
-        .set_compression(Compression::UNCOMPRESSED)
         .set_dictionary_enabled(false)
         .set_statistics_enabled(EnabledStatistics::None);
     for (leaf, used) in descr.columns().iter().zip(&uses) {
@@ -100,16 +138,18 @@ pub(crate) fn file_properties(
         }
         let path = leaf.path();
         let long_text = used.bytes / used.values > LONG_TEXT_BYTES;
-        let key = path.parts().len() == 1 && key_columns.contains(&path.parts()[0].as_str());
+        let top = path.parts().len() == 1;
+        let key = top
+            && (key_columns.contains(&path.parts()[0].as_str())
+                || looks_unique(sample, &path.parts()[0]));
         builder = builder
-            .set_column_compression(path.clone(), base.compression(path))
             .set_column_dictionary_enabled(
                 path.clone(),
                 base.dictionary_enabled(path) && !long_text && !key,
             )
             .set_column_statistics_enabled(
                 path.clone(),
-                if long_text {
+                if long_text || !keeps_statistics(statistics_columns, path) {
                     EnabledStatistics::None
                 } else {
                     base.statistics_enabled(path)
@@ -174,6 +214,7 @@ mod tests {
     use arrow::buffer::OffsetBuffer;
     use arrow::datatypes::{Field, Fields, Schema};
     use parquet::arrow::ArrowSchemaConverter;
+    use parquet::basic::Compression;
 
     fn schema() -> SchemaRef {
         let element = Fields::from(vec![
@@ -257,11 +298,11 @@ mod tests {
             .unwrap();
         let path = |p: &str| ColumnPath::from(p.split('.').map(String::from).collect::<Vec<_>>());
         for long in [false, true] {
-            let props = file_properties(&base, &descr, &batch(&["a", "b"], long), &["key"]);
+            let props = file_properties(&base, &descr, &batch(&["a", "b"], long), &["key"], &[]);
             assert!(!props.dictionary_enabled(&path("key")));
             assert_eq!(props.compression(&path("key")), Compression::SNAPPY);
             for empty in ["never", "items.list.element.n"] {
-                assert_eq!(props.compression(&path(empty)), Compression::UNCOMPRESSED);
+                assert_eq!(props.compression(&path(empty)), Compression::SNAPPY);
                 assert!(!props.dictionary_enabled(&path(empty)));
                 assert_eq!(
                     props.statistics_enabled(&path(empty)),
@@ -280,6 +321,52 @@ mod tests {
             };
             assert_eq!(props.statistics_enabled(&text), stats);
         }
+    }
+
+    #[test]
+    fn text_whose_sampled_values_are_all_distinct_has_no_dictionary() {
+        let base = WriterProperties::builder().build();
+        let descr = ArrowSchemaConverter::new()
+            .with_coerce_types(true)
+            .convert(&schema())
+            .unwrap();
+        let keys: Vec<String> = (0..UNIQUE_SAMPLE_VALUES).map(|i| i.to_string()).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let props = file_properties(&base, &descr, &batch(&keys, false), &[], &[]);
+        assert!(!props.dictionary_enabled(&ColumnPath::from("key")));
+        let few = file_properties(&base, &descr, &batch(&keys[..2], false), &[], &[]);
+        assert!(few.dictionary_enabled(&ColumnPath::from("key")));
+    }
+
+    #[test]
+    fn only_the_named_leaves_keep_statistics() {
+        let base = WriterProperties::builder()
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .build();
+        let descr = ArrowSchemaConverter::new()
+            .with_coerce_types(true)
+            .convert(&schema())
+            .unwrap();
+        let props = file_properties(
+            &base,
+            &descr,
+            &batch(&["a", "b"], false),
+            &[],
+            &["key", "items.id"],
+        );
+        let path = |p: &str| ColumnPath::from(p.split('.').map(String::from).collect::<Vec<_>>());
+        assert_eq!(
+            props.statistics_enabled(&path("key")),
+            EnabledStatistics::Chunk
+        );
+        assert_eq!(
+            props.statistics_enabled(&path("items.list.element.id")),
+            EnabledStatistics::Chunk
+        );
+        assert_eq!(
+            props.statistics_enabled(&path("text")),
+            EnabledStatistics::None
+        );
     }
 
     #[test]

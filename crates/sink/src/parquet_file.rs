@@ -19,6 +19,7 @@ use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuil
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
+use parquet::file::metadata::KeyValue;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use sha2::{Digest, Sha256};
@@ -46,13 +47,13 @@ const ENCODE_CHUNK_ROWS: usize = 1024;
 ///   nothing here asks for INT96 or nanoseconds;
 /// - lists written as the standard three-level `list` / `element` groups
 ///   (`coerce_types`), the form Spark, Athena and Hive require;
-/// - statistics per column chunk, for pruning files and row groups; no page index: with
-///   about 1,400 leaves per file it costs every file, and files of date partitions hold
-///   few pages per column;
+/// - statistics per column chunk, for pruning files and row groups; no page index: files
+///   of date partitions hold few pages per column;
 /// - nothing time- or machine-dependent in the footer (`created_by` names the
-///   library version only), so the same rows in the same order give the same bytes.
+///   library version only), so the same rows in the same order give the same bytes;
+///   the key-value metadata holds the archive's schema version;
 ///   The Arrow schema is not embedded (`ARROW:schema`): the Parquet types say it all, and
-///   for a table of 1,400 columns it would be the largest part of a small file.
+///   for a table of hundreds of leaves it would be a large part of a small file.
 ///
 /// An encoder holds its row group in memory until the group is complete, so row groups
 /// are also capped at a quarter of the memory budget (within 4 to 128 MiB encoded).
@@ -69,6 +70,10 @@ pub(crate) fn writer_properties(row_group_rows: usize, memory_budget: usize) -> 
         .set_coerce_types(true)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_offset_index_disabled(true)
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            archive::SCHEMA_VERSION_KEY.to_string(),
+            archive::SCHEMA_VERSION.to_string(),
+        )]))
         .build()
 }
 
@@ -94,6 +99,7 @@ pub(crate) async fn write_file(
     schema: SchemaRef,
     properties: WriterProperties,
     key_columns: &'static [&'static str],
+    statistics_columns: &'static [&'static str],
     batches: Arc<Vec<RecordBatch>>,
     order: Vec<(usize, usize)>,
 ) -> Result<WrittenFile, SinkError> {
@@ -117,7 +123,8 @@ pub(crate) async fn write_file(
         let descr = ArrowSchemaConverter::new()
             .with_coerce_types(properties.coerce_types())
             .convert(&schema)?;
-        let properties = file_properties(&properties, &descr, &first, key_columns);
+        let properties =
+            file_properties(&properties, &descr, &first, key_columns, statistics_columns);
         let options = ArrowWriterOptions::new()
             .with_properties(properties)
             .with_parquet_schema(descr)

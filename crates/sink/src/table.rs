@@ -21,6 +21,8 @@ pub(crate) struct Table {
     pub spec: TableSpec,
     pub partition_index: usize,
     pub key_indices: Vec<usize>,
+    /// Positions of the order columns in the file schema.
+    pub order_indices: Vec<usize>,
     /// Positions of the file columns in an appended batch (all but the partition).
     pub file_columns: Vec<usize>,
     pub file_schema: SchemaRef,
@@ -90,10 +92,22 @@ impl Table {
                 .collect::<Vec<_>>(),
             schema.metadata().clone(),
         ));
+        let order_indices = spec
+            .order_columns
+            .iter()
+            .map(|column| {
+                file_schema.index_of(column).map_err(|_| {
+                    invalid(format!(
+                        "order column `{column}` is not a column of the files"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Table {
             spec,
             partition_index,
             key_indices,
+            order_indices,
             file_columns,
             file_schema,
         })

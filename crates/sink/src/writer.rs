@@ -6,8 +6,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, UInt32Array};
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::compute::SortOptions;
 use arrow::compute::take;
+use arrow::row::{RowConverter, Rows, SortField};
 use futures::{StreamExt, TryStreamExt};
 use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
@@ -528,8 +530,10 @@ impl ArchiveWriter {
                 .iter()
                 .map(|b| KeyReader::new(table.name(), b, &key_indices, table.spec.key_columns))
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut rows: Vec<(Box<[u8]>, usize, usize)> =
-                Vec::with_capacity(buffer.positions.len());
+            let order_keys = order_keys(table, table_batches)?;
+            // Rows sorted by order key, then version key, so a file's bytes depend only on
+            // its rows.
+            let mut rows: Vec<PlannedRow> = Vec::with_capacity(buffer.positions.len());
             let mut key = Vec::with_capacity(80);
             for &(batch, row) in &buffer.positions {
                 let (batch, row) = (batch as usize, row as usize);
@@ -537,9 +541,13 @@ impl ArchiveWriter {
                 readers[batch]
                     .write_key(row, &mut key)
                     .expect("keys were checked when appended");
-                rows.push((key.as_slice().into(), batch, row));
+                let order: Box<[u8]> = match &order_keys {
+                    Some(keys) => keys[batch].row(row).as_ref().into(),
+                    None => Box::new([]),
+                };
+                rows.push((order, key.as_slice().into(), batch, row));
             }
-            rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            rows.sort_unstable();
             let files = buffer.bytes.div_ceil(self.options.target_file_bytes).max(1);
             let per_file = rows.len().div_ceil(files).max(1);
             let dir = table.partition_dir(days);
@@ -548,10 +556,11 @@ impl ArchiveWriter {
                 let chunk: Vec<_> = rows.by_ref().take(per_file).collect();
                 let mut keys = Vec::with_capacity(chunk.len());
                 let mut order = Vec::with_capacity(chunk.len());
-                for (key, batch, row) in chunk {
+                for (_, key, batch, row) in chunk {
                     keys.push(key);
                     order.push((batch, row));
                 }
+                keys.sort_unstable();
                 plans.push(FilePlan {
                     table: table_index,
                     days,
@@ -597,6 +606,7 @@ impl ArchiveWriter {
                 table.file_schema.clone(),
                 self.properties.clone(),
                 table.spec.key_columns,
+                table.spec.statistics_columns,
                 plan.batches,
                 plan.order,
             )
@@ -1019,6 +1029,51 @@ impl ProtocolStep {
 
 fn step(step: ProtocolStep, commit_id: &str, file: &str) {
     tracing::debug!(target: PROTOCOL_TARGET, step = step.as_str(), commit_id, file);
+}
+
+/// (order key, version key, batch, row) of a row being placed in a file.
+type PlannedRow = (Box<[u8]>, Box<[u8]>, usize, usize);
+
+/// Each batch's rows in the table's order columns, as comparable bytes (Arrow's row format,
+/// ascending with nulls last as SQL's `ORDER BY` has them); `None` for a table without order columns.
+fn order_keys(table: &Table, batches: &[RecordBatch]) -> Result<Option<Vec<Rows>>, SinkError> {
+    if table.order_indices.is_empty() {
+        return Ok(None);
+    }
+    let fields = table
+        .order_indices
+        .iter()
+        .map(|&i| {
+            SortField::new_with_options(
+                table.file_schema.field(i).data_type().clone(),
+                SortOptions {
+                    descending: false,
+                    nulls_first: false,
+                },
+            )
+        })
+        .collect();
+    let converter = RowConverter::new(fields).map_err(|e| SinkError::SchemaMismatch {
+        table: table.name().to_string(),
+        detail: format!("order columns cannot be compared: {e}"),
+    })?;
+    batches
+        .iter()
+        .map(|batch| {
+            let columns: Vec<ArrayRef> = table
+                .order_indices
+                .iter()
+                .map(|&i| Arc::clone(batch.column(i)))
+                .collect();
+            converter
+                .convert_columns(&columns)
+                .map_err(|e| SinkError::SchemaMismatch {
+                    table: table.name().to_string(),
+                    detail: format!("order columns cannot be compared: {e}"),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// `part-<hash>` of a file: the first 128 bits of SHA-256 over its sorted keys (each

@@ -12,7 +12,7 @@ con = duckdb.connect()
 source = f"read_parquet('{sys.argv[1]}/chat_messages/*/*.parquet', hive_partitioning=true)"
 columns = {name: kind for name, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
 days = con.execute(f"SELECT CAST(date AS VARCHAR), count(*) FROM {source} GROUP BY 1 ORDER BY 1").fetchall()
-distinct = con.execute(f"SELECT count(DISTINCT raw_sha256), count(*) FROM {source}").fetchone()
+distinct = con.execute(f"SELECT count(DISTINCT content_sha256), count(*) FROM {source}").fetchone()
 row = con.execute(
     f"SELECT CAST(created_date_time AT TIME ZONE 'UTC' AS VARCHAR), tags, mentions[1].user_id, date "
     f"FROM {source} WHERE id = 'duck-7'").fetchone()

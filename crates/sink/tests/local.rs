@@ -3,6 +3,7 @@
 
 mod common;
 
+use parquet::file::metadata::KeyValue;
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 
@@ -133,9 +134,14 @@ async fn writes_partitioned_parquet_that_reads_back() {
             .key_value_metadata()
             .cloned()
             .unwrap_or_default();
-        assert!(
-            key_value.is_empty(),
-            "nothing but the Parquet schema describes the columns: {key_value:?}"
+        let schema_version = KeyValue::new(
+            archive::SCHEMA_VERSION_KEY.to_string(),
+            archive::SCHEMA_VERSION.to_string(),
+        );
+        assert_eq!(
+            key_value,
+            vec![schema_version],
+            "the schema version, and nothing but the Parquet schema describes the columns"
         );
 
         for b in &batches {
@@ -408,7 +414,9 @@ async fn bad_batches_are_errors_that_name_the_column() {
         name: "nullable",
         schema: nullable_schema.clone(),
         partition_column: "date",
-        key_columns: &["raw_sha256"],
+        key_columns: &["content_sha256"],
+        order_columns: &[],
+        statistics_columns: &[],
     };
     let (mut writer, _) = ArchiveWriter::open(
         dir.path().join("out2").to_str().unwrap(),
@@ -429,7 +437,10 @@ async fn bad_batches_are_errors_that_name_the_column() {
         .append("nullable", &with_null)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("row 1") && err.contains("raw_sha256"), "{err}");
+    assert!(
+        err.contains("row 1") && err.contains("content_sha256"),
+        "{err}"
+    );
     let mut columns = good.columns().to_vec();
     columns[6] = std::sync::Arc::new(arrow::array::Date32Array::from(vec![
         Some(1),
@@ -454,6 +465,8 @@ async fn bad_batches_are_errors_that_name_the_column() {
         dir.path().join("state3").to_str().unwrap(),
         vec![archive::TableSpec {
             key_columns: &["missing"],
+            order_columns: &[],
+            statistics_columns: &[],
             ..message_spec()
         }],
         options(),

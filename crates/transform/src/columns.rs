@@ -434,7 +434,9 @@ impl StructCol {
         let children = fields
             .iter()
             .map(|f| match &f.kind {
-                Kind::Struct(grand) if flatten => Col::Struct(StructCol::new(grand, true)),
+                Kind::Struct(grand) if flatten && f.flatten => {
+                    Col::Struct(StructCol::new(grand, true))
+                }
                 _ => Col::new(f),
             })
             .collect();

@@ -10,6 +10,14 @@
 //!   field; two lists merge their elements; any other pair of different kinds becomes one
 //!   `Json` field that keeps the value as JSON text. The result does not depend on the order
 //!   in which types are visited, because fields are sorted by JSON name at the end.
+//! - An identity (`identity` or any type derived from it) is one small struct wherever it
+//!   appears, whatever its declared subtype: [`IDENTITY_PROPERTIES`], the properties Teams
+//!   fills. Other subtypes' properties (SharePoint, communications, audit, ...) stay in
+//!   `raw_json`.
+//! - An identity set (`identitySet` or a type derived from it) and a mail `recipient` have
+//!   their declared type's own properties, not the union of their derived types (a sender
+//!   is never an attendee); an identity set's members are identities. An identity set's
+//!   `device` is left to `raw_json`: Teams never fills it.
 //! - Enumerations are strings (the member name as sent), `Edm.Duration` and other
 //!   textual Edm types are strings, `Edm.DateTimeOffset` is a UTC microsecond timestamp,
 //!   and an open type that declares no properties (`detailsInfo`) is kept as JSON text.
@@ -50,6 +58,9 @@ pub(crate) struct Field {
     /// The CSDL type it was derived from (`Edm.String`, `identitySet`, `Collection(...)`).
     pub csdl_type: String,
     pub kind: Kind,
+    /// For a single-valued struct at the top of a table: its children become columns of
+    /// their own (`body_content`), instead of one struct column (`from.user.id`).
+    pub flatten: bool,
 }
 
 impl Field {
@@ -59,8 +70,41 @@ impl Field {
             name: snake_case(json),
             csdl_type: csdl_type.to_string(),
             kind: Kind::Scalar(scalar),
+            flatten: true,
         }
     }
+}
+
+/// The properties of an identity, wherever one appears (JSON name; all strings): what Teams
+/// sends for users, applications, conversations and tags.
+pub(crate) const IDENTITY_PROPERTIES: &[&str] = &[
+    "@odata.type",
+    "applicationIdentityType",
+    "conversationIdentityType",
+    "displayName",
+    "id",
+    "tenantId",
+    "userIdentityType",
+];
+
+/// Types read as declared, without the properties of the types derived from them.
+const NOT_POLYMORPHIC: &[&str] = &["identitySet", "recipient"];
+
+/// Identity set members left to `raw_json`.
+const IDENTITY_SET_UNTYPED: &[&str] = &["device"];
+
+fn identity_fields() -> Vec<Field> {
+    IDENTITY_PROPERTIES
+        .iter()
+        .map(|json| {
+            let csdl_type = if *json == "@odata.type" {
+                "odata.type"
+            } else {
+                "Edm.String"
+            };
+            Field::scalar(json, csdl_type, Scalar::Utf8)
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -147,6 +191,23 @@ impl Model {
         props
     }
 
+    /// Whether `name` is `ancestor` or derives from it.
+    fn derives_from(&self, name: &str, ancestor: &str) -> bool {
+        let mut current = Some(name.to_string());
+        let mut guard = 0;
+        while let Some(n) = current {
+            if n == ancestor {
+                return true;
+            }
+            guard += 1;
+            if guard > MAX_TYPE_DEPTH {
+                return false;
+            }
+            current = self.find(&n).and_then(|d| d.base_type.clone());
+        }
+        false
+    }
+
     /// Every type derived from `name`, transitively, sorted by name.
     fn derived_closure(&self, name: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
@@ -190,6 +251,7 @@ impl Model {
                 name: snake_case(json),
                 csdl_type: p.type_name.clone(),
                 kind: self.kind_of(&p.type_name, depth + 1),
+                flatten: true,
             })
             .collect()
     }
@@ -204,6 +266,7 @@ impl Model {
                 name: "element".to_string(),
                 csdl_type: inner.to_string(),
                 kind: self.kind_of(inner, depth),
+                flatten: true,
             };
             return Kind::List(Box::new(element));
         }
@@ -229,7 +292,22 @@ impl Model {
         if depth > MAX_TYPE_DEPTH {
             return Kind::Scalar(Scalar::Json);
         }
+        if self.derives_from(type_name, "identity") {
+            return Kind::Struct(identity_fields());
+        }
         let def = def.clone();
+        if let Some(base) = NOT_POLYMORPHIC
+            .iter()
+            .find(|base| self.derives_from(type_name, base))
+        {
+            let mut props = self.own_properties(&def);
+            if *base == "identitySet" {
+                props.retain(|name, _| !IDENTITY_SET_UNTYPED.contains(&name.as_str()));
+            }
+            let mut fields = self.props_to_fields(&props, depth);
+            sort_fields(&mut fields);
+            return Kind::Struct(fields);
+        }
         let fields = self.struct_fields(type_name, &def, depth);
         if fields.is_empty() {
             // Nothing declared (an open type such as `detailsInfo`): keep the value as JSON.
@@ -316,12 +394,19 @@ pub(crate) fn snake_case(json: &str) -> String {
     out
 }
 
+/// Top-level structs of chatMessage whose children are columns of their own: the body and
+/// the channel a message belongs to are read by nearly every query.
+const CHAT_FLATTENED: &[&str] = &["body", "channelIdentity"];
+
 /// The chatMessage type: the structural union of the v1.0 and beta definitions.
 pub(crate) fn chat_message_fields() -> Vec<Field> {
     let mut fields = Model::parse(CHAT_MESSAGE_V1).root_fields(CHAT_NAVIGATION_COLUMNS);
     let beta = Model::parse(CHAT_MESSAGE_BETA).root_fields(CHAT_NAVIGATION_COLUMNS);
     merge_fields(&mut fields, beta);
     sort_fields(&mut fields);
+    for f in &mut fields {
+        f.flatten = CHAT_FLATTENED.contains(&f.json.as_str());
+    }
     fields
 }
 

@@ -33,6 +33,7 @@ fn sorted(mut fields: Vec<Field>) -> Vec<Field> {
 const TAIL: &[&str] = &[
     "raw_json",
     "raw_sha256",
+    "content_sha256",
     "fetched_at",
     "run_id",
     "parse_errors",
@@ -80,15 +81,18 @@ pub(crate) static CHATS: LazyLock<DirectoryTable> = LazyLock::new(|| {
                 name: "roles".into(),
                 csdl_type: "Collection(Edm.String)".into(),
                 kind: Kind::List(Box::new(Field::scalar("", "Edm.String", Scalar::Utf8))),
+                flatten: true,
             },
             timestamp("visibleHistoryStartDateTime"),
         ])),
+        flatten: true,
     };
     let members = Field {
         json: "members".into(),
         name: "members".into(),
         csdl_type: "Collection(conversationMember)".into(),
         kind: Kind::List(Box::new(member)),
+        flatten: true,
     };
     let fields = sorted(vec![
         string("id"),

@@ -4,10 +4,10 @@
 //!
 //! Each builder takes items as the exact bytes Graph sent (`&str` slices of a page), fills
 //! typed columns in one pass, keeps the item itself in `raw_json`, and identifies the version
-//! by `raw_sha256`, the SHA-256 of the item's canonical JSON ([`canonical_sha256`]). A value
+//! by `content_sha256`, the SHA-256 of the item's canonical JSON ([`canonical_sha256`]). A value
 //! that does not fit its column leaves that column null and is recorded in the row's
 //! `parse_errors`; an object without a usable `id` is such a row too (null `id`;
-//! `raw_sha256` needs no id). Only an item that is not a JSON object is refused
+//! `content_sha256` needs no id). Only an item that is not a JSON object is refused
 //! ([`ItemError`]). Every batch ends with the `date` partition column.
 
 mod canonical;
@@ -19,6 +19,7 @@ mod directory;
 mod html;
 mod json;
 mod mail;
+mod raw_only;
 mod schema_files;
 mod table;
 mod time;
@@ -33,6 +34,9 @@ pub use directory::{DirectoryChatBuilder, DirectoryUserBuilder};
 pub use html::html_to_text;
 pub use json::SyntaxError;
 pub use mail::MailMessageBuilder;
+pub use raw_only::{
+    CHAT_MESSAGES_RAW_ONLY, MAIL_MESSAGES_RAW_ONLY, RawOnly, covers as raw_only_covers,
+};
 pub use schema_files::{SchemaFile, schema_files};
 pub use table::ItemError;
 

@@ -38,6 +38,7 @@ const FRONT: &[&str] = &[
 const TAIL: &[&str] = &[
     "raw_json",
     "raw_sha256",
+    "content_sha256",
     "source",
     "fetched_at",
     "run_id",

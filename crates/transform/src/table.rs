@@ -18,6 +18,7 @@ use crate::columns::{Issues, NullArrays, StructCol, data_type, tok_name, utc_mic
 use crate::csdl::{Field, Kind};
 use crate::json::{Tape, Tok};
 use crate::time;
+use sha2::{Digest, Sha256};
 
 /// Why an item could not become a row: only text that is not a JSON object. Any object
 /// becomes a row, whatever it holds. The caller decides whether to stop or go on.
@@ -84,7 +85,7 @@ fn flatten_docs(fields: &[Field], name_prefix: &str, path_prefix: &str, out: &mu
         let name = format!("{name_prefix}{}", f.name);
         let path = format!("{path_prefix}{}", f.json);
         match &f.kind {
-            Kind::Struct(children) => {
+            Kind::Struct(children) if f.flatten => {
                 flatten_docs(children, &format!("{name}_"), &format!("{path}."), out)
             }
             _ => {
@@ -220,7 +221,13 @@ pub(crate) const RAW_SHA256: Extra = Extra {
     name: "raw_sha256",
     data_type: DataType::Utf8,
     nullable: false,
-    meaning: "Lowercase hex SHA-256 of the item's canonical JSON: the version identity",
+    meaning: "Lowercase hex SHA-256 of raw_json's exact bytes: `sha256(raw_json) = raw_sha256` checks a row",
+};
+pub(crate) const CONTENT_SHA256: Extra = Extra {
+    name: "content_sha256",
+    data_type: DataType::Utf8,
+    nullable: false,
+    meaning: "Lowercase hex SHA-256 of the item's RFC 8785 (JCS) canonical JSON: the version identity, the same whatever the whitespace, key order or escaping Graph sent",
 };
 pub(crate) const SOURCE: Extra = Extra {
     name: "source",
@@ -318,6 +325,7 @@ pub(crate) struct Engine {
     raw_bytes: usize,
     raw_json: StringBuilder,
     raw_sha256: StringBuilder,
+    content_sha256: StringBuilder,
     source: StringBuilder,
     fetched_at: TimestampMicrosecondBuilder,
     run_id: StringBuilder,
@@ -349,6 +357,7 @@ impl Engine {
             raw_bytes: 0,
             raw_json: StringBuilder::new(),
             raw_sha256: StringBuilder::new(),
+            content_sha256: StringBuilder::new(),
             source: StringBuilder::new(),
             fetched_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             run_id: StringBuilder::new(),
@@ -397,7 +406,7 @@ impl Engine {
 
     /// Fills the typed columns of the next row from the object at `idx` and hashes it.
     /// `id` is what [`Engine::id`] found: without a usable id the `id` column stays null
-    /// and the problem is recorded, since `raw_sha256` identifies the row without it.
+    /// and the problem is recorded, since `content_sha256` identifies the row without it.
     pub(crate) fn fill(&mut self, src: &str, idx: usize, id: &Result<Cow<str>, &str>) -> Row {
         self.issues.clear();
         let skip = match id {
@@ -410,7 +419,9 @@ impl Engine {
                 self.issues.push(
                     "id".to_string(),
                     value,
-                    format!("{reason}: the row is kept with a null id (raw_sha256 identifies it)"),
+                    format!(
+                        "{reason}: the row is kept with a null id (content_sha256 identifies it)"
+                    ),
                 );
                 self.id_child
             }
@@ -478,7 +489,12 @@ impl Engine {
         with_source: bool,
     ) {
         self.raw_json.append_value(raw);
-        self.raw_sha256.append_value(row.sha());
+        let mut raw_hex = [0u8; 64];
+        hex::encode_to_slice(Sha256::digest(raw.as_bytes()), &mut raw_hex)
+            .expect("64 bytes hold a hex SHA-256");
+        self.raw_sha256
+            .append_value(std::str::from_utf8(&raw_hex).expect("hex is ASCII"));
+        self.content_sha256.append_value(row.sha());
         if with_source {
             self.source.append_value(ctx.source);
         }
@@ -488,7 +504,7 @@ impl Engine {
         for issue in &self.issues.list {
             tracing::warn!(
                 item_id = id.unwrap_or("(none)"),
-                raw_sha256 = row.sha(),
+                content_sha256 = row.sha(),
                 field = %issue.field,
                 value = %issue.value,
                 source = %ctx.source,
@@ -508,7 +524,7 @@ impl Engine {
     }
 
     /// Finished Graph columns (builder order) and the shared extras as
-    /// `[raw_json, raw_sha256, (source), fetched_at, run_id, parse_errors, date]`.
+    /// `[raw_json, raw_sha256, content_sha256, (source), fetched_at, run_id, parse_errors, date]`.
     pub(crate) fn finish(&mut self, with_source: bool) -> (Vec<ArrayRef>, Vec<ArrayRef>) {
         let mut graph = Vec::new();
         let mut nulls = NullArrays::default();
@@ -518,6 +534,7 @@ impl Engine {
         let mut extras: Vec<ArrayRef> = vec![
             Arc::new(self.raw_json.finish()),
             Arc::new(self.raw_sha256.finish()),
+            Arc::new(self.content_sha256.finish()),
         ];
         if with_source {
             extras.push(Arc::new(self.source.finish()));
@@ -576,7 +593,7 @@ pub(crate) fn exact_text(array: ArrayRef) -> ArrayRef {
 
 /// The shared extras in the order [`Engine::finish`] returns them.
 pub(crate) fn common_extras(with_source: bool) -> Vec<Extra> {
-    let mut v = vec![RAW_JSON, RAW_SHA256];
+    let mut v = vec![RAW_JSON, RAW_SHA256, CONTENT_SHA256];
     if with_source {
         v.push(SOURCE);
     }

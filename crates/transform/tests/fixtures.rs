@@ -176,93 +176,60 @@ fn expanded_replies_become_rows_of_their_own() {
     );
 }
 
-/// JSON leaves that map to no column, as path patterns (`[]` for any index). A leaf whose
-/// pattern starts with one of these followed by `.` or `[` is covered too.
-const UNMAPPED: &[&str] = &[
-    // OData annotations of the response, not properties of the message
-    "@odata.context",
-    "@odata.etag",
-    "@odata.id",
-    "@microsoft.graph.tips",
-    // `@odata.type` on types that have no derived types (nothing to tell apart)
-    "attachments[].@odata.type",
-    "body.@odata.type",
-    "channelIdentity.@odata.type",
-    "from.@odata.type",
-    "mentions[].@odata.type",
-    "onBehalfOf.@odata.type",
-    "policyViolation.@odata.type",
-    "reactions[].@odata.type",
-    "flag.@odata.type",
-    "uniqueBody.@odata.type",
-    "internetMessageHeaders[].@odata.type",
-    // mail navigation properties the CSDL excerpt does not expand (kept in raw_json)
-    "extensions",
-    "multiValueExtendedProperties",
-    "singleValueExtendedProperties",
-    // beta mail properties absent from the v1.0 message CSDL (kept in raw_json)
-    "mentions[].@odata.id",
-    "mentions[].application",
-    "mentions[].clientReference",
-    "mentions[].createdBy",
-    "mentions[].createdDateTime",
-    "mentions[].deepLink",
-    "mentions[].id",
-    "mentions[].mentionText",
-    "mentions[].mentioned.address",
-    "mentions[].mentioned.name",
-    "mentions[].serverCreatedDateTime",
-    "mentionsPreview",
-    "unsubscribeData",
-    "unsubscribeEnabled",
-    // properties the CSDL does not declare on these types (kept in raw_json)
-    "deleted",
-    "isDeleted",
-    "from.conversation",
-    "replies@odata.count",
-    "replies@odata.nextLink",
-    // expanded replies are rows of their own, checked as such
-    "replies",
-];
-
 #[test]
 fn every_json_leaf_is_in_its_typed_column() {
     let fixtures = message_fixtures();
     let t = transform_all(&fixtures);
-    let mut unmapped: BTreeSet<String> = BTreeSet::new();
+    // (is mail, leaf path) of every JSON leaf no typed column holds.
+    let mut unmapped: BTreeSet<(bool, String)> = BTreeSet::new();
     let mut checked = 0usize;
     for row in &t.rows {
         let value: Value = serde_json::from_str(row.raw).unwrap();
+        let mut leaves = BTreeSet::new();
         let mut walk = Walk {
             row,
-            unmapped: &mut unmapped,
+            unmapped: &mut leaves,
             checked: 0,
         };
         walk.top(&value);
         checked += walk.checked;
+        let mail = row
+            .batch
+            .schema()
+            .column_with_name("received_date_time")
+            .is_some();
+        unmapped.extend(leaves.into_iter().map(|p| (mail, p)));
     }
-    let covered = |p: &str| {
-        UNMAPPED
-            .iter()
-            .any(|u| p == *u || p.starts_with(&format!("{u}.")) || p.starts_with(&format!("{u}[")))
+    let list = |mail: bool| {
+        if mail {
+            transform::MAIL_MESSAGES_RAW_ONLY
+        } else {
+            transform::CHAT_MESSAGES_RAW_ONLY
+        }
     };
-    let gaps: Vec<&String> = unmapped.iter().filter(|p| !covered(p)).collect();
-    assert!(
-        gaps.is_empty(),
-        "JSON leaves with no column and not in UNMAPPED: {gaps:#?}"
-    );
-    let stale: Vec<&&str> = UNMAPPED
+    let gaps: Vec<&(bool, String)> = unmapped
         .iter()
-        .filter(|u| {
-            !unmapped.iter().any(|p| {
-                p == **u || p.starts_with(&format!("{u}.")) || p.starts_with(&format!("{u}["))
-            })
-        })
+        .filter(|(mail, p)| !list(*mail).iter().any(|e| transform::raw_only_covers(e, p)))
         .collect();
     assert!(
-        stale.is_empty(),
-        "UNMAPPED entries no fixture needs: {stale:?}"
+        gaps.is_empty(),
+        "JSON leaves (is mail, path) with no column and not listed as held only by raw_json: {gaps:#?}"
     );
+    for mail in [false, true] {
+        let stale: Vec<&str> = list(mail)
+            .iter()
+            .filter(|e| {
+                !unmapped
+                    .iter()
+                    .any(|(m, p)| *m == mail && transform::raw_only_covers(e, p))
+            })
+            .map(|e| e.path)
+            .collect();
+        assert!(
+            stale.is_empty(),
+            "raw_json-only entries no fixture needs (mail {mail}): {stale:?}"
+        );
+    }
     assert!(checked > 3000, "only {checked} leaves checked");
 }
 
@@ -579,16 +546,22 @@ fn malformed_timestamp_keeps_the_row() {
         "no parse error for the malformed timestamp"
     );
     for i in bad {
-        let col_name = match field.value(i) {
-            "createdDateTime" => "created_date_time",
-            "lastModifiedDateTime" => "last_modified_date_time",
-            "eventDetail.eventDateTime" => "event_detail_event_date_time",
+        let column = match field.value(i) {
+            "createdDateTime" => batch.column_by_name("created_date_time").unwrap().clone(),
+            "lastModifiedDateTime" => batch
+                .column_by_name("last_modified_date_time")
+                .unwrap()
+                .clone(),
+            "eventDetail.eventDateTime" => batch
+                .column_by_name("event_detail")
+                .unwrap()
+                .as_struct()
+                .column_by_name("event_date_time")
+                .unwrap()
+                .clone(),
             other => panic!("unexpected field {other}"),
         };
-        assert!(
-            batch.column_by_name(col_name).unwrap().is_null(0),
-            "{col_name} should be null"
-        );
+        assert!(column.is_null(0), "{} should be null", field.value(i));
     }
 }
 
@@ -608,7 +581,7 @@ fn identical_examples_hash_equal_and_different_payloads_differ() {
         );
         let sha = row
             .batch
-            .column_by_name("raw_sha256")
+            .column_by_name("content_sha256")
             .unwrap()
             .as_string::<i32>()
             .value(row.index)
@@ -616,7 +589,7 @@ fn identical_examples_hash_equal_and_different_payloads_differ() {
         assert_eq!(
             sha,
             hex(transform::canonical_sha256(row.raw).unwrap()),
-            "raw_sha256 is canonical_sha256"
+            "content_sha256 is canonical_sha256"
         );
         groups.entry(key).or_default().push((v, sha));
     }
@@ -648,7 +621,7 @@ fn identical_examples_hash_equal_and_different_payloads_differ() {
         .iter()
         .map(|r| {
             r.batch
-                .column_by_name("raw_sha256")
+                .column_by_name("content_sha256")
                 .unwrap()
                 .as_string::<i32>()
                 .value(r.index)

@@ -98,11 +98,11 @@ fn json_object() -> impl Strategy<Value = Map<String, Value>> {
     prop::collection::btree_map(key(), json_value(), 0..12).prop_map(|m| m.into_iter().collect())
 }
 
-/// The rows of one appended item: (raw_json, raw_sha256, parse_errors present).
+/// The rows of one appended item: (raw_json, content_sha256, parse_errors present).
 fn rows(batch: &arrow::record_batch::RecordBatch) -> Vec<(String, String, bool)> {
     let raw = batch.column_by_name("raw_json").unwrap().as_string::<i32>();
     let sha = batch
-        .column_by_name("raw_sha256")
+        .column_by_name("content_sha256")
         .unwrap()
         .as_string::<i32>();
     let errors = batch.column_by_name("parse_errors").unwrap();

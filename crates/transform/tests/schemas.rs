@@ -103,8 +103,20 @@ fn schema_files_are_valid_and_complete() {
     }
     assert!(
         chat.contents
-            .contains("| `from_user_display_name` | utf8 | `from.user.displayName` |")
+            .contains("| `from.user.display_name` | utf8 |")
     );
+    assert!(
+        chat.contents
+            .contains("| `body_content` | utf8 | `body.content` |")
+    );
+    for entry in transform::CHAT_MESSAGES_RAW_ONLY {
+        assert!(
+            chat.contents
+                .contains(&format!("| `{}` | {} |", entry.path, entry.why)),
+            "{} is not listed as held only by raw_json",
+            entry.path
+        );
+    }
 }
 
 /// Writes `batch` (with its `date` column) as hive partitions under `root/folder`, without
@@ -146,7 +158,7 @@ fn write_partitioned(root: &Path, folder: &str, batch: &RecordBatch, file_name: 
     }
 }
 
-/// (chat_id, team_id, channel_id, id, or raw_sha256 for a row without an id)
+/// (chat_id, team_id, channel_id, id, or content_sha256 for a row without an id)
 type MessageKey = (Option<String>, Option<String>, Option<String>, String);
 
 fn python() -> String {
@@ -195,7 +207,7 @@ fn duckdb_views_run_over_an_archive() {
     let shas: BTreeSet<String> = {
         let col = chat
             .messages
-            .column_by_name("raw_sha256")
+            .column_by_name("content_sha256")
             .unwrap()
             .as_string::<i32>();
         (0..col.len()).map(|i| col.value(i).to_string()).collect()
@@ -211,7 +223,7 @@ fn duckdb_views_run_over_an_archive() {
                     s("chat_id", i),
                     s("team_id", i),
                     s("channel_id", i),
-                    s("id", i).unwrap_or_else(|| s("raw_sha256", i).unwrap()),
+                    s("id", i).unwrap_or_else(|| s("content_sha256", i).unwrap()),
                 )
             })
             .collect()
@@ -322,4 +334,35 @@ print(json.dumps(out, default=str))
         shas.len() < raws.len(),
         "the docs repeat examples, so some rows share a version"
     );
+}
+
+/// Parquet leaf columns of an Arrow type: a list counts its element's leaves.
+fn leaves(data_type: &arrow::datatypes::DataType) -> usize {
+    use arrow::datatypes::DataType;
+    match data_type {
+        DataType::Struct(fields) => fields.iter().map(|f| leaves(f.data_type())).sum(),
+        DataType::List(element) | DataType::LargeList(element) => leaves(element.data_type()),
+        _ => 1,
+    }
+}
+
+/// `DESCRIBE chat_messages` fits on a screen, and every file stays cheap to read: at most
+/// 60 top-level columns and 300 Parquet leaves (the partition column is a folder, not a
+/// column of the files).
+#[test]
+fn chat_messages_has_at_most_60_columns_and_300_leaves() {
+    for (name, schema) in [
+        ("chat_messages", transform::chat_messages_schema()),
+        ("mail_messages", transform::mail_messages_schema()),
+    ] {
+        let columns: Vec<_> = schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != "date")
+            .collect();
+        let leaf_count: usize = columns.iter().map(|f| leaves(f.data_type())).sum();
+        println!("{name}: {} columns, {leaf_count} leaves", columns.len());
+        assert!(columns.len() <= 60, "{name}: {} columns", columns.len());
+        assert!(leaf_count <= 300, "{name}: {leaf_count} leaves");
+    }
 }

@@ -1,5 +1,5 @@
 //! JSONL: one archived message version per line, its columns and `raw_json` as stored,
-//! so `raw_sha256` can be checked against the line itself.
+//! so `content_sha256` can be recomputed from the line's `raw_json` with any RFC 8785 (JCS) library.
 
 use serde::Serialize;
 
@@ -43,7 +43,7 @@ pub(crate) struct VersionRecord<'a> {
     pub versions: usize,
     pub is_latest_version: bool,
     pub custodians: &'a [String],
-    pub raw_sha256: &'a str,
+    pub content_sha256: &'a str,
     pub source: Option<&'a str>,
     pub fetched_at: Option<String>,
     pub run_id: Option<&'a str>,
@@ -94,7 +94,7 @@ impl<'a> VersionRecord<'a> {
             versions,
             is_latest_version: version == versions,
             custodians: &row.custodians,
-            raw_sha256: &row.raw_sha256,
+            content_sha256: &row.content_sha256,
             source: row.source.as_deref(),
             fetched_at: row.fetched_at_us.map(utc_micros),
             run_id: row.run_id.as_deref(),

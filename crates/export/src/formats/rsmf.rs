@@ -604,7 +604,7 @@ impl FormatWriter for RsmfWriter {
         } else {
             custom.push(Custom {
                 name: "Archived item without an id, content SHA-256",
-                value: message.latest().raw_sha256.clone(),
+                value: message.latest().content_sha256.clone(),
             });
         }
         if let Some(subject) = message
@@ -644,7 +644,7 @@ impl FormatWriter for RsmfWriter {
         });
         custom.push(Custom {
             name: "Version SHA-256",
-            value: message.latest().raw_sha256.clone(),
+            value: message.latest().content_sha256.clone(),
         });
 
         let reactions: Vec<EventReaction> = view

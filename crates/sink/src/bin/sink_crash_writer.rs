@@ -38,7 +38,7 @@ fn messages_schema() -> SchemaRef {
             false,
         ),
         Field::new("body_content", DataType::Utf8, false),
-        Field::new("raw_sha256", DataType::Utf8, false),
+        Field::new("content_sha256", DataType::Utf8, false),
         Field::new("date", DataType::Date32, false),
     ]))
 }
@@ -46,7 +46,7 @@ fn messages_schema() -> SchemaRef {
 fn custodians_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("custodian_user_id", DataType::Utf8, false),
-        Field::new("raw_sha256", DataType::Utf8, false),
+        Field::new("content_sha256", DataType::Utf8, false),
         Field::new("date", DataType::Date32, false),
     ]))
 }
@@ -57,13 +57,17 @@ fn tables() -> Vec<TableSpec> {
             name: MESSAGES,
             schema: messages_schema(),
             partition_column: "date",
-            key_columns: &["raw_sha256"],
+            key_columns: &["content_sha256"],
+            order_columns: &[],
+            statistics_columns: &[],
         },
         TableSpec {
             name: CUSTODIANS,
             schema: custodians_schema(),
             partition_column: "date",
-            key_columns: &["custodian_user_id", "raw_sha256"],
+            key_columns: &["custodian_user_id", "content_sha256"],
+            order_columns: &[],
+            statistics_columns: &[],
         },
     ]
 }

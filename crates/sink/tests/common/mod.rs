@@ -50,7 +50,7 @@ pub fn message_schema() -> SchemaRef {
             ))),
             true,
         ),
-        Field::new("raw_sha256", DataType::Utf8, false),
+        Field::new("content_sha256", DataType::Utf8, false),
         Field::new("date", DataType::Date32, false),
     ]))
 }
@@ -60,7 +60,9 @@ pub fn message_spec() -> TableSpec {
         name: TABLE,
         schema: message_schema(),
         partition_column: "date",
-        key_columns: &["raw_sha256"],
+        key_columns: &["content_sha256"],
+        order_columns: &[],
+        statistics_columns: &[],
     }
 }
 
@@ -295,11 +297,11 @@ pub fn read_parquet(
     (batches, metadata)
 }
 
-/// The `raw_sha256` values of a batch.
+/// The `content_sha256` values of a batch.
 pub fn shas(batch: &RecordBatch) -> Vec<String> {
     use arrow::array::AsArray;
     let column = batch
-        .column_by_name("raw_sha256")
+        .column_by_name("content_sha256")
         .unwrap()
         .as_string::<i32>();
     column.iter().map(|v| v.unwrap().to_string()).collect()
