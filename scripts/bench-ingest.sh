@@ -2,15 +2,21 @@
 # Benchmark: `teams-archiver ingest` against DuckDB on the same generated Graph pages.
 #
 #   scripts/bench-ingest.sh [MESSAGES] [BIG_MESSAGES]      defaults: 200000 1000000
-#   RUNS=3 scripts/bench-ingest.sh                         repeat step 2-4 (a noisy machine)
+#   RUNS=3 scripts/bench-ingest.sh                         repeat steps 2-5 (a noisy machine)
+#   BENCH_SKIP_BUILD=1 scripts/bench-ingest.sh             use the release binary as it is
 #
 # 1. Generates MESSAGES getAllMessages messages in 50-message pages with
-#    ../shared/bench/gen_chat_pages.py (same seed, same bytes).
+#    ../shared/bench/gen_chat_pages.py (same seed, same bytes), under
+#    target/bench-ingest/pages-N (shared with scripts/bench-query.sh).
 # 2. Archives them with the release build of `ingest` (raw_json kept, zstd Parquet).
-# 3. Converts the same pages with DuckDB (../shared/bench/duckdb_convert.py: read_json,
-#    COPY ... PARTITION_BY (date), zstd, 2 threads).
-# 4. Prints both rates and their ratio (goal: archiver >= 4x DuckDB in messages/s).
-# 5. Archives BIG_MESSAGES and prints peak memory (goal: <= 256 MiB).
+# 3. Converts the same pages with DuckDB, typed columns only
+#    (../shared/bench/duckdb_convert.py: read_json, COPY ... PARTITION_BY (date), zstd, 2 threads).
+# 4. Converts them with DuckDB keeping each message's JSON and its SHA-256
+#    (../shared/bench/duckdb_lossless.py: the archiver's contract, same settings).
+# 5. Prints the three rates and the ratios in messages/s (goals: archiver >= 1.0x DuckDB
+#    typed-only, >= 1.5x DuckDB lossless), the bytes of the three outputs, and our archive's
+#    bytes (table, _archive and _state) against the lossless conversion's (goal <= 1.0x).
+# 6. Archives BIG_MESSAGES and prints peak memory (goal: <= 256 MiB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -19,7 +25,10 @@ big=${2:-1000000}
 shared=${TEAMS_ARCHIVER_SHARED:-$root/../shared}
 gen=$shared/bench/gen_chat_pages.py
 duck=$shared/bench/duckdb_convert.py
-[ -f "$gen" ] || { echo "missing $gen (set TEAMS_ARCHIVER_SHARED to the folder holding bench/)" >&2; exit 1; }
+lossless=$shared/bench/duckdb_lossless.py
+for f in "$gen" "$duck" "$lossless"; do
+  [ -f "$f" ] || { echo "missing $f (set TEAMS_ARCHIVER_SHARED to the folder holding bench/)" >&2; exit 1; }
+done
 venv=${TEAMS_ARCHIVER_VENV:-$root/.venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
@@ -27,16 +36,23 @@ py=$venv/bin/python
 work=$root/target/bench-ingest
 mkdir -p "$work"
 
-echo "==> release build"
-CARGO_TARGET_DIR=$root/target-release cargo build --release --quiet -p teams-archiver
 bin=$root/target-release/release/teams-archiver
+if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
+  echo "==> release build skipped (BENCH_SKIP_BUILD=1)"
+else
+  echo "==> release build"
+  CARGO_TARGET_DIR=$root/target-release cargo build --release --quiet -p teams-archiver
+fi
+[ -x "$bin" ] || { echo "missing $bin (build it, or unset BENCH_SKIP_BUILD)" >&2; exit 1; }
 
-pages() { # N -> folder of pages (generated once)
-  local n=$1 dir=$work/pages-$1
+pages() { # N -> folder of pages (generated once; a half-written folder is never used)
+  local n=$1 dir=$work/pages-$1 tmp
   if [ ! -f "$dir/.done" ]; then
-    rm -rf "$dir"
-    "$py" "$gen" --messages "$n" --out "$dir" >&2
-    touch "$dir/.done"
+    tmp=$dir.partial-$$
+    rm -rf "$dir" "$tmp"
+    "$py" "$gen" --messages "$n" --out "$tmp" >&2
+    touch "$tmp/.done"
+    mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp" # another run got there first
   fi
   echo "$dir"
 }
@@ -47,20 +63,37 @@ echo "==> $messages messages"
 small=$(pages "$messages")
 for run in $(seq 1 "${RUNS:-1}"); do
   [ "${RUNS:-1}" -gt 1 ] && echo "-- run $run"
-  rm -rf "$work/archive" "$work/duckdb"
+  rm -rf "$work/archive" "$work/duckdb" "$work/duckdb-lossless"
   ours=$("$py" scripts/measure.py -- "$bin" --no-progress ingest --kind chat --out "$work/archive" "$small")
-  theirs=$("$py" scripts/measure.py -- "$py" "$duck" "$small" "$work/duckdb" 2)
-  ours_s=$(field "$ours" seconds); theirs_s=$(field "$theirs" seconds)
-  "$py" - "$messages" "$ours_s" "$theirs_s" "$(field "$ours" peak_rss_mib)" <<'PY'
+  typed=$("$py" scripts/measure.py -- "$py" "$duck" "$small" "$work/duckdb" 2)
+  full=$("$py" scripts/measure.py -- "$py" "$lossless" "$small" "$work/duckdb-lossless" 2)
+  "$py" - "$messages" "$(field "$ours" seconds)" "$(field "$typed" seconds)" "$(field "$full" seconds)" \
+    "$(field "$ours" peak_rss_mib)" "$(field "$typed" peak_rss_mib)" "$(field "$full" peak_rss_mib)" <<'PY'
 import sys
-n, ours, theirs, rss = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-a, d = n / ours, n / theirs
-print(f"teams-archiver ingest: {a:,.0f} messages/s ({ours:.2f} s, peak {rss} MiB)")
-print(f"duckdb read_json+COPY: {d:,.0f} messages/s ({theirs:.2f} s)")
-print(f"ratio: {a / d:.2f}x (goal >= 4x) -> {'PASS' if a / d >= 4 else 'FAIL'}")
+n = int(sys.argv[1])
+ours, typed, full = (float(s) for s in sys.argv[2:5])
+rss_ours, rss_typed, rss_full = sys.argv[5:8]
+a, t, f = n / ours, n / typed, n / full
+print(f"teams-archiver ingest:          {a:>9,.0f} messages/s ({ours:.2f} s, peak {rss_ours} MiB)")
+print(f"duckdb typed-only (convert):    {t:>9,.0f} messages/s ({typed:.2f} s, peak {rss_typed} MiB)")
+print(f"duckdb lossless (+raw_json/sha):{f:>9,.0f} messages/s ({full:.2f} s, peak {rss_full} MiB)")
+print(f"ratio vs duckdb typed-only: {a / t:.2f}x (goal >= 1.0x) -> {'PASS' if a / t >= 1.0 else 'FAIL'}")
+print(f"ratio vs duckdb lossless:   {a / f:.2f}x (goal >= 1.5x) -> {'PASS' if a / f >= 1.5 else 'FAIL'}")
 PY
 done
-du -sh "$work/archive" "$work/duckdb" | sed 's/^/size: /'
+"$py" - "$work/archive" "$work/duckdb" "$work/duckdb-lossless" <<'PY'
+import os, sys
+def size(path):  # bytes in the files under path (apparent sizes)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+archive, typed, full = sys.argv[1:4]
+a, t, f = size(archive), size(typed), size(full)
+table = size(os.path.join(archive, "chat_messages"))
+mib = lambda b: f"{b / 2**20:,.1f} MiB"
+print(f"size: teams-archiver archive   {mib(a)} (chat_messages table {mib(table)}, _archive + _state {mib(a - table)})")
+print(f"size: duckdb typed-only        {mib(t)}")
+print(f"size: duckdb lossless          {mib(f)}")
+print(f"size ratio archive / duckdb lossless: {a / f:.2f}x (table alone {table / f:.2f}x) (goal <= 1.0x) -> {'PASS' if a / f <= 1.0 else 'FAIL'}")
+PY
 
 if [ "$big" -gt 0 ]; then
   echo "==> $big messages (memory)"
