@@ -271,7 +271,10 @@ pub struct SyncArgs {
     #[arg(long, value_name = "RFC3339")]
     pub since: Option<String>,
 
-    /// Memory for rows waiting to be written, in MiB. Files are committed when it fills.
+    /// Memory for rows on their way into files, in MiB: half holds the rows being
+    /// gathered (files are committed when it fills), a quarter the rows waiting while a
+    /// commit runs. Pages in flight, the runtime and TLS come on top: a first run peaks
+    /// at about 1.6 times the budget (`scripts/bench-sync.sh` prints it beside the budget).
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub memory_budget_mib: usize,
 

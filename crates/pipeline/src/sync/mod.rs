@@ -85,13 +85,15 @@ pub async fn run(
     tracing::info!(run_id, out = %options.out, state = %state, sources = ?options.sources(), shard = ?options.shard, "sync started");
 
     let budget_bytes = options.memory_budget_mib.max(1) * 1024 * 1024;
-    let (writer, recovery) = run::open_writer(&options.out, &state, &run_id, budget_bytes).await?;
+    // Half the budget holds rows being gathered into files, a quarter rows that wait while
+    // a commit runs; the rest covers pages in flight, lanes and encoders.
+    let (writer, recovery) =
+        run::open_writer(&options.out, &state, &run_id, budget_bytes / 2).await?;
     tracing::info!(?recovery, "archive opened");
     let checkpoints = writer.checkpoints().clone();
-    // Rows that may wait while a commit runs: as much again as the budget.
     let driver = Arc::new(Driver::start(
         writer,
-        run::driver_options(budget_bytes, options.commit_interval),
+        run::driver_options(budget_bytes / 4, options.commit_interval),
         Arc::clone(&progress),
     ));
 
