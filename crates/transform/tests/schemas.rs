@@ -119,6 +119,45 @@ fn schema_files_are_valid_and_complete() {
     }
 }
 
+/// One chat message row as a later schema version might write it: some of today's columns
+/// and one it adds.
+fn later_schema_version_row() -> RecordBatch {
+    use arrow::array::{Date32Array, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, TimeUnit};
+    let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let raw = r#"{"id":"later-1","chatId":"19:later@thread.v2","lastModifiedDateTime":"2024-05-02T10:00:00Z"}"#;
+    let text = |v: &str| Arc::new(StringArray::from(vec![v.to_string()])) as arrow::array::ArrayRef;
+    let time =
+        Arc::new(TimestampMicrosecondArray::from(vec![1_714_644_000_000_000]).with_timezone("UTC"))
+            as arrow::array::ArrayRef;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, true),
+        Field::new("chat_id", DataType::Utf8, true),
+        Field::new("last_modified_date_time", utc.clone(), true),
+        Field::new("summary_of_the_future", DataType::Utf8, true),
+        Field::new("raw_json", DataType::Utf8, false),
+        Field::new("content_sha256", DataType::Utf8, false),
+        Field::new("fetched_at", utc, false),
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("date", DataType::Date32, false),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            text("later-1"),
+            text("19:later@thread.v2"),
+            time.clone(),
+            text("new"),
+            text(raw),
+            text(&"0".repeat(64)),
+            time,
+            text("run-later"),
+            Arc::new(Date32Array::from(vec![19_845])),
+        ],
+    )
+    .unwrap()
+}
+
 /// Writes `batch` (with its `date` column) as hive partitions under `root/folder`, without
 /// the `date` column inside the files, as the sink does.
 fn write_partitioned(root: &Path, folder: &str, batch: &RecordBatch, file_name: &str) {
@@ -229,6 +268,15 @@ fn duckdb_views_run_over_an_archive() {
             .collect()
     };
 
+    // A file of a later schema version: fewer columns, and one this version does not know.
+    // The views read it beside the others, by column name.
+    write_partitioned(
+        root,
+        "chat_messages",
+        &later_schema_version_row(),
+        "part-later.parquet",
+    );
+
     let mut mail = MailMessageBuilder::new();
     let context = ctx("mail", Some("user-1"));
     mail.append(r#"{"id":"m1","lastModifiedDateTime":"2024-01-01T10:00:00Z","receivedDateTime":"2024-01-01T09:00:00Z","subject":"v1"}"#, &context).unwrap();
@@ -269,6 +317,7 @@ q = lambda sql: con.execute(sql).fetchall()
 out = {
   "chat_all": q("SELECT count(*) FROM chat_messages_all_versions")[0][0],
   "chat_latest": q("SELECT count(*) FROM chat_messages_latest")[0][0],
+  "later": q("SELECT id, summary_of_the_future FROM chat_messages_latest WHERE summary_of_the_future IS NOT NULL"),
   "custodians_all": q("SELECT count(*) FROM chat_message_custodians_all_versions")[0][0],
   "mail_latest": q("SELECT removed, removed_reason FROM mail_messages_latest"),
   "mail_all": q("SELECT count(*) FROM mail_messages_all_versions")[0][0],
@@ -302,14 +351,15 @@ print(json.dumps(out, default=str))
     let out: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         out["chat_all"],
-        shas.len(),
-        "each version once although stored twice"
+        shas.len() + 1,
+        "each version once although stored twice, and the later version's row"
     );
     assert_eq!(
         out["chat_latest"],
-        conversations.len(),
+        conversations.len() + 1,
         "one row per message"
     );
+    assert_eq!(out["later"], serde_json::json!([["later-1", "new"]]));
     assert_eq!(out["custodians_all"], shas.len());
     assert_eq!(out["mail_all"], 3);
     assert_eq!(out["mail_latest"], serde_json::json!([[true, "deleted"]]));
