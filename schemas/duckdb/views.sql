@@ -7,6 +7,10 @@
 -- version; rows with equal version columns are the same content). <table>_latest keeps the
 -- latest version of each message (each user or chat for the directory tables); a row
 -- without an id is a message of its own.
+--
+-- Files of every schema version are read side by side, by column name (union_by_name).
+-- What no column holds stays in raw_json (schemas/columns/<table>.md lists it), e.g.
+--   SELECT raw_json->>'$.from.device.id' FROM chat_messages_latest;
 
 CREATE OR REPLACE VIEW chat_messages_all_versions AS
 SELECT * EXCLUDE (version_rank) FROM (

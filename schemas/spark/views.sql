@@ -8,6 +8,10 @@
 -- <table>_all_versions returns each stored version once (two shards may store the same
 -- version). <table>_latest keeps the latest version of each message (each user or chat
 -- for the directory tables); a row without an id is a message of its own.
+--
+-- Files of every schema version are read side by side, by column name (mergeSchema).
+-- What no column holds stays in raw_json (schemas/columns/<table>.md lists it), e.g.
+--   SELECT get_json_object(raw_json, '$.from.device.id') FROM chat_messages_latest;
 
 CREATE OR REPLACE TEMPORARY VIEW chat_messages_files
 USING parquet OPTIONS (path '${ARCHIVE}/chat_messages', mergeSchema 'true');

@@ -332,7 +332,11 @@ fn duckdb_views(tables: &[Table]) -> String {
          -- <table>_all_versions returns each stored version once (two shards may store the same\n\
          -- version; rows with equal version columns are the same content). <table>_latest keeps the\n\
          -- latest version of each message (each user or chat for the directory tables); a row\n\
-         -- without an id is a message of its own.\n",
+         -- without an id is a message of its own.\n\
+         --\n\
+         -- Files of every schema version are read side by side, by column name (union_by_name).\n\
+         -- What no column holds stays in raw_json (schemas/columns/<table>.md lists it), e.g.\n\
+         --   SELECT raw_json->>'$.from.device.id' FROM chat_messages_latest;\n",
     );
     for t in tables {
         let Some(v) = &t.views else { continue };
@@ -370,7 +374,11 @@ fn spark_views(tables: &[Table]) -> String {
          --\n\
          -- <table>_all_versions returns each stored version once (two shards may store the same\n\
          -- version). <table>_latest keeps the latest version of each message (each user or chat\n\
-         -- for the directory tables); a row without an id is a message of its own.\n",
+         -- for the directory tables); a row without an id is a message of its own.\n\
+         --\n\
+         -- Files of every schema version are read side by side, by column name (mergeSchema).\n\
+         -- What no column holds stays in raw_json (schemas/columns/<table>.md lists it), e.g.\n\
+         --   SELECT get_json_object(raw_json, '$.from.device.id') FROM chat_messages_latest;\n",
     );
     for t in tables {
         let Some(v) = &t.views else { continue };
