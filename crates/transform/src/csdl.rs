@@ -11,9 +11,10 @@
 //!   `Json` field that keeps the value as JSON text. The result does not depend on the order
 //!   in which types are visited, because fields are sorted by JSON name at the end.
 //! - An identity (`identity` or any type derived from it) is one small struct wherever it
-//!   appears, whatever its declared subtype: [`IDENTITY_PROPERTIES`], the properties Teams
-//!   fills. Other subtypes' properties (SharePoint, communications, audit, ...) stay in
-//!   `raw_json`.
+//!   appears, whatever its declared subtype: [`IDENTITY_PROPERTIES`] and the identity type
+//!   of its kind (a user's `userIdentityType`, an application's `applicationIdentityType`),
+//!   the properties Teams fills. Other subtypes' properties (SharePoint, communications,
+//!   audit, ...) stay in `raw_json`.
 //! - An identity set (`identitySet` or a type derived from it) and a mail `recipient` have
 //!   their declared type's own properties, not the union of their derived types (a sender
 //!   is never an attendee); an identity set's members are identities. An identity set's
@@ -75,27 +76,61 @@ impl Field {
     }
 }
 
-/// The properties of an identity, wherever one appears (JSON name; all strings): what Teams
-/// sends for users, applications, conversations and tags.
-pub(crate) const IDENTITY_PROPERTIES: &[&str] = &[
-    "@odata.type",
-    "applicationIdentityType",
-    "conversationIdentityType",
-    "displayName",
-    "id",
-    "tenantId",
-    "userIdentityType",
-];
+/// What an identity names, which decides its identity-type field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IdentityKind {
+    User,
+    Application,
+    Conversation,
+    Tag,
+    /// An identity whose kind neither its type nor its property says: every field.
+    Any,
+}
 
-/// Types read as declared, without the properties of the types derived from them.
-const NOT_POLYMORPHIC: &[&str] = &["identitySet", "recipient"];
+impl IdentityKind {
+    /// By the declared type (`teamworkUserIdentity`), else by the property that holds it
+    /// (an identity set's `user`, `application`, ...).
+    fn of(property: &str, type_name: &str) -> IdentityKind {
+        match type_name {
+            "teamworkUserIdentity" => return IdentityKind::User,
+            "teamworkApplicationIdentity" => return IdentityKind::Application,
+            "teamworkConversationIdentity" => return IdentityKind::Conversation,
+            "teamworkTagIdentity" => return IdentityKind::Tag,
+            _ => {}
+        }
+        match property {
+            "user" => IdentityKind::User,
+            "application" => IdentityKind::Application,
+            "conversation" => IdentityKind::Conversation,
+            "tag" => IdentityKind::Tag,
+            _ => IdentityKind::Any,
+        }
+    }
 
-/// Identity set members left to `raw_json`.
-const IDENTITY_SET_UNTYPED: &[&str] = &["device"];
+    /// The identity-type properties Teams sends for this kind.
+    fn type_properties(self) -> &'static [&'static str] {
+        match self {
+            IdentityKind::User => &["userIdentityType"],
+            IdentityKind::Application => &["applicationIdentityType"],
+            IdentityKind::Conversation => &["conversationIdentityType"],
+            IdentityKind::Tag => &[],
+            IdentityKind::Any => &[
+                "applicationIdentityType",
+                "conversationIdentityType",
+                "userIdentityType",
+            ],
+        }
+    }
+}
 
-fn identity_fields() -> Vec<Field> {
-    IDENTITY_PROPERTIES
+/// The properties every identity has, wherever one appears (JSON name; all strings);
+/// its kind adds its identity type ([`IdentityKind::type_properties`]).
+pub(crate) const IDENTITY_PROPERTIES: &[&str] = &["@odata.type", "displayName", "id", "tenantId"];
+
+fn identity_fields(kind: IdentityKind) -> Vec<Field> {
+    let mut fields: Vec<Field> = IDENTITY_PROPERTIES
         .iter()
+        .chain(kind.type_properties())
         .map(|json| {
             let csdl_type = if *json == "@odata.type" {
                 "odata.type"
@@ -104,8 +139,16 @@ fn identity_fields() -> Vec<Field> {
             };
             Field::scalar(json, csdl_type, Scalar::Utf8)
         })
-        .collect()
+        .collect();
+    sort_fields(&mut fields);
+    fields
 }
+
+/// Types read as declared, without the properties of the types derived from them.
+const NOT_POLYMORPHIC: &[&str] = &["identitySet", "recipient"];
+
+/// Identity set members left to `raw_json`.
+const IDENTITY_SET_UNTYPED: &[&str] = &["device"];
 
 #[derive(Deserialize)]
 struct Document {
@@ -250,13 +293,14 @@ impl Model {
                 json: json.clone(),
                 name: snake_case(json),
                 csdl_type: p.type_name.clone(),
-                kind: self.kind_of(&p.type_name, depth + 1),
+                kind: self.kind_of(json, &p.type_name, depth + 1),
                 flatten: true,
             })
             .collect()
     }
 
-    fn kind_of(&self, type_name: &str, depth: usize) -> Kind {
+    /// The kind of property `property`, declared as `type_name`.
+    fn kind_of(&self, property: &str, type_name: &str, depth: usize) -> Kind {
         if let Some(inner) = type_name
             .strip_prefix("Collection(")
             .and_then(|t| t.strip_suffix(')'))
@@ -265,7 +309,7 @@ impl Model {
                 json: String::new(),
                 name: "element".to_string(),
                 csdl_type: inner.to_string(),
-                kind: self.kind_of(inner, depth),
+                kind: self.kind_of(property, inner, depth),
                 flatten: true,
             };
             return Kind::List(Box::new(element));
@@ -293,7 +337,7 @@ impl Model {
             return Kind::Scalar(Scalar::Json);
         }
         if self.derives_from(type_name, "identity") {
-            return Kind::Struct(identity_fields());
+            return Kind::Struct(identity_fields(IdentityKind::of(property, type_name)));
         }
         let def = def.clone();
         if let Some(base) = NOT_POLYMORPHIC
