@@ -19,45 +19,10 @@
 # 6. Archives BIG_MESSAGES and prints peak memory (goal: <= 256 MiB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 messages=${1:-200000}
 big=${2:-1000000}
-shared=${TEAMS_ARCHIVER_SHARED:-$root/../shared}
-gen=$shared/bench/gen_chat_pages.py
-duck=$shared/bench/duckdb_convert.py
-lossless=$shared/bench/duckdb_lossless.py
-for f in "$gen" "$duck" "$lossless"; do
-  [ -f "$f" ] || { echo "missing $f (set TEAMS_ARCHIVER_SHARED to the folder holding bench/)" >&2; exit 1; }
-done
-venv=${TEAMS_ARCHIVER_VENV:-$root/.venv}
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
-py=$venv/bin/python
-work=$root/target/bench-ingest
-mkdir -p "$work"
-
-bin=$root/target-release/release/teams-archiver
-if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
-  echo "==> release build skipped (BENCH_SKIP_BUILD=1)"
-else
-  echo "==> release build"
-  CARGO_TARGET_DIR=$root/target-release cargo build --release --quiet -p teams-archiver
-fi
-[ -x "$bin" ] || { echo "missing $bin (build it, or unset BENCH_SKIP_BUILD)" >&2; exit 1; }
-
-pages() { # N -> folder of pages (generated once; a half-written folder is never used)
-  local n=$1 dir=$work/pages-$1 tmp
-  if [ ! -f "$dir/.done" ]; then
-    tmp=$dir.partial-$$
-    rm -rf "$dir" "$tmp"
-    "$py" "$gen" --messages "$n" --out "$tmp" >&2
-    touch "$tmp/.done"
-    mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp" # another run got there first
-  fi
-  echo "$dir"
-}
-
-field() { "$py" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+source scripts/bench-common.sh
+work=$pages_root
 
 echo "==> $messages messages"
 small=$(pages "$messages")
