@@ -517,6 +517,9 @@ impl ArchiveWriter {
     ) -> Result<(Vec<FilePlan>, Vec<FileKeys>), SinkError> {
         let mut plans = Vec::new();
         let mut keys_per_file = Vec::new();
+        // Each table's order keys, made once for all its partitions (`buffers` holds a
+        // table's partitions side by side).
+        let mut order_keys_of: Option<(usize, Option<Vec<Rows>>)> = None;
         for ((table_index, days), buffer) in buffers {
             let table = &self.tables[table_index];
             let table_batches = &batches[table_index];
@@ -530,7 +533,13 @@ impl ArchiveWriter {
                 .iter()
                 .map(|b| KeyReader::new(table.name(), b, &key_indices, table.spec.key_columns))
                 .collect::<Result<Vec<_>, _>>()?;
-            let order_keys = order_keys(table, table_batches)?;
+            if order_keys_of
+                .as_ref()
+                .is_none_or(|(t, _)| *t != table_index)
+            {
+                order_keys_of = Some((table_index, order_keys(table, table_batches)?));
+            }
+            let order_keys = order_keys_of.as_ref().map(|(_, keys)| keys);
             // Rows sorted by order key, then version key, so a file's bytes depend only on
             // its rows.
             let mut rows: Vec<PlannedRow> = Vec::with_capacity(buffer.positions.len());
@@ -541,9 +550,9 @@ impl ArchiveWriter {
                 readers[batch]
                     .write_key(row, &mut key)
                     .expect("keys were checked when appended");
-                let order: Box<[u8]> = match &order_keys {
-                    Some(keys) => keys[batch].row(row).as_ref().into(),
-                    None => Box::new([]),
+                let order: Box<[u8]> = match order_keys {
+                    Some(Some(keys)) => keys[batch].row(row).as_ref().into(),
+                    _ => Box::new([]),
                 };
                 rows.push((order, key.as_slice().into(), batch, row));
             }
