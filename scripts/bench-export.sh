@@ -14,24 +14,13 @@
 #    archive (a day's rows are sorted out of core past the budget).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 small=${1:-250000}
 big=${2:-1000000}
 budget=${3:-16}
-shared=${TEAMS_ARCHIVER_SHARED:-$root/../shared}
-gen=$shared/bench/gen_chat_pages.py
-[ -f "$gen" ] || { echo "missing $gen (set TEAMS_ARCHIVER_SHARED to the folder holding bench/)" >&2; exit 1; }
-venv=${TEAMS_ARCHIVER_VENV:-$root/.venv}
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
-py=$venv/bin/python
+source scripts/bench-common.sh
 work=$root/target/bench-export
 mkdir -p "$work"
 custodian=0b4f1cf6-54c8-4820-bbb7-2a1f4257ade5
-
-echo "==> release build"
-CARGO_TARGET_DIR=$root/target-release cargo build --release --quiet -p teams-archiver
-bin=$root/target-release/release/teams-archiver
 
 archive() { # N -> an archive of N generated messages (built once)
   local n=$1 pages=$work/pages-$1 out=$work/archive-$1
@@ -47,8 +36,6 @@ archive() { # N -> an archive of N generated messages (built once)
   fi
   echo "$out"
 }
-
-field() { "$py" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
 # Exports stay until every run is measured (deleting hundreds of thousands of files right
 # before a run slows the file system down while that run creates its own), then go.
