@@ -5,6 +5,7 @@
 //! <archive>/<table folder>/date=YYYY-MM-DD/part-<hash>.parquet   data files
 //! <archive>/_archive/commits/<commit id>.json                      commit records
 //! <archive>/_archive/runs/<run id>.json                            run summaries
+//! <archive>/_archive/signatures/<commits|runs>/<id>.json           their signatures, if signed
 //! <state>/write-ahead.json                                         the commit in progress
 //! <state>/checkpoints/<encoded scope>.json                         where each scope resumes
 //! <state>/chain.json                                               the head of the writer's chain
@@ -21,6 +22,9 @@ pub const RECORDS_DIR: &str = "_archive";
 pub const COMMITS_DIR: &str = "_archive/commits";
 /// Run summaries, relative to the archive root.
 pub const RUNS_DIR: &str = "_archive/runs";
+/// Signatures of records, relative to the archive root: the record's key with
+/// `_archive/` replaced by this folder.
+pub const SIGNATURES_DIR: &str = "_archive/signatures";
 /// The default state folder inside an archive.
 pub const STATE_DIR: &str = "_state";
 /// The write-ahead record, relative to the state root.
@@ -67,6 +71,24 @@ pub fn run_summary_key(run_id: &str) -> String {
 /// The run id in a run summary's key, if the key is one.
 pub fn run_id_of(key: &str) -> Option<&str> {
     record_id(key, RUNS_DIR)
+}
+
+/// The key of a record's signature (`_archive/commits/c.json` is signed in
+/// `_archive/signatures/commits/c.json`).
+pub fn signature_key(record_key: &str) -> String {
+    let below = record_key
+        .strip_prefix(RECORDS_DIR)
+        .map_or(record_key, |rest| rest.trim_start_matches('/'));
+    format!("{SIGNATURES_DIR}/{below}")
+}
+
+/// The record a signature's key belongs to, if the key is one.
+pub fn signed_record_of(key: &str) -> Option<String> {
+    let record = format!(
+        "{RECORDS_DIR}/{}",
+        key.strip_prefix(SIGNATURES_DIR)?.strip_prefix('/')?
+    );
+    (commit_id_of(&record).is_some() || run_id_of(&record).is_some()).then_some(record)
 }
 
 fn record_id<'a>(key: &'a str, dir: &str) -> Option<&'a str> {
@@ -189,6 +211,14 @@ mod tests {
         assert_eq!(commit_id_of("_archive/commits/a/b.json"), None);
         assert_eq!(commit_id_of("_archive/runs/x.json"), None);
         assert_eq!(run_id_of(&run_summary_key("r1")), Some("r1"));
+        let signature = signature_key(&key);
+        assert_eq!(
+            signature,
+            "_archive/signatures/commits/20240501T000000.000000Z-run-000001.json"
+        );
+        assert_eq!(signed_record_of(&signature), Some(key.clone()));
+        assert_eq!(signed_record_of("_archive/signatures/other/x.json"), None);
+        assert_eq!(signed_record_of("_archive/commits/x.json"), None);
         assert!(is_reserved(&key));
         assert!(!is_reserved("chat_messages/date=2024-01-01/part-a.parquet"));
     }

@@ -12,10 +12,12 @@
 //!   write-ahead record, run summaries. Each carries a `format` with a version; every
 //!   kind, outcome and check in them is an enum with a stable serialised name.
 //! - [`chain`]: each writer's chain of records, and how `verify` checks it.
+//! - [`signing`]: Ed25519 signatures over records, for writers given a private key.
 
 pub mod chain;
 pub mod layout;
 pub mod records;
+pub mod signing;
 mod tables;
 
 pub use tables::{SCHEMA_VERSION, SCHEMA_VERSION_KEY, Table, TableSpec, Views};

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+use archive::signing::SigningKey;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::logging::LogFormat;
@@ -124,8 +126,9 @@ pub enum KindHint {
     Mail,
 }
 
-#[derive(Debug, Args)]
-pub struct IngestArgs {
+/// Where `sync` and `ingest` write, and the key that signs what they write.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
     /// Where the archive is: a folder, file://..., s3://bucket/prefix, az://..., gs://...
     #[arg(long, value_name = "DIR|URL")]
     pub out: String,
@@ -133,6 +136,29 @@ pub struct IngestArgs {
     /// Where checkpoints and the write-ahead record live (default: <out>/_state).
     #[arg(long, value_name = "DIR|URL")]
     pub state: Option<String>,
+
+    /// Sign every commit record and run summary with this Ed25519 private key (PKCS#8
+    /// PEM, as `openssl genpkey -algorithm ed25519` writes it). Keep it outside the
+    /// archive; `verify --verify-key` then proves that the key's holder wrote the records.
+    #[arg(long, value_name = "PEM", env = "TEAMS_ARCHIVER_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+}
+
+impl TargetArgs {
+    /// The signing key, read from its file.
+    pub fn signing_key(&self) -> anyhow::Result<Option<std::sync::Arc<SigningKey>>> {
+        self.signing_key
+            .as_deref()
+            .map(|path| SigningKey::load(path).map(std::sync::Arc::new))
+            .transpose()
+            .context("reading --signing-key")
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// What the items are.
     #[arg(long, value_enum, default_value_t = KindHint::Auto)]
@@ -237,13 +263,8 @@ pub struct SyncArgs {
     #[command(flatten)]
     pub graph: GraphArgs,
 
-    /// Where the archive is: a folder, file://..., s3://bucket/prefix, az://..., gs://...
-    #[arg(long, value_name = "DIR|URL")]
-    pub out: String,
-
-    /// Where checkpoints and the write-ahead record live (default: <out>/_state).
-    #[arg(long, value_name = "DIR|URL")]
-    pub state: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// What to archive (repeat the flag for several; default: chats and channels).
     #[arg(long = "source", value_enum, value_name = "SOURCE")]
@@ -442,4 +463,10 @@ pub struct VerifyArgs {
     /// or forged.
     #[arg(long, requires = "expect_heads")]
     pub allow_later_records: bool,
+
+    /// Every commit record and run summary must carry a valid signature by this Ed25519
+    /// public key (PEM from `openssl pkey -pubout`, or the 64 hex digits `sync` logs).
+    /// Without it, signatures are not checked.
+    #[arg(long, value_name = "PEM", requires = "archive")]
+    pub verify_key: Option<PathBuf>,
 }

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use graph_sim::{Conversation, SimConfig};
 
-use crate::args::{DemoArgs, GraphArgs, SourceKind, SyncArgs};
+use crate::args::{DemoArgs, GraphArgs, SourceKind, SyncArgs, TargetArgs};
 use crate::progress::Display;
 use crate::sync_cmd;
 use archive::records::Outcome;
@@ -46,8 +46,11 @@ pub async fn run(args: DemoArgs, progress: Display) -> anyhow::Result<Outcome> {
             // The simulator serves plain HTTP on the loopback address.
             allow_insecure_http: true,
         },
-        out: out_text.clone(),
-        state: None,
+        target: TargetArgs {
+            out: out_text.clone(),
+            state: None,
+            signing_key: None,
+        },
         sources: vec![SourceKind::Chats, SourceKind::Channels, SourceKind::Mail],
         users: Vec::new(),
         teams: Vec::new(),

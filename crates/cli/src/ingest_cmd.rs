@@ -13,8 +13,9 @@ use crate::report;
 pub async fn run(args: IngestArgs, display: Display) -> anyhow::Result<Outcome> {
     let clock = Instant::now();
     let options = IngestOptions {
-        out: args.out,
-        state: args.state,
+        signing_key: args.target.signing_key()?,
+        out: args.target.out,
+        state: args.target.state,
         kind: match args.kind {
             args::KindHint::Auto => KindHint::Auto,
             args::KindHint::Chat => KindHint::Chat,

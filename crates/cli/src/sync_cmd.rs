@@ -31,8 +31,9 @@ pub async fn run(args: SyncArgs, display: Display) -> anyhow::Result<Outcome> {
     });
     let client = fetch::GraphClient::new(config).context("setting up the Graph client")?;
     let options = SyncOptions {
-        out: args.out,
-        state: args.state,
+        signing_key: args.target.signing_key()?,
+        out: args.target.out,
+        state: args.target.state,
         sources: args
             .sources
             .iter()

@@ -28,6 +28,12 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
             &export::ExpectedHeads {
                 heads: args.expect_heads.clone(),
                 allow_later_records: args.allow_later_records,
+                verify_key: args
+                    .verify_key
+                    .as_deref()
+                    .map(archive::signing::VerifyKey::load)
+                    .transpose()
+                    .context("reading --verify-key")?,
             },
         )
         .await

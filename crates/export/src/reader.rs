@@ -65,6 +65,7 @@ pub struct ArchiveFileRead {
 }
 
 pub(crate) struct Archive {
+    location: sink::Location,
     store: Arc<dyn ObjectStore>,
     url: String,
 }
@@ -80,11 +81,31 @@ impl Archive {
         Ok(Archive {
             store: Arc::clone(opened.store()),
             url: opened.url().to_string(),
+            location: opened,
         })
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    pub fn location(&self) -> &sink::Location {
+        &self.location
+    }
+
+    /// An object's bytes, `None` when there is no such object.
+    pub async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, ExportError> {
+        match self.store.get(&Path::from(key)).await {
+            Ok(found) => Ok(Some(
+                found
+                    .bytes()
+                    .await
+                    .map_err(self.store_error("read", key))?
+                    .to_vec(),
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.store_error("read", key)(e)),
+        }
     }
 
     fn store_error(

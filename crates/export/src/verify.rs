@@ -43,6 +43,12 @@ pub enum ProblemKind {
     /// A head given with `--expect-head` is not in its chain, or something before it
     /// changed.
     UnexpectedHead,
+    /// A record is not signed by the key given with `--verify-key`, or its signature does
+    /// not verify; or a signature names a record that is not there.
+    BadSignature,
+    /// An S3 key has more than one version or a delete marker: it was written again or
+    /// deleted after it was first written.
+    Overwritten,
 }
 
 impl ProblemKind {
@@ -58,6 +64,8 @@ impl ProblemKind {
             ProblemKind::UnsafePath => "unsafe path",
             ProblemKind::BrokenChain => "broken chain",
             ProblemKind::UnexpectedHead => "unexpected head",
+            ProblemKind::BadSignature => "bad signature",
+            ProblemKind::Overwritten => "overwritten",
         }
     }
 }
@@ -119,6 +127,8 @@ pub struct ExpectedHeads {
     /// Records after an expected head are fine (an older head is being checked); without
     /// this, each is a problem: written by a run whose head was not recorded, or forged.
     pub allow_later_records: bool,
+    /// Every commit record and run summary must carry a valid signature by this key.
+    pub verify_key: Option<archive::signing::VerifyKey>,
 }
 
 /// Checks an archive against its commit records and run summaries, their chains, and the
@@ -161,10 +171,23 @@ pub async fn verify_archive(
     let recorded = records.files;
 
     let all = archive.all_objects().await?;
+    if let Some(key) = &expected.verify_key {
+        check_signatures(&archive, &records.chained, key, &mut report).await?;
+    }
+    check_versions(&archive, &mut report).await;
+    let keys: BTreeSet<&str> = all.iter().map(|(key, _)| key.as_str()).collect();
     for (key, bytes) in all.iter().filter(|(key, _)| key.starts_with("_archive/")) {
         let known = archive::layout::commit_id_of(key).is_some()
             || archive::layout::run_id_of(key).is_some();
-        if !known {
+        if let Some(record) = archive::layout::signed_record_of(key) {
+            if !keys.contains(record.as_str()) {
+                report.problem(
+                    ProblemKind::BadSignature,
+                    key,
+                    format!("the signature of {record}, which is not in the archive (removed)"),
+                );
+            }
+        } else if !known {
             report.problem(
                 ProblemKind::ExtraFile,
                 key,
@@ -224,6 +247,61 @@ pub async fn verify_archive(
         .problems
         .sort_by(|a, b| (&a.path, a.kind).cmp(&(&b.path, b.kind)));
     Ok(report)
+}
+
+/// Every readable record against its signature by `key`.
+async fn check_signatures(
+    archive: &Archive,
+    records: &[archive::chain::ChainedRecord],
+    key: &archive::signing::VerifyKey,
+    report: &mut VerifyReport,
+) -> Result<(), ExportError> {
+    use archive::signing::RecordSignature;
+    for record in records {
+        let signature_key = archive::layout::signature_key(&record.key);
+        let Some(bytes) = archive.get_bytes(&signature_key).await? else {
+            report.problem(
+                ProblemKind::BadSignature,
+                &record.key,
+                format!("not signed: {signature_key} is missing"),
+            );
+            continue;
+        };
+        let checked = RecordSignature::from_json(&bytes)
+            .and_then(|signature| key.check(&signature, &record.key, &record.sha256));
+        if let Err(detail) = checked {
+            report.problem(ProblemKind::BadSignature, &record.key, detail);
+        }
+    }
+    Ok(())
+}
+
+/// On S3, every key written more than once (the state folder excepted: it is rewritten
+/// by design). Elsewhere nothing: other stores keep no versions to compare.
+async fn check_versions(archive: &Archive, report: &mut VerifyReport) {
+    match archive.location().key_versions().await {
+        None => {}
+        Some(Err(detail)) => report.problem(
+            ProblemKind::Unreadable,
+            archive.url(),
+            format!("cannot tell whether any key was overwritten: {detail}"),
+        ),
+        Some(Ok(keys)) => {
+            for (key, versions) in keys {
+                let overwritten = versions.versions + versions.delete_markers > 1;
+                if overwritten && !key.starts_with(&format!("{}/", archive::layout::STATE_DIR)) {
+                    report.problem(
+                        ProblemKind::Overwritten,
+                        &key,
+                        format!(
+                            "the bucket keeps {} versions and {} delete markers of it: it was written again or deleted after it was first written",
+                            versions.versions, versions.delete_markers
+                        ),
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// The table and partition a key belongs to (empty when it is in no table).

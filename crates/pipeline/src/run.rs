@@ -1,10 +1,12 @@
 //! What every archiving run shares: its id, how the writer is opened, and the summary it
 //! leaves in the archive.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use archive::records::{ChainHead, Command, RunSummary};
+use archive::signing::SigningKey;
 use chrono::Utc;
 
 use crate::driver::DriverOptions;
@@ -26,10 +28,15 @@ pub async fn open_writer(
     state: &str,
     run_id: &str,
     writer_budget_bytes: usize,
+    signing_key: Option<Arc<SigningKey>>,
 ) -> anyhow::Result<(sink::ArchiveWriter, sink::RecoveryReport)> {
+    if let Some(key) = &signing_key {
+        tracing::info!(public_key = %key.public_key_hex(), "records are signed");
+    }
     let options = sink::WriterOptions {
         memory_budget_bytes: writer_budget_bytes.max(1),
         run_id: run_id.to_string(),
+        signing_key,
         ..sink::WriterOptions::default()
     };
     sink::ArchiveWriter::open(out, state, archive::Table::specs(), options)

@@ -54,6 +54,7 @@ mod index;
 mod location;
 mod object_writer;
 mod parquet_file;
+mod s3_versions;
 mod store_io;
 mod table;
 mod writer;
@@ -62,6 +63,7 @@ pub use checkpoint::{Checkpoint, CheckpointStore};
 pub use error::SinkError;
 pub use location::Location;
 pub use parquet_file::{ObjectReader, read_batches};
+pub use s3_versions::KeyVersions;
 pub use store_io::{put_archive_object, read_records};
 pub use writer::{
     AppendStats, ArchiveWriter, CommitReport, PROTOCOL_TARGET, ProtocolStep, RecoveryReport,

@@ -1,6 +1,7 @@
 //! Where the archive and the state store live: a local directory or an object store URL,
 //! opened once through object_store. Nothing after this module knows which it is.
 
+use std::collections::BTreeMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use object_store::{ClientOptions, ObjectStore, ObjectStoreScheme};
 use url::Url;
 
 use crate::error::SinkError;
+use crate::s3_versions::{KeyVersions, S3Versions};
 
 /// An opened archive or state location: an object store rooted at the location's prefix.
 ///
@@ -33,6 +35,8 @@ pub struct Location {
     store: Arc<dyn ObjectStore>,
     url: String,
     local_dir: Option<PathBuf>,
+    /// For S3 locations: how to list the versions of their keys.
+    s3_versions: Option<S3Versions>,
 }
 
 impl std::fmt::Debug for Location {
@@ -94,6 +98,7 @@ impl Location {
         let url = Url::parse(location).map_err(|e| fail(format!("not a valid URL: {e}")))?;
         let (scheme, prefix) =
             ObjectStoreScheme::parse(&url).map_err(|e| fail(format!("unrecognised URL: {e}")))?;
+        let mut s3_versions = None;
         let store: Arc<dyn ObjectStore> = match scheme {
             ObjectStoreScheme::Local => {
                 if !options.is_empty() {
@@ -104,7 +109,17 @@ impl Location {
                     .map_err(|()| fail("not a local file path".into()))?;
                 return Location::local(location, &path);
             }
-            ObjectStoreScheme::AmazonS3 => Arc::new(s3_store(&url, &options).map_err(fail)?),
+            ObjectStoreScheme::AmazonS3 => {
+                let builder = s3_builder(&url, &options).map_err(fail)?;
+                let store = Arc::new(builder.clone().build().map_err(|e| fail(e.to_string()))?);
+                s3_versions = Some(S3Versions::new(
+                    &url,
+                    &builder,
+                    Arc::clone(&store),
+                    prefix.as_ref(),
+                ));
+                store
+            }
             ObjectStoreScheme::GoogleCloudStorage => {
                 let mut builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
                 for (key, value) in &options {
@@ -140,6 +155,7 @@ impl Location {
             store,
             url: location.trim_end_matches('/').to_string(),
             local_dir: None,
+            s3_versions,
         })
     }
 
@@ -164,7 +180,18 @@ impl Location {
             store: Arc::new(store),
             url: dir.display().to_string(),
             local_dir: Some(dir),
+            s3_versions: None,
         })
+    }
+
+    /// For an S3 location, every key below it with how many versions and delete markers
+    /// the bucket keeps of it (relative keys, sorted); `None` for other stores. A key
+    /// with more than one entry was overwritten or deleted after it was first written.
+    pub async fn key_versions(&self) -> Option<Result<BTreeMap<String, KeyVersions>, String>> {
+        match &self.s3_versions {
+            Some(versions) => Some(versions.list().await),
+            None => None,
+        }
     }
 
     /// The store, rooted at this location: keys are relative to it.
@@ -289,10 +316,7 @@ fn set_mode(_: &FsPath, _: u32) -> Result<(), SinkError> {
     Ok(())
 }
 
-fn s3_store(
-    url: &Url,
-    options: &[(String, String)],
-) -> Result<object_store::aws::AmazonS3, String> {
+fn s3_builder(url: &Url, options: &[(String, String)]) -> Result<AmazonS3Builder, String> {
     let mut headers = http::HeaderMap::new();
     headers.insert(
         "x-amz-sdk-checksum-algorithm",
@@ -317,10 +341,7 @@ fn s3_store(
             .map_err(|_| format!("unknown S3 option `{key}`"))?;
         builder = builder.with_config(parsed, value);
     }
-    builder
-        .with_url(url.as_str())
-        .build()
-        .map_err(|e| e.to_string())
+    Ok(builder.with_url(url.as_str()))
 }
 
 #[cfg(test)]

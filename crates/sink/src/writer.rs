@@ -25,12 +25,13 @@ use crate::table::{KeyReader, Table};
 use archive::TableSpec;
 use archive::layout::{
     CHAIN_KEY, COMMITS_DIR, WRITE_AHEAD_KEY, commit_id_of, commit_record_key, data_file_key,
-    partition_value, run_summary_key,
+    partition_value, run_summary_key, signature_key,
 };
 use archive::records::{
     ChainHead, ChainLink, CommitRecord, FileRecord, PendingRecord, PlannedFile, Record, RunSummary,
     WriteAhead, record_sha256,
 };
+use archive::signing::SigningKey;
 
 /// The tracing target of the commit protocol's step events (one event just before
 /// each step, with a `step` field); useful in logs, and what the crash tests stop at.
@@ -62,6 +63,8 @@ pub struct WriterOptions {
     /// is local, else `$XDG_CACHE_HOME/teams-archiver/index/<hash of archive and state>`
     /// (or under `~/.cache`).
     pub index_dir: Option<PathBuf>,
+    /// Signs every commit record and run summary (`_archive/signatures/...`) when given.
+    pub signing_key: Option<Arc<SigningKey>>,
 }
 
 impl Default for WriterOptions {
@@ -72,6 +75,7 @@ impl Default for WriterOptions {
             row_group_rows: 122_880,
             run_id: format!("run-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")),
             index_dir: None,
+            signing_key: None,
         }
     }
 }
@@ -662,6 +666,7 @@ impl ArchiveWriter {
             let written = store_io::get_bytes(&self.archive, &pending.key).await?;
             match written {
                 Some(bytes) if record_sha256(&bytes) == pending.sha256 => {
+                    self.sign(&pending.key, &pending.sha256).await?;
                     head.advance(&pending.link, pending.sha256);
                 }
                 Some(_) => report.warnings.push(format!(
@@ -678,7 +683,9 @@ impl ArchiveWriter {
 
     /// Writes a new record as the next of this writer's chain: `record` makes its bytes
     /// given its link. The head is saved with the record marked pending before the record
-    /// is written, and moved after it. False, writing nothing, when the key exists.
+    /// is written, and moved after it (and after its signature, when signing), so a run
+    /// that stops in between finds the record pending and completes it. False, writing
+    /// nothing, when the key exists.
     async fn append_to_chain(
         &mut self,
         key: &str,
@@ -695,12 +702,30 @@ impl ArchiveWriter {
         });
         store_io::put_json(&state, CHAIN_KEY, &self.chain).await?;
         let created = store_io::create(&self.archive, key, bytes.into()).await?;
+        if created {
+            self.sign(key, &sha256).await?;
+        }
         self.chain.pending = None;
         if created {
             self.chain.advance(&link, sha256);
         }
         store_io::put_json(&state, CHAIN_KEY, &self.chain).await?;
         Ok(created)
+    }
+
+    /// Writes the signature of the record at `key`, when this writer signs (once: a
+    /// signature already there, as after a crash, stays).
+    async fn sign(&self, key: &str, sha256: &str) -> Result<(), SinkError> {
+        if let Some(signing_key) = &self.options.signing_key {
+            let signature = signing_key.sign(key, sha256);
+            store_io::create(
+                &self.archive,
+                &signature_key(key),
+                signature.to_json().into(),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Writes a run's summary (`_archive/runs/<run id>.json`) as the next record of this

@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use archive::records::{Command, Outcome, RunSummary};
+use archive::signing::SigningKey;
 use chrono::{DateTime, Utc};
 use transform::{CHAT_MESSAGE_DAY_KEYS, DayReader, MAIL_MESSAGE_DAY_KEYS, RowContext};
 
@@ -47,6 +48,8 @@ pub struct IngestOptions {
     pub out: String,
     /// The state location (default: `<out>/_state`).
     pub state: Option<String>,
+    /// Signs every record the run writes.
+    pub signing_key: Option<Arc<SigningKey>>,
     pub kind: KindHint,
     /// Chat messages are recorded as held by this user's mailbox.
     pub custodian: Option<String>,
@@ -133,6 +136,7 @@ pub async fn run(
         &state,
         &run_id,
         budget_bytes / 16 * WRITER_SIXTEENTHS_OF_BUDGET,
+        options.signing_key.clone(),
     )
     .await?;
     tracing::info!(?recovery, "archive opened");

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use archive::records::{Command, GraphRequests, Outcome, RunSummary, ScopeOutcome, ScopeReport};
+use archive::signing::SigningKey;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use transform::RowContext;
@@ -40,6 +41,8 @@ pub struct SyncOptions {
     pub out: String,
     /// The state root (default: `<out>/_state`); a shard keeps its own folder below it.
     pub state: Option<String>,
+    /// Signs every record the run writes.
+    pub signing_key: Option<Arc<SigningKey>>,
     /// Empty: chats and channels.
     pub sources: Vec<SourceKind>,
     /// Only these users (id or userPrincipalName); empty: every user.
@@ -87,8 +90,14 @@ pub async fn run(
     let budget_bytes = options.memory_budget_mib.max(1) * 1024 * 1024;
     // Half the budget holds rows being gathered into files, a quarter rows that wait while
     // a commit runs; the rest covers pages in flight, lanes and encoders.
-    let (writer, recovery) =
-        run::open_writer(&options.out, &state, &run_id, budget_bytes / 2).await?;
+    let (writer, recovery) = run::open_writer(
+        &options.out,
+        &state,
+        &run_id,
+        budget_bytes / 2,
+        options.signing_key.clone(),
+    )
+    .await?;
     tracing::info!(?recovery, "archive opened");
     let checkpoints = writer.checkpoints().clone();
     let driver = Arc::new(Driver::start(

@@ -1,0 +1,273 @@
+//! Custody beyond the chain: records signed with an Ed25519 key (made by OpenSSL, kept
+//! outside the archive) that `verify --verify-key` checks, and on S3 keys written twice,
+//! which a versioned (Object Lock) bucket remembers and `verify` names.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use e2e::{graph_docs_fixtures, run_python};
+
+fn archiver() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_archiver"));
+    command.arg("--no-progress").env("RUST_LOG", "warn");
+    command
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn ingest(out: &str, signing_key: Option<&Path>, env: &[(&str, String)]) -> Output {
+    let mut command = archiver();
+    command.arg("ingest").arg("--out").arg(out);
+    if let Some(key) = signing_key {
+        command.arg("--signing-key").arg(key);
+    }
+    command
+        .arg(graph_docs_fixtures().join("v1.0"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("the archiver starts")
+}
+
+fn verify(archive: &str, verify_key: Option<&Path>, env: &[(&str, String)]) -> Output {
+    let mut command = archiver();
+    command.arg("verify").arg("--archive").arg(archive);
+    if let Some(key) = verify_key {
+        command.arg("--verify-key").arg(key);
+    }
+    command
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("the archiver starts")
+}
+
+/// A private and a public key in PEM, as an operator makes them with OpenSSL.
+fn openssl_keys(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let private = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub.pem"));
+    let made = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&private)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", text(&made));
+    let made = Command::new("openssl")
+        .arg("pkey")
+        .arg("-in")
+        .arg(&private)
+        .args(["-pubout", "-out"])
+        .arg(&public)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", text(&made));
+    (private, public)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn first_file(dir: &Path) -> PathBuf {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.into_iter().next().expect("a file")
+}
+
+/// Verification of a tampered copy exits 4 and names `what` about `path`.
+fn assert_caught(archive: &Path, key: &Path, path: &str, what: &str) {
+    let output = verify(archive.to_str().unwrap(), Some(key), &[]);
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output));
+    let line = text(&output)
+        .lines()
+        .find(|l| l.contains(path) && l.starts_with("bad signature"))
+        .map(str::to_string);
+    assert!(
+        line.as_deref().is_some_and(|l| l.contains(what)),
+        "no `bad signature` line about {path} saying {what:?}:\n{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn signed_records_verify_with_their_key_and_forgeries_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (private, public) = openssl_keys(dir.path(), "archive");
+    let (_, stranger) = openssl_keys(dir.path(), "stranger");
+    let archive = dir.path().join("archive");
+    let out = archive.to_str().unwrap();
+    for _ in 0..2 {
+        let output = ingest(out, Some(&private), &[]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    }
+    let signatures = |folder: &str| {
+        std::fs::read_dir(archive.join("_archive/signatures").join(folder))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let records = |folder: &str| {
+        std::fs::read_dir(archive.join("_archive").join(folder))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(signatures("commits"), records("commits"));
+    assert_eq!(signatures("runs"), 2);
+
+    let clean = verify(out, Some(&public), &[]);
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+    assert!(text(&clean).contains(" 0 problems"), "{}", text(&clean));
+
+    let wrong = verify(out, Some(&stranger), &[]);
+    assert_eq!(wrong.status.code(), Some(4), "{}", text(&wrong));
+    assert!(
+        text(&wrong).contains("not by the expected key"),
+        "{}",
+        text(&wrong)
+    );
+
+    // A run summary edited by someone without the key: its signature no longer holds.
+    {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(&archive, copy.path());
+        let summary = first_file(&copy.path().join("_archive/runs"));
+        let edited = String::from_utf8(std::fs::read(&summary).unwrap())
+            .unwrap()
+            .replacen("\"run_id\"", "\"run_id\" ", 1);
+        std::fs::write(&summary, edited).unwrap();
+        let name = summary.file_name().unwrap().to_str().unwrap().to_string();
+        assert_caught(copy.path(), &public, &name, "sha256");
+    }
+    // A signature removed: the record is reported unsigned.
+    {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(&archive, copy.path());
+        let signature = first_file(&copy.path().join("_archive/signatures/commits"));
+        std::fs::remove_file(&signature).unwrap();
+        let name = signature.file_name().unwrap().to_str().unwrap().to_string();
+        assert_caught(copy.path(), &public, &name, "not signed");
+    }
+    // A record removed with its files still leaves its signature behind.
+    {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(&archive, copy.path());
+        let record = first_file(&copy.path().join("_archive/commits"));
+        std::fs::remove_file(&record).unwrap();
+        let name = record.file_name().unwrap().to_str().unwrap().to_string();
+        assert_caught(copy.path(), &public, &name, "not in the archive");
+    }
+}
+
+#[test]
+fn an_unsigned_archive_fails_a_key_check_and_a_wrong_key_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (private, public) = openssl_keys(dir.path(), "archive");
+    let archive = dir.path().join("archive");
+    let out = archive.to_str().unwrap();
+    let output = ingest(out, None, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(verify(out, None, &[]).status.code(), Some(0));
+    let checked = verify(out, Some(&public), &[]);
+    assert_eq!(checked.status.code(), Some(4), "{}", text(&checked));
+    assert!(text(&checked).contains("not signed"), "{}", text(&checked));
+
+    // A public key given where the private one belongs: named, and nothing written.
+    let runs_before = std::fs::read_dir(archive.join("_archive/runs"))
+        .unwrap()
+        .count();
+    let refused = ingest(out, Some(&public), &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("--signing-key"),
+        "{}",
+        text(&refused)
+    );
+    assert!(
+        text(&refused).contains(public.to_str().unwrap()),
+        "{}",
+        text(&refused)
+    );
+    let runs_after = std::fs::read_dir(archive.join("_archive/runs"))
+        .unwrap()
+        .count();
+    assert_eq!(runs_before, runs_after);
+    // The private key file is not a public key either.
+    let wrong = verify(out, Some(&private), &[]);
+    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
+    assert!(text(&wrong).contains("--verify-key"), "{}", text(&wrong));
+}
+
+/// Writes `bytes` to `key` of `bucket` (a new version where the bucket keeps versions).
+fn put_object(bucket: &str, key: &str, bytes: &Path) {
+    let program = r#"
+import sys, boto3
+endpoint, bucket, key, path = sys.argv[1:5]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="testing", aws_secret_access_key="testing")
+with open(path, "rb") as f:
+    s3.put_object(Bucket=bucket, Key=key, Body=f.read())
+"#;
+    run_python(
+        program,
+        &[&e2e::s3_endpoint(), bucket, key, bytes.to_str().unwrap()],
+    );
+}
+
+#[test]
+fn on_s3_a_key_written_twice_is_named_even_with_the_same_bytes() {
+    let env = e2e::s3_env();
+    // Without versioning the bucket keeps one version per key: nothing to report.
+    let plain = e2e::create_bucket("plain", false);
+    let url = format!("s3://{plain}/archive");
+    let output = ingest(&url, None, &env);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let clean = verify(&url, None, &env);
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+
+    // An Object Lock bucket keeps every version: an overwrite is there to see.
+    let locked = e2e::create_bucket("locked", true);
+    let url = format!("s3://{locked}/archive");
+    let output = ingest(&url, None, &env);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let clean = verify(&url, None, &env);
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+
+    let local = tempfile::tempdir().unwrap();
+    e2e::download_bucket(&locked, "archive", local.path());
+    let file = e2e::parquet_files::table_files(local.path(), "chat_messages")
+        .into_iter()
+        .next()
+        .expect("a chat_messages file");
+    let relative = file
+        .strip_prefix(local.path())
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    // The same bytes again: the file still hashes right, but it was written twice.
+    put_object(&locked, &format!("archive/{relative}"), &file);
+    let caught = verify(&url, None, &env);
+    assert_eq!(caught.status.code(), Some(4), "{}", text(&caught));
+    let line = text(&caught)
+        .lines()
+        .find(|l| l.starts_with("overwritten"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no overwritten line:\n{}", text(&caught)));
+    assert!(line.contains(&relative), "{line}");
+    assert!(line.contains("2 versions"), "{line}");
+}
