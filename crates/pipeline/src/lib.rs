@@ -3,12 +3,13 @@
 //! and saves each checkpoint only after the rows it covers are durable. Two sources use
 //! it: [`sync`] (Microsoft Graph, scope by scope, resumable from checkpoints) and
 //! [`ingest`] (saved Graph responses, sorted by day first). Both leave a run summary in
-//! the archive and return it.
+//! the archive and return it. [`status`] reports where an archive's scopes and runs stand.
 
 pub mod driver;
 pub mod ingest;
 pub mod progress;
 pub mod run;
+pub mod status;
 pub mod sync;
 
 pub use driver::{Driver, DriverOptions, ItemKind, Lane, Rows, Written};
