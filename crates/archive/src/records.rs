@@ -364,6 +364,23 @@ pub struct ScopeReport {
     pub state: String,
 }
 
+impl ScopeReport {
+    /// A scope's report before any page: nothing counted yet.
+    pub fn new(scope: impl Into<String>, key: impl Into<String>, outcome: ScopeOutcome) -> Self {
+        ScopeReport {
+            scope: scope.into(),
+            key: key.into(),
+            outcome,
+            pages: 0,
+            items: 0,
+            resyncs: 0,
+            rows_new: 0,
+            rows_duplicate: 0,
+            state: String::new(),
+        }
+    }
+}
+
 /// What a run asked of Graph and how it answered.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -556,19 +573,13 @@ mod tests {
 
         let mut summary = RunSummary::new("r1", Command::Sync, Utc::now());
         summary.totals.add_files(&[file()]);
-        summary.scopes.push(ScopeReport {
-            scope: "chats of user u".into(),
-            key: "chats/u".into(),
-            outcome: ScopeOutcome::Skipped {
+        summary.scopes.push(ScopeReport::new(
+            "chats of user u",
+            "chats/u",
+            ScopeOutcome::Skipped {
                 reason: SkipReason::NoMailbox,
             },
-            pages: 0,
-            items: 0,
-            resyncs: 0,
-            rows_new: 0,
-            rows_duplicate: 0,
-            state: String::new(),
-        });
+        ));
         summary.finish(Outcome::Success);
         let json = summary.to_json();
         let text = String::from_utf8(json.clone()).unwrap();

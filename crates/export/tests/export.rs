@@ -232,11 +232,17 @@ fn find<'a>(files: &'a BTreeMap<String, Rsmf>, prefix: &str) -> Vec<&'a Rsmf> {
         .collect()
 }
 
-#[test]
-fn a_matter_exports_to_rsmf_with_edits_deletions_reactions_attachments_and_threads() {
+/// A folder holding the archive of [`matter`] (at `<folder>/archive`).
+fn matter_archive() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("archive");
     write_archive(&archive, &matter());
+    (dir, archive)
+}
+
+#[test]
+fn a_matter_exports_to_rsmf_with_edits_deletions_reactions_attachments_and_threads() {
+    let (dir, archive) = matter_archive();
     let out = dir.path().join("export");
     let report = run_export(request(&archive, &out, ALL, everything()));
     assert!(report.errors.is_empty(), "{:?}", report.errors);
@@ -370,9 +376,7 @@ fn a_matter_exports_to_rsmf_with_edits_deletions_reactions_attachments_and_threa
 
 #[test]
 fn jsonl_and_csv_hold_the_archived_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("archive");
-    write_archive(&archive, &matter());
+    let (dir, archive) = matter_archive();
 
     let latest = dir.path().join("latest");
     run_export(request(
@@ -446,9 +450,7 @@ fn jsonl_and_csv_hold_the_archived_rows() {
 
 #[test]
 fn selections_pick_custodians_conversations_times_keywords_and_deletions() {
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("archive");
-    write_archive(&archive, &matter());
+    let (dir, archive) = matter_archive();
     let mut n = 0;
     let mut ids = |selection: Selection| -> Vec<String> {
         n += 1;
@@ -546,9 +548,7 @@ fn selections_pick_custodians_conversations_times_keywords_and_deletions() {
 
 #[test]
 fn bad_requests_are_refused_with_what_is_wrong() {
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("archive");
-    write_archive(&archive, &matter());
+    let (dir, archive) = matter_archive();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let fail = |req: ExportRequest| {
         runtime
@@ -597,9 +597,7 @@ fn bad_requests_are_refused_with_what_is_wrong() {
 
 #[test]
 fn the_same_archive_and_selection_give_the_same_bytes_also_when_sorting_spills() {
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("archive");
-    write_archive(&archive, &matter());
+    let (dir, archive) = matter_archive();
     let first = dir.path().join("first");
     run_export(request(&archive, &first, ALL, everything()));
     let second = dir.path().join("second");
@@ -632,9 +630,7 @@ fn the_same_archive_and_selection_give_the_same_bytes_also_when_sorting_spills()
 
 #[test]
 fn a_conversation_day_past_the_event_limit_continues_in_parts() {
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("archive");
-    write_archive(&archive, &matter());
+    let (dir, archive) = matter_archive();
     let out = dir.path().join("export");
     let mut req = request(&archive, &out, &[Format::Rsmf], everything());
     req.rsmf = RsmfLimits {
@@ -673,9 +669,7 @@ fn a_conversation_day_past_the_event_limit_continues_in_parts() {
 
 #[test]
 fn html_transcripts_escape_everything_and_thread_replies() {
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("archive");
-    write_archive(&archive, &matter());
+    let (dir, archive) = matter_archive();
     let out = dir.path().join("export");
     run_export(request(&archive, &out, &[Format::Html], everything()));
     let all = files(&out);
@@ -827,9 +821,7 @@ fn attachment_files_of_ids_that_read_alike_do_not_overwrite_each_other() {
 
 #[test]
 fn a_damaged_archive_file_is_named_and_the_rest_still_exports() {
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("archive");
-    write_archive(&archive, &matter());
+    let (dir, archive) = matter_archive();
     let damaged = files(&archive)
         .into_keys()
         .find(|k| k.starts_with("chat_messages/date=2024-05-02/"))

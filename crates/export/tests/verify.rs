@@ -13,7 +13,10 @@ use common::*;
 use export::{ExportRequest, Format, ProblemKind, Selection, verify_archive, verify_export};
 use serde_json::json;
 
-fn archive_with_messages(dir: &Path) {
+/// A folder holding an archive of 20 messages (at `<folder>/archive`).
+fn archive_with_messages() -> (tempfile::TempDir, std::path::PathBuf) {
+    let folder = tempfile::tempdir().unwrap();
+    let dir = folder.path().join("archive");
     let mut input = ArchiveInput::default();
     for i in 0..20 {
         let item = chat_message(
@@ -27,7 +30,8 @@ fn archive_with_messages(dir: &Path) {
         input.messages.push((item, vec!["u1".into()]));
     }
     input.users.push(user("u1", "Ada", "ada@contoso.com"));
-    write_archive(dir, &input);
+    write_archive(&dir, &input);
+    (folder, dir)
 }
 
 fn verify(dir: &Path) -> export::VerifyReport {
@@ -52,9 +56,7 @@ fn flip_byte(path: &Path, at: usize) {
 
 #[test]
 fn a_clean_archive_verifies_and_every_change_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("archive");
-    archive_with_messages(&archive);
+    let (dir, archive) = archive_with_messages();
     let clean = verify(&archive);
     assert!(clean.is_clean(), "{:?}", clean.problems);
     assert_eq!(
@@ -103,9 +105,7 @@ fn a_clean_archive_verifies_and_every_change_is_named() {
 
 #[test]
 fn a_row_whose_hash_does_not_match_its_json_is_named_with_its_row_and_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("archive");
-    archive_with_messages(&archive);
+    let (_dir, archive) = archive_with_messages();
     // A file slipped into the archive with a row whose content_sha256 is not its content's.
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Utf8, false),
@@ -168,9 +168,7 @@ fn a_row_whose_hash_does_not_match_its_json_is_named_with_its_row_and_id() {
 
 #[test]
 fn an_export_verifies_against_its_manifest_and_changes_are_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("archive");
-    archive_with_messages(&archive);
+    let (dir, archive) = archive_with_messages();
     let out = dir.path().join("export");
     let request = ExportRequest::new(
         archive.to_str().unwrap(),
@@ -223,9 +221,7 @@ fn an_export_verifies_against_its_manifest_and_changes_are_named() {
 /// ends) or a link out of the folder gets each named, and nothing outside is read.
 #[test]
 fn manifest_paths_outside_the_export_folder_are_named_not_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("archive");
-    archive_with_messages(&archive);
+    let (dir, archive) = archive_with_messages();
     let out = dir.path().join("export");
     let request = ExportRequest::new(
         archive.to_str().unwrap(),

@@ -250,13 +250,10 @@ impl Lane {
         rows: Rows,
         checkpoint: Option<serde_json::Value>,
     ) -> Result<(), WriterStopped> {
-        if rows.is_empty() && checkpoint.is_none() {
-            return Ok(());
+        match self.unit(rows, checkpoint) {
+            Some(unit) => self.units.send(unit).await.map_err(|_| WriterStopped),
+            None => Ok(()),
         }
-        self.units
-            .send(self.unit(rows, checkpoint))
-            .await
-            .map_err(|_| WriterStopped)
     }
 
     /// [`Lane::send`] from a thread outside the async runtime.
@@ -265,20 +262,22 @@ impl Lane {
         rows: Rows,
         checkpoint: Option<serde_json::Value>,
     ) -> Result<(), WriterStopped> {
-        if rows.is_empty() && checkpoint.is_none() {
-            return Ok(());
+        match self.unit(rows, checkpoint) {
+            Some(unit) => self.units.blocking_send(unit).map_err(|_| WriterStopped),
+            None => Ok(()),
         }
-        self.units
-            .blocking_send(self.unit(rows, checkpoint))
-            .map_err(|_| WriterStopped)
     }
 
-    fn unit(&self, rows: Rows, checkpoint: Option<serde_json::Value>) -> Unit {
-        Unit {
+    /// What to send; nothing when there are neither rows nor a checkpoint.
+    fn unit(&self, rows: Rows, checkpoint: Option<serde_json::Value>) -> Option<Unit> {
+        if rows.is_empty() && checkpoint.is_none() {
+            return None;
+        }
+        Some(Unit {
             scope: self.scope.clone(),
             rows,
             checkpoint: checkpoint.filter(|_| self.scope.is_some()),
-        }
+        })
     }
 }
 

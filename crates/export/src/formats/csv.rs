@@ -116,10 +116,6 @@ fn neutralised(cell: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl FormatWriter for CsvWriter {
-    fn begin(&mut self, _: &ConversationDay<'_>, _: &mut Outputs) -> Result<(), ExportError> {
-        Ok(())
-    }
-
     fn message(
         &mut self,
         day: &ConversationDay<'_>,
@@ -205,10 +201,6 @@ impl FormatWriter for CsvWriter {
         }
         self.counts.messages += 1;
         *self.counts.versions.get_or_insert(0) += rows;
-        Ok(())
-    }
-
-    fn end(&mut self, _: &ConversationDay<'_>, _: &mut Outputs) -> Result<(), ExportError> {
         Ok(())
     }
 

@@ -378,10 +378,6 @@ impl FormatWriter for HtmlWriter {
             Sink::File(file) => outputs.close(file, Format::Html, counts),
         }
     }
-
-    fn finish(&mut self, _: &mut Outputs) -> Result<(), ExportError> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -148,10 +148,6 @@ impl JsonlWriter {
 }
 
 impl FormatWriter for JsonlWriter {
-    fn begin(&mut self, _: &ConversationDay<'_>, _: &mut Outputs) -> Result<(), ExportError> {
-        Ok(())
-    }
-
     fn message(
         &mut self,
         day: &ConversationDay<'_>,
@@ -176,10 +172,6 @@ impl FormatWriter for JsonlWriter {
         written?;
         self.counts.messages += 1;
         *self.counts.versions.get_or_insert(0) += lines;
-        Ok(())
-    }
-
-    fn end(&mut self, _: &ConversationDay<'_>, _: &mut Outputs) -> Result<(), ExportError> {
         Ok(())
     }
 

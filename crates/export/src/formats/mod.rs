@@ -52,12 +52,14 @@ impl ConversationDay<'_> {
 
 /// One output format.
 pub(crate) trait FormatWriter {
-    /// A conversation-day begins.
+    /// A conversation-day begins (formats that write per message need nothing here).
     fn begin(
         &mut self,
-        day: &ConversationDay<'_>,
-        outputs: &mut Outputs,
-    ) -> Result<(), ExportError>;
+        _day: &ConversationDay<'_>,
+        _outputs: &mut Outputs,
+    ) -> Result<(), ExportError> {
+        Ok(())
+    }
     fn message(
         &mut self,
         day: &ConversationDay<'_>,
@@ -65,9 +67,17 @@ pub(crate) trait FormatWriter {
         outputs: &mut Outputs,
     ) -> Result<(), ExportError>;
     /// The conversation-day is complete.
-    fn end(&mut self, day: &ConversationDay<'_>, outputs: &mut Outputs) -> Result<(), ExportError>;
+    fn end(
+        &mut self,
+        _day: &ConversationDay<'_>,
+        _outputs: &mut Outputs,
+    ) -> Result<(), ExportError> {
+        Ok(())
+    }
     /// The export is complete.
-    fn finish(&mut self, outputs: &mut Outputs) -> Result<(), ExportError>;
+    fn finish(&mut self, _outputs: &mut Outputs) -> Result<(), ExportError> {
+        Ok(())
+    }
 }
 
 /// `text` on one line: control characters (line breaks above all) written as `\r`, `\n`,

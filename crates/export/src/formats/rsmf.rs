@@ -773,8 +773,4 @@ impl FormatWriter for RsmfWriter {
     fn end(&mut self, day: &ConversationDay<'_>, outputs: &mut Outputs) -> Result<(), ExportError> {
         self.flush(day, outputs)
     }
-
-    fn finish(&mut self, _: &mut Outputs) -> Result<(), ExportError> {
-        Ok(())
-    }
 }

@@ -276,17 +276,8 @@ impl Discovery {
                 }
             }
         };
-        self.reports.push(ScopeReport {
-            scope: what.to_string(),
-            key: key.to_string(),
-            outcome,
-            pages: 0,
-            items: 0,
-            resyncs: 0,
-            rows_new: 0,
-            rows_duplicate: 0,
-            state: String::new(),
-        });
+        self.reports
+            .push(ScopeReport::new(what.to_string(), key.to_string(), outcome));
         Ok(())
     }
 }

@@ -167,18 +167,14 @@ pub async fn run(
         .map(|planned| {
             let task = tokio::spawn(scope::run(Arc::clone(&ctx), planned.clone()));
             async move {
-                task.await.unwrap_or_else(|e| ScopeReport {
-                    scope: planned.scope.to_string(),
-                    key: planned.key.clone(),
-                    outcome: ScopeOutcome::Failed {
-                        error: format!("the scope's task stopped: {e}"),
-                    },
-                    pages: 0,
-                    items: 0,
-                    resyncs: 0,
-                    rows_new: 0,
-                    rows_duplicate: 0,
-                    state: String::new(),
+                task.await.unwrap_or_else(|e| {
+                    ScopeReport::new(
+                        planned.scope.to_string(),
+                        planned.key.clone(),
+                        ScopeOutcome::Failed {
+                            error: format!("the scope's task stopped: {e}"),
+                        },
+                    )
                 })
             }
         })
