@@ -52,6 +52,23 @@ pub fn run_python(program: &str, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("python prints UTF-8")
 }
 
+/// The archiver binary (`env!("CARGO_BIN_EXE_archiver")` in a test) as the tests run it:
+/// no progress bars, only warnings and errors logged.
+pub fn quiet_archiver(exe: &str) -> Command {
+    let mut command = Command::new(exe);
+    command.arg("--no-progress").env("RUST_LOG", "warn");
+    command
+}
+
+/// All a program printed, stdout then stderr, for assertions and their messages.
+pub fn output_text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 pub fn assert_success(what: &str, output: &Output) {
     assert!(
         output.status.success(),

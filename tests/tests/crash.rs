@@ -9,8 +9,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use e2e::run_summaries;
 use e2e::tenant::{Tenant, custodian_counts, expected_mail, expected_messages, version_counts};
+use e2e::{assert_success, run_summaries};
 use graph_sim::{Conversation, Fault, FaultPlan, FaultRule, RetryAfter, SimConfig, Snapshot};
 use pipeline::sync::scope::PAGE_TARGET;
 use sink::ProtocolStep;
@@ -62,11 +62,7 @@ fn event(line: &str) -> Option<Event> {
 /// Runs sync to the end and returns the events it logged, in order.
 fn events_of_a_run(tenant: &Tenant, out: &Path) -> Vec<Event> {
     let output = sync(tenant, out).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success("the archiver", &output);
     String::from_utf8_lossy(&output.stderr)
         .lines()
         .filter_map(event)
@@ -196,6 +192,15 @@ fn tenant() -> SimConfig {
     }
 }
 
+/// A first run archived the tenant, then the tenant changed: the snapshots before and
+/// after the change, with the number of removals in between.
+fn archive_then_change(tenant: &Tenant, dir: &Path) -> (Snapshot, usize, Snapshot) {
+    finish(tenant, dir);
+    let first = tenant.sim.snapshot();
+    let removals = change(tenant);
+    (first, removals, tenant.sim.snapshot())
+}
+
 fn change(tenant: &Tenant) -> usize {
     let sim = &tenant.sim;
     let snapshot = sim.snapshot();
@@ -264,10 +269,7 @@ fn killed_at_any_moment_a_rerun_leaves_every_version_exactly_once() {
 fn killed_repeatedly_during_an_incremental_run_under_throttling_and_resets() {
     let tenant = Tenant::start(tenant());
     let dir = tempfile::tempdir().unwrap();
-    finish(&tenant, dir.path());
-    let first = tenant.sim.snapshot();
-    let removals = change(&tenant);
-    let second = tenant.sim.snapshot();
+    let (first, removals, second) = archive_then_change(&tenant, dir.path());
     tenant.sim.set_faults(
         FaultPlan::none()
             .with(FaultRule::probability(
@@ -302,10 +304,7 @@ fn killed_repeatedly_during_an_incremental_run_under_throttling_and_resets() {
 fn an_expired_delta_token_resyncs_without_loss_or_repeats_even_when_killed() {
     let tenant = Tenant::start(tenant());
     let dir = tempfile::tempdir().unwrap();
-    finish(&tenant, dir.path());
-    let first = tenant.sim.snapshot();
-    let removals = change(&tenant);
-    let second = tenant.sim.snapshot();
+    let (first, removals, second) = archive_then_change(&tenant, dir.path());
     tenant.sim.expire_state_tokens();
     kill_after(&tenant, dir.path(), 6);
     let output = sync(&tenant, dir.path()).output().unwrap();

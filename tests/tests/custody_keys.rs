@@ -5,20 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use e2e::{graph_docs_fixtures, run_python};
+use e2e::{graph_docs_fixtures, output_text, run_python};
 
 fn archiver() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_archiver"));
-    command.arg("--no-progress").env("RUST_LOG", "warn");
-    command
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    e2e::quiet_archiver(env!("CARGO_BIN_EXE_archiver"))
 }
 
 fn ingest(out: &str, signing_key: Option<&Path>, env: &[(&str, String)]) -> Output {
@@ -55,7 +45,7 @@ fn openssl_keys(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         .arg(&private)
         .output()
         .expect("openssl runs");
-    assert!(made.status.success(), "{}", text(&made));
+    assert!(made.status.success(), "{}", output_text(&made));
     let made = Command::new("openssl")
         .arg("pkey")
         .arg("-in")
@@ -64,7 +54,7 @@ fn openssl_keys(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         .arg(&public)
         .output()
         .expect("openssl runs");
-    assert!(made.status.success(), "{}", text(&made));
+    assert!(made.status.success(), "{}", output_text(&made));
     (private, public)
 }
 
@@ -93,15 +83,15 @@ fn first_file(dir: &Path) -> PathBuf {
 /// Verification of a tampered copy exits 4 and names `what` about `path`.
 fn assert_caught(archive: &Path, key: &Path, path: &str, what: &str) {
     let output = verify(archive.to_str().unwrap(), Some(key), &[]);
-    assert_eq!(output.status.code(), Some(4), "{}", text(&output));
-    let line = text(&output)
+    assert_eq!(output.status.code(), Some(4), "{}", output_text(&output));
+    let line = output_text(&output)
         .lines()
         .find(|l| l.contains(path) && l.starts_with("bad signature"))
         .map(str::to_string);
     assert!(
         line.as_deref().is_some_and(|l| l.contains(what)),
         "no `bad signature` line about {path} saying {what:?}:\n{}",
-        text(&output)
+        output_text(&output)
     );
 }
 
@@ -114,7 +104,7 @@ fn signed_records_verify_with_their_key_and_forgeries_do_not() {
     let out = archive.to_str().unwrap();
     for _ in 0..2 {
         let output = ingest(out, Some(&private), &[]);
-        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
     }
     let signatures = |folder: &str| {
         std::fs::read_dir(archive.join("_archive/signatures").join(folder))
@@ -130,15 +120,19 @@ fn signed_records_verify_with_their_key_and_forgeries_do_not() {
     assert_eq!(signatures("runs"), 2);
 
     let clean = verify(out, Some(&public), &[]);
-    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
-    assert!(text(&clean).contains(" 0 problems"), "{}", text(&clean));
+    assert_eq!(clean.status.code(), Some(0), "{}", output_text(&clean));
+    assert!(
+        output_text(&clean).contains(" 0 problems"),
+        "{}",
+        output_text(&clean)
+    );
 
     let wrong = verify(out, Some(&stranger), &[]);
-    assert_eq!(wrong.status.code(), Some(4), "{}", text(&wrong));
+    assert_eq!(wrong.status.code(), Some(4), "{}", output_text(&wrong));
     assert!(
-        text(&wrong).contains("not by the expected key"),
+        output_text(&wrong).contains("not by the expected key"),
         "{}",
-        text(&wrong)
+        output_text(&wrong)
     );
 
     // A run summary edited by someone without the key: its signature no longer holds.
@@ -180,27 +174,31 @@ fn an_unsigned_archive_fails_a_key_check_and_a_wrong_key_file_is_named() {
     let archive = dir.path().join("archive");
     let out = archive.to_str().unwrap();
     let output = ingest(out, None, &[]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
     assert_eq!(verify(out, None, &[]).status.code(), Some(0));
     let checked = verify(out, Some(&public), &[]);
-    assert_eq!(checked.status.code(), Some(4), "{}", text(&checked));
-    assert!(text(&checked).contains("not signed"), "{}", text(&checked));
+    assert_eq!(checked.status.code(), Some(4), "{}", output_text(&checked));
+    assert!(
+        output_text(&checked).contains("not signed"),
+        "{}",
+        output_text(&checked)
+    );
 
     // A public key given where the private one belongs: named, and nothing written.
     let runs_before = std::fs::read_dir(archive.join("_archive/runs"))
         .unwrap()
         .count();
     let refused = ingest(out, Some(&public), &[]);
-    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert_eq!(refused.status.code(), Some(1), "{}", output_text(&refused));
     assert!(
-        text(&refused).contains("--signing-key"),
+        output_text(&refused).contains("--signing-key"),
         "{}",
-        text(&refused)
+        output_text(&refused)
     );
     assert!(
-        text(&refused).contains(public.to_str().unwrap()),
+        output_text(&refused).contains(public.to_str().unwrap()),
         "{}",
-        text(&refused)
+        output_text(&refused)
     );
     let runs_after = std::fs::read_dir(archive.join("_archive/runs"))
         .unwrap()
@@ -208,8 +206,12 @@ fn an_unsigned_archive_fails_a_key_check_and_a_wrong_key_file_is_named() {
     assert_eq!(runs_before, runs_after);
     // The private key file is not a public key either.
     let wrong = verify(out, Some(&private), &[]);
-    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
-    assert!(text(&wrong).contains("--verify-key"), "{}", text(&wrong));
+    assert_eq!(wrong.status.code(), Some(1), "{}", output_text(&wrong));
+    assert!(
+        output_text(&wrong).contains("--verify-key"),
+        "{}",
+        output_text(&wrong)
+    );
 }
 
 /// Writes `bytes` to `key` of `bucket` (a new version where the bucket keeps versions).
@@ -235,17 +237,17 @@ fn on_s3_a_key_written_twice_is_named_even_with_the_same_bytes() {
     let plain = e2e::create_bucket("plain", false);
     let url = format!("s3://{plain}/archive");
     let output = ingest(&url, None, &env);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
     let clean = verify(&url, None, &env);
-    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+    assert_eq!(clean.status.code(), Some(0), "{}", output_text(&clean));
 
     // An Object Lock bucket keeps every version: an overwrite is there to see.
     let locked = e2e::create_bucket("locked", true);
     let url = format!("s3://{locked}/archive");
     let output = ingest(&url, None, &env);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
     let clean = verify(&url, None, &env);
-    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+    assert_eq!(clean.status.code(), Some(0), "{}", output_text(&clean));
 
     let local = tempfile::tempdir().unwrap();
     e2e::download_bucket(&locked, "archive", local.path());
@@ -262,12 +264,12 @@ fn on_s3_a_key_written_twice_is_named_even_with_the_same_bytes() {
     // The same bytes again: the file still hashes right, but it was written twice.
     put_object(&locked, &format!("archive/{relative}"), &file);
     let caught = verify(&url, None, &env);
-    assert_eq!(caught.status.code(), Some(4), "{}", text(&caught));
-    let line = text(&caught)
+    assert_eq!(caught.status.code(), Some(4), "{}", output_text(&caught));
+    let line = output_text(&caught)
         .lines()
         .find(|l| l.starts_with("overwritten"))
         .map(str::to_string)
-        .unwrap_or_else(|| panic!("no overwritten line:\n{}", text(&caught)));
+        .unwrap_or_else(|| panic!("no overwritten line:\n{}", output_text(&caught)));
     assert!(line.contains(&relative), "{line}");
     assert!(line.contains("2 versions"), "{line}");
 }

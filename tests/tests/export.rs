@@ -7,8 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use e2e::output_text;
 use e2e::tenant::{Tenant, small_tenant};
 use graph_sim::Conversation;
 use serde_json::Value;
@@ -16,22 +17,12 @@ use serde_json::Value;
 const ARCHIVER: &str = env!("CARGO_BIN_EXE_archiver");
 
 fn archiver() -> Command {
-    let mut command = Command::new(ARCHIVER);
-    command.arg("--no-progress").env("RUST_LOG", "warn");
-    command
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    e2e::quiet_archiver(ARCHIVER)
 }
 
 fn run(command: &mut Command, code: i32) -> String {
     let output = command.output().expect("the archiver starts");
-    let all = text(&output);
+    let all = output_text(&output);
     assert_eq!(output.status.code(), Some(code), "{all}");
     all
 }
@@ -46,6 +37,26 @@ fn export(archive: &Path, out: &Path, args: &[&str]) -> String {
             .arg(out)
             .args(args),
         0,
+    )
+}
+
+/// Export arguments: `--format` for each of `formats`, then `rest`.
+fn with_formats<'a>(formats: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args: Vec<&str> = formats.iter().flat_map(|f| ["--format", f]).collect();
+    args.extend_from_slice(rest);
+    args
+}
+
+/// `verify` of an export against its archive, exiting with `code`: what it printed.
+fn verify_export(archive: &Path, out: &Path, code: i32) -> String {
+    run(
+        archiver()
+            .arg("verify")
+            .arg("--archive")
+            .arg(archive)
+            .arg("--export")
+            .arg(out),
+        code,
     )
 }
 
@@ -232,7 +243,11 @@ fn assert_renders(html: &Path, expected: &[&str]) {
         .arg(&url)
         .output()
         .expect("chromium starts");
-    assert!(shot.is_file(), "no screenshot of {url}:\n{}", text(&output));
+    assert!(
+        shot.is_file(),
+        "no screenshot of {url}:\n{}",
+        output_text(&output)
+    );
     let inked: f64 = e2e::run_python(INKED_SHARE, &[shot.to_str().unwrap()])
         .trim()
         .parse()
@@ -272,17 +287,7 @@ fn docs_examples_export_in_every_format_and_verify_names_altered_files() {
     let said = export(
         &archive,
         &out,
-        &[
-            "--format",
-            "rsmf",
-            "--format",
-            "jsonl",
-            "--format",
-            "csv",
-            "--format",
-            "html",
-            "--include-deleted",
-        ],
+        &with_formats(&["rsmf", "jsonl", "csv", "html"], &["--include-deleted"]),
     );
     assert!(said.contains("exported "), "{said}");
 
@@ -364,29 +369,13 @@ fn docs_examples_export_in_every_format_and_verify_names_altered_files() {
     );
 
     // Clean, then one byte changed in the archive and one in the export.
-    let all = run(
-        archiver()
-            .arg("verify")
-            .arg("--archive")
-            .arg(&archive)
-            .arg("--export")
-            .arg(&out),
-        0,
-    );
+    let all = verify_export(&archive, &out, 0);
     assert!(all.contains("0 problems"), "{all}");
     let victim = e2e::parquet_files::table_files(&archive, "chat_messages").remove(0);
     flip_byte(&victim);
     let rsmf_victim = out.join(rsmf.keys().next().unwrap());
     flip_byte(&rsmf_victim);
-    let all = run(
-        archiver()
-            .arg("verify")
-            .arg("--archive")
-            .arg(&archive)
-            .arg("--export")
-            .arg(&out),
-        4,
-    );
+    let all = verify_export(&archive, &out, 4);
     let victim_key = victim.strip_prefix(&archive).unwrap().display().to_string();
     assert!(
         all.contains(&format!("altered file: {victim_key}")),
@@ -406,8 +395,12 @@ fn docs_examples_export_in_every_format_and_verify_names_altered_files() {
         .arg(&again)
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(4), "{}", text(&output));
-    assert!(text(&output).contains(&victim_key), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(4), "{}", output_text(&output));
+    assert!(
+        output_text(&output).contains(&victim_key),
+        "{}",
+        output_text(&output)
+    );
 }
 
 #[test]
@@ -421,7 +414,7 @@ fn a_simulated_tenant_exports_with_edits_deletions_reactions_and_custodians() {
             .args(["--source", "chats", "--source", "channels"])
             .output()
             .unwrap();
-        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
     };
     sync(&tenant);
     let before = tenant.sim.snapshot();
@@ -452,15 +445,7 @@ fn a_simulated_tenant_exports_with_edits_deletions_reactions_and_custodians() {
     export(
         &archive,
         &out,
-        &[
-            "--format",
-            "rsmf",
-            "--format",
-            "jsonl",
-            "--format",
-            "html",
-            "--include-deleted",
-        ],
+        &with_formats(&["rsmf", "jsonl", "html"], &["--include-deleted"]),
     );
     let lines = jsonl(&out);
     assert_eq!(
@@ -572,15 +557,14 @@ fn a_simulated_tenant_exports_with_edits_deletions_reactions_and_custodians() {
     export(
         &archive,
         &mine,
-        &[
-            "--format",
-            "rsmf",
-            "--format",
-            "jsonl",
-            "--include-deleted",
-            "--custodian",
-            &custodian.user_principal_name,
-        ],
+        &with_formats(
+            &["rsmf", "jsonl"],
+            &[
+                "--include-deleted",
+                "--custodian",
+                &custodian.user_principal_name,
+            ],
+        ),
     );
     let expected: BTreeSet<(String, String)> = after
         .chat_messages_of(&custodian.id)
@@ -659,15 +643,7 @@ fn a_simulated_tenant_exports_with_edits_deletions_reactions_and_custodians() {
     export(
         &archive,
         &again,
-        &[
-            "--format",
-            "rsmf",
-            "--format",
-            "jsonl",
-            "--format",
-            "html",
-            "--include-deleted",
-        ],
+        &with_formats(&["rsmf", "jsonl", "html"], &["--include-deleted"]),
     );
     for (a, b) in [(&out, &again)] {
         let list = |root: &Path| -> Vec<PathBuf> {

@@ -7,20 +7,11 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use e2e::output_text;
 use e2e::parquet_files::{all_files, rows};
 
 fn archiver() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_archiver"));
-    command.arg("--no-progress").env("RUST_LOG", "warn");
-    command
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    e2e::quiet_archiver(env!("CARGO_BIN_EXE_archiver"))
 }
 
 fn ingest(out: &Path, inputs: &[&Path], extra: &[&str]) -> Output {
@@ -74,7 +65,7 @@ fn parse_errors(archive: &Path) -> std::collections::BTreeMap<String, String> {
 }
 
 fn no_panic(output: &Output) {
-    let all = text(output);
+    let all = output_text(output);
     assert_ne!(output.status.code(), Some(101), "{all}");
     assert!(!all.contains("panicked"), "{all}");
 }
@@ -95,7 +86,7 @@ fn dates_outside_years_1_to_9999_keep_their_row_and_stop_nothing() {
     let out = dir.path().join("archive");
     let output = ingest(&out, &[&page], &[]);
     no_panic(&output);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
 
     let found = parse_errors(&out);
     assert_eq!(found.len(), 3, "{found:?}");
@@ -133,7 +124,7 @@ fn a_jsonl_line_past_the_cap_is_named_and_the_rest_archived() {
     let out = dir.path().join("archive");
     let output = ingest(&out, &[&file], &["--max-line-mib", "1"]);
     no_panic(&output);
-    let all = text(&output);
+    let all = output_text(&output);
     assert_eq!(output.status.code(), Some(3), "{all}");
     assert!(
         all.contains("items.jsonl item 2") && all.contains("more than the 1 MiB"),
@@ -155,7 +146,7 @@ fn small_archive(out: &Path) {
     ]});
     std::fs::write(&page, items.to_string()).unwrap();
     let output = ingest(out, &[&page], &[]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
 }
 
 /// `verify` exits 4 whenever it reports a problem, also for a file no record lists.
@@ -172,14 +163,18 @@ fn verify_exits_4_on_every_problem_it_reports() {
             .unwrap()
     };
     let clean = verify();
-    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+    assert_eq!(clean.status.code(), Some(0), "{}", output_text(&clean));
 
     let file = all_files(&out)[0].clone();
     let copy = out.join(file.replace("part-", "part-copy-"));
     std::fs::copy(out.join(&file), &copy).unwrap();
     let extra = verify();
-    assert!(text(&extra).contains("extra file"), "{}", text(&extra));
-    assert_eq!(extra.status.code(), Some(4), "{}", text(&extra));
+    assert!(
+        output_text(&extra).contains("extra file"),
+        "{}",
+        output_text(&extra)
+    );
+    assert_eq!(extra.status.code(), Some(4), "{}", output_text(&extra));
 }
 
 /// A damaged Parquet file and an unreadable commit record: `verify` names both (exit 4),
@@ -221,7 +216,7 @@ fn a_damaged_file_or_record_is_named_and_stops_nothing() {
         .output()
         .unwrap();
     no_panic(&verify);
-    let all = text(&verify);
+    let all = output_text(&verify);
     assert_eq!(verify.status.code(), Some(4), "{all}");
     assert!(all.contains(&file), "{all}");
     assert!(all.contains("_archive/commits/"), "{all}");
@@ -234,7 +229,11 @@ fn a_damaged_file_or_record_is_named_and_stops_nothing() {
         .output()
         .unwrap();
     no_panic(&export);
-    assert!(text(&export).contains(&file), "{}", text(&export));
+    assert!(
+        output_text(&export).contains(&file),
+        "{}",
+        output_text(&export)
+    );
 
     // A fresh state: the writer rebuilds its index from the damaged archive.
     let page = dir.path().join("more.json");
@@ -248,7 +247,7 @@ fn a_damaged_file_or_record_is_named_and_stops_nothing() {
         let state = tempfile::tempdir().unwrap();
         let output = ingest(&out, &[&page], &["--state", state.path().to_str().unwrap()]);
         no_panic(&output);
-        let all = text(&output);
+        let all = output_text(&output);
         assert_eq!(output.status.code(), Some(0), "{all}");
         assert!(all.contains("unreadable"), "the damage is named: {all}");
     }
@@ -274,7 +273,12 @@ fn a_closed_stdout_ends_quietly_with_the_commands_exit_code() {
         drop(child.stdout.take());
         let output = child.wait_with_output().unwrap();
         no_panic(&output);
-        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", text(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            output_text(&output)
+        );
     }
 }
 
@@ -291,7 +295,7 @@ fn plain_http_endpoints_are_refused_without_the_flag() {
         .env("TEAMS_ARCHIVER_CLIENT_SECRET", "not-a-real-secret")
         .output()
         .unwrap();
-    let all = text(&output);
+    let all = output_text(&output);
     assert_eq!(output.status.code(), Some(1), "{all}");
     assert!(
         all.contains("not https") && all.contains("--allow-insecure-http"),
@@ -320,7 +324,7 @@ fn the_state_is_private_and_the_archive_follows_the_umask() {
         .arg(&page)
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&out.join("_state")), 0o700);
     let mut stack = vec![out.join("_state")];

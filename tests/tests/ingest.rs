@@ -4,12 +4,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use e2e::{assert_success, graph_docs_fixtures, run_python};
+use e2e::{assert_success, graph_docs_fixtures, output_text, run_python};
 
 fn archiver() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_archiver"));
-    command.arg("--no-progress").env("RUST_LOG", "warn");
-    command
+    e2e::quiet_archiver(env!("CARGO_BIN_EXE_archiver"))
 }
 
 fn fixture_dirs() -> Vec<String> {
@@ -57,18 +55,10 @@ fn parquet_files(dir: &Path) -> Vec<String> {
     files
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// The docs examples hold change notifications whose message content is encrypted; they
 /// cannot be archived, must be named, and make the exit code say "partial failure".
 fn assert_notifications_reported(output: &Output) {
-    let all = text(output);
+    let all = output_text(output);
     assert_eq!(output.status.code(), Some(3), "exit code\n{all}");
     for file in [
         "concept-teams-changenotifications-chatmessage-12.json",
@@ -130,9 +120,9 @@ fn every_docs_example_is_archived_once_and_duckdb_reads_it() {
     let second = ingest(archive.to_str().unwrap(), &[]);
     assert_notifications_reported(&second);
     assert!(
-        text(&second).contains(" 0 new versions stored"),
+        output_text(&second).contains(" 0 new versions stored"),
         "{}",
-        text(&second)
+        output_text(&second)
     );
     assert_eq!(parquet_files(&archive), files_before);
     let again = compare_with_inputs(&archive);
@@ -151,9 +141,9 @@ fn ingest_writes_to_s3_and_an_object_lock_bucket_takes_a_rerun() {
         let second = ingest(&url, &env);
         assert_notifications_reported(&second);
         assert!(
-            text(&second).contains(" 0 new versions stored"),
+            output_text(&second).contains(" 0 new versions stored"),
             "{}",
-            text(&second)
+            output_text(&second)
         );
 
         let local = tempfile::tempdir().unwrap();
@@ -185,12 +175,16 @@ fn a_file_that_is_not_json_is_named_and_the_rest_is_archived() {
         .arg(dir.path().join("good.json"))
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
-    assert!(text(&output).contains("broken.json"), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(3), "{}", output_text(&output));
     assert!(
-        text(&output).contains("1 new versions stored"),
+        output_text(&output).contains("broken.json"),
         "{}",
-        text(&output)
+        output_text(&output)
+    );
+    assert!(
+        output_text(&output).contains("1 new versions stored"),
+        "{}",
+        output_text(&output)
     );
 }
 
@@ -254,9 +248,9 @@ fn pages_mixing_days_are_archived_a_few_days_per_commit() {
         .unwrap();
     assert_success("ingest", &output);
     assert!(
-        text(&output).contains(&format!("{} new versions stored", PAGES * PER_PAGE)),
+        output_text(&output).contains(&format!("{} new versions stored", PAGES * PER_PAGE)),
         "{}",
-        text(&output)
+        output_text(&output)
     );
     assert_eq!(
         std::fs::read_dir(&spill).unwrap().count(),
@@ -294,8 +288,12 @@ fn a_sorting_folder_that_cannot_be_used_is_a_fatal_error_naming_it() {
         .arg(graph_docs_fixtures().join("v1.0/chatmessage-get-1.json"))
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    assert!(text(&output).contains("--spill-dir"), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", output_text(&output));
+    assert!(
+        output_text(&output).contains("--spill-dir"),
+        "{}",
+        output_text(&output)
+    );
 }
 
 /// A JSONL file streams line by line: good lines are archived, and a line that is not
@@ -327,7 +325,7 @@ fn jsonl_lines_stream_and_bad_lines_are_named() {
         .arg(&file)
         .output()
         .unwrap();
-    let all = text(&output);
+    let all = output_text(&output);
     assert_eq!(output.status.code(), Some(3), "{all}");
     assert!(all.contains("2 new versions stored"), "{all}");
     assert!(all.contains("not valid JSON (line 3)"), "{all}");

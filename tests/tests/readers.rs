@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use e2e::assert_success;
 use e2e::tenant::{Tenant, content_hash, small_tenant};
 use graph_sim::Conversation;
 
@@ -22,11 +23,7 @@ fn duckdb_and_spark_agree_on_every_table_and_view() {
             ])
             .output()
             .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_success("the archiver", &output);
     };
     run();
     let first = tenant.sim.snapshot();

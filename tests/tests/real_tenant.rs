@@ -7,10 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use archive::records::{ScopeOutcome, SkipReason};
+use e2e::output_text;
 use e2e::tenant::{Tenant, content_hash, custodian_counts, version_counts};
 use graph_sim::{
     Conversation, Directory, EndpointKind, RateLimits, SimConfig, Snapshot, SustainedLimit,
@@ -21,12 +22,15 @@ const ALL_SOURCES: [&str; 6] = [
     "--source", "chats", "--source", "channels", "--source", "mail",
 ];
 
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+/// A sync of every source started in the background, its output piped for the test to read.
+fn spawn_sync(tenant: &Tenant, out: &Path) -> Child {
+    tenant
+        .sync(ARCHIVER, out.to_str().unwrap())
+        .args(ALL_SOURCES)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the archiver starts")
 }
 
 fn sync(tenant: &Tenant, out: &Path, extra: &[&str]) -> Output {
@@ -39,7 +43,7 @@ fn sync(tenant: &Tenant, out: &Path, extra: &[&str]) -> Output {
 }
 
 fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(output.status.code(), Some(code), "{}", text(output));
+    assert_eq!(output.status.code(), Some(code), "{}", output_text(output));
 }
 
 /// What the archive must hold of these snapshots: Graph returns no chat message to a user
@@ -167,13 +171,7 @@ fn a_first_night_skips_what_cannot_be_read_and_archives_the_rest_once() {
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("archive");
-    let child = tenant
-        .sync(ARCHIVER, out.to_str().unwrap())
-        .args(ALL_SOURCES)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the archiver starts");
+    let child = spawn_sync(&tenant, &out);
     // The team goes once the run has listed it: its channels or messages answer 404.
     let deadline = Instant::now() + Duration::from_secs(60);
     while sim.stats().total(EndpointKind::Teams) == 0 {
@@ -184,7 +182,7 @@ fn a_first_night_skips_what_cannot_be_read_and_archives_the_rest_once() {
     sim.set_latency(Duration::ZERO);
     let output = child.wait_with_output().expect("the run ends");
     assert_exit(&output, 0);
-    let all = text(&output);
+    let all = output_text(&output);
 
     let summary = last_summary(&out);
     assert!(failed(&summary).is_empty(), "{:?}", failed(&summary));
@@ -405,7 +403,7 @@ fn later_nights_find_new_folders_and_miss_no_change_across_an_expired_token() {
         .output()
         .unwrap();
     assert_exit(&status, 0);
-    let status_text = text(&status);
+    let status_text = output_text(&status);
     let line = status_text
         .lines()
         .find(|l| l.contains(&format!("mail/{user}/{doomed}")))
@@ -515,13 +513,7 @@ fn first_run_keeps_to(limits: RateLimits, rate: f64) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("archive");
     let started = Instant::now();
-    let child = tenant
-        .sync(ARCHIVER, out.to_str().unwrap())
-        .args(ALL_SOURCES)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_sync(&tenant, &out);
     let mut timeline = Vec::new();
     let mut last = 0;
     while timeline.len() < 200 {

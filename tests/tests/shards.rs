@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use e2e::assert_success;
 use e2e::tenant::{Tenant, custodian_counts, expected_messages, small_tenant, version_counts};
 
 const ARCHIVER: &str = env!("CARGO_BIN_EXE_archiver");
@@ -29,11 +30,7 @@ fn three_shards_share_one_archive_without_loss_or_overlap() {
         .collect();
     for shard in shards {
         let output = shard.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_success("the archiver", &output);
     }
 
     // Each scope was read by exactly one shard.

@@ -6,20 +6,13 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Output;
 
+use e2e::output_text;
 use e2e::tenant::{
     Tenant, custodian_counts, expected_mail, expected_messages, small_tenant, version_counts,
 };
 use graph_sim::{Conversation, EndpointKind};
 
 const ARCHIVER: &str = env!("CARGO_BIN_EXE_archiver");
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 fn sync_all(tenant: &Tenant, out: &str, env: &[(&str, String)]) -> Output {
     let output = tenant
@@ -34,7 +27,7 @@ fn sync_all(tenant: &Tenant, out: &str, env: &[(&str, String)]) -> Output {
         output.status.code(),
         Some(0),
         "sync failed:\n{}",
-        text(&output)
+        output_text(&output)
     );
     output
 }
@@ -163,7 +156,7 @@ fn first_run_archives_the_tenant_second_run_the_changes_quiet_run_nothing() {
         e2e::parquet_files::all_files(&out),
         files,
         "{}",
-        text(&quiet)
+        output_text(&quiet)
     );
     let stats = tenant.sim.stats();
     let directory = tenant.sim.directory();
@@ -184,9 +177,9 @@ fn first_run_archives_the_tenant_second_run_the_changes_quiet_run_nothing() {
     assert_eq!(stats.total(EndpointKind::Replies), 0, "no thread changed");
     assert_eq!(stats.total(EndpointKind::UserChats), 0, "no chat changed");
     assert!(
-        text(&quiet).contains(" 0 new versions stored"),
+        output_text(&quiet).contains(" 0 new versions stored"),
         "{}",
-        text(&quiet)
+        output_text(&quiet)
     );
 }
 
@@ -226,7 +219,7 @@ fn a_scope_whose_pages_stay_broken_fails_alone_and_the_exit_code_says_so() {
         .args(["--source", "chats", "--max-retries", "2"])
         .output()
         .unwrap();
-    let all = text(&output);
+    let all = output_text(&output);
     assert_eq!(output.status.code(), Some(3), "{all}");
     assert!(all.contains(&format!("chats of user {victim}")), "{all}");
     // Every other user's chats are archived.
@@ -252,7 +245,7 @@ fn bad_credentials_are_fatal_and_name_the_problem() {
         .env("TEAMS_ARCHIVER_CLIENT_SECRET", "not-the-secret")
         .output()
         .unwrap();
-    let all = text(&output);
+    let all = output_text(&output);
     assert_eq!(output.status.code(), Some(1), "{all}");
     assert!(
         !all.contains("not-the-secret"),
@@ -304,8 +297,8 @@ fn secrets_and_tokens_never_reach_logs_or_archive_files() {
             .env("RUST_LOG", "trace")
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", text(&output));
-        text(&output)
+        assert!(output.status.success(), "{}", output_text(&output));
+        output_text(&output)
     };
     let mut logs = run(&["--log-format", "json"]);
     change_tenant(&tenant);

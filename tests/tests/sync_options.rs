@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use e2e::assert_success;
 use e2e::tenant::{Tenant, content_hash, small_tenant, version_counts};
 use graph_sim::Conversation;
 
@@ -66,11 +67,7 @@ fn since_archives_only_later_changes_and_the_next_run_goes_on_by_delta() {
             .args(extra)
             .output()
             .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_success("the archiver", &output);
     };
     run(&["--since", &since.to_rfc3339()]);
     let chat = |m: &&graph_sim::MessageVersion| matches!(m.conversation, Conversation::Chat { .. });
@@ -123,11 +120,7 @@ fn user_and_team_filters_narrow_the_scopes() {
         .args(["--user", &user.user_principal_name, "--team", &team.id])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success("the archiver", &output);
     let snapshot = tenant.sim.snapshot();
     let expected = hashes(
         snapshot

@@ -7,18 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use archive::records::{ChainLink, CommitRecord, Record, RunSummary, record_sha256};
+use e2e::output_text;
 use e2e::tenant::Tenant;
 use graph_sim::SimConfig;
 
 const ARCHIVER: &str = env!("CARGO_BIN_EXE_archiver");
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// An archive of two runs, and the head the second one printed.
 struct Built {
@@ -36,7 +29,7 @@ fn build() -> Built {
             .sync(ARCHIVER, archive.to_str().unwrap())
             .output()
             .unwrap();
-        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
         output
     };
     run(&tenant);
@@ -57,11 +50,11 @@ fn build() -> Built {
     assert_eq!(head.len(), 64, "{line}");
 
     let clean = verify(&archive, &[&head]);
-    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+    assert_eq!(clean.status.code(), Some(0), "{}", output_text(&clean));
     assert!(
-        text(&clean).contains(&format!("{} {}", fields[1], fields[2])),
+        output_text(&clean).contains(&format!("{} {}", fields[1], fields[2])),
         "verify prints the same head:\n{}",
-        text(&clean)
+        output_text(&clean)
     );
     Built {
         _dir: dir,
@@ -182,8 +175,12 @@ fn key(archive: &Path, path: &Path) -> String {
 /// With the head printed before, the tampered archive fails verification, naming why.
 fn assert_caught(archive: &Path, head: &str, names: &str) {
     let output = verify(archive, &[head]);
-    assert_eq!(output.status.code(), Some(4), "{}", text(&output));
-    assert!(text(&output).contains(names), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(4), "{}", output_text(&output));
+    assert!(
+        output_text(&output).contains(names),
+        "{}",
+        output_text(&output)
+    );
 }
 
 #[test]
@@ -278,7 +275,7 @@ fn every_kind_of_tampering_is_caught_with_the_head_printed_before() {
             .args(["--expect-head", &built.head, "--allow-later-records"])
             .output()
             .unwrap();
-        assert_eq!(older.status.code(), Some(0), "{}", text(&older));
+        assert_eq!(older.status.code(), Some(0), "{}", output_text(&older));
     }
 
     // 4. A run summary edited: first left as it is, then with the chain relinked.
@@ -319,7 +316,7 @@ fn every_kind_of_tampering_is_caught_with_the_head_printed_before() {
             }
         }
         let quiet = verify(&archive, &[]);
-        assert_eq!(quiet.status.code(), Some(0), "{}", text(&quiet));
+        assert_eq!(quiet.status.code(), Some(0), "{}", output_text(&quiet));
         assert_caught(&archive, &built.head, "unexpected head");
     }
 }
@@ -344,19 +341,28 @@ fn export_refuses_files_no_record_lists_unless_asked() {
             .unwrap()
     };
     let refused = export(&archive, "refused", &[]);
-    assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
+    assert_eq!(refused.status.code(), Some(4), "{}", output_text(&refused));
     assert!(
-        text(&refused).contains(&format!("not exported: {forged_key}")),
+        output_text(&refused).contains(&format!("not exported: {forged_key}")),
         "{}",
-        text(&refused)
+        output_text(&refused)
     );
     let allowed = export(&archive, "allowed", &["--allow-unrecorded"]);
-    assert_eq!(allowed.status.code(), Some(0), "{}", text(&allowed));
-    assert!(text(&allowed).contains(&forged_key), "{}", text(&allowed));
+    assert_eq!(allowed.status.code(), Some(0), "{}", output_text(&allowed));
+    assert!(
+        output_text(&allowed).contains(&forged_key),
+        "{}",
+        output_text(&allowed)
+    );
 
     // The refused export holds exactly what the untouched archive exports.
     let untouched = export(&built.archive, "untouched", &[]);
-    assert_eq!(untouched.status.code(), Some(0), "{}", text(&untouched));
+    assert_eq!(
+        untouched.status.code(),
+        Some(0),
+        "{}",
+        output_text(&untouched)
+    );
     let lines = |out: &str| -> Vec<String> {
         let mut all = Vec::new();
         for entry in walk(&dir.path().join(out)) {

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use fetch::{FetchError, RoundStart, Scope};
+use fetch::{FetchError, Scope};
 use graph_sim::{EndpointKind, Fault, FaultPlan, FaultRule, RetryAfter, SimConfig, Target};
 
 /// Run every user's chat delta round, the channel rounds and a mail round under `plan`
@@ -322,11 +322,7 @@ async fn errors_that_outlast_the_retries_say_what_happened() {
     let error = round(
         &client,
         &chats_of(&user.id),
-        RoundStart::Window {
-            from: None,
-            to: chrono::Utc::now(),
-            page_size: 5,
-        },
+        window_until(chrono::Utc::now(), 5),
     )
     .await
     .error

@@ -87,24 +87,8 @@ async fn a_message_moved_to_another_folder_keeps_its_id() {
     let moving = truth.iter().next().cloned().expect("a message");
     sim.move_mail(&user, &inbox, &moving, &archive)
         .expect("move");
-    let inbox_next = round(
-        &client,
-        &scope(&inbox),
-        RoundStart::Resume {
-            link: first_inbox.delta_link(),
-        },
-    )
-    .await
-    .ok();
-    let archive_next = round(
-        &client,
-        &scope(&archive),
-        RoundStart::Resume {
-            link: first_archive.delta_link(),
-        },
-    )
-    .await
-    .ok();
+    let inbox_next = next_round(&client, &scope(&inbox), &first_inbox).await;
+    let archive_next = next_round(&client, &scope(&archive), &first_archive).await;
     let removed = inbox_next.values();
     assert_eq!(removed.len(), 1);
     assert_eq!(removed[0]["id"], moving.as_str());
@@ -245,11 +229,7 @@ async fn channel_history_beyond_delta_comes_from_team_windows_replies_included()
         &Scope::Team {
             team_id: team.id.clone(),
         },
-        RoundStart::Window {
-            from: None,
-            to: horizon,
-            page_size: 5,
-        },
+        window_until(horizon, 5),
     )
     .await
     .ok();

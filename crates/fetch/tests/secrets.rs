@@ -118,11 +118,7 @@ async fn secrets_and_tokens_never_reach_logs_or_errors() {
     round(
         &client,
         &chats_of(&user),
-        RoundStart::Window {
-            from: None,
-            to: chrono::Utc::now(),
-            page_size: 5,
-        },
+        window_until(chrono::Utc::now(), 5),
     )
     .await
     .ok();
@@ -160,11 +156,7 @@ async fn secrets_and_tokens_never_reach_logs_or_errors() {
         round(
             &billed,
             &chats_of(&user),
-            RoundStart::Window {
-                from: None,
-                to: chrono::Utc::now(),
-                page_size: 5,
-            },
+            window_until(chrono::Utc::now(), 5),
         )
         .await
         .error,

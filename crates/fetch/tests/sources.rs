@@ -203,15 +203,7 @@ async fn a_delta_link_returns_exactly_what_changed_since_the_last_round() {
     let gone: serde_json::Value = serde_json::from_str(&deleted.json).expect("json");
     assert!(gone["deletedDateTime"].is_string());
 
-    let third = round(
-        &client,
-        &chats_of(&me.id),
-        RoundStart::Resume {
-            link: second.delta_link(),
-        },
-    )
-    .await
-    .ok();
+    let third = next_round(&client, &chats_of(&me.id), &second).await;
     assert!(third.items().is_empty(), "nothing changed since");
     assert_eq!(third.pages.len(), 1);
 }
@@ -349,17 +341,9 @@ async fn time_windows_come_from_get_all_messages_with_counts_and_a_payment_model
     }
     assert!(sim.stats().total(EndpointKind::ChatMessagesWindow) >= got.pages.len() as u64);
 
-    let open = round(
-        &client,
-        &chats_of(&user.id),
-        RoundStart::Window {
-            from: None,
-            to,
-            page_size: 50,
-        },
-    )
-    .await
-    .ok();
+    let open = round(&client, &chats_of(&user.id), window_until(to, 50))
+        .await
+        .ok();
     assert_eq!(
         open.exact(),
         mine.iter()
@@ -397,16 +381,7 @@ async fn time_windows_come_from_get_all_messages_with_counts_and_a_payment_model
         evaluation_items: 6,
     });
     let evaluation = client_with(&sim, |c| c.payment_model = None);
-    let limited = round(
-        &evaluation,
-        &chats_of(&user.id),
-        RoundStart::Window {
-            from: None,
-            to,
-            page_size: 4,
-        },
-    )
-    .await;
+    let limited = round(&evaluation, &chats_of(&user.id), window_until(to, 4)).await;
     assert_eq!(
         limited.pages.len(),
         2,
@@ -432,16 +407,7 @@ async fn windows_are_for_chats_only() {
         team_id: team.id.clone(),
         channel_id: team.channels[0].id.clone(),
     };
-    let got = round(
-        &client,
-        &scope,
-        RoundStart::Window {
-            from: None,
-            to: Utc::now(),
-            page_size: 5,
-        },
-    )
-    .await;
+    let got = round(&client, &scope, window_until(Utc::now(), 5)).await;
     assert!(matches!(got.error, Some(FetchError::Unsupported { .. })));
     assert_eq!(sim.stats().admitted, 0, "nothing was sent");
 }
@@ -503,15 +469,7 @@ async fn channel_delta_caps_pages_at_50_follows_relative_links_and_replies_match
             "<p>late reply</p>",
         )
         .expect("reply");
-    let next = round(
-        &client,
-        &scope,
-        RoundStart::Resume {
-            link: got.delta_link(),
-        },
-    )
-    .await
-    .ok();
+    let next = next_round(&client, &scope, &got).await;
     let ids: Vec<String> = next
         .values()
         .iter()
@@ -538,15 +496,7 @@ async fn links_may_be_absolute_or_relative_everywhere() {
         assert_eq!(got.exact(), expected_chats(&sim, &user.id));
         let relative = got.pages[0].link.next().is_some_and(|l| l.starts_with('/'));
         assert_eq!(relative, style == LinkStyle::Relative);
-        let again = round(
-            &client,
-            &chats_of(&user.id),
-            RoundStart::Resume {
-                link: got.delta_link(),
-            },
-        )
-        .await
-        .ok();
+        let again = next_round(&client, &chats_of(&user.id), &got).await;
         assert!(again.items().is_empty());
     }
 }
@@ -623,15 +573,7 @@ async fn mail_delta_selects_fields_pages_by_preference_and_reports_changes_and_r
         .expect("update");
     sim.delete_mail(&user_id, &folder_id, &existing[1])
         .expect("delete");
-    let next = round(
-        &client,
-        &scope,
-        RoundStart::Resume {
-            link: got.delta_link(),
-        },
-    )
-    .await
-    .ok();
+    let next = next_round(&client, &scope, &got).await;
     let values = next.values();
     assert_eq!(values.len(), 3, "{values:?}");
     let removed: Vec<_> = values
@@ -697,15 +639,7 @@ async fn mail_change_types_and_default_properties() {
         .expect("delete");
     sim.add_mail(&user_id, &folder_id, "new", "<p>x</p>")
         .expect("add");
-    let next = round(
-        &deletions,
-        &scope,
-        RoundStart::Resume {
-            link: first.delta_link(),
-        },
-    )
-    .await
-    .ok();
+    let next = next_round(&deletions, &scope, &first).await;
     assert_eq!(next.ids(), [ids[0].clone()].into_iter().collect());
 }
 

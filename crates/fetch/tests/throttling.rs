@@ -269,11 +269,7 @@ async fn key_syntax_and_path_links_of_a_team_share_its_four_requests_a_second() 
         Scope::Team {
             team_id: team.id.clone(),
         },
-        RoundStart::Window {
-            from: None,
-            to: sim.now(),
-            page_size: 10,
-        },
+        window_until(sim.now(), 10),
     );
     let (deltas, window) = tokio::join!(futures::future::join_all(rounds), window);
     let snapshot = sim.snapshot();

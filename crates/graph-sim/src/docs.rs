@@ -49,6 +49,22 @@ pub(crate) struct ItemBody {
     pub content: String,
 }
 
+impl ItemBody {
+    pub(crate) fn html(content: impl Into<String>) -> ItemBody {
+        ItemBody {
+            content_type: "html".into(),
+            content: content.into(),
+        }
+    }
+
+    pub(crate) fn text(content: impl Into<String>) -> ItemBody {
+        ItemBody {
+            content_type: "text".into(),
+            content: content.into(),
+        }
+    }
+}
+
 /// An Outlook message resource (the default property set of a mail delta item).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -341,10 +341,7 @@ pub(crate) fn chat_doc(id: &str, created: DateTime<Utc>, chat_id: &str) -> ChatM
         policy_violation: None,
         event_detail: None,
         from: None,
-        body: ItemBody {
-            content_type: "text".into(),
-            content: String::new(),
-        },
+        body: ItemBody::text(String::new()),
         attachments: Vec::new(),
         mentions: Vec::new(),
         reactions: Vec::new(),
@@ -528,6 +525,25 @@ fn event_detail(rng: &mut StdRng, kind: &str, place: &Place<'_>, at: DateTime<Ut
     detail
 }
 
+/// A message attachment as Graph lists it; `thumbnailUrl` and `teamsAppId` stay null.
+fn attachment(
+    id: &str,
+    content_type: &str,
+    content_url: Option<String>,
+    content: Option<String>,
+    name: Option<String>,
+) -> Value {
+    json!({
+        "id": id,
+        "contentType": content_type,
+        "contentUrl": content_url,
+        "content": content,
+        "name": name,
+        "thumbnailUrl": null,
+        "teamsAppId": null,
+    })
+}
+
 fn adaptive_card(rng: &mut StdRng) -> String {
     let card = json!({
         "type": "AdaptiveCard",
@@ -572,10 +588,7 @@ fn fill_content(
         let kind = events[rng.random_range(0..events.len())];
         doc.message_type = "systemEventMessage".into();
         doc.from = None;
-        doc.body = ItemBody {
-            content_type: "html".into(),
-            content: "<systemEventMessage/>".into(),
-        };
+        doc.body = ItemBody::html("<systemEventMessage/>");
         doc.event_detail = Some(event_detail(rng, kind, place, at));
         return;
     }
@@ -586,43 +599,33 @@ fn fill_content(
             ["Polly", "Build Bot", "Approvals"][rng.random_range(0..3)],
         ));
         let att = text::hex_id(rng, 16);
-        doc.body = ItemBody {
-            content_type: "html".into(),
-            content: format!("<attachment id=\"{att}\"></attachment>"),
-        };
-        doc.attachments.push(json!({
-            "id": att,
-            "contentType": "application/vnd.microsoft.card.hero",
-            "contentUrl": null,
-            "content": serde_json::to_string(&json!({
-                "title": sentence(rng, 2, 4),
-                "subtitle": sentence(rng, 3, 8),
-                "text": sentence(rng, 5, 20),
-                "buttons": [{ "type": "openUrl", "title": "Details", "value": "https://contoso.example/build/7" }],
-            })).unwrap_or_default(),
-            "name": null,
-            "thumbnailUrl": null,
-            "teamsAppId": null,
-        }));
+        doc.body = ItemBody::html(format!("<attachment id=\"{att}\"></attachment>"));
+        let card = json!({
+            "title": sentence(rng, 2, 4),
+            "subtitle": sentence(rng, 3, 8),
+            "text": sentence(rng, 5, 20),
+            "buttons": [{ "type": "openUrl", "title": "Details", "value": "https://contoso.example/build/7" }],
+        });
+        doc.attachments.push(attachment(
+            &att,
+            "application/vnd.microsoft.card.hero",
+            None,
+            Some(serde_json::to_string(&card).unwrap_or_default()),
+            None,
+        ));
         return;
     }
     if roll < 0.45 {
-        doc.body = ItemBody {
-            content_type: "text".into(),
-            content: sentence(rng, 1, 30),
-        };
+        doc.body = ItemBody::text(sentence(rng, 1, 30));
     } else if roll < 0.58 && !place.earlier.is_empty() {
         let (quoted_id, quoted_sender, preview) =
             &place.earlier[rng.random_range(0..place.earlier.len())];
         let quoted = &place.members[*quoted_sender];
         if rng.random_bool(0.5) {
-            doc.body = ItemBody {
-                content_type: "html".into(),
-                content: format!(
-                    "<attachment id=\"{quoted_id}\"></attachment><p>{}</p>",
-                    escape_html(&sentence(rng, 2, 25))
-                ),
-            };
+            doc.body = ItemBody::html(format!(
+                "<attachment id=\"{quoted_id}\"></attachment><p>{}</p>",
+                escape_html(&sentence(rng, 2, 25))
+            ));
             let reference = json!({
                 "messageId": quoted_id,
                 "messagePreview": preview,
@@ -632,26 +635,21 @@ fn fill_content(
                     "user": { "userIdentityType": "aadUser", "tenantId": place.tenant_id, "id": quoted.id, "displayName": quoted.name },
                 },
             });
-            doc.attachments.push(json!({
-                "id": quoted_id,
-                "contentType": "messageReference",
-                "contentUrl": null,
-                "content": serde_json::to_string(&reference).unwrap_or_default(),
-                "name": null,
-                "thumbnailUrl": null,
-                "teamsAppId": null,
-            }));
+            doc.attachments.push(attachment(
+                quoted_id,
+                "messageReference",
+                None,
+                Some(serde_json::to_string(&reference).unwrap_or_default()),
+                None,
+            ));
         } else {
-            doc.body = ItemBody {
-                content_type: "html".into(),
-                content: format!(
-                    "<div><blockquote itemscope=\"\" itemtype=\"http://schema.skype.com/Reply\" itemid=\"{quoted_id}\"><strong itemprop=\"mri\" itemid=\"8:orgid:{}\">{}</strong><span itemprop=\"time\" itemid=\"{quoted_id}\"></span><p itemprop=\"preview\">{}</p></blockquote><p>{}</p></div>",
-                    quoted.id,
-                    escape_html(&quoted.name),
-                    escape_html(preview),
-                    escape_html(&sentence(rng, 2, 40))
-                ),
-            };
+            doc.body = ItemBody::html(format!(
+                "<div><blockquote itemscope=\"\" itemtype=\"http://schema.skype.com/Reply\" itemid=\"{quoted_id}\"><strong itemprop=\"mri\" itemid=\"8:orgid:{}\">{}</strong><span itemprop=\"time\" itemid=\"{quoted_id}\"></span><p itemprop=\"preview\">{}</p></blockquote><p>{}</p></div>",
+                quoted.id,
+                escape_html(&quoted.name),
+                escape_html(preview),
+                escape_html(&sentence(rng, 2, 40))
+            ));
         }
     } else if roll < 0.70 {
         let mentioned = &place.members[rng.random_range(0..place.members.len())];
@@ -682,10 +680,7 @@ fn fill_content(
             }));
         }
         content.push_str("</p>");
-        doc.body = ItemBody {
-            content_type: "html".into(),
-            content,
-        };
+        doc.body = ItemBody::html(content);
     } else if roll < 0.80 {
         let att = text::uuid(rng);
         let name = format!(
@@ -693,64 +688,47 @@ fn fill_content(
             ["Budget", "Contract", "Minutes", "Forecast Q3", "Trade log"][rng.random_range(0..5)],
             ["docx", "xlsx", "pdf", "pptx"][rng.random_range(0..4)]
         );
-        doc.body = ItemBody {
-            content_type: "html".into(),
-            content: format!(
-                "<p>{}</p><attachment id=\"{att}\"></attachment>",
-                escape_html(&sentence(rng, 2, 12))
-            ),
-        };
-        doc.attachments.push(json!({
-            "id": att,
-            "contentType": "reference",
-            "contentUrl": format!("https://contoso.sharepoint.com/sites/s/Shared%20Documents/General/{}", name.replace(' ', "%20")),
-            "content": null,
-            "name": name,
-            "thumbnailUrl": null,
-            "teamsAppId": null,
-        }));
+        doc.body = ItemBody::html(format!(
+            "<p>{}</p><attachment id=\"{att}\"></attachment>",
+            escape_html(&sentence(rng, 2, 12))
+        ));
+        let url = format!(
+            "https://contoso.sharepoint.com/sites/s/Shared%20Documents/General/{}",
+            name.replace(' ', "%20")
+        );
+        doc.attachments
+            .push(attachment(&att, "reference", Some(url), None, Some(name)));
     } else if roll < 0.85 {
         let att = text::hex_id(rng, 16);
-        doc.body = ItemBody {
-            content_type: "html".into(),
-            content: format!("<attachment id=\"{att}\"></attachment>"),
-        };
-        doc.attachments.push(json!({
-            "id": att,
-            "contentType": "application/vnd.microsoft.card.adaptive",
-            "contentUrl": null,
-            "content": adaptive_card(rng),
-            "name": null,
-            "thumbnailUrl": null,
-            "teamsAppId": null,
-        }));
+        doc.body = ItemBody::html(format!("<attachment id=\"{att}\"></attachment>"));
+        doc.attachments.push(attachment(
+            &att,
+            "application/vnd.microsoft.card.adaptive",
+            None,
+            Some(adaptive_card(rng)),
+            None,
+        ));
     } else if roll < 0.90 {
         let hosted = base64::engine::general_purpose::STANDARD.encode(format!(
             "id=x_0-wus-d{}-{},type=1,url=",
             rng.random_range(1..20),
             text::hex_id(rng, 16)
         ));
-        doc.body = ItemBody {
-            content_type: "html".into(),
-            content: format!(
-                "<p>{}</p><p><img alt=\"image\" src=\"https://graph.microsoft.com/v1.0/{}/messages/{}/hostedContents/{hosted}/$value\" width=\"250\" height=\"141\" style=\"vertical-align:bottom; width:250px; height:141px\"></p>",
-                escape_html(&sentence(rng, 1, 8)),
-                place.resource,
-                doc.id
-            ),
-        };
+        doc.body = ItemBody::html(format!(
+            "<p>{}</p><p><img alt=\"image\" src=\"https://graph.microsoft.com/v1.0/{}/messages/{}/hostedContents/{hosted}/$value\" width=\"250\" height=\"141\" style=\"vertical-align:bottom; width:250px; height:141px\"></p>",
+            escape_html(&sentence(rng, 1, 8)),
+            place.resource,
+            doc.id
+        ));
     } else {
-        doc.body = ItemBody {
-            content_type: "html".into(),
-            content: format!(
-                "<p><b>{}</b></p><ul><li>{}</li><li><i>{}</i></li></ul><p>{} <emoji id=\"1f440_eyes\" alt=\"👀\" title=\"Eyes\"></emoji> <a href=\"https://contoso.example/docs?id={}&amp;v=2\">link</a></p>",
-                escape_html(&sentence(rng, 1, 4)),
-                escape_html(&sentence(rng, 2, 10)),
-                escape_html(&sentence(rng, 2, 10)),
-                escape_html(&sentence(rng, 2, 20)),
-                rng.random_range(1..999)
-            ),
-        };
+        doc.body = ItemBody::html(format!(
+            "<p><b>{}</b></p><ul><li>{}</li><li><i>{}</i></li></ul><p>{} <emoji id=\"1f440_eyes\" alt=\"👀\" title=\"Eyes\"></emoji> <a href=\"https://contoso.example/docs?id={}&amp;v=2\">link</a></p>",
+            escape_html(&sentence(rng, 1, 4)),
+            escape_html(&sentence(rng, 2, 10)),
+            escape_html(&sentence(rng, 2, 10)),
+            escape_html(&sentence(rng, 2, 20)),
+            rng.random_range(1..999)
+        ));
     }
     if rng.random_bool(0.03) {
         doc.importance = ["high", "urgent"][rng.random_range(0..2)].into();
@@ -966,19 +944,7 @@ fn generate_teams(
                 "webUrl": format!("https://teams.microsoft.com/l/channel/{}/{}?groupId={team_id}&tenantId={tenant_id}", channel_id.replace(':', "%3A").replace('@', "%40"), name.replace(' ', "%20")),
                 "membershipType": "standard",
             });
-            let channel = store.channels.len();
-            store.channels.push(Channel {
-                id: channel_id.clone(),
-                team,
-                display_name: name,
-                roots: Vec::new(),
-                owner_tenant: None,
-                json: bytes::Bytes::from(serde_json::to_vec(&channel_json).unwrap_or_default()),
-            });
-            store
-                .channel_index
-                .insert((team, channel_id.clone()), channel);
-            store.teams[team].channels.push(channel);
+            let channel = add_channel(store, team, channel_id, name, None, &channel_json);
             generate_channel_messages(
                 store, rng, config, channel, &members, oldest, now, &tenant_id,
             );
@@ -1008,18 +974,38 @@ fn share_channels_from_other_tenants(store: &mut Store, rng: &mut StdRng, config
             "webUrl": format!("https://teams.microsoft.com/l/channel/{}/{}?groupId={}&tenantId={owner_tenant}", channel_id.replace(':', "%3A").replace('@', "%40"), name.replace(' ', "%20"), store.teams[team].id),
             "membershipType": "shared",
         });
-        let channel = store.channels.len();
-        store.channels.push(Channel {
-            id: channel_id.clone(),
+        add_channel(
+            store,
             team,
-            display_name: name,
-            roots: Vec::new(),
-            owner_tenant: Some(owner_tenant),
-            json: bytes::Bytes::from(serde_json::to_vec(&channel_json).unwrap_or_default()),
-        });
-        store.channel_index.insert((team, channel_id), channel);
-        store.teams[team].channels.push(channel);
+            channel_id,
+            name,
+            Some(owner_tenant),
+            &channel_json,
+        );
     }
+}
+
+/// A channel of `team`, with no messages yet, as `channel_json` describes it.
+fn add_channel(
+    store: &mut Store,
+    team: usize,
+    id: String,
+    display_name: String,
+    owner_tenant: Option<String>,
+    channel_json: &Value,
+) -> usize {
+    let channel = store.channels.len();
+    store.channel_index.insert((team, id.clone()), channel);
+    store.channels.push(Channel {
+        id,
+        team,
+        display_name,
+        roots: Vec::new(),
+        owner_tenant,
+        json: bytes::Bytes::from(serde_json::to_vec(channel_json).unwrap_or_default()),
+    });
+    store.teams[team].channels.push(channel);
+    channel
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1172,10 +1158,7 @@ pub(crate) fn mail_doc(
         is_draft: false,
         web_link: "https://outlook.office365.com/owa/?ItemID=AAMkAGVmMDEz&exvsurl=1&viewmodel=ReadMessageItem".into(),
         inference_classification: "focused".into(),
-        body: ItemBody {
-            content_type: "html".into(),
-            content: format!("<html>\r\n<head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\r\n</head>\r\n<body>\r\n{html}\r\n</body>\r\n</html>\r\n"),
-        },
+        body: ItemBody::html(format!("<html>\r\n<head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\r\n</head>\r\n<body>\r\n{html}\r\n</body>\r\n</html>\r\n")),
         sender: docs::email_address(&from_name, &from_address),
         from: docs::email_address(&from_name, &from_address),
         to_recipients: vec![docs::email_address(&owner_user.display_name, &owner_user.mail)],

@@ -518,14 +518,8 @@ fn build(
     };
     let settings_guard = lock(&shared.settings);
     let settings: &Settings = &settings_guard;
-    let mut store = lock(&shared.store);
-    let query = Query::parse(uri);
-    if let Endpoint::ChatWindow { .. } | Endpoint::TeamWindow { .. } = endpoint {
-        return window_page(
-            shared, settings, &mut store, endpoint, uri, query, salt, nonces,
-        );
-    }
-    let store: &Store = &store;
+    let mut guard = lock(&shared.store);
+    let store: &Store = &guard;
     let scope = scope_of(store, endpoint)?;
     let mut ctx = Ctx {
         shared,
@@ -533,11 +527,16 @@ fn build(
         store,
         endpoint,
         uri,
-        query,
+        query: Query::parse(uri),
         scope,
         salt,
         nonces,
     };
+    if let Endpoint::ChatWindow { .. } | Endpoint::TeamWindow { .. } = endpoint {
+        let (page, evaluation_items) = window_page(&ctx)?;
+        guard.evaluation_items_served += evaluation_items;
+        return Ok(page);
+    }
     match endpoint {
         Endpoint::Users => list_page(&mut ctx, 100, 999, "users", |s| {
             s.users
@@ -575,17 +574,7 @@ fn build(
         }
         Endpoint::MailFolders { user, parent } => {
             let (u, parent) = mailbox(store, user, parent.as_deref())?;
-            // `includeHiddenFolders` is a parameter of the first call; later pages carry it.
-            let hidden = match ctx.query.get("skiptoken") {
-                Some(token) => StateToken::decode(token).is_some_and(|t| t.s.ends_with(":hidden")),
-                None => ctx
-                    .query
-                    .get("includehiddenfolders")
-                    .is_some_and(|v| v.eq_ignore_ascii_case("true")),
-            };
-            if hidden {
-                ctx.scope.push_str(":hidden");
-            }
+            let hidden = ctx.first_call_option("includehiddenfolders", "true", ":hidden");
             let context = match parent {
                 Some(p) => format!(
                     "users('{user}')/mailFolders('{}')/childFolders",
@@ -631,17 +620,7 @@ fn build(
         }
         Endpoint::UserChats { user } => {
             let u = store.user(user).map_err(|_| user_not_found(user))?;
-            // `$expand=members` is a parameter of the first call; later pages carry it in the token.
-            let expand = match ctx.query.get("skiptoken") {
-                Some(token) => StateToken::decode(token).is_some_and(|t| t.s.ends_with(":members")),
-                None => ctx
-                    .query
-                    .get("expand")
-                    .is_some_and(|e| e.eq_ignore_ascii_case("members")),
-            };
-            if expand {
-                ctx.scope.push_str(":members");
-            }
+            let expand = ctx.first_call_option("expand", "members", ":members");
             list_page(&mut ctx, 50, 50, &format!("users('{user}')/chats"), |s| {
                 s.users[u]
                     .chats
@@ -652,11 +631,13 @@ fn build(
         }
         Endpoint::ChatDelta { user } => {
             let u = store.user(user).map_err(|_| user_not_found(user))?;
-            chat_delta_page(&mut ctx, u)
+            let messages = user_chat_messages(store, u);
+            message_delta_page(&mut ctx, messages, Some(u))
         }
         Endpoint::ChannelDelta { team, channel } => {
             let c = readable_channel(store, team, channel)?;
-            channel_delta_page(&mut ctx, c)
+            let roots = store.channels[c].roots.iter().copied();
+            message_delta_page(&mut ctx, roots, None)
         }
         Endpoint::ChannelMessages { team, channel } => {
             let c = readable_channel(store, team, channel)?;
@@ -925,6 +906,23 @@ fn parse_filter(
 }
 
 impl Ctx<'_> {
+    /// Whether the request sets `param` to `value` (`includeHiddenFolders=true`,
+    /// `$expand=members`). It is a parameter of the first call only: later pages carry it
+    /// in their token, as `suffix` on the scope, which this adds when it is set.
+    fn first_call_option(&mut self, param: &str, value: &str, suffix: &str) -> bool {
+        let set = match self.query.get("skiptoken") {
+            Some(token) => StateToken::decode(token).is_some_and(|t| t.s.ends_with(suffix)),
+            None => self
+                .query
+                .get(param)
+                .is_some_and(|v| v.eq_ignore_ascii_case(value)),
+        };
+        if set {
+            self.scope.push_str(suffix);
+        }
+        set
+    }
+
     /// Resolve the request's state token, or start a round with `initial`.
     fn position(
         &self,
@@ -997,6 +995,26 @@ impl Ctx<'_> {
             position.b = None;
         }
         Ok(position)
+    }
+
+    /// A page of `items` whose `@odata.context` names `context`, with no `Prefer` applied.
+    fn collection(
+        &self,
+        context: &str,
+        count: Option<usize>,
+        (next, delta): (Option<String>, Option<String>),
+        items: &[Bytes],
+    ) -> PageOut {
+        PageOut {
+            body: docs::collection_page(
+                &context_url(self.shared, self.uri, context),
+                count,
+                next.as_deref(),
+                delta.as_deref(),
+                items,
+            ),
+            preference_applied: None,
+        }
     }
 
     fn page_size(&self, requested: u32) -> usize {
@@ -1143,18 +1161,8 @@ fn list_page(
             None => item.clone(),
         })
         .collect();
-    let (next, _) = ctx.links(&position, Some((0, end as u64)), more, false);
-    let body = docs::collection_page(
-        &context_url(ctx.shared, ctx.uri, context),
-        None,
-        next.as_deref(),
-        None,
-        &page,
-    );
-    Ok(PageOut {
-        body,
-        preference_applied: None,
-    })
+    let links = ctx.links(&position, Some((0, end as u64)), more, false);
+    Ok(ctx.collection(context, None, links, &page))
 }
 
 /// Keep `id` and the selected properties of a JSON object, in `order` if given.
@@ -1205,18 +1213,32 @@ fn project(item: &[u8], select: &[String], order: Option<&[&str]>) -> Vec<u8> {
     out
 }
 
-fn chat_delta_page(ctx: &mut Ctx<'_>, user: usize) -> Result<PageOut, ApiError> {
+/// Delta over messages (a user's chats, or a channel's roots): what changed since the
+/// token's watermark, within the delta horizon, at most 50 a page whatever `$top` asks.
+/// Chat delta (`licensed_user`) also takes `model=A|B`, checked like getAllMessages
+/// (billing, the user's licence); channel delta takes no model.
+fn message_delta_page(
+    ctx: &mut Ctx<'_>,
+    candidates: impl Iterator<Item = usize>,
+    licensed_user: Option<usize>,
+) -> Result<PageOut, ApiError> {
     let position = ctx.position(true, |q| {
         let mut p = Position::fresh(0, parse_top(q, 20, 50)?, 0);
         if let Some(filter) = q.get("filter") {
             p.a = parse_filter(filter, "lastModifiedDateTime", false)?.0;
         }
-        p.m = parse_model(q)?;
+        if licensed_user.is_some() {
+            p.m = parse_model(q)?;
+        }
         Ok(p)
     })?;
-    // With a model, delta is checked like getAllMessages (billing, the user's licence).
     if position.m.is_some() {
-        check_payment(ctx.settings, ctx.store, position.m.as_deref(), Some(user))?;
+        check_payment(
+            ctx.settings,
+            ctx.store,
+            position.m.as_deref(),
+            licensed_user,
+        )?;
     }
     let store = ctx.store;
     let horizon = delta_horizon(store, ctx.settings);
@@ -1227,58 +1249,40 @@ fn chat_delta_page(ctx: &mut Ctx<'_>, user: usize) -> Result<PageOut, ApiError> 
         }
         None => false,
     };
-    let candidates = store.users[user]
-        .chats
-        .iter()
-        .flat_map(|&c| store.chats[c].messages.iter().copied());
     let size = ctx.page_size(position.p);
     let (items, cursor, more) = ctx.select(candidates, keep, &position, size, true);
-    let bytes: Vec<Bytes> = items
+    let bytes = message_versions(store, &items, position.w);
+    let links = ctx.links(&position, cursor, more, true);
+    Ok(ctx.collection("Collection(chatMessage)", None, links, &bytes))
+}
+
+/// Every message of every chat `user` is in, chat by chat.
+fn user_chat_messages(store: &Store, user: usize) -> impl Iterator<Item = usize> + '_ {
+    store.users[user]
+        .chats
         .iter()
-        .filter_map(|&i| {
-            store.messages[i]
-                .version_at(position.w)
-                .map(|v| v.json.clone())
-        })
-        .collect();
-    let (next, delta) = ctx.links(&position, cursor, more, true);
-    let body = docs::collection_page(
-        &context_url(ctx.shared, ctx.uri, "Collection(chatMessage)"),
-        None,
-        next.as_deref(),
-        delta.as_deref(),
-        &bytes,
-    );
-    Ok(PageOut {
-        body,
-        preference_applied: None,
-    })
+        .flat_map(|&c| store.chats[c].messages.iter().copied())
+}
+
+/// The stored JSON of `items` as they were at sequence `at`, leaving out any not yet written.
+fn message_versions(store: &Store, items: &[usize], at: u64) -> Vec<Bytes> {
+    items
+        .iter()
+        .filter_map(|&i| store.messages[i].version_at(at).map(|v| v.json.clone()))
+        .collect()
 }
 
 /// getAllMessages over a time window: a user's chats (`/users/{id}/chats/getAllMessages`)
 /// or a team's channels, roots and replies alike (`/teams/{id}/channels/getAllMessages`,
 /// leaving out channels shared from other tenants). Protected: `model=A|B` or evaluation
 /// mode; `$filter` on lastModifiedDateTime (`gt`, `lt`); `@odata.count` on each page.
-#[allow(clippy::too_many_arguments)]
-fn window_page(
-    shared: &Shared,
-    settings: &Settings,
-    store: &mut Store,
-    endpoint: &Endpoint,
-    uri: &Uri,
-    query: Query,
-    salt: u64,
-    nonces: [u64; 2],
-) -> Result<PageOut, ApiError> {
-    let (candidates, named_user): (Vec<usize>, Option<usize>) = match endpoint {
+/// Returns the page and how many items it serves in evaluation mode (none with a model).
+fn window_page(ctx: &Ctx<'_>) -> Result<(PageOut, u64), ApiError> {
+    let store = ctx.store;
+    let (candidates, named_user): (Vec<usize>, Option<usize>) = match ctx.endpoint {
         Endpoint::ChatWindow { user } => {
             let u = store.user(user).map_err(|_| user_not_found(user))?;
-            let messages = store.users[u]
-                .chats
-                .iter()
-                .flat_map(|&c| store.chats[c].messages.iter().copied())
-                .collect();
-            (messages, Some(u))
+            (user_chat_messages(store, u).collect(), Some(u))
         }
         Endpoint::TeamWindow { team } => {
             let t = store.team(team).map_err(|_| team_not_found(team))?;
@@ -1293,18 +1297,6 @@ fn window_page(
         }
         _ => return Err(ApiError::bad_request("not a getAllMessages request")),
     };
-    let scope = scope_of(store, endpoint)?;
-    let ctx = Ctx {
-        shared,
-        settings,
-        store: &*store,
-        endpoint,
-        uri,
-        query,
-        scope,
-        salt,
-        nonces,
-    };
     let position = ctx.position(false, |q| {
         let mut p = Position::fresh(0, parse_top(q, 20, 50)?, 0);
         if let Some(filter) = q.get("filter") {
@@ -1313,9 +1305,8 @@ fn window_page(
         p.m = parse_model(q)?;
         Ok(p)
     })?;
-    check_payment(settings, ctx.store, position.m.as_deref(), named_user)?;
-    let s = ctx.store;
-    let keep = |idx: usize| match s.messages[idx].version_at(position.w) {
+    check_payment(ctx.settings, store, position.m.as_deref(), named_user)?;
+    let keep = |idx: usize| match store.messages[idx].version_at(position.w) {
         Some(v) => {
             let t = v.last_modified.timestamp_millis();
             position.a.is_none_or(|a| t > a) && position.b.is_none_or(|b| t < b)
@@ -1324,27 +1315,15 @@ fn window_page(
     };
     let size = ctx.page_size(position.p);
     let (items, cursor, more) = ctx.select(candidates.into_iter(), keep, &position, size, false);
-    let bytes: Vec<Bytes> = items
-        .iter()
-        .filter_map(|&i| s.messages[i].version_at(position.w).map(|v| v.json.clone()))
-        .collect();
-    let (next, _) = ctx.links(&position, cursor, more, false);
-    let body = docs::collection_page(
-        &context_url(shared, uri, "Collection(chatMessage)"),
-        Some(bytes.len()),
-        next.as_deref(),
-        None,
-        &bytes,
-    );
-    let evaluation = position.m.is_none();
-    drop(ctx);
-    if evaluation {
-        store.evaluation_items_served += bytes.len() as u64;
-    }
-    Ok(PageOut {
-        body,
-        preference_applied: None,
-    })
+    let bytes = message_versions(store, &items, position.w);
+    let links = ctx.links(&position, cursor, more, false);
+    let page = ctx.collection("Collection(chatMessage)", Some(bytes.len()), links, &bytes);
+    let evaluation_items = if position.m.is_none() {
+        bytes.len() as u64
+    } else {
+        0
+    };
+    Ok((page, evaluation_items))
 }
 
 /// `GET /teams/{id}/channels/{id}/messages`: the channel's root messages over all its
@@ -1356,99 +1335,28 @@ fn channel_messages_page(ctx: &mut Ctx<'_>, channel: usize) -> Result<PageOut, A
         ));
     }
     let store = ctx.store;
-    let (bytes, next) = message_list(ctx, &store.channels[channel].roots)?;
     let c = &store.channels[channel];
     let context = format!(
         "teams('{}')/channels('{}')/messages",
         store.teams[c.team].id, c.id
     );
-    let body = docs::collection_page(
-        &context_url(ctx.shared, ctx.uri, &context),
-        Some(bytes.len()),
-        next.as_deref(),
-        None,
-        &bytes,
-    );
-    Ok(PageOut {
-        body,
-        preference_applied: None,
-    })
-}
-
-fn channel_delta_page(ctx: &mut Ctx<'_>, channel: usize) -> Result<PageOut, ApiError> {
-    let position = ctx.position(true, |q| {
-        // Channel delta serves at most 50 per page whatever $top asks.
-        let mut p = Position::fresh(0, parse_top(q, 20, 50)?, 0);
-        if let Some(filter) = q.get("filter") {
-            p.a = parse_filter(filter, "lastModifiedDateTime", false)?.0;
-        }
-        Ok(p)
-    })?;
-    let store = ctx.store;
-    let horizon = delta_horizon(store, ctx.settings);
-    let keep = |idx: usize| match store.messages[idx].version_at(position.w) {
-        Some(v) => {
-            let t = v.last_modified.timestamp_millis();
-            v.seq > position.f && position.a.is_none_or(|a| t > a) && horizon.is_none_or(|h| t >= h)
-        }
-        None => false,
-    };
-    let size = ctx.page_size(position.p);
-    let (items, cursor, more) = ctx.select(
-        store.channels[channel].roots.iter().copied(),
-        keep,
-        &position,
-        size,
-        true,
-    );
-    let bytes: Vec<Bytes> = items
-        .iter()
-        .filter_map(|&i| {
-            store.messages[i]
-                .version_at(position.w)
-                .map(|v| v.json.clone())
-        })
-        .collect();
-    let (next, delta) = ctx.links(&position, cursor, more, true);
-    let body = docs::collection_page(
-        &context_url(ctx.shared, ctx.uri, "Collection(chatMessage)"),
-        None,
-        next.as_deref(),
-        delta.as_deref(),
-        &bytes,
-    );
-    Ok(PageOut {
-        body,
-        preference_applied: None,
-    })
+    message_list(ctx, &c.roots, &context)
 }
 
 /// One page of a message listing (roots or replies, as they were when it began), 20 a
-/// page by default and at most 50: the items and the nextLink to the rest.
-fn message_list(
-    ctx: &mut Ctx<'_>,
-    messages: &[usize],
-) -> Result<(Vec<Bytes>, Option<String>), ApiError> {
+/// page by default and at most 50, with its count and the nextLink to the rest.
+fn message_list(ctx: &mut Ctx<'_>, messages: &[usize], context: &str) -> Result<PageOut, ApiError> {
     let position = ctx.position(false, |q| Ok(Position::fresh(0, parse_top(q, 20, 50)?, 0)))?;
     let store = ctx.store;
     let keep = |idx: usize| store.messages[idx].version_at(position.w).is_some();
     let size = ctx.page_size(position.p);
     let (items, cursor, more) = ctx.select(messages.iter().copied(), keep, &position, size, false);
-    let bytes: Vec<Bytes> = items
-        .iter()
-        .filter_map(|&i| {
-            store.messages[i]
-                .version_at(position.w)
-                .map(|v| v.json.clone())
-        })
-        .collect();
-    let (next, _) = ctx.links(&position, cursor, more, false);
-    Ok((bytes, next))
+    let bytes = message_versions(store, &items, position.w);
+    let links = ctx.links(&position, cursor, more, false);
+    Ok(ctx.collection(context, Some(bytes.len()), links, &bytes))
 }
 
 fn replies_page(ctx: &mut Ctx<'_>, root: usize) -> Result<PageOut, ApiError> {
-    let store = ctx.store;
-    let (bytes, next) = message_list(ctx, &store.messages[root].replies)?;
     let Endpoint::Replies {
         team,
         channel,
@@ -1458,17 +1366,8 @@ fn replies_page(ctx: &mut Ctx<'_>, root: usize) -> Result<PageOut, ApiError> {
         return Err(ApiError::bad_request("not a replies request"));
     };
     let context = format!("teams('{team}')/channels('{channel}')/messages('{message}')/replies");
-    let body = docs::collection_page(
-        &context_url(ctx.shared, ctx.uri, &context),
-        Some(bytes.len()),
-        next.as_deref(),
-        None,
-        &bytes,
-    );
-    Ok(PageOut {
-        body,
-        preference_applied: None,
-    })
+    let store = ctx.store;
+    message_list(ctx, &store.messages[root].replies, &context)
 }
 
 fn mail_delta_page(
@@ -1573,17 +1472,10 @@ fn mail_delta_page(
             }
         })
         .collect();
-    let (next, delta) = ctx.links(&position, cursor, more, true);
-    let body = docs::collection_page(
-        &context_url(ctx.shared, ctx.uri, "Collection(message)"),
-        None,
-        next.as_deref(),
-        delta.as_deref(),
-        &bytes,
-    );
+    let links = ctx.links(&position, cursor, more, true);
     Ok(PageOut {
-        body,
         preference_applied: prefer.map(|_| size as u32),
+        ..ctx.collection("Collection(message)", None, links, &bytes)
     })
 }
 

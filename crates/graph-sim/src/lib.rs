@@ -67,6 +67,7 @@ pub use faults::{EndpointKind, Fault, FaultPlan, FaultRule, RetryAfter, Schedule
 pub use server::{RunningSim, Sim, start, start_on};
 pub use stats::{BucketStats, RequestCount, SimStats};
 pub use store::SimError;
+pub use text::PLAIN_WORDS;
 pub use timefmt::graph_time;
 pub use truth::{
     ClientCertificate, Conversation, Directory, DirectoryChannel, DirectoryChat, DirectoryFolder,

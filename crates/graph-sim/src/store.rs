@@ -189,6 +189,13 @@ pub(crate) struct Mail {
     pub removed: Option<(u64, DateTime<Utc>)>,
 }
 
+impl Mail {
+    pub(crate) fn current(&self) -> &MailVersion {
+        // A mail item is created with a version and versions are never removed.
+        &self.versions[self.versions.len() - 1]
+    }
+}
+
 pub(crate) struct MailVersion {
     pub seq: u64,
     pub received: DateTime<Utc>,
@@ -460,6 +467,17 @@ impl Store {
             .unwrap_or_else(|e| panic!("stored message does not parse back: {e}"))
     }
 
+    fn mail_doc_of(&self, idx: usize) -> MailDoc {
+        serde_json::from_slice(&self.mail[idx].current().json)
+            .unwrap_or_else(|e| panic!("stored mail does not parse back: {e}"))
+    }
+
+    /// Mark a mail item removed at `now` (its folder's delta reports it deleted).
+    fn remove_mail(&mut self, idx: usize, now: DateTime<Utc>) {
+        let seq = self.next_seq();
+        self.mail[idx].removed = Some((seq, now));
+    }
+
     // ---- admin changes ---------------------------------------------------------------
 
     pub(crate) fn add_chat_message(
@@ -479,21 +497,8 @@ impl Store {
         let now = self.clock.stamp();
         let conv = Conv::Chat(chat);
         let id = self.unique_message_id(conv, now);
-        let mut doc = crate::generate::chat_doc(&id, now, chat_id);
-        doc.from = Some(docs::user_identity(
-            &self.users[user].id,
-            Some(&self.users[user].display_name),
-            &self.tenant_id,
-        ));
-        doc.body = ItemBody {
-            content_type: "html".into(),
-            content: html.to_string(),
-        };
-        self.insert_message(conv, None, &doc, false);
-        Ok(MessageRef {
-            conversation: self.conversation(conv),
-            id,
-        })
+        let doc = crate::generate::chat_doc(&id, now, chat_id);
+        Ok(self.post_message(conv, None, user, doc, html, now))
     }
 
     pub(crate) fn add_channel_message(
@@ -534,7 +539,7 @@ impl Store {
         let now = self.clock.stamp();
         let id = self.unique_message_id(conv, now);
         let root_id = root.map(|r| self.messages[r].id.clone());
-        let mut doc = crate::generate::channel_doc(
+        let doc = crate::generate::channel_doc(
             &id,
             now,
             team_id,
@@ -542,32 +547,64 @@ impl Store {
             root_id.as_deref(),
             &self.tenant_id,
         );
+        Ok(self.post_message(conv, root, user, doc, html, now))
+    }
+
+    /// Store `doc` as a message `user` posted at `now` with `html` as its body: a new
+    /// root, or a reply to `root`, whose thread changes with it.
+    fn post_message(
+        &mut self,
+        conv: Conv,
+        root: Option<usize>,
+        user: usize,
+        mut doc: ChatMessageDoc,
+        html: &str,
+        now: DateTime<Utc>,
+    ) -> MessageRef {
         doc.from = Some(docs::user_identity(
             &self.users[user].id,
             Some(&self.users[user].display_name),
             &self.tenant_id,
         ));
-        doc.body = ItemBody {
-            content_type: "html".into(),
-            content: html.to_string(),
-        };
+        doc.body = ItemBody::html(html);
         self.insert_message(conv, root, &doc, false);
         if let Some(root) = root {
             self.touch(root, now);
         }
-        Ok(MessageRef {
+        MessageRef {
             conversation: self.conversation(conv),
-            id,
-        })
+            id: doc.id,
+        }
     }
 
     /// A reply changed: its root gets a new `lastModifiedDateTime`, as Graph reports the
     /// thread again in channel delta.
     fn touch(&mut self, idx: usize, at: DateTime<Utc>) {
         let mut doc = self.doc_of(idx);
-        doc.last_modified_date_time = graph_time(at);
-        doc.etag = at.timestamp_millis().to_string();
+        modified_at(&mut doc, at);
         self.push_version(idx, &doc);
+    }
+
+    /// A new version of a message that is not deleted, with `change` applied at the
+    /// clock's next stamp (given to `change`); a reply's root changes with it.
+    fn revise_message(
+        &mut self,
+        message: &MessageRef,
+        change: impl FnOnce(&mut ChatMessageDoc, DateTime<Utc>),
+    ) -> Result<MessageVersion, SimError> {
+        let idx = self.message(message)?;
+        if self.messages[idx].current().deleted {
+            return Err(SimError::Deleted(message.id.clone()));
+        }
+        let now = self.clock.stamp();
+        let mut doc = self.doc_of(idx);
+        change(&mut doc, now);
+        modified_at(&mut doc, now);
+        self.push_version(idx, &doc);
+        if let Some(root) = self.messages[idx].root {
+            self.touch(root, now);
+        }
+        Ok(self.version_view(idx, self.messages[idx].versions.len() - 1))
     }
 
     pub(crate) fn edit_message(
@@ -575,45 +612,20 @@ impl Store {
         message: &MessageRef,
         html: &str,
     ) -> Result<MessageVersion, SimError> {
-        let idx = self.message(message)?;
-        if self.messages[idx].current().deleted {
-            return Err(SimError::Deleted(message.id.clone()));
-        }
-        let now = self.clock.stamp();
-        let mut doc = self.doc_of(idx);
-        doc.body = ItemBody {
-            content_type: "html".into(),
-            content: html.to_string(),
-        };
-        doc.last_edited_date_time = Some(graph_time(now));
-        doc.last_modified_date_time = graph_time(now);
-        doc.etag = now.timestamp_millis().to_string();
-        self.push_version(idx, &doc);
-        if let Some(root) = self.messages[idx].root {
-            self.touch(root, now);
-        }
-        Ok(self.version_view(idx, self.messages[idx].versions.len() - 1))
+        self.revise_message(message, |doc, now| {
+            doc.body = ItemBody::html(html);
+            doc.last_edited_date_time = Some(graph_time(now));
+        })
     }
 
     pub(crate) fn soft_delete_message(
         &mut self,
         message: &MessageRef,
     ) -> Result<MessageVersion, SimError> {
-        let idx = self.message(message)?;
-        if self.messages[idx].current().deleted {
-            return Err(SimError::Deleted(message.id.clone()));
-        }
-        let now = self.clock.stamp();
-        let mut doc = self.doc_of(idx);
-        doc.deleted_date_time = Some(graph_time(now));
-        doc.last_modified_date_time = graph_time(now);
-        doc.etag = now.timestamp_millis().to_string();
-        doc.body.content = String::new();
-        self.push_version(idx, &doc);
-        if let Some(root) = self.messages[idx].root {
-            self.touch(root, now);
-        }
-        Ok(self.version_view(idx, self.messages[idx].versions.len() - 1))
+        self.revise_message(message, |doc, now| {
+            doc.deleted_date_time = Some(graph_time(now));
+            doc.body.content = String::new();
+        })
     }
 
     pub(crate) fn add_user(&mut self, display_name: &str) -> DirectoryUser {
@@ -674,9 +686,7 @@ impl Store {
     /// `lastModifiedDateTime`; `receivedDateTime` stays.
     fn push_mail_version(&mut self, idx: usize, change: impl FnOnce(&mut MailDoc)) {
         let now = self.clock.stamp();
-        let current = &self.mail[idx].versions[self.mail[idx].versions.len() - 1];
-        let mut doc: MailDoc = serde_json::from_slice(&current.json)
-            .unwrap_or_else(|e| panic!("stored mail does not parse back: {e}"));
+        let mut doc = self.mail_doc_of(idx);
         change(&mut doc);
         doc.last_modified_date_time = graph_time(now);
         doc.change_key = text::exchange_id(&mut self.rng, "CQAAAB");
@@ -716,8 +726,7 @@ impl Store {
     ) -> Result<MailRemoval, SimError> {
         let idx = self.mail_item(user_id, folder_id, id)?;
         let now = self.clock.stamp();
-        let seq = self.next_seq();
-        self.mail[idx].removed = Some((seq, now));
+        self.remove_mail(idx, now);
         Ok(self.removal_view(idx))
     }
 
@@ -738,8 +747,7 @@ impl Store {
             return Ok(self.mail_view(idx, self.mail[idx].versions.len() - 1));
         }
         let now = self.clock.stamp();
-        let seq = self.next_seq();
-        self.mail[idx].removed = Some((seq, now));
+        self.remove_mail(idx, now);
         let target_id = self.folders[target].id.clone();
         let immutable = self.mail[idx].id.clone();
         let rest_id = if rest_ids_change {
@@ -747,9 +755,7 @@ impl Store {
         } else {
             self.mail[idx].rest_id.clone()
         };
-        let current = &self.mail[idx].versions[self.mail[idx].versions.len() - 1];
-        let mut doc: MailDoc = serde_json::from_slice(&current.json)
-            .unwrap_or_else(|e| panic!("stored mail does not parse back: {e}"));
+        let mut doc = self.mail_doc_of(idx);
         doc.parent_folder_id = target_id;
         doc.last_modified_date_time = graph_time(now);
         let moved = self.insert_mail(target, &doc, rest_id);
@@ -800,8 +806,7 @@ impl Store {
             self.folders[f].deleted = true;
             for i in self.folders[f].items.clone() {
                 if self.mail[i].removed.is_none() {
-                    let seq = self.next_seq();
-                    self.mail[i].removed = Some((seq, now));
+                    self.remove_mail(i, now);
                 }
             }
         }
@@ -1119,4 +1124,10 @@ fn parse_time(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(|e| panic!("stored timestamp {text:?} does not parse: {e}"))
+}
+
+/// A message changed at `at`: a later `lastModifiedDateTime` and a new etag.
+fn modified_at(doc: &mut ChatMessageDoc, at: DateTime<Utc>) {
+    doc.last_modified_date_time = graph_time(at);
+    doc.etag = at.timestamp_millis().to_string();
 }

@@ -68,7 +68,9 @@ pub(crate) const LAST_NAMES: &[&str] = &[
     "Ñúñez",
 ];
 
-const WORDS: &[&str] = &[
+/// The words of generated message text that need no escaping in HTML or JSON (other
+/// generators of Graph-like text, such as the transform benchmark, take them too).
+pub const PLAIN_WORDS: &[&str] = &[
     "the",
     "quarterly",
     "report",
@@ -115,6 +117,11 @@ const WORDS: &[&str] = &[
     "attached",
     "see",
     "link",
+];
+
+/// The words of generated message text that do need escaping or care: markup, an
+/// ampersand, quotes, accents, another script, an emoji.
+const AWKWARD_WORDS: &[&str] = &[
     "<tags>",
     "&",
     "\"quoted\"",
@@ -178,7 +185,12 @@ pub(crate) fn sentence(rng: &mut StdRng, min: usize, max: usize) -> String {
         if i > 0 {
             out.push(' ');
         }
-        out.push_str(WORDS[rng.random_range(0..WORDS.len())]);
+        // One draw over both lists, as if they were one.
+        let i = rng.random_range(0..PLAIN_WORDS.len() + AWKWARD_WORDS.len());
+        out.push_str(match PLAIN_WORDS.get(i) {
+            Some(word) => word,
+            None => AWKWARD_WORDS[i - PLAIN_WORDS.len()],
+        });
     }
     out
 }

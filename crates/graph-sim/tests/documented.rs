@@ -8,75 +8,8 @@ use std::collections::BTreeSet;
 use graph_sim::{Billing, RateLimits, SimConfig};
 use serde_json::Value;
 
-struct Client {
-    http: reqwest::Client,
-    token: String,
-    base: String,
-}
-
-impl Client {
-    async fn new(sim: &graph_sim::Sim) -> Client {
-        let http = reqwest::Client::new();
-        let url = format!("{}{}/oauth2/v2.0/token", sim.login_url(), sim.tenant_id());
-        let response: Value = http
-            .post(url)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", sim.client_id()),
-                ("client_secret", sim.client_secret()),
-                ("scope", "https://graph.microsoft.com/.default"),
-            ])
-            .send()
-            .await
-            .expect("token request")
-            .json()
-            .await
-            .expect("token JSON");
-        Client {
-            http,
-            token: response["access_token"]
-                .as_str()
-                .expect("a token")
-                .to_string(),
-            base: sim.graph_url().as_str().trim_end_matches('/').to_string(),
-        }
-    }
-
-    /// GET a path below the service root (or an absolute link), with `Prefer` values.
-    async fn get(&self, path: &str, prefer: &[&str]) -> (u16, Value) {
-        let url = if path.starts_with("http") {
-            path.to_string()
-        } else {
-            format!("{}{path}", self.base)
-        };
-        let mut request = self.http.get(url).bearer_auth(&self.token);
-        if !prefer.is_empty() {
-            request = request.header("Prefer", prefer.join(", "));
-        }
-        let response = request.send().await.expect("GET");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Every item of a collection, following nextLinks.
-    async fn all(&self, path: &str, prefer: &[&str]) -> Vec<Value> {
-        let mut items = Vec::new();
-        let mut next = Some(path.to_string());
-        while let Some(url) = next {
-            let (status, page) = self.get(&url, prefer).await;
-            assert_eq!(status, 200, "{url}: {page}");
-            items.extend(page["value"].as_array().cloned().unwrap_or_default());
-            next = page["@odata.nextLink"].as_str().map(|l| {
-                if l.starts_with('/') {
-                    format!("{}{l}", self.base)
-                } else {
-                    l.to_string()
-                }
-            });
-        }
-        items
-    }
-}
+mod common;
+use common::Client;
 
 fn ids(items: &[Value]) -> BTreeSet<String> {
     items
@@ -85,14 +18,27 @@ fn ids(items: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
+/// GET each path, asserting each is answered with `status`; the bodies, in order.
+async fn refusals(client: &Client, paths: &[String], status: u16) -> Vec<Value> {
+    let mut bodies = Vec::new();
+    for path in paths {
+        let (got, body) = client.get(path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        bodies.push(body);
+    }
+    bodies
+}
+
 #[tokio::test]
 async fn system_events_are_unknown_future_values_unless_the_request_prefers_them() {
     let sim = graph_sim::start(SimConfig::small()).await.expect("start");
     let client = Client::new(&sim).await;
     let user = sim.directory().users[0].id.clone();
     let path = format!("/v1.0/users/{user}/chats/getAllMessages?model=A&$top=50");
-    let plain = client.all(&path, &[]).await;
-    let preferred = client.all(&path, &["include-unknown-enum-members"]).await;
+    let plain = client.all(&path).await;
+    let preferred = client
+        .all_preferring(&path, &["include-unknown-enum-members"])
+        .await;
     let types = |items: &[Value]| -> BTreeSet<String> {
         items
             .iter()
@@ -112,14 +58,14 @@ async fn system_events_are_unknown_future_values_unless_the_request_prefers_them
     );
     // The preference also works beside others in one header.
     let combined = client
-        .all(
+        .all_preferring(
             &path,
             &["odata.maxpagesize=10", "include-unknown-enum-members"],
         )
         .await;
     assert_eq!(types(&combined), types(&preferred));
     sim.set_evolvable_enums(false);
-    assert!(types(&client.all(&path, &[]).await).contains("systemEventMessage"));
+    assert!(types(&client.all(&path).await).contains("systemEventMessage"));
 }
 
 #[tokio::test]
@@ -149,21 +95,18 @@ async fn channel_delta_returns_eight_months_and_older_history_comes_from_lists()
     );
 
     let delta = client
-        .all(
-            &format!("/v1.0/teams/{}/channels/{channel}/messages/delta", team.id),
-            &[],
-        )
+        .all(&format!(
+            "/v1.0/teams/{}/channels/{channel}/messages/delta",
+            team.id
+        ))
         .await;
     assert_eq!(ids(&delta), recent);
 
     let listed = client
-        .all(
-            &format!(
-                "/v1.0/teams/{}/channels/{channel}/messages?$top=50",
-                team.id
-            ),
-            &[],
-        )
+        .all(&format!(
+            "/v1.0/teams/{}/channels/{channel}/messages?$top=50",
+            team.id
+        ))
         .await;
     let all_roots: BTreeSet<String> = roots.iter().map(|m| m.id.clone()).collect();
     assert_eq!(ids(&listed), all_roots, "the list has all history");
@@ -183,7 +126,9 @@ async fn channel_delta_returns_eight_months_and_older_history_comes_from_lists()
         team.id,
         graph_sim::graph_time(horizon)
     );
-    let old = client.all(&window, &["include-unknown-enum-members"]).await;
+    let old = client
+        .all_preferring(&window, &["include-unknown-enum-members"])
+        .await;
     let got: BTreeSet<String> = old.iter().map(|v| v.to_string()).collect();
     let want: BTreeSet<String> = team_messages
         .iter()
@@ -194,7 +139,7 @@ async fn channel_delta_returns_eight_months_and_older_history_comes_from_lists()
         old.iter().any(|v| v["replyToId"].is_string()),
         "replies come too"
     );
-    let (_, first) = client.get(&window, &[]).await;
+    let (_, first) = client.get(&window).await;
     let next = first["@odata.nextLink"].as_str().expect("more pages");
     assert!(
         next.contains(&format!("teams('{}')/channels/getAllMessages", team.id)),
@@ -204,7 +149,7 @@ async fn channel_delta_returns_eight_months_and_older_history_comes_from_lists()
         model_a: false,
         ..Billing::default()
     });
-    let (status, body) = client.get(&window, &[]).await;
+    let (status, body) = client.get(&window).await;
     assert_eq!(status, 402, "{body}");
 }
 
@@ -221,15 +166,14 @@ async fn real_tenants_answer_404_403_and_402_for_what_cannot_be_read() {
         .iter()
         .find(|u| !u.has_mailbox)
         .expect("a user without a mailbox");
-    for path in [
+    let paths = [
         format!("/v1.0/users/{}/mailFolders", no_mailbox.id),
         format!(
             "/v1.0/users/{}/mailFolders/inbox/messages/delta",
             no_mailbox.id
         ),
-    ] {
-        let (status, body) = client.get(&path, &[]).await;
-        assert_eq!(status, 404, "{path}");
+    ];
+    for body in refusals(&client, &paths, 404).await {
         assert_eq!(body["error"]["code"], "MailboxNotEnabledForRESTAPI");
     }
 
@@ -238,15 +182,14 @@ async fn real_tenants_answer_404_403_and_402_for_what_cannot_be_read() {
         .iter()
         .find(|u| !u.licensed)
         .expect("a user without the licence");
-    for path in [
+    let paths = [
         format!("/v1.0/users/{}/chats/getAllMessages?model=A", unlicensed.id),
         format!(
             "/beta/users/{}/chats/getAllMessages/delta?model=A",
             unlicensed.id
         ),
-    ] {
-        let (status, body) = client.get(&path, &[]).await;
-        assert_eq!(status, 402, "{path}: {body}");
+    ];
+    for body in refusals(&client, &paths, 402).await {
         assert!(
             body["error"]["message"]
                 .as_str()
@@ -255,10 +198,10 @@ async fn real_tenants_answer_404_403_and_402_for_what_cannot_be_read() {
         );
     }
     let (status, _) = client
-        .get(
-            &format!("/v1.0/users/{}/chats/getAllMessages?model=B", unlicensed.id),
-            &[],
-        )
+        .get(&format!(
+            "/v1.0/users/{}/chats/getAllMessages?model=B",
+            unlicensed.id
+        ))
         .await;
     assert_eq!(status, 200, "model B has no licensing requirement");
 
@@ -269,7 +212,7 @@ async fn real_tenants_answer_404_403_and_402_for_what_cannot_be_read() {
         .find(|(_, c)| c.owner_tenant_id.is_some())
         .expect("a channel shared from another tenant");
     let listed = client
-        .all(&format!("/v1.0/teams/{}/allChannels", shared.0.id), &[])
+        .all(&format!("/v1.0/teams/{}/allChannels", shared.0.id))
         .await;
     let entry = listed
         .iter()
@@ -278,13 +221,10 @@ async fn real_tenants_answer_404_403_and_402_for_what_cannot_be_read() {
     assert_eq!(entry["membershipType"], "shared");
     assert_ne!(entry["tenantId"].as_str(), Some(sim.tenant_id()));
     let (status, _) = client
-        .get(
-            &format!(
-                "/v1.0/teams/{}/channels/{}/messages/delta",
-                shared.0.id, shared.1.id
-            ),
-            &[],
-        )
+        .get(&format!(
+            "/v1.0/teams/{}/channels/{}/messages/delta",
+            shared.0.id, shared.1.id
+        ))
         .await;
     assert_eq!(status, 403);
 
@@ -292,27 +232,25 @@ async fn real_tenants_answer_404_403_and_402_for_what_cannot_be_read() {
     let channel = team.channels[0].id.clone();
     sim.delete_team(&team.id).expect("delete");
     assert!(!sim.directory().teams.iter().any(|t| t.id == team.id));
-    let teams = client.all("/v1.0/teams", &[]).await;
+    let teams = client.all("/v1.0/teams").await;
     assert!(!ids(&teams).contains(&team.id));
-    for path in [
+    let paths = [
         format!("/v1.0/teams/{}/allChannels", team.id),
         format!("/v1.0/teams/{}/channels/{channel}/messages/delta", team.id),
         format!(
             "/v1.0/teams('{}')/channels('{channel}')/messages/delta",
             team.id
         ),
-    ] {
-        let (status, body) = client.get(&path, &[]).await;
-        assert_eq!(status, 404, "{path}: {body}");
-    }
+    ];
+    refusals(&client, &paths, 404).await;
 
     let user = directory.users[0].clone();
     sim.delete_user(&user.id).expect("delete");
     let (status, body) = client
-        .get(
-            &format!("/v1.0/users/{}/chats/getAllMessages/delta", user.id),
-            &[],
-        )
+        .get(&format!(
+            "/v1.0/users/{}/chats/getAllMessages/delta",
+            user.id
+        ))
         .await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "Request_ResourceNotFound");
@@ -338,7 +276,7 @@ async fn mail_folders_nest_hide_and_recoverable_items_is_reached_by_name() {
         "/v1.0/users/{user}/mailFolders?includeHiddenFolders=true&$top=2"
     )];
     while let Some(url) = queue.pop() {
-        for folder in client.all(&url, &[]).await {
+        for folder in client.all(&url).await {
             if folder["childFolderCount"].as_u64().unwrap_or(0) > 0 {
                 queue.push(format!(
                     "/v1.0/users/{user}/mailFolders/{}/childFolders?includeHiddenFolders=true",
@@ -358,9 +296,7 @@ async fn mail_folders_nest_hide_and_recoverable_items_is_reached_by_name() {
     let deepest = mine.iter().filter(|f| f.parent_id.is_some()).count();
     assert!(deepest >= 3, "folders nested at any depth");
 
-    let without_hidden = client
-        .all(&format!("/v1.0/users/{user}/mailFolders"), &[])
-        .await;
+    let without_hidden = client.all(&format!("/v1.0/users/{user}/mailFolders")).await;
     assert!(without_hidden.iter().all(|f| f["isHidden"] == false));
     assert!(without_hidden.len() < found.len());
 
@@ -370,15 +306,14 @@ async fn mail_folders_nest_hide_and_recoverable_items_is_reached_by_name() {
         .expect("Recoverable Items");
     assert!(!listed.contains(&recoverable.id), "never listed");
     let (status, folder) = client
-        .get(
-            &format!("/v1.0/users/{user}/mailFolders/recoverableitemsdeletions"),
-            &[],
-        )
+        .get(&format!(
+            "/v1.0/users/{user}/mailFolders/recoverableitemsdeletions"
+        ))
         .await;
     assert_eq!(status, 200, "{folder}");
     assert_eq!(folder["id"], recoverable.id.as_str());
     let items = client
-        .all(
+        .all_preferring(
             &format!("/v1.0/users/{user}/mailFolders/recoverableitemsdeletions/messages/delta"),
             &["IdType=\"ImmutableId\""],
         )
@@ -405,18 +340,15 @@ async fn mail_folders_nest_hide_and_recoverable_items_is_reached_by_name() {
         .add_mail_folder(&user, Some(&mine[0].id), "Q3", false)
         .expect("add");
     let (_, inbox) = client
-        .get(
-            &format!("/v1.0/users/{user}/mailFolders/{}", mine[0].id),
-            &[],
-        )
+        .get(&format!("/v1.0/users/{user}/mailFolders/{}", mine[0].id))
         .await;
     assert!(inbox["childFolderCount"].as_u64().unwrap_or(0) >= 1);
     sim.delete_mail_folder(&user, &new.id).expect("delete");
     let (status, body) = client
-        .get(
-            &format!("/v1.0/users/{user}/mailFolders/{}/messages/delta", new.id),
-            &[],
-        )
+        .get(&format!(
+            "/v1.0/users/{user}/mailFolders/{}/messages/delta",
+            new.id
+        ))
         .await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "ErrorItemNotFound");
@@ -445,7 +377,7 @@ async fn a_moved_message_keeps_its_id_only_for_clients_that_prefer_immutable_ids
         let user = user.clone();
         async move {
             client
-                .all(
+                .all_preferring(
                     &format!("/v1.0/users/{user}/mailFolders/{folder}/messages/delta"),
                     prefer,
                 )
@@ -472,12 +404,9 @@ async fn a_moved_message_keeps_its_id_only_for_clients_that_prefer_immutable_ids
 
     // Mail delta filters on receivedDateTime only.
     let (status, _) = client
-        .get(
-            &format!(
+        .get(&format!(
                 "/v1.0/users/{user}/mailFolders/inbox/messages/delta?$filter=lastModifiedDateTime ge 2020-01-01T00:00:00Z"
-            ),
-            &[],
-        )
+            ))
         .await;
     assert_eq!(status, 400);
 }
@@ -508,7 +437,7 @@ async fn the_team_limit_counts_every_url_form_and_a_lower_app_limit_says_retry_a
     ];
     let mut statuses = Vec::new();
     for path in &paths {
-        statuses.push(client.get(path, &[]).await.0);
+        statuses.push(client.get(path).await.0);
     }
     assert_eq!(statuses, [200, 200, 200, 200, 429], "4 a second on a team");
     let stats = sim.stats();

@@ -7,44 +7,17 @@ use std::collections::BTreeSet;
 use graph_sim::{Fault, FaultPlan, FaultRule, SimConfig, Snapshot};
 use serde_json::{Value, json};
 
-async fn token(http: &reqwest::Client, sim: &graph_sim::Sim) -> String {
-    let url = format!("{}{}/oauth2/v2.0/token", sim.login_url(), sim.tenant_id());
+mod common;
+use common::{Client, GRAPH_SCOPE, access_token, request_token, response_json};
+
+/// A client whose token asks for the simulator's own URL as its scope (the other form the
+/// token endpoint accepts besides Graph's).
+async fn client(sim: &graph_sim::Sim) -> Client {
     let scope = format!(
         "{}/.default",
         sim.graph_url().as_str().trim_end_matches('/')
     );
-    let response: Value = http
-        .post(url)
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", sim.client_id()),
-            ("client_secret", sim.client_secret()),
-            ("scope", scope.as_str()),
-        ])
-        .send()
-        .await
-        .expect("token request")
-        .json()
-        .await
-        .expect("token JSON");
-    response["access_token"]
-        .as_str()
-        .expect("an access token")
-        .to_string()
-}
-
-async fn get(http: &reqwest::Client, token: &str, url: &str) -> (u16, Value) {
-    let response = http.get(url).bearer_auth(token).send().await.expect("GET");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-fn absolute(sim: &graph_sim::Sim, link: &str) -> String {
-    if link.starts_with('/') {
-        format!("{}{}", sim.graph_url().as_str().trim_end_matches('/'), link)
-    } else {
-        link.to_string()
-    }
+    Client::with_scope(sim, &scope).await
 }
 
 #[tokio::test]
@@ -163,23 +136,20 @@ async fn later_delta_calls_ignore_repeated_parameters_and_page_sizes_follow_grap
     })
     .await
     .expect("start");
-    let http = reqwest::Client::new();
-    let token = token(&http, &sim).await;
+    let client = client(&sim).await;
     let user = sim.directory().users[0].id.clone();
-    let base = sim.graph_url().as_str().trim_end_matches('/').to_string();
 
-    let (status, first) = get(
-        &http,
-        &token,
-        &format!("{base}/beta/users/{user}/chats/getAllMessages/delta?$top=3"),
-    )
-    .await;
+    let (status, first) = client
+        .get(&format!(
+            "/beta/users/{user}/chats/getAllMessages/delta?$top=3"
+        ))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(first["value"].as_array().map(Vec::len), Some(3));
-    let next = absolute(&sim, first["@odata.nextLink"].as_str().expect("nextLink"));
+    let next = client.absolute(first["@odata.nextLink"].as_str().expect("nextLink"));
     assert!(!next.contains("$top"), "parameters ride inside the token");
     // Graph ignores a parameter repeated on a later call: the token already carries it.
-    let (status, repeated) = get(&http, &token, &format!("{next}&$top=10")).await;
+    let (status, repeated) = client.get(&format!("{next}&$top=10")).await;
     assert_eq!(status, 200, "{repeated}");
     assert_eq!(
         repeated["value"].as_array().map(Vec::len),
@@ -187,7 +157,7 @@ async fn later_delta_calls_ignore_repeated_parameters_and_page_sizes_follow_grap
         "the first call fixed the page size"
     );
     sim.set_refuse_repeated_delta_parameters(true);
-    let (status, refused) = get(&http, &token, &format!("{next}&$top=10")).await;
+    let (status, refused) = client.get(&format!("{next}&$top=10")).await;
     assert_eq!(status, 400, "{refused}");
     assert!(
         refused["error"]["message"]
@@ -195,21 +165,18 @@ async fn later_delta_calls_ignore_repeated_parameters_and_page_sizes_follow_grap
             .unwrap_or_default()
             .contains("first delta call")
     );
-    let (status, second) = get(&http, &token, &next).await;
+    let (status, second) = client.get(&next).await;
     assert_eq!(status, 200);
     assert_eq!(second["value"].as_array().map(Vec::len), Some(3));
 
     let team = sim.directory().teams[0].clone();
     let channel = &team.channels[0].id;
-    let (status, page) = get(
-        &http,
-        &token,
-        &format!(
-            "{base}/v1.0/teams/{}/channels/{channel}/messages/delta?$top=200",
+    let (status, page) = client
+        .get(&format!(
+            "/v1.0/teams/{}/channels/{channel}/messages/delta?$top=200",
             team.id
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         page["value"].as_array().map(Vec::len),
@@ -217,19 +184,17 @@ async fn later_delta_calls_ignore_repeated_parameters_and_page_sizes_follow_grap
         "channel delta caps $top at 50"
     );
 
-    let (status, bad) = get(
-        &http,
-        &token,
-        &format!("{base}/beta/users/{user}/chats/getAllMessages/delta?$skiptoken=garbage"),
-    )
-    .await;
+    let (status, bad) = client
+        .get(&format!(
+            "/beta/users/{user}/chats/getAllMessages/delta?$skiptoken=garbage"
+        ))
+        .await;
     assert_eq!(status, 400, "{bad}");
-    let (status, filter) = get(
-        &http,
-        &token,
-        &format!("{base}/beta/users/{user}/chats/getAllMessages/delta?$filter=subject eq 'x'"),
-    )
-    .await;
+    let (status, filter) = client
+        .get(&format!(
+            "/beta/users/{user}/chats/getAllMessages/delta?$filter=subject eq 'x'"
+        ))
+        .await;
     assert_eq!(status, 400, "{filter}");
 }
 
@@ -248,16 +213,11 @@ async fn errors_come_in_graphs_form() {
     let body: Value = response.json().await.expect("JSON");
     assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");
 
-    let token = token(&http, &sim).await;
-    let (status, body) = get(&http, &token, &format!("{base}/v1.0/no/such/thing")).await;
+    let client = client(&sim).await;
+    let (status, body) = client.get("/v1.0/no/such/thing").await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["code"], "BadRequest");
-    let (status, body) = get(
-        &http,
-        &token,
-        &format!("{base}/v1.0/users/nobody/mailFolders"),
-    )
-    .await;
+    let (status, body) = client.get("/v1.0/users/nobody/mailFolders").await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "Request_ResourceNotFound");
 
@@ -269,28 +229,22 @@ async fn errors_come_in_graphs_form() {
     )));
     let response = http
         .get(format!("{base}/v1.0/users"))
-        .bearer_auth(&token)
+        .bearer_auth(&client.token)
         .send()
         .await
         .expect("GET");
     assert_eq!(response.status().as_u16(), 429);
     assert_eq!(response.headers()["retry-after"], "7");
 
-    let wrong = http
-        .post(format!(
-            "{}{}/oauth2/v2.0/token",
-            sim.login_url(),
-            sim.tenant_id()
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", sim.client_id()),
-            ("client_secret", "nope"),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ])
-        .send()
-        .await
-        .expect("POST");
+    let wrong = request_token(
+        &http,
+        sim.login_url().as_str(),
+        sim.tenant_id(),
+        sim.client_id(),
+        "nope",
+        GRAPH_SCOPE,
+    )
+    .await;
     assert_eq!(wrong.status().as_u16(), 401);
     let body: Value = wrong.json().await.expect("JSON");
     assert_eq!(body["error"], "invalid_client");
@@ -302,33 +256,20 @@ async fn the_admin_api_drives_the_simulator_from_another_process() {
     let sim = graph_sim::start(SimConfig::small()).await.expect("start");
     let http = reqwest::Client::new();
     let admin = format!("{}_sim", sim.graph_url());
-    let credentials: Value = http
-        .get(format!("{admin}/credentials"))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let credentials: Value = response_json(http.get(format!("{admin}/credentials"))).await;
     assert_eq!(credentials["clientSecret"], sim.client_secret());
-    let directory: Value = http
-        .get(format!("{admin}/directory"))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let directory: Value = response_json(http.get(format!("{admin}/directory"))).await;
     let chat = &directory["chats"][0];
-    let added: Value = http
-        .post(format!("{admin}/chat-messages"))
-        .json(&json!({ "chatId": chat["id"], "from": chat["memberIds"][0], "html": "<p>from outside</p>" }))
-        .send()
-        .await
-        .expect("POST")
-        .json()
-        .await
-        .expect("JSON");
+    let new_message = json!({
+        "chatId": chat["id"],
+        "from": chat["memberIds"][0],
+        "html": "<p>from outside</p>",
+    });
+    let added: Value = response_json(
+        http.post(format!("{admin}/chat-messages"))
+            .json(&new_message),
+    )
+    .await;
     let edited = http
         .post(format!("{admin}/messages/edit"))
         .json(&json!({ "message": added, "html": "<p>edited from outside</p>" }))
@@ -336,14 +277,7 @@ async fn the_admin_api_drives_the_simulator_from_another_process() {
         .await
         .expect("POST");
     assert!(edited.status().is_success());
-    let snapshot: Snapshot = http
-        .get(format!("{admin}/snapshot"))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let snapshot: Snapshot = response_json(http.get(format!("{admin}/snapshot"))).await;
     let message = snapshot
         .messages
         .iter()
@@ -392,14 +326,7 @@ async fn the_admin_api_drives_the_simulator_from_another_process() {
         .await
         .expect("PUT");
     assert!(settings.status().is_success());
-    let stats: Value = http
-        .get(format!("{admin}/stats"))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let stats: Value = response_json(http.get(format!("{admin}/stats"))).await;
     assert!(stats["requests"].is_array());
 }
 
@@ -433,41 +360,28 @@ async fn graph_sim_serve_prints_where_it_listens_and_serves_until_stopped() {
     let ready: Value = serde_json::from_str(&first).expect("one JSON line");
     let graph = ready["graphUrl"].as_str().expect("graphUrl").to_string();
     let http = reqwest::Client::new();
-    let directory: Value = http
-        .get(format!(
-            "{}directory",
-            ready["admin"].as_str().expect("admin")
-        ))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let directory: Value = response_json(http.get(format!(
+        "{}directory",
+        ready["admin"].as_str().expect("admin")
+    )))
+    .await;
     assert_eq!(directory["users"].as_array().map(Vec::len), Some(3));
-    let token: Value = http
-        .post(format!(
-            "{}{}/oauth2/v2.0/token",
-            ready["loginUrl"].as_str().unwrap_or_default(),
-            ready["tenantId"].as_str().unwrap_or_default()
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", ready["clientId"].as_str().unwrap_or_default()),
-            (
-                "client_secret",
-                ready["clientSecret"].as_str().unwrap_or_default(),
-            ),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ])
-        .send()
-        .await
-        .expect("POST")
-        .json()
-        .await
-        .expect("JSON");
-    let bearer = token["access_token"].as_str().expect("a token");
-    let (status, users) = get(&http, bearer, &format!("{graph}v1.0/users")).await;
+    let field = |name: &str| ready[name].as_str().unwrap_or_default().to_string();
+    let response = request_token(
+        &http,
+        &field("loginUrl"),
+        &field("tenantId"),
+        &field("clientId"),
+        &field("clientSecret"),
+        GRAPH_SCOPE,
+    )
+    .await;
+    let client = Client {
+        token: access_token(response).await,
+        http,
+        base: graph.trim_end_matches('/').to_string(),
+    };
+    let (status, users) = client.get("/v1.0/users").await;
     assert_eq!(status, 200);
     assert_eq!(users["value"].as_array().map(Vec::len), Some(3));
     child.kill().await.expect("stopped");

@@ -35,19 +35,13 @@ fn report_streaming_memory() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
     let rt = runtime();
-    let dir = tempfile::tempdir().unwrap();
-    let mut writer = rt
-        .block_on(ArchiveWriter::open(
-            dir.path().join("out").to_str().unwrap(),
-            dir.path().join("state").to_str().unwrap(),
-            vec![spec()],
-            WriterOptions {
-                memory_budget_bytes: budget_mib * 1024 * 1024,
-                ..options()
-            },
-        ))
-        .unwrap()
-        .0;
+    let (_dir, mut writer) = open_writer(
+        &rt,
+        WriterOptions {
+            memory_budget_bytes: budget_mib * 1024 * 1024,
+            ..options()
+        },
+    );
     let started = std::time::Instant::now();
     let (mut arrow_bytes, mut files, mut commits) = (0, 0, 0);
     for b in 0..STREAM_BATCHES {
@@ -83,19 +77,8 @@ fn report_output_size() {
     let input = batches();
     let arrow_bytes: usize = input.iter().map(|b| b.get_array_memory_size()).sum();
     let rt = runtime();
-    let dir = tempfile::tempdir().unwrap();
-    let mut writer = rt
-        .block_on(ArchiveWriter::open(
-            dir.path().join("out").to_str().unwrap(),
-            dir.path().join("state").to_str().unwrap(),
-            vec![spec()],
-            options(),
-        ))
-        .unwrap()
-        .0;
-    for batch in &input {
-        writer.append("chat_messages", batch).unwrap();
-    }
+    let (_dir, mut writer) = open_writer(&rt, options());
+    append_all(&mut writer, &input);
     let report = rt.block_on(writer.commit(Vec::new())).unwrap();
     println!(
         "{ROWS} rows, {:.1} MB of Arrow data -> {} files, {:.1} MB of Parquet ({:.1}x smaller)",
@@ -293,6 +276,42 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A writer of the message table into a fresh archive and state folder, kept with the
+/// temporary folder that holds them (dropping it removes both).
+fn open_writer(
+    rt: &tokio::runtime::Runtime,
+    options: WriterOptions,
+) -> (tempfile::TempDir, ArchiveWriter) {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = rt
+        .block_on(ArchiveWriter::open(
+            dir.path().join("out").to_str().unwrap(),
+            dir.path().join("state").to_str().unwrap(),
+            vec![spec()],
+            options,
+        ))
+        .unwrap()
+        .0;
+    (dir, writer)
+}
+
+fn append_all(writer: &mut ArchiveWriter, input: &[RecordBatch]) {
+    for batch in input {
+        writer.append("chat_messages", batch).unwrap();
+    }
+}
+
+/// The bencher, counting `input`'s rows and the Arrow memory of its batches.
+fn counting<'a, 'b>(
+    bencher: divan::Bencher<'a, 'b>,
+    input: &[RecordBatch],
+) -> divan::Bencher<'a, 'b> {
+    let bytes: usize = input.iter().map(|b| b.get_array_memory_size()).sum();
+    bencher
+        .counter(ItemsCount::new(ROWS))
+        .counter(BytesCount::new(bytes))
+}
+
 fn options() -> WriterOptions {
     WriterOptions {
         memory_budget_bytes: 512 * 1024 * 1024,
@@ -306,30 +325,11 @@ fn options() -> WriterOptions {
 #[divan::bench(sample_count = 5, sample_size = 1)]
 fn append_and_commit(bencher: divan::Bencher) {
     let input = batches();
-    let bytes: usize = input.iter().map(|b| b.get_array_memory_size()).sum();
     let rt = runtime();
-    bencher
-        .counter(ItemsCount::new(ROWS))
-        .counter(BytesCount::new(bytes))
-        .with_inputs(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let archive = dir.path().join("out");
-            let state = dir.path().join("state");
-            let writer = rt
-                .block_on(ArchiveWriter::open(
-                    archive.to_str().unwrap(),
-                    state.to_str().unwrap(),
-                    vec![spec()],
-                    options(),
-                ))
-                .unwrap()
-                .0;
-            (dir, writer)
-        })
+    counting(bencher, &input)
+        .with_inputs(|| open_writer(&rt, options()))
         .bench_local_values(|(dir, mut writer)| {
-            for batch in &input {
-                writer.append("chat_messages", batch).unwrap();
-            }
+            append_all(&mut writer, &input);
             let report = rt.block_on(writer.commit(Vec::new())).unwrap();
             assert_eq!(report.rows as usize, ROWS);
             (dir, report.bytes)
@@ -340,27 +340,11 @@ fn append_and_commit(bencher: divan::Bencher) {
 #[divan::bench(sample_count = 5, sample_size = 1)]
 fn commit(bencher: divan::Bencher) {
     let input = batches();
-    let bytes: usize = input.iter().map(|b| b.get_array_memory_size()).sum();
     let rt = runtime();
-    bencher
-        .counter(ItemsCount::new(ROWS))
-        .counter(BytesCount::new(bytes))
+    counting(bencher, &input)
         .with_inputs(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let archive = dir.path().join("out");
-            let state = dir.path().join("state");
-            let mut writer = rt
-                .block_on(ArchiveWriter::open(
-                    archive.to_str().unwrap(),
-                    state.to_str().unwrap(),
-                    vec![spec()],
-                    options(),
-                ))
-                .unwrap()
-                .0;
-            for batch in &input {
-                writer.append("chat_messages", batch).unwrap();
-            }
+            let (dir, mut writer) = open_writer(&rt, options());
+            append_all(&mut writer, &input);
             (dir, writer)
         })
         .bench_local_values(|(dir, mut writer)| {

@@ -13,7 +13,6 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
-use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use rand::{Rng, SeedableRng};
 use sink::{CheckpointStore, Location, ProtocolStep};
@@ -129,13 +128,7 @@ fn expected() -> Expected {
 
 /// Every message key and custodian key in the archive's complete Parquet files.
 async fn archive_keys(archive: &Location) -> (Vec<String>, Vec<String>) {
-    let listed: Vec<String> = archive
-        .store()
-        .list(None)
-        .map_ok(|m| m.location.to_string())
-        .try_collect()
-        .await
-        .unwrap();
+    let listed = keys(archive).await;
     let (mut messages, mut custodians) = (Vec::new(), Vec::new());
     for key in listed.iter().filter(|k| k.ends_with(".parquet")) {
         let bytes = archive

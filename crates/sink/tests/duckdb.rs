@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use sink::{ArchiveWriter, WriterOptions};
+use sink::WriterOptions;
 
 const QUERY: &str = r#"
 import duckdb, json, sys
@@ -22,19 +22,16 @@ print(json.dumps({"columns": columns, "days": days, "distinct": distinct,
 
 #[tokio::test]
 async fn duckdb_reads_the_archive_with_hive_partitions() {
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("out");
-    let (mut writer, _) = ArchiveWriter::open(
-        archive.to_str().unwrap(),
-        dir.path().join("state").to_str().unwrap(),
-        vec![message_spec()],
+    let (_dir, archive, state) = local_dirs();
+    let mut writer = open_local(
+        &archive,
+        &state,
         WriterOptions {
             run_id: "duckdb".into(),
             ..Default::default()
         },
     )
-    .await
-    .unwrap();
+    .await;
     let input = messages("duck", 90, 3, 120);
     // Two commits, so partitions hold more than one file.
     writer.append(TABLE, &batch(&input[..50])).unwrap();

@@ -22,15 +22,7 @@ fn options() -> WriterOptions {
 }
 
 async fn open(archive: &std::path::Path, state: &std::path::Path) -> ArchiveWriter {
-    let (writer, _) = ArchiveWriter::open(
-        archive.to_str().unwrap(),
-        state.to_str().unwrap(),
-        vec![message_spec()],
-        options(),
-    )
-    .await
-    .unwrap();
-    writer
+    open_local(archive, state, options()).await
 }
 
 fn read_file(
@@ -41,8 +33,7 @@ fn read_file(
 
 #[tokio::test]
 async fn writes_partitioned_parquet_that_reads_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let (archive, state) = (dir.path().join("out"), dir.path().join("state"));
+    let (_dir, archive, state) = local_dirs();
     let mut writer = open(&archive, &state).await;
     let input = messages("m", 30, 3, 200);
     let stats = writer.append(TABLE, &batch(&input)).unwrap();
@@ -209,8 +200,7 @@ async fn same_rows_make_the_same_file_in_any_order() {
 
 #[tokio::test]
 async fn a_version_is_stored_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (archive, state) = (dir.path().join("out"), dir.path().join("state"));
+    let (_dir, archive, state) = local_dirs();
     let input = messages("x", 20, 2, 64);
     let mut writer = open(&archive, &state).await;
 
@@ -270,8 +260,7 @@ async fn a_new_index_is_rebuilt_from_the_archive() {
 
 #[tokio::test]
 async fn an_index_that_knows_more_than_the_archive_is_rebuilt() {
-    let dir = tempfile::tempdir().unwrap();
-    let (archive, state) = (dir.path().join("out"), dir.path().join("state"));
+    let (_dir, archive, state) = local_dirs();
     let input = messages("s", 10, 1, 64);
     let mut writer = open(&archive, &state).await;
     writer.append(TABLE, &batch(&input)).unwrap();
@@ -331,20 +320,17 @@ async fn an_existing_file_is_never_overwritten() {
 
 #[tokio::test]
 async fn large_partitions_split_into_files_of_the_target_size() {
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("out");
-    let (mut writer, _) = ArchiveWriter::open(
-        archive.to_str().unwrap(),
-        dir.path().join("state").to_str().unwrap(),
-        vec![message_spec()],
+    let (_dir, archive, state) = local_dirs();
+    let mut writer = open_local(
+        &archive,
+        &state,
         WriterOptions {
             target_file_bytes: 512 * 1024,
             row_group_rows: 500,
             ..options()
         },
     )
-    .await
-    .unwrap();
+    .await;
     let input = messages("big", 3000, 1, 400);
     for chunk in input.chunks(500) {
         writer.append(TABLE, &batch(chunk)).unwrap();
@@ -479,8 +465,7 @@ async fn bad_batches_are_errors_that_name_the_column() {
 
 #[tokio::test]
 async fn checkpoints_follow_the_data_and_round_trip_any_scope() {
-    let dir = tempfile::tempdir().unwrap();
-    let (archive, state) = (dir.path().join("out"), dir.path().join("state"));
+    let (_dir, archive, state) = local_dirs();
     let mut writer = open(&archive, &state).await;
     writer
         .append(TABLE, &batch(&messages("c", 5, 1, 10)))
@@ -543,20 +528,17 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn buffered_rows_stay_within_the_memory_budget() {
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("out");
+    let (_dir, archive, state) = local_dirs();
     let budget = 512 * 1024;
-    let (mut writer, _) = ArchiveWriter::open(
-        archive.to_str().unwrap(),
-        dir.path().join("state").to_str().unwrap(),
-        vec![message_spec()],
+    let mut writer = open_local(
+        &archive,
+        &state,
         WriterOptions {
             memory_budget_bytes: budget,
             ..options()
         },
     )
-    .await
-    .unwrap();
+    .await;
     // 20,000 rows over 60 partitions, in batches of 200: many times the budget.
     let input = messages("mem", 20_000, 60, 300);
     let mut largest_step = 0;
@@ -618,8 +600,7 @@ async fn the_writer_runs_inside_spawned_tasks_on_a_multi_threaded_runtime() {
 async fn the_chain_survives_a_stop_while_a_record_is_written() {
     use archive::records::{ChainHead, PendingRecord, Record, RunSummary, record_sha256};
 
-    let dir = tempfile::tempdir().unwrap();
-    let (archive, state) = (dir.path().join("out"), dir.path().join("state"));
+    let (_dir, archive, state) = local_dirs();
     let mut writer = open(&archive, &state).await;
     writer
         .append(TABLE, &batch(&messages("c", 10, 1, 50)))

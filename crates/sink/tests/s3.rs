@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 
 use archive::records::CommitRecord;
 use common::*;
-use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use sink::{ArchiveWriter, Checkpoint, CheckpointStore, Location, WriterOptions};
@@ -30,18 +29,6 @@ async fn open(archive: &str, state: &str, index_dir: &std::path::Path) -> Archiv
     .await
     .unwrap()
     .0
-}
-
-async fn keys(location: &Location) -> Vec<String> {
-    let mut keys: Vec<String> = location
-        .store()
-        .list(None)
-        .map_ok(|m| m.location.to_string())
-        .try_collect()
-        .await
-        .unwrap();
-    keys.sort();
-    keys
 }
 
 async fn get(location: &Location, key: &str) -> bytes::Bytes {

@@ -6,6 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use divan::counter::{BytesCount, ItemsCount};
+// The simulator's words that go into HTML and JSON as they are.
+use graph_sim::PLAIN_WORDS as WORDS;
 use transform::{ChatMessageBuilder, RowContext, canonical_sha256, html_to_text};
 
 fn main() {
@@ -13,43 +15,6 @@ fn main() {
 }
 
 const MESSAGES: usize = 20_000;
-const WORDS: &[&str] = &[
-    "the",
-    "quarterly",
-    "report",
-    "is",
-    "ready",
-    "please",
-    "review",
-    "numbers",
-    "before",
-    "friday",
-    "meeting",
-    "client",
-    "approved",
-    "contract",
-    "budget",
-    "forecast",
-    "risk",
-    "compliance",
-    "trade",
-    "desk",
-    "settle",
-    "invoice",
-    "shipment",
-    "launch",
-    "deadline",
-    "update",
-    "call",
-    "notes",
-    "agenda",
-    "follow",
-    "up",
-    "thanks",
-    "ok",
-    "sounds",
-    "good",
-];
 
 /// xorshift64*: deterministic and dependency-free.
 struct Rng(u64);

@@ -134,12 +134,7 @@ const BLOCK_ELEMENTS: &[&str] = &[
 /// as in [`simple_teams_html`]. Layout (indentation, table columns) is not kept: the
 /// words and their order are, which is what `body_text` is for.
 fn linear_text(html: &str, attachment_name: &dyn Fn(&str) -> Option<String>) -> String {
-    let mut r = Renderer {
-        out: String::with_capacity(html.len() / 2),
-        quote_depth: 0,
-        space: false,
-        line_start: true,
-    };
+    let mut r = Renderer::with_capacity(html.len() / 2);
     let b = html.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -336,12 +331,7 @@ fn simple_teams_html(
     html: &str,
     attachment_name: &dyn Fn(&str) -> Option<String>,
 ) -> Option<String> {
-    let mut r = Renderer {
-        out: String::with_capacity(html.len()),
-        quote_depth: 0,
-        space: false,
-        line_start: true,
-    };
+    let mut r = Renderer::with_capacity(html.len());
     let b = html.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -420,6 +410,16 @@ struct Renderer {
 }
 
 impl Renderer {
+    /// An empty renderer at the start of a line, with room for `capacity` bytes of text.
+    fn with_capacity(capacity: usize) -> Renderer {
+        Renderer {
+            out: String::with_capacity(capacity),
+            quote_depth: 0,
+            space: false,
+            line_start: true,
+        }
+    }
+
     fn text(&mut self, t: &str) {
         let b = t.as_bytes();
         let mut i = 0;

@@ -105,14 +105,7 @@ impl Tape {
                 }
                 b'"' => {
                     let (end, escaped) = scan_string(b, i + 1)?;
-                    let n = self.nodes.len() as u32;
-                    self.nodes.push(Node {
-                        tok: Tok::Str,
-                        escaped,
-                        start: i as u32 + 1,
-                        end: end as u32,
-                        next: n + 1,
-                    });
+                    self.push_leaf(Tok::Str, escaped, i as u32 + 1, end as u32);
                     i = end + 1;
                 }
                 b't' => i = self.literal(b, i, b"true", Tok::True)?,
@@ -120,14 +113,7 @@ impl Tape {
                 b'n' => i = self.literal(b, i, b"null", Tok::Null)?,
                 b'-' | b'0'..=b'9' => {
                     let end = scan_number(b, i)?;
-                    let n = self.nodes.len() as u32;
-                    self.nodes.push(Node {
-                        tok: Tok::Number,
-                        escaped: false,
-                        start: i as u32,
-                        end: end as u32,
-                        next: n + 1,
-                    });
+                    self.push_leaf(Tok::Number, false, i as u32, end as u32);
                     i = end;
                 }
                 _ => return Err(err(i, "expected a JSON value")),
@@ -183,14 +169,7 @@ impl Tape {
             return Err(err(i, "expected an object key"));
         }
         let (end, escaped) = scan_string(b, i + 1)?;
-        let n = self.nodes.len() as u32;
-        self.nodes.push(Node {
-            tok: Tok::Key,
-            escaped,
-            start: i as u32 + 1,
-            end: end as u32,
-            next: n + 1,
-        });
+        self.push_leaf(Tok::Key, escaped, i as u32 + 1, end as u32);
         let j = skip_ws(b, end + 1);
         if b.get(j) != Some(&b':') {
             return Err(err(j, "expected `:` after an object key"));
@@ -198,18 +177,24 @@ impl Tape {
         Ok(skip_ws(b, j + 1))
     }
 
+    /// A node with no children: the next node follows it directly.
+    #[inline]
+    fn push_leaf(&mut self, tok: Tok, escaped: bool, start: u32, end: u32) {
+        let next = self.nodes.len() as u32 + 1;
+        self.nodes.push(Node {
+            tok,
+            escaped,
+            start,
+            end,
+            next,
+        });
+    }
+
     fn literal(&mut self, b: &[u8], i: usize, word: &[u8], tok: Tok) -> Result<usize, SyntaxError> {
         if b.len() < i + word.len() || &b[i..i + word.len()] != word {
             return Err(err(i, "invalid literal"));
         }
-        let n = self.nodes.len() as u32;
-        self.nodes.push(Node {
-            tok,
-            escaped: false,
-            start: i as u32,
-            end: (i + word.len()) as u32,
-            next: n + 1,
-        });
+        self.push_leaf(tok, false, i as u32, (i + word.len()) as u32);
         Ok(i + word.len())
     }
 

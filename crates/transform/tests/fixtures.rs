@@ -530,12 +530,7 @@ fn malformed_timestamp_keeps_the_row() {
     let t = transform_all(std::slice::from_ref(fx));
     assert_eq!(t.rows.len(), 1);
     let batch = &t.rows[0].batch;
-    let errors = batch
-        .column_by_name("parse_errors")
-        .unwrap()
-        .as_list::<i32>()
-        .value(0);
-    let errors = errors.as_struct();
+    let errors = list_items(batch, "parse_errors", 0);
     let field = errors.column_by_name("field").unwrap().as_string::<i32>();
     let value = errors.column_by_name("value").unwrap().as_string::<i32>();
     let bad: Vec<usize> = (0..errors.len())

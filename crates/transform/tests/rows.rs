@@ -80,12 +80,7 @@ fn graph_shapes_are_coerced_and_nulls_are_nulls() {
         .unwrap()
         .as_primitive::<Date32Type>();
     assert_eq!(date.value(0), 18_660, "UTC day 2021-02-02");
-    let mentions = batch
-        .column_by_name("mentions")
-        .unwrap()
-        .as_list::<i32>()
-        .value(0);
-    let mentions = mentions.as_struct();
+    let mentions = list_items(&batch, "mentions", 0);
     assert_eq!(
         mentions
             .column_by_name("id")
@@ -137,12 +132,7 @@ fn malformed_values_are_recorded_and_the_row_kept() {
             .unwrap()
             .is_null(0)
     );
-    let errors = batch
-        .column_by_name("parse_errors")
-        .unwrap()
-        .as_list::<i32>()
-        .value(0);
-    let errors = errors.as_struct();
+    let errors = list_items(&batch, "parse_errors", 0);
     let fields: Vec<&str> = (0..errors.len())
         .map(|i| {
             errors

@@ -146,6 +146,21 @@ pub async fn round(client: &GraphClient, scope: &Scope, start: RoundStart) -> Co
     collect(client.round(scope, start)).await
 }
 
+/// The next round of `scope`, from the deltaLink that `previous` ended with; it must succeed.
+pub async fn next_round(client: &GraphClient, scope: &Scope, previous: &Collected) -> Collected {
+    let link = previous.delta_link();
+    round(client, scope, RoundStart::Resume { link }).await.ok()
+}
+
+/// A getAllMessages window over all history before `to`.
+pub fn window_until(to: chrono::DateTime<chrono::Utc>, page_size: u32) -> RoundStart {
+    RoundStart::Window {
+        from: None,
+        to,
+        page_size,
+    }
+}
+
 pub fn initial(page_size: u32) -> RoundStart {
     RoundStart::Initial {
         since: None,

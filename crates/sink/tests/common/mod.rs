@@ -306,3 +306,42 @@ pub fn shas(batch: &RecordBatch) -> Vec<String> {
         .as_string::<i32>();
     column.iter().map(|v| v.unwrap().to_string()).collect()
 }
+
+/// A temporary folder holding a local archive (`out`) and its writer's state (`state`);
+/// both go when the folder is dropped.
+pub fn local_dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (archive, state) = (dir.path().join("out"), dir.path().join("state"));
+    (dir, archive, state)
+}
+
+/// A writer of the message table into a local archive.
+pub async fn open_local(
+    archive: &Path,
+    state: &Path,
+    options: sink::WriterOptions,
+) -> sink::ArchiveWriter {
+    sink::ArchiveWriter::open(
+        archive.to_str().unwrap(),
+        state.to_str().unwrap(),
+        vec![message_spec()],
+        options,
+    )
+    .await
+    .unwrap()
+    .0
+}
+
+/// Every key below `location`, sorted.
+pub async fn keys(location: &Location) -> Vec<String> {
+    use futures::TryStreamExt;
+    let mut keys: Vec<String> = location
+        .store()
+        .list(None)
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    keys.sort();
+    keys
+}

@@ -133,3 +133,19 @@ pub fn ctx<'a>(source: &'a str, custodian: Option<&'a str>) -> RowContext<'a> {
         custodian_user_id: custodian,
     }
 }
+
+/// The items of list-of-struct column `column` in row `row` (mentions, parse errors, ...).
+pub fn list_items(
+    batch: &arrow::record_batch::RecordBatch,
+    column: &str,
+    row: usize,
+) -> arrow::array::StructArray {
+    use arrow::array::AsArray;
+    batch
+        .column_by_name(column)
+        .unwrap()
+        .as_list::<i32>()
+        .value(row)
+        .as_struct()
+        .clone()
+}
