@@ -48,6 +48,18 @@ SELECT * EXCLUDE (latest_rank) FROM (
     FROM mail_messages_all_versions
 ) WHERE latest_rank = 1;
 
+CREATE OR REPLACE VIEW message_contents_all_versions AS
+SELECT * EXCLUDE (version_rank) FROM (
+    SELECT *, row_number() OVER (PARTITION BY "content_sha256" ORDER BY fetched_at, run_id) AS version_rank
+    FROM read_parquet('${ARCHIVE}/message_contents/*/*.parquet', hive_partitioning = true, union_by_name = true)
+) WHERE version_rank = 1;
+
+CREATE OR REPLACE VIEW message_contents_latest AS
+SELECT * EXCLUDE (latest_rank) FROM (
+    SELECT *, row_number() OVER (PARTITION BY "message_content_sha256", "kind", "reference" ORDER BY fetched_at DESC, content_sha256) AS latest_rank
+    FROM message_contents_all_versions
+) WHERE latest_rank = 1;
+
 CREATE OR REPLACE VIEW directory_users_all_versions AS
 SELECT * EXCLUDE (version_rank) FROM (
     SELECT *, row_number() OVER (PARTITION BY "content_sha256" ORDER BY fetched_at, run_id) AS version_rank

@@ -64,6 +64,23 @@ FROM (
     FROM mail_messages_all_versions
 ) WHERE latest_rank = 1;
 
+CREATE OR REPLACE TEMPORARY VIEW message_contents_files
+USING parquet OPTIONS (path '${ARCHIVE}/message_contents', mergeSchema 'true');
+
+CREATE OR REPLACE TEMPORARY VIEW message_contents_all_versions AS
+SELECT `message_table`, `message_id`, `message_content_sha256`, `chat_id`, `team_id`, `channel_id`, `custodian_user_id`, `kind`, `reference`, `graph_id`, `name`, `content_type`, `size`, `blob_sha256`, `blob_compression`, `drive_id`, `etag`, `ctag`, `metadata_json`, `status`, `status_detail`, `content_sha256`, `fetched_at`, `run_id`, `date`
+FROM (
+    SELECT *, row_number() OVER (PARTITION BY `content_sha256` ORDER BY fetched_at, run_id) AS version_rank
+    FROM message_contents_files
+) WHERE version_rank = 1;
+
+CREATE OR REPLACE TEMPORARY VIEW message_contents_latest AS
+SELECT `message_table`, `message_id`, `message_content_sha256`, `chat_id`, `team_id`, `channel_id`, `custodian_user_id`, `kind`, `reference`, `graph_id`, `name`, `content_type`, `size`, `blob_sha256`, `blob_compression`, `drive_id`, `etag`, `ctag`, `metadata_json`, `status`, `status_detail`, `content_sha256`, `fetched_at`, `run_id`, `date`
+FROM (
+    SELECT *, row_number() OVER (PARTITION BY `message_content_sha256`, `kind`, `reference` ORDER BY fetched_at DESC, content_sha256) AS latest_rank
+    FROM message_contents_all_versions
+) WHERE latest_rank = 1;
+
 CREATE OR REPLACE TEMPORARY VIEW directory_users_files
 USING parquet OPTIONS (path '${ARCHIVE}/directory/users', mergeSchema 'true');
 

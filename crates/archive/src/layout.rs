@@ -6,6 +6,7 @@
 //! <archive>/_archive/commits/<commit id>.json                      commit records
 //! <archive>/_archive/runs/<run id>.json                            run summaries
 //! <archive>/_archive/signatures/<commits|runs>/<id>.json           their signatures, if signed
+//! <archive>/blobs/sha256/<first 2 hex>/<sha256>                      content that messages point to
 //! <state>/write-ahead.json                                         the commit in progress
 //! <state>/checkpoints/<encoded scope>.json                         where each scope resumes
 //! <state>/chain.json                                               the head of the writer's chain
@@ -25,6 +26,9 @@ pub const RUNS_DIR: &str = "_archive/runs";
 /// Signatures of records, relative to the archive root: the record's key with
 /// `_archive/` replaced by this folder.
 pub const SIGNATURES_DIR: &str = "_archive/signatures";
+/// Content-addressed bytes (images, files, attachments, MIME), relative to the archive
+/// root: written once, named by the SHA-256 of their bytes.
+pub const BLOBS_DIR: &str = "blobs/sha256";
 /// The default state folder inside an archive.
 pub const STATE_DIR: &str = "_state";
 /// The write-ahead record, relative to the state root.
@@ -96,6 +100,22 @@ fn record_id<'a>(key: &'a str, dir: &str) -> Option<&'a str> {
         .strip_prefix('/')?
         .strip_suffix(".json")
         .filter(|id| !id.is_empty() && !id.contains('/'))
+}
+
+/// The key of the blob whose bytes hash to `sha256` (64 lowercase hex), if it is one.
+pub fn blob_key(sha256: &str) -> Option<String> {
+    is_sha256_hex(sha256).then(|| format!("{BLOBS_DIR}/{}/{sha256}", &sha256[..2]))
+}
+
+/// The SHA-256 a blob's key names, if the key is a blob's.
+pub fn blob_of_key(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix(BLOBS_DIR)?.strip_prefix('/')?;
+    let (prefix, sha256) = rest.split_once('/')?;
+    (is_sha256_hex(sha256) && sha256.starts_with(prefix) && prefix.len() == 2).then_some(sha256)
+}
+
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Whether a key belongs to the records or the state rather than to a table.
@@ -186,6 +206,18 @@ pub fn encode_scope(scope: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blob_keys_name_their_hash_and_nothing_else() {
+        let sha = "ab".repeat(32);
+        let key = blob_key(&sha).unwrap();
+        assert_eq!(key, format!("blobs/sha256/ab/{sha}"));
+        assert_eq!(blob_of_key(&key), Some(sha.as_str()));
+        assert_eq!(blob_key("AB"), None);
+        assert_eq!(blob_key(&"AB".repeat(32)), None);
+        assert_eq!(blob_of_key(&format!("blobs/sha256/cd/{sha}")), None);
+        assert_eq!(blob_of_key(&format!("blobs/sha256/ab/{sha}.tmp")), None);
+    }
 
     #[test]
     fn partition_values_are_iso_days_within_four_digit_years() {

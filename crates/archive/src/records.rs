@@ -391,6 +391,40 @@ pub struct GraphRequests {
     pub waited_seconds: f64,
 }
 
+/// What became of the pieces of content (images, files, attachments) a run met.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentTotals {
+    /// Pieces per status (`ok`, `not_found`, `forbidden`, ...), as `message_contents` says.
+    pub pieces: BTreeMap<transform::ContentStatus, u64>,
+    /// Blobs this run stored (new bytes).
+    pub blobs_created: u64,
+    /// Pieces whose bytes were already stored (the same file or image again).
+    pub blobs_present: u64,
+    /// Bytes of the blobs this run stored.
+    pub bytes_stored: u64,
+}
+
+impl ContentTotals {
+    pub fn is_empty(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    /// Pieces whose bytes are not in the archive, for any reason.
+    pub fn unavailable(&self) -> u64 {
+        self.pieces
+            .iter()
+            .filter(|(s, _)| {
+                !matches!(
+                    s,
+                    transform::ContentStatus::Ok | transform::ContentStatus::Reference
+                )
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
 /// The record a run leaves in the archive (`_archive/runs/<run id>.json`): what it did,
 /// which files it wrote, what failed and what it skipped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -414,6 +448,9 @@ pub struct RunSummary {
     /// For `sync`: requests to Graph.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graph: Option<GraphRequests>,
+    /// For `sync`: what became of the content messages point to.
+    #[serde(default, skip_serializing_if = "ContentTotals::is_empty")]
+    pub content: ContentTotals,
     /// Highest resident memory of the process during the run, in bytes, where the
     /// platform tells.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -438,6 +475,7 @@ impl RunSummary {
             errors: Vec::new(),
             scopes: Vec::new(),
             graph: None,
+            content: ContentTotals::default(),
             peak_rss_bytes: None,
             chain: None,
         }

@@ -44,6 +44,7 @@ pub enum Table {
     ChatMessages,
     ChatMessageCustodians,
     MailMessages,
+    MessageContents,
     DirectoryUsers,
     DirectoryChats,
 }
@@ -69,10 +70,11 @@ const LATEST_BY_FETCH: &str = "fetched_at DESC, content_sha256";
 
 impl Table {
     /// Every table, in the order they are documented.
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::ChatMessages,
         Table::ChatMessageCustodians,
         Table::MailMessages,
+        Table::MessageContents,
         Table::DirectoryUsers,
         Table::DirectoryChats,
     ];
@@ -83,6 +85,7 @@ impl Table {
             Table::ChatMessages => "chat_messages",
             Table::ChatMessageCustodians => "chat_message_custodians",
             Table::MailMessages => "mail_messages",
+            Table::MessageContents => "message_contents",
             Table::DirectoryUsers => "directory/users",
             Table::DirectoryChats => "directory/chats",
         }
@@ -123,6 +126,9 @@ impl Table {
             Table::MailMessages => {
                 "One row per version of an Outlook mail message (Graph `message`, v1.0), and one per delta removal (`removed = true`)."
             }
+            Table::MessageContents => {
+                "One row per (message version, piece it points to): inline images, files and mail attachments, with the SHA-256 of the stored bytes or why they were not stored."
+            }
             Table::DirectoryUsers => {
                 "Snapshots of Graph `user` (id, names, mail), one row per distinct content, by fetch day."
             }
@@ -138,6 +144,7 @@ impl Table {
             Table::ChatMessages => transform::chat_messages_schema(),
             Table::ChatMessageCustodians => transform::chat_message_custodians_schema(),
             Table::MailMessages => transform::mail_messages_schema(),
+            Table::MessageContents => transform::message_contents_schema(),
             Table::DirectoryUsers => transform::directory_users_schema(),
             Table::DirectoryChats => transform::directory_chats_schema(),
         }
@@ -158,6 +165,13 @@ impl Table {
             Table::ChatMessages => &["chat_id", "team_id", "channel_id", "created_date_time"],
             Table::ChatMessageCustodians => &["chat_id", "custodian_user_id"],
             Table::MailMessages => &["custodian_user_id", "conversation_id", "received_date_time"],
+            Table::MessageContents => &[
+                "chat_id",
+                "team_id",
+                "channel_id",
+                "custodian_user_id",
+                "message_id",
+            ],
             Table::DirectoryUsers | Table::DirectoryChats => &["id"],
         }
     }
@@ -193,6 +207,14 @@ impl Table {
                 "fetched_at",
                 "run_id",
             ],
+            Table::MessageContents => &[
+                "message_id",
+                "message_content_sha256",
+                "chat_id",
+                "custodian_user_id",
+                "blob_sha256",
+                "fetched_at",
+            ],
             Table::ChatMessageCustodians | Table::DirectoryUsers | Table::DirectoryChats => &[],
         }
     }
@@ -215,6 +237,11 @@ impl Table {
                 message: &["custodian_user_id", "id"],
                 // A removal has no lastModifiedDateTime: it is as recent as when it was seen.
                 latest_first: "coalesce(last_modified_date_time, fetched_at) DESC, fetched_at DESC, content_sha256",
+            },
+            Table::MessageContents => Views {
+                version: self.version_key(),
+                message: &["message_content_sha256", "kind", "reference"],
+                latest_first: LATEST_BY_FETCH,
             },
             Table::DirectoryUsers | Table::DirectoryChats => Views {
                 version: self.version_key(),

@@ -317,6 +317,30 @@ pub struct SyncArgs {
     /// bodies, with backoff) before its scope is reported as failed.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub max_retries: u32,
+
+    /// What to capture of the content messages point to, stored once by SHA-256 under
+    /// `blobs/` and listed in `message_contents`: `inline` (inline images of chat and
+    /// channel messages, and mail attachments), `all` (also the SharePoint and OneDrive
+    /// files messages link; needs Files.Read.All or Sites.Read.All) or `none`.
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = ContentMode::Inline)]
+    pub content: ContentMode,
+
+    /// Content larger than this (MiB) is recorded as `too_large` and not fetched.
+    /// Downloads stream to disk, so the cap bounds disk and time, not memory.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub content_max_mib: u64,
+
+    /// Also store each mail message version's MIME (`/messages/{id}/$value`), the
+    /// native form eDiscovery review tools load.
+    #[arg(long)]
+    pub mail_mime: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ContentMode {
+    None,
+    Inline,
+    All,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -62,6 +62,9 @@ pub async fn run(args: DemoArgs, progress: Display) -> anyhow::Result<Outcome> {
         page_size: 50,
         max_retries: 8,
         payment_model: crate::args::PaymentModel::A,
+        content: crate::args::ContentMode::All,
+        content_max_mib: 256,
+        mail_mime: false,
     };
 
     outln!("== First run: everything the tenant holds");
@@ -98,11 +101,16 @@ Archive written to {out_text}. Try it with DuckDB (pip install duckdb; then `duc
   -- mail removals seen by delta
   SELECT date, id, removed_reason FROM {mail} WHERE removed;
 
+  -- images, files and attachments, stored once each under blobs/sha256/
+  SELECT kind, status, count(*) AS pieces, count(DISTINCT blob_sha256) AS blobs
+  FROM {contents} GROUP BY ALL ORDER BY ALL;
+
 Views for DuckDB and Spark are in schemas/duckdb/views.sql and schemas/spark/views.sql.
 Run `teams-archiver status --out {out_text}` to see checkpoints and runs."#,
         messages = glob("chat_messages"),
         custodians = glob("chat_message_custodians"),
         mail = glob("mail_messages"),
+        contents = glob("message_contents"),
     );
     Ok(second)
 }

@@ -47,6 +47,21 @@ pub fn print_summary(summary: &RunSummary, items_read: u64, elapsed: Duration) {
             t.files
         );
     }
+    let content = &summary.content;
+    if !content.is_empty() {
+        let pieces = content
+            .pieces
+            .iter()
+            .map(|(status, n)| format!("{n} {}", status.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        outln!(
+            "  content: {pieces}; {} new blobs ({}), {} already stored",
+            content.blobs_created,
+            human_bytes(content.bytes_stored),
+            content.blobs_present
+        );
+    }
     for (scope, reason) in summary.skipped() {
         outln!("  skipped {}: {}", scope.scope, reason.describe());
     }

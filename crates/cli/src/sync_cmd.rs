@@ -51,6 +51,16 @@ pub async fn run(args: SyncArgs, display: Display) -> anyhow::Result<Outcome> {
         memory_budget_mib: args.memory_budget_mib,
         commit_interval: Duration::from_secs(args.commit_interval.max(1)),
         page_size: args.page_size,
+        content: pipeline::content::ContentOptions {
+            mode: match args.content {
+                args::ContentMode::None => pipeline::content::ContentMode::None,
+                args::ContentMode::Inline => pipeline::content::ContentMode::Inline,
+                args::ContentMode::All => pipeline::content::ContentMode::All,
+            },
+            max_bytes: args.content_max_mib.saturating_mul(1024 * 1024),
+            mail_mime: args.mail_mime,
+            spool_dir: None,
+        },
     };
     let progress = Arc::new(pipeline::Progress::default());
     let ticker = display.sync(Arc::clone(&progress), client.clone());

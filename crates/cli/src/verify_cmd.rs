@@ -9,8 +9,12 @@ fn print(what: &str, report: &export::VerifyReport) {
     for problem in &report.problems {
         outln!("{problem}");
     }
+    let blobs = match report.blobs_checked {
+        0 => String::new(),
+        n => format!(", {n} blobs"),
+    };
     outln!(
-        "{what}: {} files and {} rows checked, {} problems",
+        "{what}: {} files{blobs} and {} rows checked, {} problems",
         report.files_checked,
         report.rows_checked,
         report.problems.len()

@@ -1,7 +1,8 @@
 //! Proof that nothing was altered. An archive: every file's SHA-256, size and row count
 //! against the commit records and run summaries, every row's `content_sha256` against its
 //! `raw_json`, no file the records do not know, every writer's chain of records unbroken,
-//! and each head printed earlier still in its chain. An export: every file against its
+//! and each head printed earlier still in its chain; every blob's bytes against the
+//! SHA-256 that names it, and every blob a `message_contents` row names present. An export: every file against its
 //! manifest, and no file the manifest does not list.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -99,6 +100,8 @@ impl std::fmt::Display for Problem {
 pub struct VerifyReport {
     pub files_checked: u64,
     pub rows_checked: u64,
+    /// Blobs whose bytes were hashed (archives only).
+    pub blobs_checked: u64,
     pub problems: Vec<Problem>,
     /// The last record of each writer's chain (archives only).
     pub chain_heads: Vec<archive::chain::Head>,
@@ -195,10 +198,12 @@ pub async fn verify_archive(
             );
         }
     }
-    let present: BTreeMap<String, u64> = all
+    let (blobs, present): (BTreeMap<String, u64>, BTreeMap<String, u64>) = all
         .into_iter()
         .filter(|(key, _)| !key.starts_with("_archive/"))
-        .collect();
+        .partition(|(key, _)| key.starts_with("blobs/"));
+    let blobs_present = check_blobs(&archive, &blobs, &mut report).await?;
+    let mut referenced = BTreeMap::new();
     for (path, bytes) in &present {
         if !recorded.contains_key(path) {
             report.problem(
@@ -230,7 +235,7 @@ pub async fn verify_archive(
             continue;
         };
         report.files_checked += 1;
-        check_file(&archive, &file, Some(record), &mut report).await?;
+        check_file(&archive, &file, Some(record), &mut report, &mut referenced).await?;
     }
     // Extra Parquet files are checked row by row too: they may be someone's data.
     for (path, _) in present.iter().filter(|(p, _)| !recorded.contains_key(*p)) {
@@ -240,7 +245,13 @@ pub async fn verify_archive(
         }
         if let Some(file) = archive.file(path, table, partition).await? {
             report.files_checked += 1;
-            check_file(&archive, &file, None, &mut report).await?;
+            check_file(&archive, &file, None, &mut report, &mut referenced).await?;
+        }
+    }
+    for (sha256, row) in referenced {
+        if !blobs_present.contains(&sha256) {
+            let key = archive::layout::blob_key(&sha256).unwrap_or_else(|| sha256.clone());
+            report.problem(ProblemKind::MissingFile, &key, format!("named by {row}"));
         }
     }
     report
@@ -304,6 +315,41 @@ async fn check_versions(archive: &Archive, report: &mut VerifyReport) {
     }
 }
 
+/// Every object under `blobs/` against the SHA-256 its name gives; says which blobs are
+/// present.
+async fn check_blobs(
+    archive: &Archive,
+    blobs: &BTreeMap<String, u64>,
+    report: &mut VerifyReport,
+) -> Result<BTreeSet<String>, ExportError> {
+    let mut present = BTreeSet::new();
+    for (key, bytes) in blobs {
+        let Some(named) = archive::layout::blob_of_key(key) else {
+            report.problem(
+                ProblemKind::ExtraFile,
+                key,
+                format!("{bytes} bytes under blobs/ not named by the SHA-256 of a blob"),
+            );
+            continue;
+        };
+        let Some(file) = archive.file(key, "", "").await? else {
+            continue; // removed while listing: a row naming it reports it missing
+        };
+        report.blobs_checked += 1;
+        let digest = archive.sha256(&file).await?;
+        if digest == named {
+            present.insert(named.to_string());
+        } else {
+            report.problem(
+                ProblemKind::AlteredFile,
+                key,
+                format!("its {bytes} bytes hash to {digest}, not to the SHA-256 that names it"),
+            );
+        }
+    }
+    Ok(present)
+}
+
 /// The table and partition a key belongs to (empty when it is in no table).
 fn table_of(path: &str) -> (&'static str, &str) {
     let Some(table) = Table::of_path(path) else {
@@ -322,6 +368,7 @@ async fn check_file(
     file: &ArchiveFile,
     record: Option<&RecordedFile>,
     report: &mut VerifyReport,
+    referenced_blobs: &mut BTreeMap<String, String>,
 ) -> Result<(), ExportError> {
     if let Some(record) = record {
         let sha256 = archive.sha256(file).await?;
@@ -336,9 +383,13 @@ async fn check_file(
             );
         }
     }
-    let has_raw = file.table != Table::ChatMessageCustodians.folder();
+    let table = Table::from_folder(&file.table);
+    let has_raw = table.is_some_and(|t| t.schema().index_of("raw_json").is_ok());
+    let names_blobs = table == Some(Table::MessageContents);
     let columns: &[&str] = if has_raw {
         &["id", "raw_json", "raw_sha256", "content_sha256"]
+    } else if names_blobs {
+        &["content_sha256", "blob_sha256"]
     } else {
         &["content_sha256"]
     };
@@ -354,6 +405,21 @@ async fn check_file(
                         reason,
                     }
                 })?;
+            }
+            if names_blobs {
+                let blobs =
+                    Strings::of(&batch, "blob_sha256").map_err(|reason| ExportError::Shape {
+                        archive: archive.url().to_string(),
+                        key: file.path.clone(),
+                        reason,
+                    })?;
+                for row in 0..batch.num_rows() {
+                    if let Some(sha256) = blobs.get(row) {
+                        referenced_blobs
+                            .entry(sha256.to_string())
+                            .or_insert_with(|| format!("{} row {}", file.path, rows + row as u64));
+                    }
+                }
             }
             rows += batch.num_rows() as u64;
         }

@@ -160,7 +160,7 @@ pub struct ClientStats {
 /// connection pool, so every task of a run should use clones of one client.
 #[derive(Clone)]
 pub struct GraphClient {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl fmt::Debug for GraphClient {
@@ -252,7 +252,7 @@ impl GraphClient {
     }
 
     /// `{graph_url}/seg/seg?query`, segments percent-encoded, `$` names kept as written.
-    fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
+    pub(crate) fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
         let mut url = self.inner.config.graph_url.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty();
@@ -274,7 +274,7 @@ impl GraphClient {
         url
     }
 
-    fn list(
+    pub(crate) fn list(
         &self,
         scope: String,
         segments: &[&str],

@@ -373,6 +373,14 @@ pub enum FetchError {
         attempts: u32,
         detail: String,
     },
+    /// Content larger than the cap the caller set; not read (or no longer read).
+    #[error("{scope}: {size} bytes at {url} exceed the {limit}-byte content cap")]
+    TooLarge {
+        scope: String,
+        url: RedactedUrl,
+        size: u64,
+        limit: u64,
+    },
     /// A request this source cannot serve.
     #[error("{scope}: {detail}")]
     Unsupported { scope: String, detail: String },
@@ -391,6 +399,7 @@ impl FetchError {
             | FetchError::Http { scope, .. }
             | FetchError::Auth { scope, .. }
             | FetchError::Transport { scope, .. }
+            | FetchError::TooLarge { scope, .. }
             | FetchError::Unsupported { scope, .. } => scope,
             FetchError::Config { .. } => "",
         }

@@ -156,7 +156,7 @@ fn graph_error(body: &[u8]) -> (Option<String>, Option<String>) {
     (code, message)
 }
 
-enum Failure {
+pub(crate) enum Failure {
     Status {
         status: u16,
         code: Option<String>,
@@ -180,7 +180,7 @@ impl fmt::Display for Failure {
     }
 }
 
-enum Outcome {
+pub(crate) enum Outcome {
     Page(Page),
     Fail(FetchError),
     Reauthenticate,
@@ -189,7 +189,7 @@ enum Outcome {
 
 impl Inner {
     /// Secrets that might surface in text about this request.
-    fn secrets_of<'a>(&'a self, url: &'a Url, token: &'a AccessToken) -> Vec<String> {
+    pub(crate) fn secrets_of<'a>(&'a self, url: &'a Url, token: &'a AccessToken) -> Vec<String> {
         let mut secrets: Vec<String> = url
             .query_pairs()
             .filter(|(k, _)| {
@@ -323,7 +323,7 @@ impl Inner {
         }
     }
 
-    fn give_up(
+    pub(crate) fn give_up(
         &self,
         scope: &str,
         url: &RedactedUrl,
@@ -365,7 +365,7 @@ impl Inner {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn classify(
+    pub(crate) fn classify(
         &self,
         scope: &str,
         request: &PageRequest,

@@ -33,6 +33,7 @@
 mod auth;
 mod client;
 mod config;
+mod content;
 mod credential_source;
 mod error;
 mod http;
@@ -46,6 +47,7 @@ pub use config::{
     ClientConfig, Credential, GRAPH_URL, LOGIN_URL, Limits, MailChangeType, MailOptions,
     PaymentModel, RequestTypeLimits, RetryPolicy, Timeouts,
 };
+pub use content::{Downloaded, share_id};
 pub use credential_source::{CredentialError, CredentialSource, SECRET_VARIABLE, base_url};
 pub use error::{FetchError, RedactedUrl, Unavailable};
 pub use page::{Page, PageLink};

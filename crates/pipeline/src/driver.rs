@@ -24,8 +24,8 @@ use tokio::sync::mpsc;
 
 use crate::progress::Progress;
 use transform::{
-    ChatMessageBuilder, DirectoryChatBuilder, DirectoryUserBuilder, ItemError, MailMessageBuilder,
-    RowContext,
+    ChatMessageBuilder, ContentRow, DirectoryChatBuilder, DirectoryUserBuilder, ItemError,
+    MailMessageBuilder, MessageContentBuilder, MessageIdentity, RowContext,
 };
 
 /// What an item is, and so which tables its rows go to.
@@ -144,6 +144,7 @@ impl Driver {
             units: self.units.clone(),
             chat: None,
             mail: None,
+            contents: None,
             users: None,
             chats: None,
         }
@@ -163,6 +164,7 @@ pub struct Lane {
     units: mpsc::Sender<Unit>,
     chat: Option<ChatMessageBuilder>,
     mail: Option<MailMessageBuilder>,
+    contents: Option<MessageContentBuilder>,
     users: Option<DirectoryUserBuilder>,
     chats: Option<DirectoryChatBuilder>,
 }
@@ -196,10 +198,25 @@ impl Lane {
         }
     }
 
+    /// A `message_contents` row: what became of one piece of `message`. Its blob, if
+    /// any, is stored already.
+    pub fn push_content(
+        &mut self,
+        message: &MessageIdentity,
+        row: &ContentRow,
+        fetched_at: DateTime<Utc>,
+        run_id: &str,
+    ) {
+        self.contents
+            .get_or_insert_with(MessageContentBuilder::new)
+            .append(message, row, fetched_at, run_id);
+    }
+
     /// Rows pushed and not yet taken.
     pub fn rows(&self) -> usize {
         self.chat.as_ref().map_or(0, ChatMessageBuilder::len)
             + self.mail.as_ref().map_or(0, MailMessageBuilder::len)
+            + self.contents.as_ref().map_or(0, MessageContentBuilder::len)
             + self.users.as_ref().map_or(0, DirectoryUserBuilder::len)
             + self.chats.as_ref().map_or(0, DirectoryChatBuilder::len)
     }
@@ -213,6 +230,10 @@ impl Lane {
                 .mail
                 .as_ref()
                 .map_or(0, MailMessageBuilder::estimated_bytes)
+            + self
+                .contents
+                .as_ref()
+                .map_or(0, MessageContentBuilder::estimated_bytes)
             + self
                 .users
                 .as_ref()
@@ -233,6 +254,9 @@ impl Lane {
         }
         if let Some(mail) = self.mail.as_mut().filter(|b| !b.is_empty()) {
             batches.push((Table::MailMessages, mail.finish()));
+        }
+        if let Some(contents) = self.contents.as_mut().filter(|b| !b.is_empty()) {
+            batches.push((Table::MessageContents, contents.finish()));
         }
         if let Some(users) = self.users.as_mut().filter(|b| !b.is_empty()) {
             batches.push((Table::DirectoryUsers, users.finish()));

@@ -3,8 +3,10 @@
 //! and saves each checkpoint only after the rows it covers are durable. Two sources use
 //! it: [`sync`] (Microsoft Graph, scope by scope, resumable from checkpoints) and
 //! [`ingest`] (saved Graph responses, sorted by day first). Both leave a run summary in
-//! the archive and return it. [`status`] reports where an archive's scopes and runs stand.
+//! the archive and return it. While `sync` reads messages, [`content`] captures the
+//! images, files and attachments they point to. [`status`] reports where an archive's scopes and runs stand.
 
+pub mod content;
 pub mod driver;
 pub mod ingest;
 pub mod progress;

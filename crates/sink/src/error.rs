@@ -26,6 +26,10 @@ pub enum SinkError {
     #[error("table `{table}` is not one of the tables this writer was opened with ({known})")]
     UnknownTable { table: String, known: String },
 
+    /// A blob could not be stored as asked.
+    #[error("blob `{key}`: {detail}")]
+    Blob { key: String, detail: String },
+
     /// A batch does not have the table's schema.
     #[error("table `{table}`: batch does not match the table schema: {detail}")]
     SchemaMismatch { table: String, detail: String },

@@ -47,6 +47,7 @@
 //! created with `PutMode::Create`; multipart uploads cannot be conditional, so larger
 //! files rely on a check that the name is absent just before writing.
 
+mod blobs;
 mod checkpoint;
 mod encoding;
 mod error;
@@ -59,6 +60,7 @@ mod store_io;
 mod table;
 mod writer;
 
+pub use blobs::{BlobPut, BlobStore};
 pub use checkpoint::{Checkpoint, CheckpointStore};
 pub use error::SinkError;
 pub use location::Location;

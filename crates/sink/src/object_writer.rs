@@ -68,6 +68,11 @@ impl ObjectFileWriter {
         )
     }
 
+    /// SHA-256 (hex) of the bytes written so far.
+    pub fn digest(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+
     /// Cancels an unfinished multipart upload so the store does not keep its parts.
     pub async fn abort(&mut self) {
         if let State::Streaming(upload) = std::mem::replace(&mut self.state, State::Finished)

@@ -13,6 +13,7 @@
 mod canonical;
 mod chat;
 mod columns;
+mod content;
 mod csdl;
 mod day;
 mod directory;
@@ -29,6 +30,10 @@ use arrow::datatypes::SchemaRef;
 pub use canonical::{CanonicalError, canonical_sha256};
 pub use chat::{ChatBatches, ChatMessageBuilder};
 pub use columns::ParseIssue;
+pub use content::{
+    ContentKind, ContentReference, ContentRow, ContentStatus, MessageContentBuilder,
+    MessageIdentity, chat_message_references, hosted_content_path, mail_has_attachments,
+};
 pub use day::{CHAT_MESSAGE_DAY_KEYS, DayReader, MAIL_MESSAGE_DAY_KEYS};
 pub use directory::{DirectoryChatBuilder, DirectoryUserBuilder};
 pub use html::html_to_text;
@@ -65,6 +70,11 @@ pub fn chat_message_custodians_schema() -> SchemaRef {
 /// `mail_messages`, ending with `date`.
 pub fn mail_messages_schema() -> SchemaRef {
     mail::MAIL.layout.schema.clone()
+}
+
+/// `message_contents`, ending with `date`.
+pub fn message_contents_schema() -> SchemaRef {
+    content::MESSAGE_CONTENTS.clone()
 }
 
 /// `directory/users`, ending with `date`.

@@ -95,6 +95,19 @@ fn tables() -> Vec<Table> {
             raw_only: MAIL_MESSAGES_RAW_ONLY,
         },
         Table {
+            name: "message_contents",
+            folder: "message_contents",
+            about: "One row per (message version, piece it points to): inline images, files and mail attachments, with the SHA-256 of the stored bytes or why they were not stored.",
+            schema: crate::message_contents_schema(),
+            docs: crate::content::message_contents_docs(),
+            views: Some(Views {
+                version: &["content_sha256"],
+                message: &["message_content_sha256", "kind", "reference"],
+                latest_first: "fetched_at DESC, content_sha256",
+            }),
+            raw_only: &[],
+        },
+        Table {
             name: "directory_users",
             folder: "directory/users",
             about: "Snapshots of Graph `user` (id, names, mail), one row per distinct content, by fetch day.",
@@ -153,6 +166,7 @@ fn json_path(table: &str) -> &'static str {
         "chat_messages" => "arrow/chat_messages.json",
         "chat_message_custodians" => "arrow/chat_message_custodians.json",
         "mail_messages" => "arrow/mail_messages.json",
+        "message_contents" => "arrow/message_contents.json",
         "directory_users" => "arrow/directory_users.json",
         _ => "arrow/directory_chats.json",
     }
@@ -163,6 +177,7 @@ fn md_path(table: &str) -> &'static str {
         "chat_messages" => "columns/chat_messages.md",
         "chat_message_custodians" => "columns/chat_message_custodians.md",
         "mail_messages" => "columns/mail_messages.md",
+        "message_contents" => "columns/message_contents.md",
         "directory_users" => "columns/directory_users.md",
         _ => "columns/directory_chats.md",
     }

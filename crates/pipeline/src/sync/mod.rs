@@ -58,6 +58,8 @@ pub struct SyncOptions {
     pub commit_interval: Duration,
     /// Items per page asked of Graph.
     pub page_size: u32,
+    /// What is fetched of the content messages point to.
+    pub content: crate::content::ContentOptions,
 }
 
 impl SyncOptions {
@@ -100,6 +102,12 @@ pub async fn run(
     .await?;
     tracing::info!(?recovery, "archive opened");
     let checkpoints = writer.checkpoints().clone();
+    let content = crate::content::ContentCapture::new(
+        client.clone(),
+        sink::BlobStore::new(writer.archive().clone()),
+        options.content.clone(),
+        run_id.clone(),
+    );
     let driver = Arc::new(Driver::start(
         writer,
         run::driver_options(budget_bytes / 4, options.commit_interval),
@@ -148,6 +156,7 @@ pub async fn run(
         run_started: started,
         page_size: options.page_size.max(1),
         progress: Arc::clone(&progress),
+        content: content.clone(),
     });
     // Each scope is a task of its own, so pages are read and transformed on every core
     // while the writer encodes and uploads.
@@ -201,6 +210,9 @@ pub async fn run(
     summary.totals = written.totals;
     summary.errors = errors;
     summary.scopes = reports;
+    if let Some(content) = &content {
+        summary.content = content.totals();
+    }
     let stats = client.stats();
     summary.graph = Some(GraphRequests {
         requests: stats.requests,

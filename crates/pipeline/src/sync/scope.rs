@@ -40,6 +40,8 @@ pub struct ScopeContext {
     pub run_started: DateTime<Utc>,
     pub page_size: u32,
     pub progress: Arc<Progress>,
+    /// Captures the content messages point to; `None` with `--content none`.
+    pub content: Option<Arc<crate::content::ContentCapture>>,
 }
 
 #[derive(Deserialize)]
@@ -332,6 +334,9 @@ impl Walk<'_> {
             self.lane
                 .push(kind, item, &row)
                 .map_err(|e| format!("{}: {e}", where_(i)))?;
+            self.content(kind, item)
+                .await
+                .map_err(|e| format!("{}: {e}", where_(i)))?;
         }
         if let fetch::Scope::Channel {
             team_id,
@@ -348,6 +353,20 @@ impl Walk<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Captures what one message version points to, into the lane beside its row.
+    async fn content(&mut self, kind: ItemKind, item: &str) -> Result<(), String> {
+        let Some(capture) = &self.ctx.content else {
+            return Ok(());
+        };
+        match (kind, &self.kind.custodian) {
+            (ItemKind::ChatMessage, _) => capture.chat_message(&mut self.lane, item).await,
+            (ItemKind::MailMessage, Some(custodian)) => {
+                capture.mail_message(&mut self.lane, item, custodian).await
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Notes the checkpoint that follows the pages pushed so far; sends them on when
@@ -399,11 +418,13 @@ impl Walk<'_> {
             ctx.progress.page(page.len());
             let row = row_context(ctx, "channel_replies", None);
             for (i, item) in page.iter().enumerate() {
+                let where_ = || format!("replies page {} ({}) item {i}", page.number, page.url);
                 self.lane
                     .push(ItemKind::ChatMessage, item, &row)
-                    .map_err(|e| {
-                        format!("replies page {} ({}) item {i}: {e}", page.number, page.url)
-                    })?;
+                    .map_err(|e| format!("{}: {e}", where_()))?;
+                self.content(ItemKind::ChatMessage, item)
+                    .await
+                    .map_err(|e| format!("{}: {e}", where_()))?;
             }
         }
         Ok(())

@@ -1,0 +1,429 @@
+//! Captures what messages point to while their scope reads them: inline images (hosted
+//! contents), SharePoint and OneDrive files, mail attachments and, if asked, mail MIME.
+//!
+//! Each piece is streamed from Graph into a spool file (never held in memory), stored as a
+//! blob named by its SHA-256, and only then recorded as a `message_contents` row in the
+//! scope's lane, beside the message's own row. The row goes to the writer with the page's
+//! checkpoint, so a checkpoint never passes a message whose content is neither stored nor
+//! recorded as unavailable (404, 403, over the cap, or failed after retries). A piece that
+//! cannot be spooled or stored locally stops the scope instead: its checkpoint stays, and
+//! the next run reads the page again.
+
+use std::path::PathBuf;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use archive::records::ContentTotals;
+use chrono::Utc;
+use futures::StreamExt;
+use serde::Deserialize;
+use transform::{ContentKind, ContentReference, ContentRow, ContentStatus, MessageIdentity};
+
+use crate::driver::Lane;
+
+/// What `sync` fetches of the content messages point to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContentMode {
+    /// Nothing: messages only.
+    None,
+    /// Inline images of chat and channel messages and mail attachments.
+    #[default]
+    Inline,
+    /// Also the SharePoint and OneDrive files messages link.
+    All,
+}
+
+/// How content is captured.
+#[derive(Debug, Clone)]
+pub struct ContentOptions {
+    pub mode: ContentMode,
+    /// Pieces larger than this are recorded `too_large` and not fetched.
+    pub max_bytes: u64,
+    /// Also each mail message version's MIME (`/messages/{id}/$value`).
+    pub mail_mime: bool,
+    /// Where downloads are spooled before they are stored (default: the system's temp).
+    pub spool_dir: Option<PathBuf>,
+}
+
+impl Default for ContentOptions {
+    fn default() -> Self {
+        ContentOptions {
+            mode: ContentMode::Inline,
+            max_bytes: 256 * 1024 * 1024,
+            mail_mime: false,
+            spool_dir: None,
+        }
+    }
+}
+
+/// Counts across a run, for the run summary.
+#[derive(Debug, Default)]
+struct Counts {
+    per_status: [AtomicU64; 6],
+    blobs_created: AtomicU64,
+    blobs_present: AtomicU64,
+    bytes_stored: AtomicU64,
+}
+
+const STATUSES: [ContentStatus; 6] = [
+    ContentStatus::Ok,
+    ContentStatus::NotFound,
+    ContentStatus::Forbidden,
+    ContentStatus::TooLarge,
+    ContentStatus::Reference,
+    ContentStatus::Failed,
+];
+
+/// Fetches and stores the content of the messages of a run.
+pub struct ContentCapture {
+    client: fetch::GraphClient,
+    blobs: sink::BlobStore,
+    options: ContentOptions,
+    run_id: String,
+    counts: Counts,
+}
+
+/// A mail attachment as listed (`$select`ed metadata).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MailAttachment {
+    #[serde(rename = "@odata.type")]
+    odata_type: Option<String>,
+    id: Option<String>,
+    name: Option<String>,
+    content_type: Option<String>,
+    size: Option<i64>,
+}
+
+/// A driveItem's metadata (shares-get, driveitem-get).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DriveItem {
+    id: Option<String>,
+    name: Option<String>,
+    e_tag: Option<String>,
+    c_tag: Option<String>,
+    size: Option<i64>,
+    file: Option<DriveFile>,
+    parent_reference: Option<ParentReference>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DriveFile {
+    mime_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ParentReference {
+    drive_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ItemId {
+    id: Option<String>,
+}
+
+impl ContentCapture {
+    pub fn new(
+        client: fetch::GraphClient,
+        blobs: sink::BlobStore,
+        options: ContentOptions,
+        run_id: String,
+    ) -> Option<Arc<ContentCapture>> {
+        (options.mode != ContentMode::None || options.mail_mime).then(|| {
+            Arc::new(ContentCapture {
+                client,
+                blobs,
+                options,
+                run_id,
+                counts: Counts::default(),
+            })
+        })
+    }
+
+    /// What the run's content came to.
+    pub fn totals(&self) -> ContentTotals {
+        let c = &self.counts;
+        ContentTotals {
+            pieces: STATUSES
+                .iter()
+                .zip(&c.per_status)
+                .map(|(s, n)| (*s, n.load(Ordering::Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            blobs_created: c.blobs_created.load(Ordering::Relaxed),
+            blobs_present: c.blobs_present.load(Ordering::Relaxed),
+            bytes_stored: c.bytes_stored.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Captures what a chat or channel message version points to, into `lane`.
+    pub async fn chat_message(&self, lane: &mut Lane, raw: &str) -> Result<(), String> {
+        if self.options.mode == ContentMode::None {
+            return Ok(());
+        }
+        let references = transform::chat_message_references(raw)?;
+        let references: Vec<ContentReference> = references
+            .into_iter()
+            .filter(|r| r.kind != ContentKind::File || self.options.mode == ContentMode::All)
+            .collect();
+        if references.is_empty() {
+            return Ok(());
+        }
+        let message = MessageIdentity::chat(raw)?;
+        for reference in references {
+            let row = match reference.kind {
+                ContentKind::File => self.file(&reference).await?,
+                _ => {
+                    let mut row = self
+                        .download(
+                            reference.kind,
+                            reference.reference.clone(),
+                            &reference.reference,
+                            None,
+                        )
+                        .await?;
+                    row.graph_id = reference.graph_id.clone();
+                    row
+                }
+            };
+            self.record(lane, &message, row);
+        }
+        Ok(())
+    }
+
+    /// Captures a mail message version's attachments (and MIME, if asked), into `lane`.
+    pub async fn mail_message(
+        &self,
+        lane: &mut Lane,
+        raw: &str,
+        custodian: &str,
+    ) -> Result<(), String> {
+        let attachments =
+            self.options.mode != ContentMode::None && transform::mail_has_attachments(raw);
+        if !attachments && !self.options.mail_mime {
+            return Ok(());
+        }
+        let Some(message_id) = serde_json::from_str::<ItemId>(raw).ok().and_then(|m| m.id) else {
+            return Ok(()); // a removal, or an item without an id: nothing to read
+        };
+        if raw.contains("\"@removed\"") {
+            return Ok(());
+        }
+        let message = MessageIdentity::mail(raw, custodian)?;
+        if attachments {
+            for row in self.mail_attachments(custodian, &message_id).await? {
+                self.record(lane, &message, row);
+            }
+        }
+        if self.options.mail_mime {
+            let path = fetch::GraphClient::mail_mime_path(custodian, &message_id);
+            let mut row = self
+                .download(ContentKind::MailMime, message_id.clone(), &path, None)
+                .await?;
+            row.graph_id = Some(message_id.clone());
+            row.content_type
+                .get_or_insert_with(|| "message/rfc822".into());
+            self.record(lane, &message, row);
+        }
+        Ok(())
+    }
+
+    fn record(&self, lane: &mut Lane, message: &MessageIdentity, row: ContentRow) {
+        let at = STATUSES
+            .iter()
+            .position(|s| *s == row.status)
+            .expect("every status is counted");
+        self.counts.per_status[at].fetch_add(1, Ordering::Relaxed);
+        if row.status != ContentStatus::Ok && row.status != ContentStatus::Reference {
+            tracing::warn!(
+                message = message.id.as_deref().unwrap_or("-"),
+                kind = row.kind.as_str(),
+                reference = %row.reference,
+                status = row.status.as_str(),
+                detail = row.status_detail.as_deref().unwrap_or(""),
+                "content not stored"
+            );
+        }
+        lane.push_content(message, &row, Utc::now(), &self.run_id);
+    }
+
+    async fn mail_attachments(
+        &self,
+        user: &str,
+        message_id: &str,
+    ) -> Result<Vec<ContentRow>, String> {
+        let mut rows = Vec::new();
+        let mut pages = pin!(self.client.mail_attachments(user, message_id));
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    // The listing itself failed: one row says so for the message.
+                    let mut row = ContentRow::new(
+                        ContentKind::MailFileAttachment,
+                        message_id.to_string(),
+                        status_of(&e),
+                    );
+                    row.status_detail = Some(e.to_string());
+                    rows.push(row);
+                    break;
+                }
+            };
+            for item in page.iter() {
+                let attachment: MailAttachment = serde_json::from_str(item)
+                    .map_err(|e| format!("an attachment of message {message_id}: {e}"))?;
+                let Some(id) = attachment.id.clone() else {
+                    return Err(format!("an attachment of message {message_id} has no id"));
+                };
+                let kind = match attachment.odata_type.as_deref() {
+                    Some("#microsoft.graph.itemAttachment") => ContentKind::MailItemAttachment,
+                    Some("#microsoft.graph.referenceAttachment") => {
+                        ContentKind::MailReferenceAttachment
+                    }
+                    _ => ContentKind::MailFileAttachment,
+                };
+                let mut row = if kind == ContentKind::MailReferenceAttachment {
+                    ContentRow::new(kind, id.clone(), ContentStatus::Reference)
+                } else {
+                    let path = fetch::GraphClient::mail_attachment_path(user, message_id, &id);
+                    self.download(kind, id.clone(), &path, attachment.size)
+                        .await?
+                };
+                row.graph_id = Some(id);
+                row.name = attachment.name;
+                if row.content_type.is_none() || kind != ContentKind::MailItemAttachment {
+                    row.content_type = attachment.content_type.or(row.content_type);
+                }
+                row.size = row.size.or(attachment.size);
+                row.metadata_json = Some(item.to_string());
+                rows.push(row);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// A SharePoint or OneDrive file: its driveItem, then its bytes.
+    async fn file(&self, reference: &ContentReference) -> Result<ContentRow, String> {
+        let url = &reference.reference;
+        let scope = format!("file {}", reference.name.as_deref().unwrap_or(url));
+        let page = match self.client.shared_drive_item(&scope, url).await {
+            Ok(page) => page,
+            Err(e) => {
+                let mut row = ContentRow::new(ContentKind::File, url.clone(), status_of(&e));
+                row.graph_id = reference.graph_id.clone();
+                row.name = reference.name.clone();
+                row.status_detail = Some(e.to_string());
+                return Ok(row);
+            }
+        };
+        let raw = page.iter().next().unwrap_or("{}").to_string();
+        let item: DriveItem =
+            serde_json::from_str(&raw).map_err(|e| format!("{scope}: its driveItem: {e}"))?;
+        let drive_id = item.parent_reference.and_then(|p| p.drive_id);
+        let path = match (&drive_id, &item.id) {
+            (Some(drive), Some(id)) => {
+                let [d, i] = [drive, id].map(|s| {
+                    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                        .to_string()
+                });
+                format!("v1.0/drives/{d}/items/{i}/content")
+            }
+            _ => fetch::GraphClient::shared_content_path(url),
+        };
+        let mut row = self
+            .download(ContentKind::File, url.clone(), &path, item.size)
+            .await?;
+        row.graph_id = item.id;
+        row.name = item.name.or_else(|| reference.name.clone());
+        if let Some(mime) = item.file.and_then(|f| f.mime_type) {
+            row.content_type = Some(mime);
+        }
+        row.size = row.size.or(item.size);
+        row.drive_id = drive_id;
+        row.etag = item.e_tag;
+        row.ctag = item.c_tag;
+        row.metadata_json = Some(raw);
+        Ok(row)
+    }
+
+    /// Streams the bytes at a Graph path into a spool file and stores them as a blob.
+    /// What Graph refuses becomes the row's status; what fails locally is an error.
+    async fn download(
+        &self,
+        kind: ContentKind,
+        reference: String,
+        path: &str,
+        announced: Option<i64>,
+    ) -> Result<ContentRow, String> {
+        let limit = self.options.max_bytes;
+        if let Some(size) = announced.filter(|&s| s >= 0 && s as u64 > limit) {
+            let mut row = ContentRow::new(kind, reference, ContentStatus::TooLarge);
+            row.size = Some(size);
+            row.status_detail = Some(format!("{size} bytes, over the {limit}-byte cap"));
+            return Ok(row);
+        }
+        let spool = match &self.options.spool_dir {
+            Some(dir) => tempfile::Builder::new().prefix("content-").tempfile_in(dir),
+            None => tempfile::Builder::new()
+                .prefix("teams-archiver-content-")
+                .tempfile(),
+        }
+        .map_err(|e| format!("spooling content: {e}"))?;
+        let std_file = spool
+            .reopen()
+            .map_err(|e| format!("spooling content: {e}"))?;
+        let mut file = tokio::fs::File::from_std(std_file);
+        let scope = format!("{} {reference}", kind.as_str());
+        let downloaded = match self.client.download(&scope, path, limit, &mut file).await {
+            Ok(downloaded) => downloaded,
+            // Not a verdict on the piece: the run cannot go on reading (or spooling).
+            Err(e @ (fetch::FetchError::Auth { .. } | fetch::FetchError::Unsupported { .. })) => {
+                return Err(e.to_string());
+            }
+            Err(e) => {
+                let mut row = ContentRow::new(kind, reference, status_of(&e));
+                if let fetch::FetchError::TooLarge { size, .. } = &e {
+                    row.size = Some(*size as i64);
+                }
+                row.status_detail = Some(e.to_string());
+                return Ok(row);
+            }
+        };
+        drop(file);
+        let put = self
+            .blobs
+            .put_file(&downloaded.sha256, spool.path())
+            .await
+            .map_err(|e| format!("storing {scope}: {e}"))?;
+        match put {
+            sink::BlobPut::Created => {
+                self.counts.blobs_created.fetch_add(1, Ordering::Relaxed);
+                self.counts
+                    .bytes_stored
+                    .fetch_add(downloaded.bytes, Ordering::Relaxed);
+            }
+            sink::BlobPut::AlreadyPresent => {
+                self.counts.blobs_present.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let mut row = ContentRow::new(kind, reference, ContentStatus::Ok);
+        row.size = Some(downloaded.bytes as i64);
+        row.blob_sha256 = Some(downloaded.sha256);
+        row.content_type = downloaded.content_type;
+        Ok(row)
+    }
+}
+
+/// The status a Graph error gives a piece.
+fn status_of(error: &fetch::FetchError) -> ContentStatus {
+    match (error, error.status()) {
+        (fetch::FetchError::TooLarge { .. }, _) => ContentStatus::TooLarge,
+        (_, Some(404 | 410)) => ContentStatus::NotFound,
+        (_, Some(403)) => ContentStatus::Forbidden,
+        _ => ContentStatus::Failed,
+    }
+}
