@@ -22,6 +22,11 @@ use transform::{ContentKind, ContentReference, ContentRow, ContentStatus, Messag
 
 use crate::driver::Lane;
 
+/// Log target of one debug event per step of a piece (`downloaded`, `stored`,
+/// `recorded`), for operators who want that detail and for the crash tests, which kill
+/// the process at chosen steps.
+pub const CONTENT_TARGET: &str = "sync::content";
+
 /// What `sync` fetches of the content messages point to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ContentMode {
@@ -249,6 +254,7 @@ impl ContentCapture {
             );
         }
         lane.push_content(message, &row, Utc::now(), &self.run_id);
+        tracing::debug!(target: CONTENT_TARGET, step = "recorded", kind = row.kind.as_str(), status = row.status.as_str(), "content recorded");
     }
 
     async fn mail_attachments(
@@ -394,11 +400,13 @@ impl ContentCapture {
             }
         };
         drop(file);
+        tracing::debug!(target: CONTENT_TARGET, step = "downloaded", sha256 = %downloaded.sha256, bytes = downloaded.bytes, "content downloaded");
         let put = self
             .blobs
             .put_file(&downloaded.sha256, spool.path())
             .await
             .map_err(|e| format!("storing {scope}: {e}"))?;
+        tracing::debug!(target: CONTENT_TARGET, step = "stored", sha256 = %downloaded.sha256, created = put == sink::BlobPut::Created, "content stored");
         match put {
             sink::BlobPut::Created => {
                 self.counts.blobs_created.fetch_add(1, Ordering::Relaxed);
