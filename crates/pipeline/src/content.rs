@@ -80,6 +80,9 @@ const STATUSES: [ContentStatus; 6] = [
     ContentStatus::Failed,
 ];
 
+/// Message versions remembered as captured in this run, at most (about 3 MiB).
+const CAPTURED_CAPACITY: usize = 65_536;
+
 /// Fetches and stores the content of the messages of a run.
 pub struct ContentCapture {
     client: fetch::GraphClient,
@@ -87,6 +90,11 @@ pub struct ContentCapture {
     options: ContentOptions,
     run_id: String,
     counts: Counts,
+    /// Chat message versions whose content this run captured already: a chat's message
+    /// comes once per member's listing, and its images once are enough. The rows of the
+    /// first capture travel with the first listing's checkpoint, so if they are lost that
+    /// listing reads the message again. Bounded: forgetting only costs a repeated fetch.
+    captured: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A mail attachment as listed (`$select`ed metadata).
@@ -145,6 +153,7 @@ impl ContentCapture {
                 options,
                 run_id,
                 counts: Counts::default(),
+                captured: Default::default(),
             })
         })
     }
@@ -179,6 +188,15 @@ impl ContentCapture {
             return Ok(());
         }
         let message = MessageIdentity::chat(raw)?;
+        {
+            let mut captured = self.captured.lock().expect("not poisoned");
+            if captured.len() >= CAPTURED_CAPACITY {
+                captured.clear();
+            }
+            if !captured.insert(message.content_sha256.clone()) {
+                return Ok(());
+            }
+        }
         for reference in references {
             let row = match reference.kind {
                 ContentKind::File => self.file(&reference).await?,

@@ -53,6 +53,9 @@ impl BlobStore {
         if store_io::head(&self.archive, &key).await?.is_some() {
             return Ok(BlobPut::AlreadyPresent);
         }
+        // A run killed while writing this blob left its staging file on local disk; the
+        // piece comes again (its row never became durable), so it is cleared here.
+        self.archive.remove_staging_leftovers(&key)?;
         let io = |e: std::io::Error| SinkError::Blob {
             key: key.clone(),
             detail: format!("reading {}: {e}", file.display()),

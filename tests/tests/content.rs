@@ -1,0 +1,588 @@
+//! What messages point to, captured by the real binary from the simulator: inline images,
+//! SharePoint files shared by several messages, and mail attachments are stored once by
+//! SHA-256 and recorded beside their message versions; content Graph no longer has or
+//! refuses is recorded as unavailable and the run still exits 0; what was stored stays
+//! when Graph deletes it; and a run killed at any step of it loses no reference and
+//! stores no blob twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use archive::records::RunSummary;
+use e2e::parquet_files::rows;
+use e2e::tenant::Tenant;
+use e2e::{output_text, run_summaries};
+use graph_sim::{
+    AttachmentKind, ContentKind, Conversation, NewAttachment, NewContent, NewFile, NewImage,
+    SimConfig,
+};
+use sha2::{Digest, Sha256};
+
+const ARCHIVER: &str = env!("CARGO_BIN_EXE_archiver");
+
+fn sync(tenant: &Tenant, out: &Path) -> Command {
+    let mut command = tenant.sync(ARCHIVER, out.to_str().unwrap());
+    command
+        .args([
+            "--source", "chats", "--source", "channels", "--source", "mail",
+        ])
+        .args(["--content", "all"]);
+    command
+}
+
+fn run(mut command: Command) -> Output {
+    command.output().expect("the archiver starts")
+}
+
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(output.status.code(), Some(code), "{}", output_text(output));
+}
+
+/// Every blob of the archive: name -> SHA-256 of its bytes.
+fn blobs(out: &Path) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    let root = out.join(archive::layout::BLOBS_DIR);
+    let Ok(prefixes) = std::fs::read_dir(&root) else {
+        return found;
+    };
+    for prefix in prefixes {
+        for blob in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
+            let path = blob.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            let digest = hex::encode(Sha256::digest(std::fs::read(&path).unwrap()));
+            found.insert(name, digest);
+        }
+    }
+    found
+}
+
+type Row = BTreeMap<String, Option<String>>;
+
+fn content_rows(out: &Path) -> Vec<Row> {
+    rows(
+        out,
+        "message_contents",
+        &[
+            "message_id",
+            "message_content_sha256",
+            "kind",
+            "reference",
+            "graph_id",
+            "name",
+            "blob_sha256",
+            "status",
+            "content_sha256",
+        ],
+    )
+}
+
+fn value<'a>(row: &'a Row, column: &str) -> Option<&'a str> {
+    row.get(column).and_then(|v| v.as_deref())
+}
+
+fn last_summary(out: &Path) -> RunSummary {
+    run_summaries(out).pop().expect("a run summary")
+}
+
+/// A small tenant with two users in a chat and a team, and no content of its own.
+fn tenant() -> Tenant {
+    Tenant::start(SimConfig {
+        users: 3,
+        messages_per_user: 2,
+        teams: 1,
+        channels_per_team: 1,
+        messages_per_channel: 2,
+        max_replies_per_message: 1,
+        mail_per_user: 1,
+        ..SimConfig::small()
+    })
+}
+
+/// A chat of the tenant, a member of it, and a user with a mailbox and its inbox.
+struct Places {
+    chat_id: String,
+    member: String,
+    mail_user: String,
+    inbox: String,
+}
+
+fn places(tenant: &Tenant) -> Places {
+    let snapshot = tenant.sim.snapshot();
+    let (chat_id, member) = snapshot
+        .messages
+        .iter()
+        .find_map(|m| match &m.conversation {
+            Conversation::Chat { chat_id } => Some((chat_id.clone(), m.custodians[0].clone())),
+            _ => None,
+        })
+        .expect("the tenant has a chat message");
+    let mail = snapshot.mail.first().expect("the tenant has mail");
+    Places {
+        chat_id,
+        member,
+        mail_user: mail.user_id.clone(),
+        inbox: mail.folder_id.clone(),
+    }
+}
+
+fn image() -> NewContent {
+    NewContent {
+        images: vec![NewImage { size: Some(3000) }],
+        files: vec![],
+    }
+}
+
+#[test]
+fn images_files_and_attachments_are_stored_once_and_outlive_their_deletion_in_graph() {
+    let tenant = tenant();
+    let sim = tenant.sim.handle();
+    let at = places(&tenant);
+    let with_image = sim
+        .add_chat_message_with(&at.chat_id, &at.member, "<p>screenshot</p>", &image())
+        .unwrap();
+    let first_file = sim
+        .add_chat_message_with(
+            &at.chat_id,
+            &at.member,
+            "<p>the budget</p>",
+            &NewContent {
+                images: vec![],
+                files: vec![NewFile {
+                    name: Some("Budget.xlsx".into()),
+                    size: Some(20_000),
+                    drive_item_id: None,
+                }],
+            },
+        )
+        .unwrap();
+    let file = sim
+        .content()
+        .into_iter()
+        .find(|p| p.kind == ContentKind::DriveItem)
+        .expect("the shared file");
+    for text in ["<p>again</p>", "<p>and again</p>"] {
+        sim.add_chat_message_with(
+            &at.chat_id,
+            &at.member,
+            text,
+            &NewContent {
+                images: vec![],
+                files: vec![NewFile {
+                    name: None,
+                    size: None,
+                    drive_item_id: Some(file.id.clone()),
+                }],
+            },
+        )
+        .unwrap();
+    }
+    let attachment = |kind, name: &str| NewAttachment {
+        kind,
+        name: name.into(),
+        size: Some(5_000),
+        content_type: None,
+        is_inline: false,
+    };
+    sim.add_mail_with(
+        &at.mail_user,
+        &at.inbox,
+        "contract",
+        "<p>see attached</p>",
+        &[
+            attachment(AttachmentKind::File, "contract.pdf"),
+            attachment(AttachmentKind::Item, "forwarded.eml"),
+            attachment(AttachmentKind::Reference, "link.docx"),
+        ],
+    )
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let first = run(sync(&tenant, out));
+    assert_exit(&first, 0);
+
+    let truth = sim.content();
+    let rows = content_rows(out);
+    let stored = blobs(out);
+    for (name, digest) in &stored {
+        assert_eq!(name, digest, "a blob's bytes hash to its name");
+    }
+    // The image, by its hosted content id.
+    let image_piece = truth
+        .iter()
+        .find(|p| {
+            p.kind == ContentKind::HostedContent
+                && p.messages.iter().any(|m| m.id == with_image.message.id)
+        })
+        .expect("the image in the truth");
+    let image_rows: Vec<&Row> = rows
+        .iter()
+        .filter(|r| value(r, "message_id") == Some(with_image.message.id.as_str()))
+        .collect();
+    assert_eq!(image_rows.len(), 1, "{image_rows:?}");
+    assert_eq!(value(image_rows[0], "kind"), Some("hosted_content"));
+    assert_eq!(value(image_rows[0], "status"), Some("ok"));
+    assert_eq!(
+        value(image_rows[0], "blob_sha256"),
+        image_piece.sha256.as_deref()
+    );
+    // The file, three messages, one blob.
+    let file_rows: Vec<&Row> = rows
+        .iter()
+        .filter(|r| value(r, "kind") == Some("file"))
+        .collect();
+    assert_eq!(file_rows.len(), 3, "{file_rows:?}");
+    assert!(
+        file_rows
+            .iter()
+            .all(|r| value(r, "blob_sha256") == file.sha256.as_deref())
+    );
+    assert!(
+        file_rows
+            .iter()
+            .any(|r| value(r, "message_id") == Some(first_file.message.id.as_str()))
+    );
+    assert_eq!(
+        stored
+            .keys()
+            .filter(|k| Some(k.as_str()) == file.sha256.as_deref())
+            .count(),
+        1
+    );
+    // Mail: a file and an item stored, a reference kept as a link.
+    for (kind, status) in [
+        ("mail_file_attachment", "ok"),
+        ("mail_item_attachment", "ok"),
+        ("mail_reference_attachment", "reference"),
+    ] {
+        let row = rows
+            .iter()
+            .find(|r| value(r, "kind") == Some(kind))
+            .unwrap_or_else(|| panic!("no {kind} row in {rows:?}"));
+        assert_eq!(value(row, "status"), Some(status), "{row:?}");
+        let piece = truth
+            .iter()
+            .find(|p| Some(p.id.as_str()) == value(row, "graph_id"))
+            .unwrap();
+        if status == "ok" {
+            assert_eq!(value(row, "blob_sha256"), piece.sha256.as_deref());
+        }
+    }
+    // Every ok row's blob is there, and no blob is stored that no row names.
+    let named: BTreeSet<&str> = rows
+        .iter()
+        .filter_map(|r| value(r, "blob_sha256"))
+        .collect();
+    assert_eq!(named, stored.keys().map(String::as_str).collect());
+    let summary = last_summary(out);
+    assert_eq!(summary.content.blobs_created as usize, stored.len());
+    assert_eq!(
+        sim.stats().downloads_with_authorization,
+        0,
+        "the token went to a download URL"
+    );
+    assert!(sim.stats().downloads > 0);
+
+    // Graph deletes the image and the file; a new message's image is gone before the
+    // next run reads it, and another's is forbidden.
+    sim.delete_content(&image_piece.id).unwrap();
+    sim.delete_content(&file.id).unwrap();
+    let gone = sim
+        .add_chat_message_with(&at.chat_id, &at.member, "<p>gone</p>", &image())
+        .unwrap();
+    let refused = sim
+        .add_chat_message_with(&at.chat_id, &at.member, "<p>refused</p>", &image())
+        .unwrap();
+    for (message, forbid) in [(&gone, false), (&refused, true)] {
+        let piece = sim
+            .content()
+            .into_iter()
+            .find(|p| p.messages.iter().any(|m| m.id == message.message.id))
+            .unwrap();
+        if forbid {
+            sim.forbid_content(&piece.id, true).unwrap();
+        } else {
+            sim.delete_content(&piece.id).unwrap();
+        }
+    }
+    let second = run(sync(&tenant, out));
+    assert_exit(&second, 0);
+    let summary = last_summary(out);
+    let pieces = &summary.content.pieces;
+    assert_eq!(
+        pieces.get(&transform::ContentStatus::NotFound),
+        Some(&1),
+        "{pieces:?}"
+    );
+    assert_eq!(
+        pieces.get(&transform::ContentStatus::Forbidden),
+        Some(&1),
+        "{pieces:?}"
+    );
+    let rows = content_rows(out);
+    for (message, status) in [(&gone, "not_found"), (&refused, "forbidden")] {
+        let row = rows
+            .iter()
+            .find(|r| value(r, "message_id") == Some(message.message.id.as_str()))
+            .unwrap();
+        assert_eq!(value(row, "status"), Some(status));
+        assert_eq!(value(row, "blob_sha256"), None);
+    }
+    // What was stored before Graph deleted it is still there, unaltered.
+    let after = blobs(out);
+    assert_eq!(
+        after.get(image_piece.sha256.as_deref().unwrap()),
+        image_piece.sha256.as_ref()
+    );
+    assert_eq!(
+        after.get(file.sha256.as_deref().unwrap()),
+        file.sha256.as_ref()
+    );
+    let verify = run({
+        let mut c = Command::new(ARCHIVER);
+        c.args([
+            "--no-progress",
+            "verify",
+            "--archive",
+            out.to_str().unwrap(),
+        ]);
+        c
+    });
+    assert_exit(&verify, 0);
+    assert!(
+        output_text(&verify).contains("blobs"),
+        "{}",
+        output_text(&verify)
+    );
+}
+
+#[test]
+fn verify_names_an_altered_blob_and_a_missing_one() {
+    let tenant = tenant();
+    let sim = tenant.sim.handle();
+    let at = places(&tenant);
+    for _ in 0..2 {
+        sim.add_chat_message_with(&at.chat_id, &at.member, "<p>img</p>", &image())
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    assert_exit(&run(sync(&tenant, out)), 0);
+    let stored: Vec<String> = blobs(out).into_keys().collect();
+    assert_eq!(stored.len(), 2);
+    let path = |sha: &str| out.join(archive::layout::blob_key(sha).unwrap());
+    std::fs::write(path(&stored[0]), b"not the image").unwrap();
+    std::fs::remove_file(path(&stored[1])).unwrap();
+    let verify = run({
+        let mut c = Command::new(ARCHIVER);
+        c.args([
+            "--no-progress",
+            "verify",
+            "--archive",
+            out.to_str().unwrap(),
+        ]);
+        c
+    });
+    assert_exit(&verify, 4);
+    let text = output_text(&verify);
+    assert!(
+        text.contains(&format!(
+            "altered file: blobs/sha256/{}/{}",
+            &stored[0][..2],
+            stored[0]
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "missing file: blobs/sha256/{}/{}",
+            &stored[1][..2],
+            stored[1]
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn content_over_the_cap_is_recorded_too_large_and_a_large_attachment_streams() {
+    let tenant = tenant();
+    let sim = tenant.sim.handle();
+    let at = places(&tenant);
+    let big = 256 * 1024 * 1024;
+    sim.add_mail_with(
+        &at.mail_user,
+        &at.inbox,
+        "big",
+        "<p>big</p>",
+        &[NewAttachment {
+            kind: AttachmentKind::File,
+            name: "big.bin".into(),
+            size: Some(big),
+            content_type: None,
+            is_inline: false,
+        }],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let capped = dir.path().join("capped");
+    let mut command = sync(&tenant, &capped);
+    command.args(["--content-max-mib", "16"]);
+    assert_exit(&run(command), 0);
+    let rows = content_rows(&capped);
+    let row = rows
+        .iter()
+        .find(|r| value(r, "name") == Some("big.bin"))
+        .unwrap();
+    assert_eq!(value(row, "status"), Some("too_large"), "{row:?}");
+    assert!(blobs(&capped).is_empty());
+    let baseline = last_summary(&capped)
+        .peak_rss_bytes
+        .expect("the run records its peak memory");
+
+    let whole = dir.path().join("whole");
+    let mut command = sync(&tenant, &whole);
+    command.args(["--memory-budget-mib", "16"]);
+    assert_exit(&run(command), 0);
+    let piece = sim
+        .content()
+        .into_iter()
+        .find(|p| p.name.as_deref() == Some("big.bin"))
+        .unwrap();
+    let stored = blobs(&whole);
+    assert!(stored.contains_key(piece.sha256.as_deref().unwrap()));
+    let summary = last_summary(&whole);
+    let peak = summary
+        .peak_rss_bytes
+        .expect("the run records its peak memory");
+    assert!(
+        peak < baseline + 48 * 1024 * 1024,
+        "a {big}-byte attachment raised the peak from {baseline} to {peak} bytes: it was held in memory"
+    );
+}
+
+/// A content step of a run, from its JSON log.
+fn content_step(line: &str) -> bool {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+        return false;
+    };
+    value.get("target").and_then(|t| t.as_str()) == Some(pipeline::content::CONTENT_TARGET)
+}
+
+/// Starts a sync and SIGKILLs it right after its `n`th content step; false if the run
+/// ended first.
+fn kill_after_content_step(tenant: &Tenant, out: &Path, n: usize) -> bool {
+    let mut command = sync(tenant, out);
+    command
+        .args([
+            "--log-format",
+            "json",
+            "--memory-budget-mib",
+            "1",
+            "--commit-interval",
+            "1",
+        ])
+        .env(
+            "RUST_LOG",
+            format!("warn,{}=debug", pipeline::content::CONTENT_TARGET),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("the archiver starts");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = 0;
+    for line in stderr.lines() {
+        if content_step(&line.unwrap()) {
+            seen += 1;
+            if seen == n {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                return true;
+            }
+        }
+    }
+    child.wait().unwrap();
+    false
+}
+
+#[test]
+fn killed_at_any_content_step_a_rerun_loses_no_reference_and_stores_no_blob_twice() {
+    let tenant = tenant();
+    let sim = tenant.sim.handle();
+    let at = places(&tenant);
+    for i in 0..4 {
+        let files = if i % 2 == 0 {
+            vec![NewFile {
+                name: Some(format!("f{i}.txt")),
+                size: Some(4000),
+                drive_item_id: None,
+            }]
+        } else {
+            vec![]
+        };
+        sim.add_chat_message_with(
+            &at.chat_id,
+            &at.member,
+            "<p>x</p>",
+            &NewContent {
+                images: vec![NewImage { size: Some(2000) }],
+                files,
+            },
+        )
+        .unwrap();
+    }
+    // 4 images and 2 files: 6 pieces, 3 steps each (downloaded, stored, recorded).
+    let steps = 18;
+    for n in (1..=steps).step_by(2) {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let killed = kill_after_content_step(&tenant, out, n);
+        assert_exit(&run(sync(&tenant, out)), 0);
+        let rows = content_rows(out);
+        let mut per_piece: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for row in &rows {
+            let key = (
+                value(row, "message_content_sha256").unwrap().to_string(),
+                value(row, "reference").unwrap().to_string(),
+            );
+            *per_piece.entry(key).or_default() += 1;
+        }
+        assert_eq!(
+            per_piece.len(),
+            6,
+            "killed at step {n} ({killed}): {rows:?}"
+        );
+        assert!(
+            per_piece.values().all(|&k| k == 1),
+            "killed at step {n}: a piece twice: {per_piece:?}"
+        );
+        assert!(rows.iter().all(|r| value(r, "status") == Some("ok")));
+        let stored = blobs(out);
+        let named: BTreeSet<&str> = rows
+            .iter()
+            .filter_map(|r| value(r, "blob_sha256"))
+            .collect();
+        assert_eq!(
+            named,
+            stored.keys().map(String::as_str).collect(),
+            "killed at step {n}"
+        );
+        for (name, digest) in &stored {
+            assert_eq!(
+                name, digest,
+                "killed at step {n}: a blob holds other bytes than its name"
+            );
+        }
+        // The rerun stored only what the killed run had not: together each blob once.
+        let created: u64 = run_summaries(out)
+            .iter()
+            .map(|s| s.content.blobs_created)
+            .sum();
+        assert!(
+            created as usize <= stored.len(),
+            "killed at step {n}: {created} created, {} stored",
+            stored.len()
+        );
+    }
+}
