@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Billing, LinkStyle, RateLimits};
+use crate::content::{ContentFilter, NewAttachment, NewContent};
 use crate::faults::FaultPlan;
 use crate::server::{Shared, Sim};
 use crate::store::SimError;
@@ -30,6 +31,9 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/messages/edit", post(edit_message))
         .route("/messages/soft-delete", post(soft_delete_message))
         .route("/mail", post(add_mail))
+        .route("/content", get(content))
+        .route("/content/delete", post(delete_content))
+        .route("/content/forbid", post(forbid_content))
         .route("/mail/update", post(update_mail))
         .route("/mail/delete", post(delete_mail))
         .route("/mail/move", post(move_mail))
@@ -114,16 +118,35 @@ async fn issued_secrets(State(s): State<Arc<Shared>>) -> Response {
     Json(sim(s).issued_secrets()).into_response()
 }
 
+/// Answer with what `work` returns, run where it may take long (digests of large content).
+async fn reply_blocking<T: Serialize + Send + 'static>(
+    work: impl FnOnce() -> Result<T, SimError> + Send + 'static,
+) -> Response {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => reply(result),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+/// `images: [{size}]` and `files: [{name, size} or {driveItemId}]` ride along.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct NewChatMessage {
     chat_id: String,
     from: String,
     html: String,
+    #[serde(flatten)]
+    content: NewContent,
 }
 
 async fn add_chat_message(State(s): State<Arc<Shared>>, Json(m): Json<NewChatMessage>) -> Response {
-    reply(sim(s).add_chat_message(&m.chat_id, &m.from, &m.html))
+    let sim = sim(s);
+    reply_blocking(move || sim.add_chat_message_with(&m.chat_id, &m.from, &m.html, &m.content))
+        .await
 }
 
 #[derive(Deserialize)]
@@ -135,6 +158,8 @@ struct NewChannelMessage {
     html: String,
     #[serde(default)]
     reply_to: Option<String>,
+    #[serde(flatten)]
+    content: NewContent,
 }
 
 async fn add_channel_message(
@@ -142,10 +167,17 @@ async fn add_channel_message(
     Json(m): Json<NewChannelMessage>,
 ) -> Response {
     let sim = sim(s);
-    reply(match &m.reply_to {
-        None => sim.add_channel_message(&m.team_id, &m.channel_id, &m.from, &m.html),
-        Some(root) => sim.add_reply(&m.team_id, &m.channel_id, root, &m.from, &m.html),
+    reply_blocking(move || {
+        sim.add_channel_message_with(
+            &m.team_id,
+            &m.channel_id,
+            m.reply_to.as_deref(),
+            &m.from,
+            &m.html,
+            &m.content,
+        )
     })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -174,10 +206,51 @@ struct NewMail {
     folder_id: String,
     subject: String,
     html: String,
+    #[serde(default)]
+    attachments: Vec<NewAttachment>,
 }
 
 async fn add_mail(State(s): State<Arc<Shared>>, Json(m): Json<NewMail>) -> Response {
-    reply(sim(s).add_mail(&m.user_id, &m.folder_id, &m.subject, &m.html))
+    let sim = sim(s);
+    reply_blocking(move || {
+        sim.add_mail_with(
+            &m.user_id,
+            &m.folder_id,
+            &m.subject,
+            &m.html,
+            &m.attachments,
+        )
+    })
+    .await
+}
+
+/// `GET /_sim/content?kind=driveItem&id=...&messageId=...`: the pieces that match.
+async fn content(State(s): State<Arc<Shared>>, Query(filter): Query<ContentFilter>) -> Response {
+    let sim = sim(s);
+    reply_blocking(move || Ok(sim.content_where(&filter))).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContentRef {
+    id: String,
+    /// For `forbid`: false serves it again.
+    #[serde(default = "yes")]
+    forbidden: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn delete_content(State(s): State<Arc<Shared>>, Json(c): Json<ContentRef>) -> Response {
+    let sim = sim(s);
+    reply_blocking(move || sim.delete_content(&c.id)).await
+}
+
+async fn forbid_content(State(s): State<Arc<Shared>>, Json(c): Json<ContentRef>) -> Response {
+    let sim = sim(s);
+    reply_blocking(move || sim.forbid_content(&c.id, c.forbidden)).await
 }
 
 #[derive(Deserialize)]

@@ -85,6 +85,22 @@ pub struct SimConfig {
     /// Channels shared into the tenant's teams from another tenant: listed by
     /// `allChannels` with the owner's `tenantId`; their messages answer 403 to this app.
     pub channels_shared_from_other_tenants: usize,
+
+    // ---- what messages point to (defaults: nothing, so tenants stay as they were) ----
+    /// Chance, in thousandths, that a generated chat or channel message hosts an inline
+    /// image: an `<img>` whose `src` is Graph's own URL
+    /// (`https://graph.microsoft.com/v1.0/chats/{id}/messages/{id}/hostedContents/{id}/$value`,
+    /// or the channel and reply forms; some `beta`), served as a small real PNG.
+    pub hosted_contents_per_mille: u32,
+    /// Chance, in thousandths, that a generated chat or channel message shares a file: a
+    /// `reference` attachment whose `contentUrl` is the file in the team's SharePoint site
+    /// (or the sender's OneDrive, in chats), `/shares/{encoded url}/driveItem` serving it.
+    /// Files come from a small pool per team or chat, so several messages share the same.
+    pub file_attachments_per_mille: u32,
+    /// Chance, in thousandths, that a generated mail item has one to three attachments
+    /// (`hasAttachments: true`): file attachments mostly, some inline, item and reference
+    /// attachments now and then.
+    pub mail_attachments_per_mille: u32,
 }
 
 impl SimConfig {
@@ -126,12 +142,16 @@ impl SimConfig {
             hidden_mail_folders: 0,
             recoverable_items_per_user: 0,
             channels_shared_from_other_tenants: 0,
+            hosted_contents_per_mille: 0,
+            file_attachments_per_mille: 0,
+            mail_attachments_per_mille: 0,
         }
     }
 
     /// A small tenant shaped like real ones: users without a mailbox or without the
     /// licence model A needs, channel history older than delta's eight months, nested and
-    /// hidden mail folders, Recoverable Items, a channel shared from another tenant.
+    /// hidden mail folders, Recoverable Items, a channel shared from another tenant; inline
+    /// images, shared files and mail attachments.
     pub fn real_tenant() -> Self {
         SimConfig {
             users: 8,
@@ -142,6 +162,9 @@ impl SimConfig {
             hidden_mail_folders: 1,
             recoverable_items_per_user: 2,
             channels_shared_from_other_tenants: 1,
+            hosted_contents_per_mille: 50,
+            file_attachments_per_mille: 60,
+            mail_attachments_per_mille: 150,
             ..SimConfig::small()
         }
     }
@@ -157,6 +180,9 @@ impl SimConfig {
             max_replies_per_message: 5,
             mail_per_user: 40,
             history_days: 120,
+            hosted_contents_per_mille: 50,
+            file_attachments_per_mille: 60,
+            mail_attachments_per_mille: 150,
             ..SimConfig::small()
         }
     }

@@ -36,6 +36,22 @@ pub enum EndpointKind {
     Replies,
     /// `GET /v1.0/users/{id}/mailFolders/{id}/messages/delta`
     MailDelta,
+    /// `GET .../messages/{id}/hostedContents` and `.../hostedContents/{id}`
+    HostedContents,
+    /// `GET .../messages/{id}/hostedContents/{id}/$value`
+    HostedContentValue,
+    /// `GET /v1.0/shares/{id}/driveItem` and `/drives/{id}/items/{id}`
+    DriveItem,
+    /// `GET .../driveItem/content` and `/drives/{id}/items/{id}/content` (a 302)
+    DriveItemContent,
+    /// The pre-authenticated download URL a file's `content` redirects to (no token).
+    Download,
+    /// `GET /v1.0/users/{id}/messages/{id}/attachments` and `.../attachments/{id}`
+    MailAttachments,
+    /// `GET .../attachments/{id}/$value`
+    MailAttachmentValue,
+    /// `GET /v1.0/users/{id}/messages/{id}/$value`
+    MailMime,
     /// Anything else under a Graph version prefix.
     Unknown,
 }
@@ -104,7 +120,7 @@ impl FaultRule {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Target {
-    /// Every Graph call (not token requests, not the admin API).
+    /// Every Graph call and file download (not token requests, not the admin API).
     #[default]
     AnyGraph,
     Endpoint(EndpointKind),
@@ -135,7 +151,8 @@ pub enum Fault {
     Status { status: u16 },
     /// The connection is dropped before a response arrives.
     ConnectionReset,
-    /// Headers promise the whole body; half of it arrives, then the connection closes.
+    /// Headers promise the whole body (`Content-Length`); half of it arrives, then the
+    /// connection closes. Content (images, files, attachments, MIME) is cut alike.
     TruncatedBody,
     /// A complete HTTP response whose JSON body is cut in half (a broken proxy).
     IncompleteJson,

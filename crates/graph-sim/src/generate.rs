@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 use crate::config::SimConfig;
+use crate::content::{Posting, Rates};
 use crate::docs::{self, ChannelIdentity, ChatMessageDoc, ItemBody, MailDoc};
 use crate::store::{Channel, Chat, Conv, Folder, MailboxShape, Store, Team, User};
 use crate::text::{self, escape_html, sentence};
@@ -63,16 +64,38 @@ pub(crate) fn tenant(config: &SimConfig) -> (Store, AppCredentials) {
         store.users[user].licensed = !(without_license..without_mailbox).contains(&i);
     }
 
+    // Content draws from its own generator: its rates change nothing else in the tenant.
+    let mut content = Generator {
+        rng: StdRng::seed_from_u64(config.seed ^ 0x0c07_e475),
+        rates: Rates {
+            hosted_contents_per_mille: config.hosted_contents_per_mille,
+            file_attachments_per_mille: config.file_attachments_per_mille,
+            mail_attachments_per_mille: config.mail_attachments_per_mille,
+        },
+    };
     generate_chats(&mut store, &mut rng, config, oldest);
-    generate_chat_messages(&mut store, &mut rng, config, oldest, start);
+    generate_chat_messages(&mut store, &mut rng, &mut content, config, oldest, start);
     let channel_oldest = match config.channel_history_days {
         Some(days) => start - chrono::Duration::days(i64::from(days.max(1))),
         None => oldest,
     };
-    generate_teams(&mut store, &mut rng, config, channel_oldest, start);
+    generate_teams(
+        &mut store,
+        &mut rng,
+        &mut content,
+        config,
+        channel_oldest,
+        start,
+    );
     share_channels_from_other_tenants(&mut store, &mut rng, config);
-    generate_mail(&mut store, &mut rng, config, oldest, start);
+    generate_mail(&mut store, &mut rng, &mut content, config, oldest, start);
     (store, credentials)
+}
+
+/// What generates content for messages and mail, apart from the rest of the tenant.
+struct Generator {
+    rng: StdRng,
+    rates: Rates,
 }
 
 fn random_time(rng: &mut StdRng, from: DateTime<Utc>, to: DateTime<Utc>) -> DateTime<Utc> {
@@ -681,24 +704,8 @@ fn fill_content(
         }
         content.push_str("</p>");
         doc.body = ItemBody::html(content);
-    } else if roll < 0.80 {
-        let att = text::uuid(rng);
-        let name = format!(
-            "{}.{}",
-            ["Budget", "Contract", "Minutes", "Forecast Q3", "Trade log"][rng.random_range(0..5)],
-            ["docx", "xlsx", "pdf", "pptx"][rng.random_range(0..4)]
-        );
-        doc.body = ItemBody::html(format!(
-            "<p>{}</p><attachment id=\"{att}\"></attachment>",
-            escape_html(&sentence(rng, 2, 12))
-        ));
-        let url = format!(
-            "https://contoso.sharepoint.com/sites/s/Shared%20Documents/General/{}",
-            name.replace(' ', "%20")
-        );
-        doc.attachments
-            .push(attachment(&att, "reference", Some(url), None, Some(name)));
-    } else if roll < 0.85 {
+    } else if (0.80..0.85).contains(&roll) {
+        // Images and files come from the content rates (`Store::generate_message_content`).
         let att = text::hex_id(rng, 16);
         doc.body = ItemBody::html(format!("<attachment id=\"{att}\"></attachment>"));
         doc.attachments.push(attachment(
@@ -707,18 +714,6 @@ fn fill_content(
             None,
             Some(adaptive_card(rng)),
             None,
-        ));
-    } else if roll < 0.90 {
-        let hosted = base64::engine::general_purpose::STANDARD.encode(format!(
-            "id=x_0-wus-d{}-{},type=1,url=",
-            rng.random_range(1..20),
-            text::hex_id(rng, 16)
-        ));
-        doc.body = ItemBody::html(format!(
-            "<p>{}</p><p><img alt=\"image\" src=\"https://graph.microsoft.com/v1.0/{}/messages/{}/hostedContents/{hosted}/$value\" width=\"250\" height=\"141\" style=\"vertical-align:bottom; width:250px; height:141px\"></p>",
-            escape_html(&sentence(rng, 1, 8)),
-            place.resource,
-            doc.id
         ));
     } else {
         doc.body = ItemBody::html(format!(
@@ -812,6 +807,7 @@ fn preview(doc: &ChatMessageDoc) -> String {
 fn generate_chat_messages(
     store: &mut Store,
     rng: &mut StdRng,
+    content: &mut Generator,
     config: &SimConfig,
     oldest: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -864,8 +860,20 @@ fn generate_chat_messages(
         };
         fill_content(rng, &mut doc, sender, &place, created);
         let preview_text = preview(&doc);
+        let pending = store.generate_message_content(
+            &mut content.rng,
+            &content.rates,
+            &mut Posting {
+                conv,
+                message_path: format!("chats/{chat_id}/messages/{id}"),
+                sender: user,
+                at: created,
+                doc: &mut doc,
+            },
+        );
         let (_, deleted) = age(rng, &mut doc, created, now, &members);
-        store.insert_message(conv, None, &doc, deleted);
+        let idx = store.insert_message(conv, None, &doc, deleted);
+        store.attach_pending(idx, pending);
         if doc.message_type == "message" {
             earlier[chat].push((id, sender, preview_text));
         }
@@ -875,6 +883,7 @@ fn generate_chat_messages(
 fn generate_teams(
     store: &mut Store,
     rng: &mut StdRng,
+    content: &mut Generator,
     config: &SimConfig,
     oldest: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -946,7 +955,7 @@ fn generate_teams(
             });
             let channel = add_channel(store, team, channel_id, name, None, &channel_json);
             generate_channel_messages(
-                store, rng, config, channel, &members, oldest, now, &tenant_id,
+                store, rng, content, config, channel, &members, oldest, now, &tenant_id,
             );
         }
     }
@@ -1012,6 +1021,7 @@ fn add_channel(
 fn generate_channel_messages(
     store: &mut Store,
     rng: &mut StdRng,
+    content: &mut Generator,
     config: &SimConfig,
     channel: usize,
     members: &[usize],
@@ -1056,9 +1066,22 @@ fn generate_channel_messages(
                 channel: Some((&team_id, &channel_id)),
             };
             fill_content(rng, &mut doc, sender, &place, at);
+            let pending = store.generate_message_content(
+                &mut content.rng,
+                &content.rates,
+                &mut Posting {
+                    conv,
+                    message_path: format!(
+                        "teams/{team_id}/channels/{channel_id}/messages/{root_id}/replies/{id}"
+                    ),
+                    sender: members[sender],
+                    at,
+                    doc: &mut doc,
+                },
+            );
             let (modified, deleted) = age(rng, &mut doc, at, now, &speakers);
             thread_modified = thread_modified.max(modified);
-            replies.push((doc, deleted));
+            replies.push((doc, deleted, pending));
         }
         let mut doc = channel_doc(&root_id, created, &team_id, &channel_id, None, tenant_id);
         let sender = rng.random_range(0..speakers.len());
@@ -1074,14 +1097,27 @@ fn generate_channel_messages(
             doc.subject = Some(text::topic(rng));
         }
         let preview_text = preview(&doc);
+        let pending = store.generate_message_content(
+            &mut content.rng,
+            &content.rates,
+            &mut Posting {
+                conv,
+                message_path: format!("teams/{team_id}/channels/{channel_id}/messages/{root_id}"),
+                sender: members[sender],
+                at: created,
+                doc: &mut doc,
+            },
+        );
         let (modified, deleted) = age(rng, &mut doc, created, now, &speakers);
         if thread_modified > modified {
             doc.last_modified_date_time = graph_time(thread_modified);
             doc.etag = thread_modified.timestamp_millis().to_string();
         }
         let root = store.insert_message(conv, None, &doc, deleted);
-        for (reply, deleted) in replies {
-            store.insert_message(conv, Some(root), &reply, deleted);
+        store.attach_pending(root, pending);
+        for (reply, deleted, pending) in replies {
+            let idx = store.insert_message(conv, Some(root), &reply, deleted);
+            store.attach_pending(idx, pending);
         }
         if doc.message_type == "message" {
             earlier.push((root_id, sender, preview_text));
@@ -1173,6 +1209,7 @@ pub(crate) fn mail_doc(
 fn generate_mail(
     store: &mut Store,
     rng: &mut StdRng,
+    content: &mut Generator,
     config: &SimConfig,
     oldest: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -1238,6 +1275,8 @@ fn generate_mail(
         if rng.random_bool(0.15) {
             doc.importance = "high".into();
         }
+        let owner = store.folders[folder].user;
+        store.generate_mail_content(&mut content.rng, &content.rates, &mut doc, owner);
         store.insert_mail(folder, &doc, rest_id);
     }
 }

@@ -137,7 +137,7 @@ pub(crate) fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 
 // ---- the request pipeline -----------------------------------------------------------------
 
-enum Before {
+pub(crate) enum Before {
     Continue {
         after: Option<Fault>,
     },
@@ -147,7 +147,7 @@ enum Before {
 }
 
 /// Decide and apply an injected fault that happens before the request is served.
-async fn faults_before(
+pub(crate) async fn faults_before(
     shared: &Shared,
     kind: EndpointKind,
     uri: &Uri,
@@ -208,19 +208,20 @@ async fn faults_before(
     Before::Respond(error.into_response())
 }
 
-async fn sleep(latency: Duration) {
+pub(crate) async fn sleep(latency: Duration) {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
 }
 
-/// Releases an admitted request's place in the limiter, also if the request is dropped.
-struct Admitted<'a> {
-    shared: &'a Shared,
+/// Releases an admitted request's place in the limiter, also if the request is dropped;
+/// a streamed body holds it until the last byte is sent.
+pub(crate) struct Admitted {
+    shared: Arc<Shared>,
     buckets: Buckets,
 }
 
-impl Drop for Admitted<'_> {
+impl Drop for Admitted {
     fn drop(&mut self) {
         lock(&self.shared.limiter).release(&self.buckets);
     }
@@ -287,11 +288,18 @@ async fn serve(shared: Arc<Shared>, endpoint: Endpoint, uri: Uri, headers: Heade
         return finish(&shared, kind, response);
     }
     let admitted = Admitted {
-        shared: &shared,
+        shared: shared.clone(),
         buckets,
     };
     lock(&shared.stats).admitted();
     sleep(latency).await;
+    if endpoint.is_content() {
+        let response = match crate::content_api::answer(&shared, &endpoint, &uri, &headers).await {
+            Ok(answer) => answer.into_response(after, admitted),
+            Err(error) => error.into_response(),
+        };
+        return finish(&shared, kind, response);
+    }
     let preferences = Preferences::of(&headers);
     let result = build(&shared, &endpoint, &uri, &preferences);
     drop(admitted);
@@ -310,7 +318,7 @@ async fn serve(shared: Arc<Shared>, endpoint: Endpoint, uri: Uri, headers: Heade
     finish(&shared, kind, response)
 }
 
-fn finish(shared: &Shared, kind: EndpointKind, response: Response) -> Response {
+pub(crate) fn finish(shared: &Shared, kind: EndpointKind, response: Response) -> Response {
     lock(&shared.stats).record(kind, response.status().as_u16());
     response
 }
@@ -325,7 +333,7 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -334,7 +342,7 @@ impl ApiError {
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
 
@@ -378,13 +386,13 @@ impl IntoResponse for ApiError {
 
 // ---- pages -------------------------------------------------------------------------------
 
-struct PageOut {
-    body: Vec<u8>,
-    preference_applied: Option<u32>,
+pub(crate) struct PageOut {
+    pub(crate) body: Vec<u8>,
+    pub(crate) preference_applied: Option<u32>,
 }
 
 impl PageOut {
-    fn into_response(self, after: Option<Fault>) -> Response {
+    pub(crate) fn into_response(self, after: Option<Fault>) -> Response {
         let mut body = self.body;
         let full_length = body.len();
         let response_body = match after {
@@ -671,10 +679,11 @@ fn build(
         Endpoint::ChatWindow { .. } | Endpoint::TeamWindow { .. } => {
             Err(ApiError::bad_request("getAllMessages is served above"))
         }
+        _ => Err(ApiError::bad_request("content is served by content_api")),
     }
 }
 
-fn user_not_found(id: &str) -> ApiError {
+pub(crate) fn user_not_found(id: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "Request_ResourceNotFound",
@@ -703,7 +712,11 @@ fn channel_not_found(team: &str, channel: &str) -> ApiError {
 /// A channel whose messages this app may read: the team exists, the channel exists, and
 /// it is not shared from another tenant (in application context, a channel's messages are
 /// read from the tenant its owner belongs to: list channel messages, "federation").
-fn readable_channel(store: &Store, team: &str, channel: &str) -> Result<usize, ApiError> {
+pub(crate) fn readable_channel(
+    store: &Store,
+    team: &str,
+    channel: &str,
+) -> Result<usize, ApiError> {
     store.team(team).map_err(|_| team_not_found(team))?;
     let c = store
         .channel(team, channel)
@@ -723,7 +736,7 @@ fn readable_channel(store: &Store, team: &str, channel: &str) -> Result<usize, A
 /// A user's mailbox and, if asked, one of its folders (by id or well-known name): 404
 /// `MailboxNotEnabledForRESTAPI` for a user without an Exchange Online mailbox
 /// (unlicensed, guest, shared or on-premises), `ErrorItemNotFound` for a missing folder.
-fn mailbox(
+pub(crate) fn mailbox(
     store: &Store,
     user: &str,
     folder: Option<&str>,
@@ -775,6 +788,7 @@ fn scope_of(store: &Store, endpoint: &Endpoint) -> Result<String, ApiError> {
             message,
         } => format!("replies:{team}:{channel}:{message}"),
         Endpoint::MailDelta { user, folder } => format!("mail:{user}:{folder}"),
+        _ => String::new(),
     })
 }
 
@@ -853,7 +867,7 @@ fn version_of(uri: &Uri) -> &str {
         .unwrap_or("v1.0")
 }
 
-fn context_url(shared: &Shared, uri: &Uri, what: &str) -> String {
+pub(crate) fn context_url(shared: &Shared, uri: &Uri, what: &str) -> String {
     format!("{}{}/$metadata#{what}", shared.base_url, version_of(uri))
 }
 

@@ -26,6 +26,13 @@
 //!   `/v1.0/users/{id}/mailFolders/{id}/messages/delta` (`$select`, `changeType`,
 //!   `Prefer: odata.maxpagesize`, `@removed`, REST ids that change when a message moves
 //!   unless `Prefer: IdType="ImmutableId"`).
+//! - what messages point to: `.../messages/{id}/hostedContents` (and `/{id}`, `/{id}/$value`)
+//!   on chat, channel and reply messages; `/shares/{u!...}/driveItem` and
+//!   `/drives/{id}/items/{id}` (and `/content`: a 302 to a download URL on the simulator that
+//!   takes no token, `Range` allowed); `/users/{id}/messages/{id}/attachments` (file, item
+//!   and reference attachments, `$select`, `/{id}`, `/{id}/$value`) and `.../$value` (MIME),
+//!   also below `mailFolders/{id}`. Bytes are generated as they are sent (any size), and
+//!   [`Sim::content`] gives each piece's SHA-256.
 //! - keys as path segments or in OData key syntax alike (`/teams('{id}')/channels('{id}')`);
 //!   getAllMessages nextLinks use the key syntax, as Graph's own do.
 //! - evolvable enums: without `Prefer: include-unknown-enum-members`, system events arrive
@@ -47,12 +54,16 @@
 
 mod admin;
 mod auth;
+mod blob;
 mod config;
+mod content;
+mod content_api;
 mod docs;
 mod faults;
 mod generate;
 mod graph;
 mod limits;
+mod mime;
 mod paging;
 mod route;
 mod server;
@@ -63,14 +74,17 @@ mod timefmt;
 mod truth;
 
 pub use config::{Billing, LinkStyle, RateLimits, SimConfig, SustainedLimit};
+pub use content::{
+    AttachmentKind, ContentFilter, NewAttachment, NewContent, NewFile, NewImage, encode_sharing_url,
+};
 pub use faults::{EndpointKind, Fault, FaultPlan, FaultRule, RetryAfter, Schedule, Target};
-pub use server::{RunningSim, Sim, start, start_on};
+pub use server::{PostedMail, PostedMessage, RunningSim, Sim, start, start_on};
 pub use stats::{BucketStats, RequestCount, SimStats};
 pub use store::SimError;
 pub use text::PLAIN_WORDS;
 pub use timefmt::graph_time;
 pub use truth::{
-    ClientCertificate, Conversation, Directory, DirectoryChannel, DirectoryChat, DirectoryFolder,
-    DirectoryTeam, DirectoryUser, History, MailItem, MailRemoval, MessageRef, MessageVersion,
-    Snapshot,
+    ClientCertificate, ContentKind, ContentPiece, Conversation, Directory, DirectoryChannel,
+    DirectoryChat, DirectoryFolder, DirectoryTeam, DirectoryUser, History, MailItem, MailRef,
+    MailRemoval, MessageRef, MessageVersion, Snapshot,
 };

@@ -62,6 +62,192 @@ pub(crate) enum Endpoint {
         user: String,
         folder: String,
     },
+    /// `.../messages/{id}/hostedContents`, `.../hostedContents/{id}` and its `/$value`.
+    HostedContents {
+        message: MessagePath,
+        id: Option<String>,
+        value: bool,
+    },
+    /// `/shares/{share id}/driveItem` and its `/content`.
+    SharedDriveItem {
+        share: String,
+        content: bool,
+    },
+    /// `/drives/{id}/items/{id}` and its `/content`.
+    DriveItem {
+        drive: String,
+        item: String,
+        content: bool,
+    },
+    /// `/users/{id}/messages/{id}/attachments`, `.../attachments/{id}` and its `/$value`
+    /// (also below `mailFolders/{id}`, with any `childFolders/{id}`).
+    MailAttachments {
+        user: String,
+        folder: Option<String>,
+        message: String,
+        id: Option<String>,
+        value: bool,
+    },
+    /// `/users/{id}/messages/{id}/$value`: the item's MIME.
+    MailMime {
+        user: String,
+        folder: Option<String>,
+        message: String,
+    },
+}
+
+/// The chat or channel message a hosted content URL names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum MessagePath {
+    /// `/chats/{id}/messages/{id}` (or `/users/{id}/chats/{id}/messages/{id}`).
+    Chat { chat: String, message: String },
+    /// `/teams/{id}/channels/{id}/messages/{id}`.
+    Channel {
+        team: String,
+        channel: String,
+        message: String,
+    },
+    /// `/teams/{id}/channels/{id}/messages/{id}/replies/{id}`.
+    Reply {
+        team: String,
+        channel: String,
+        root: String,
+        reply: String,
+    },
+}
+
+/// `hostedContents`, `hostedContents/{id}` or `hostedContents/{id}/$value` after a message.
+fn hosted_tail(message: MessagePath, names: &[String], rest: &[String]) -> Option<Endpoint> {
+    let name = |i: usize| names.get(i).map(String::as_str);
+    if name(0) != Some("hostedcontents") {
+        return None;
+    }
+    let (id, value) = match rest.len() {
+        1 => (None, false),
+        2 => (Some(rest[1].clone()), false),
+        3 if name(2) == Some("$value") => (Some(rest[1].clone()), true),
+        _ => return None,
+    };
+    Some(Endpoint::HostedContents { message, id, value })
+}
+
+/// Content endpoints: hosted contents, shared files and drive items, mail attachments and
+/// MIME. `rest` follows the version; `names` are its segments lowercased.
+fn content_endpoint(rest: &[String], names: &[String]) -> Option<Endpoint> {
+    let name = |i: usize| names.get(i).map(String::as_str);
+    let key = |i: usize| rest.get(i).cloned();
+    match name(0)? {
+        "chats" if name(2) == Some("messages") && rest.len() > 4 => {
+            let message = MessagePath::Chat {
+                chat: key(1)?,
+                message: key(3)?,
+            };
+            hosted_tail(message, &names[4..], &rest[4..])
+        }
+        "users" if name(2) == Some("chats") && name(4) == Some("messages") && rest.len() > 6 => {
+            let message = MessagePath::Chat {
+                chat: key(3)?,
+                message: key(5)?,
+            };
+            hosted_tail(message, &names[6..], &rest[6..])
+        }
+        "teams" if name(2) == Some("channels") && name(4) == Some("messages") => {
+            if name(6) == Some("replies") && rest.len() > 8 {
+                let message = MessagePath::Reply {
+                    team: key(1)?,
+                    channel: key(3)?,
+                    root: key(5)?,
+                    reply: key(7)?,
+                };
+                hosted_tail(message, &names[8..], &rest[8..])
+            } else if rest.len() > 6 {
+                let message = MessagePath::Channel {
+                    team: key(1)?,
+                    channel: key(3)?,
+                    message: key(5)?,
+                };
+                hosted_tail(message, &names[6..], &rest[6..])
+            } else {
+                None
+            }
+        }
+        "shares" if name(2) == Some("driveitem") => match rest.len() {
+            3 => Some(Endpoint::SharedDriveItem {
+                share: key(1)?,
+                content: false,
+            }),
+            4 if name(3) == Some("content") => Some(Endpoint::SharedDriveItem {
+                share: key(1)?,
+                content: true,
+            }),
+            _ => None,
+        },
+        "drives" if name(2) == Some("items") => match rest.len() {
+            4 => Some(Endpoint::DriveItem {
+                drive: key(1)?,
+                item: key(3)?,
+                content: false,
+            }),
+            5 if name(4) == Some("content") => Some(Endpoint::DriveItem {
+                drive: key(1)?,
+                item: key(3)?,
+                content: true,
+            }),
+            _ => None,
+        },
+        "users" => {
+            let user = key(1)?;
+            // `messages/{id}` directly, or below a folder and any number of child folders.
+            let mut at = 2;
+            let mut folder = None;
+            if name(at) == Some("mailfolders") {
+                folder = Some(key(at + 1)?);
+                at += 2;
+                while name(at) == Some("childfolders") {
+                    folder = Some(key(at + 1)?);
+                    at += 2;
+                }
+            }
+            if name(at) != Some("messages") {
+                return None;
+            }
+            let message = key(at + 1)?;
+            let tail: Vec<&str> = names[(at + 2).min(names.len())..]
+                .iter()
+                .map(String::as_str)
+                .collect();
+            match tail.as_slice() {
+                ["$value"] => Some(Endpoint::MailMime {
+                    user,
+                    folder,
+                    message,
+                }),
+                ["attachments"] => Some(Endpoint::MailAttachments {
+                    user,
+                    folder,
+                    message,
+                    id: None,
+                    value: false,
+                }),
+                ["attachments", _] => Some(Endpoint::MailAttachments {
+                    user,
+                    folder,
+                    message,
+                    id: key(at + 3),
+                    value: false,
+                }),
+                ["attachments", _, "$value"] => Some(Endpoint::MailAttachments {
+                    user,
+                    folder,
+                    message,
+                    id: key(at + 3),
+                    value: true,
+                }),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 /// Split a path into segments, expanding `name('key')` into `name` and `key`.
@@ -90,6 +276,9 @@ impl Endpoint {
             return None;
         }
         let names: Vec<String> = rest.iter().map(|s| s.to_ascii_lowercase()).collect();
+        if let Some(endpoint) = content_endpoint(rest, &names) {
+            return Some((version.clone(), endpoint));
+        }
         let name = |i: usize| names.get(i).map(String::as_str);
         let key = |i: usize| rest[i].clone();
         let endpoint = match (rest.len(), name(0)) {
@@ -170,6 +359,18 @@ impl Endpoint {
         Some((version.clone(), endpoint))
     }
 
+    /// What messages point to, served by `content_api`.
+    pub(crate) fn is_content(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::HostedContents { .. }
+                | Endpoint::SharedDriveItem { .. }
+                | Endpoint::DriveItem { .. }
+                | Endpoint::MailAttachments { .. }
+                | Endpoint::MailMime { .. }
+        )
+    }
+
     pub(crate) fn kind(&self) -> EndpointKind {
         match self {
             Endpoint::Users => EndpointKind::Users,
@@ -185,6 +386,15 @@ impl Endpoint {
             Endpoint::ChannelDelta { .. } => EndpointKind::ChannelMessagesDelta,
             Endpoint::Replies { .. } => EndpointKind::Replies,
             Endpoint::MailDelta { .. } => EndpointKind::MailDelta,
+            Endpoint::HostedContents { value: false, .. } => EndpointKind::HostedContents,
+            Endpoint::HostedContents { value: true, .. } => EndpointKind::HostedContentValue,
+            Endpoint::SharedDriveItem { content: false, .. }
+            | Endpoint::DriveItem { content: false, .. } => EndpointKind::DriveItem,
+            Endpoint::SharedDriveItem { content: true, .. }
+            | Endpoint::DriveItem { content: true, .. } => EndpointKind::DriveItemContent,
+            Endpoint::MailAttachments { value: false, .. } => EndpointKind::MailAttachments,
+            Endpoint::MailAttachments { value: true, .. } => EndpointKind::MailAttachmentValue,
+            Endpoint::MailMime { .. } => EndpointKind::MailMime,
         }
     }
 
@@ -201,10 +411,20 @@ impl Endpoint {
             | Endpoint::Replies { .. } => Some(RequestType::ChannelMessage),
             Endpoint::Channels { .. } => Some(RequestType::Channels),
             Endpoint::Teams | Endpoint::UserChats { .. } => Some(RequestType::OtherTeamsGet),
+            // A channel message's content is a GET on the channel message; a chat's, another
+            // Teams GET.
+            Endpoint::HostedContents { message, .. } => match message {
+                MessagePath::Chat { .. } => Some(RequestType::OtherTeamsGet),
+                _ => Some(RequestType::ChannelMessage),
+            },
             Endpoint::Users
             | Endpoint::MailFolders { .. }
             | Endpoint::MailFolder { .. }
-            | Endpoint::MailDelta { .. } => None,
+            | Endpoint::MailDelta { .. }
+            | Endpoint::SharedDriveItem { .. }
+            | Endpoint::DriveItem { .. }
+            | Endpoint::MailAttachments { .. }
+            | Endpoint::MailMime { .. } => None,
         };
         let (team, channel) = match self {
             Endpoint::Channels { team } | Endpoint::TeamWindow { team } => {
@@ -215,12 +435,20 @@ impl Endpoint {
             | Endpoint::Replies { team, channel, .. } => {
                 (Some(team.clone()), Some(format!("{team}/{channel}")))
             }
+            Endpoint::HostedContents {
+                message:
+                    MessagePath::Channel { team, channel, .. }
+                    | MessagePath::Reply { team, channel, .. },
+                ..
+            } => (Some(team.clone()), Some(format!("{team}/{channel}"))),
             _ => (None, None),
         };
         let mailbox = match self {
             Endpoint::MailFolders { user, .. }
             | Endpoint::MailFolder { user, .. }
-            | Endpoint::MailDelta { user, .. } => Some(user.clone()),
+            | Endpoint::MailDelta { user, .. }
+            | Endpoint::MailAttachments { user, .. }
+            | Endpoint::MailMime { user, .. } => Some(user.clone()),
             _ => None,
         };
         Buckets {
@@ -265,6 +493,116 @@ mod tests {
         );
         assert_eq!(Endpoint::parse("/v1.0/no/such/thing"), None);
         assert_eq!(Endpoint::parse("/v2/users"), None);
+    }
+
+    #[test]
+    fn content_urls_parse_in_either_key_form() {
+        let hosted = Endpoint::parse(
+            "/v1.0/chats/19:abc@thread.v2/messages/1616/hostedContents/aWQ9eF8w/$value",
+        );
+        assert_eq!(
+            hosted,
+            Endpoint::parse(
+                "/v1.0/chats('19%3Aabc%40thread.v2')/messages('1616')/hostedContents('aWQ9eF8w')/%24value"
+            )
+        );
+        assert_eq!(
+            hosted,
+            Some((
+                "v1.0".into(),
+                Endpoint::HostedContents {
+                    message: MessagePath::Chat {
+                        chat: "19:abc@thread.v2".into(),
+                        message: "1616".into()
+                    },
+                    id: Some("aWQ9eF8w".into()),
+                    value: true,
+                }
+            ))
+        );
+        assert_eq!(
+            Endpoint::parse("/beta/teams/T/channels/C/messages/1/replies/2/hostedContents"),
+            Some((
+                "beta".into(),
+                Endpoint::HostedContents {
+                    message: MessagePath::Reply {
+                        team: "T".into(),
+                        channel: "C".into(),
+                        root: "1".into(),
+                        reply: "2".into()
+                    },
+                    id: None,
+                    value: false,
+                }
+            ))
+        );
+        assert!(matches!(
+            Endpoint::parse("/v1.0/teams/T/channels/C/messages/1/hostedContents/H/$value"),
+            Some((
+                _,
+                Endpoint::HostedContents {
+                    message: MessagePath::Channel { .. },
+                    value: true,
+                    ..
+                }
+            ))
+        ));
+        assert_eq!(
+            Endpoint::parse("/v1.0/shares/u!aHR0cHM/driveItem/content"),
+            Some((
+                "v1.0".into(),
+                Endpoint::SharedDriveItem {
+                    share: "u!aHR0cHM".into(),
+                    content: true
+                }
+            ))
+        );
+        assert_eq!(
+            Endpoint::parse("/v1.0/drives/b!x/items/01AB/content"),
+            Some((
+                "v1.0".into(),
+                Endpoint::DriveItem {
+                    drive: "b!x".into(),
+                    item: "01AB".into(),
+                    content: true
+                }
+            ))
+        );
+        assert_eq!(
+            Endpoint::parse(
+                "/v1.0/users/U/mailFolders/inbox/childFolders/F/messages/M/attachments/A/$value"
+            ),
+            Some((
+                "v1.0".into(),
+                Endpoint::MailAttachments {
+                    user: "U".into(),
+                    folder: Some("F".into()),
+                    message: "M".into(),
+                    id: Some("A".into()),
+                    value: true
+                }
+            ))
+        );
+        assert_eq!(
+            Endpoint::parse("/v1.0/users('U')/messages('M')/$value"),
+            Some((
+                "v1.0".into(),
+                Endpoint::MailMime {
+                    user: "U".into(),
+                    folder: None,
+                    message: "M".into()
+                }
+            ))
+        );
+        // Existing mail delta is not taken for a message id.
+        assert!(matches!(
+            Endpoint::parse("/v1.0/users/U/mailFolders/F/messages/delta"),
+            Some((_, Endpoint::MailDelta { .. }))
+        ));
+        let (_, channel_image) =
+            Endpoint::parse("/v1.0/teams/T/channels/C/messages/1/hostedContents/H/$value")
+                .expect("parses");
+        assert_eq!(channel_image.buckets().channel.as_deref(), Some("T/C"));
     }
 
     #[test]

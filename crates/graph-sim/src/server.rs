@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::post;
+use axum::routing::{get, post};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::task::JoinHandle;
@@ -14,15 +14,17 @@ use url::Url;
 
 use crate::auth::{self, Auth};
 use crate::config::{Billing, LinkStyle, RateLimits, SimConfig};
+use crate::content::{ContentFilter, NewAttachment, NewContent};
 use crate::faults::{FaultPlan, FaultState};
 use crate::limits::Limiter;
 use crate::stats::{SimStats, StatsState};
 use crate::store::{SimError, Store};
+use crate::truth::ContentPiece;
 use crate::truth::{
     ClientCertificate, Directory, DirectoryChat, DirectoryFolder, DirectoryUser, History, MailItem,
     MailRemoval, MessageRef, MessageVersion, Snapshot,
 };
-use crate::{admin, generate, graph};
+use crate::{admin, content, content_api, generate, graph};
 
 /// Settings a test may change while the simulator runs.
 pub(crate) struct Settings {
@@ -145,6 +147,8 @@ fn router(shared: Arc<Shared>) -> Router {
     // OData key syntax alike; everything else is a Graph error.
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(graph::token))
+        // Pre-authenticated download URLs of files (what `.../content` redirects to).
+        .route("/_download/{token}", get(content_api::download))
         .nest("/_sim", admin::router())
         .fallback(graph::dispatch)
         .with_state(shared)
@@ -231,7 +235,26 @@ impl Sim {
         from_user_id: &str,
         html: &str,
     ) -> Result<MessageRef, SimError> {
-        lock(&self.shared.store).add_chat_message(chat_id, from_user_id, html)
+        self.add_chat_message_with(chat_id, from_user_id, html, &NewContent::default())
+            .map(|posted| posted.message)
+    }
+
+    /// A chat message whose body also hosts `content`'s images (`<img>` pointing at Graph's
+    /// hosted content URL) and shares its files (`reference` attachments); returns the
+    /// message and its content (digests included: a large piece takes a while).
+    pub fn add_chat_message_with(
+        &self,
+        chat_id: &str,
+        from_user_id: &str,
+        html: &str,
+        content: &NewContent,
+    ) -> Result<PostedMessage, SimError> {
+        let result =
+            lock(&self.shared.store).add_chat_message(chat_id, from_user_id, html, content);
+        result.map(|(message, pieces)| PostedMessage {
+            message,
+            content: self.content_of(&pieces),
+        })
     }
 
     pub fn add_channel_message(
@@ -241,7 +264,40 @@ impl Sim {
         from_user_id: &str,
         html: &str,
     ) -> Result<MessageRef, SimError> {
-        lock(&self.shared.store).add_channel_message(team_id, channel_id, from_user_id, html, None)
+        self.add_channel_message_with(
+            team_id,
+            channel_id,
+            None,
+            from_user_id,
+            html,
+            &NewContent::default(),
+        )
+        .map(|posted| posted.message)
+    }
+
+    /// A channel message (a reply if `reply_to` names a root) carrying `content`; see
+    /// [`Sim::add_chat_message_with`].
+    pub fn add_channel_message_with(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+        reply_to: Option<&str>,
+        from_user_id: &str,
+        html: &str,
+        content: &NewContent,
+    ) -> Result<PostedMessage, SimError> {
+        let result = lock(&self.shared.store).add_channel_message(
+            team_id,
+            channel_id,
+            from_user_id,
+            html,
+            reply_to,
+            content,
+        );
+        result.map(|(message, pieces)| PostedMessage {
+            message,
+            content: self.content_of(&pieces),
+        })
     }
 
     /// A reply to a root message of a channel; the root gets a new version too.
@@ -253,13 +309,15 @@ impl Sim {
         from_user_id: &str,
         html: &str,
     ) -> Result<MessageRef, SimError> {
-        lock(&self.shared.store).add_channel_message(
+        self.add_channel_message_with(
             team_id,
             channel_id,
+            Some(root_id),
             from_user_id,
             html,
-            Some(root_id),
+            &NewContent::default(),
         )
+        .map(|posted| posted.message)
     }
 
     /// A new version with this html body and `lastEditedDateTime` set.
@@ -283,7 +341,70 @@ impl Sim {
         subject: &str,
         html: &str,
     ) -> Result<MailItem, SimError> {
-        lock(&self.shared.store).add_mail(user_id, folder_id, subject, html)
+        self.add_mail_with(user_id, folder_id, subject, html, &[])
+            .map(|posted| posted.mail)
+    }
+
+    /// A mail item with attachments (`hasAttachments` as Graph counts it: inline ones do
+    /// not); returns it and its attachments (digests included).
+    pub fn add_mail_with(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+        subject: &str,
+        html: &str,
+        attachments: &[NewAttachment],
+    ) -> Result<PostedMail, SimError> {
+        let result =
+            lock(&self.shared.store).add_mail(user_id, folder_id, subject, html, attachments);
+        result.map(|(mail, pieces)| PostedMail {
+            mail,
+            attachments: self.content_of(&pieces),
+        })
+    }
+
+    /// Delete a piece of content by its Graph id (hosted content, drive item or
+    /// attachment): Graph answers 404 for it from now on, as after the file or message is
+    /// deleted. A mail attachment leaves its mail, which gets a new version.
+    pub fn delete_content(&self, id: &str) -> Result<ContentPiece, SimError> {
+        let p = lock(&self.shared.store).delete_content(id)?;
+        Ok(self.content_of(&[p]).remove(0))
+    }
+
+    /// Graph answers 403 (`forbidden: true`) for a piece of content, or serves it again.
+    pub fn forbid_content(&self, id: &str, forbidden: bool) -> Result<ContentPiece, SimError> {
+        let p = lock(&self.shared.store).forbid_content(id, forbidden)?;
+        Ok(self.content_of(&[p]).remove(0))
+    }
+
+    /// Every piece of content (images, files, attachments) and the MIME of every mail item
+    /// that exists, with SHA-256 digests (computed once; a large piece takes a while).
+    pub fn content(&self) -> Vec<ContentPiece> {
+        self.content_where(&ContentFilter::default())
+    }
+
+    pub fn content_where(&self, filter: &ContentFilter) -> Vec<ContentPiece> {
+        let listing: Vec<_> = lock(&self.shared.store)
+            .content_listing()
+            .into_iter()
+            .filter(|(view, _)| filter.keeps(view))
+            .collect();
+        content::complete(listing)
+    }
+
+    fn content_of(&self, pieces: &[usize]) -> Vec<ContentPiece> {
+        let listing: Vec<_> = {
+            let store = lock(&self.shared.store);
+            pieces
+                .iter()
+                .map(|&p| {
+                    let piece = &store.contents.pieces[p];
+                    let pending = piece.source.clone().map(|s| (piece.digests.clone(), s));
+                    (store.content_view(p), pending)
+                })
+                .collect()
+        };
+        content::complete(listing)
     }
 
     /// Flip the item's read flag and add a category: a new version.
@@ -477,6 +598,8 @@ impl Sim {
                 (Some(a), Some(b)) => b.duration_since(a),
                 _ => Duration::ZERO,
             },
+            downloads: state.downloads,
+            downloads_with_authorization: state.downloads_with_authorization,
         }
     }
 
@@ -509,4 +632,20 @@ impl Sim {
     pub fn issued_state_tokens(&self) -> Vec<String> {
         lock(&self.shared.issued_state_tokens).clone()
     }
+}
+
+/// A message posted with content, and that content.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PostedMessage {
+    #[serde(flatten)]
+    pub message: MessageRef,
+    pub content: Vec<ContentPiece>,
+}
+
+/// A mail item added with attachments, and those attachments.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PostedMail {
+    #[serde(flatten)]
+    pub mail: MailItem,
+    pub attachments: Vec<ContentPiece>,
 }

@@ -49,6 +49,13 @@ pub struct SimStats {
     pub admitted: u64,
     /// Time from the first to the last admitted Graph request.
     pub admitted_span: Duration,
+    /// Requests to pre-authenticated download URLs.
+    #[serde(default)]
+    pub downloads: u64,
+    /// Of those, how many carried an `Authorization` header (a client should send its
+    /// token to Graph only).
+    #[serde(default)]
+    pub downloads_with_authorization: u64,
 }
 
 impl SimStats {
@@ -105,6 +112,8 @@ pub(crate) struct StatsState {
     pub admitted: u64,
     pub first_admitted: Option<Instant>,
     pub last_admitted: Option<Instant>,
+    pub downloads: u64,
+    pub downloads_with_authorization: u64,
 }
 
 impl StatsState {

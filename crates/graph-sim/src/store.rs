@@ -9,6 +9,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
 
+use crate::content::{Contents, NewAttachment, NewContent, Posting};
 use crate::docs::{self, ChatMessageDoc, ItemBody, MailDoc};
 use crate::text;
 use crate::timefmt::{graph_time, to_millis};
@@ -46,6 +47,8 @@ pub enum SimError {
     NoMailbox(String),
     #[error("mail folder {0} cannot be changed")]
     FixedFolder(String),
+    #[error("no content {0}")]
+    UnknownContent(String),
 }
 
 /// The simulated clock: it moves only when told to, and every change gets its own
@@ -251,6 +254,8 @@ pub(crate) struct Store {
     /// Items served in evaluation mode (getAllMessages without `model`).
     pub evaluation_items_served: u64,
     pub rng: StdRng,
+    /// What messages and mail point to: images, files, attachments.
+    pub contents: Contents,
 }
 
 impl Store {
@@ -276,6 +281,7 @@ impl Store {
             mail_index: HashMap::new(),
             evaluation_items_served: 0,
             rng: StdRng::seed_from_u64(seed ^ 0xadd_c0de),
+            contents: Contents::new(seed),
         }
     }
 
@@ -480,12 +486,14 @@ impl Store {
 
     // ---- admin changes ---------------------------------------------------------------
 
+    /// A new chat message; returns it and the content it carries.
     pub(crate) fn add_chat_message(
         &mut self,
         chat_id: &str,
         from_user: &str,
         html: &str,
-    ) -> Result<MessageRef, SimError> {
+        content: &NewContent,
+    ) -> Result<(MessageRef, Vec<usize>), SimError> {
         let chat = self.chat(chat_id)?;
         let user = self.user(from_user)?;
         if !self.chats[chat].members.contains(&user) {
@@ -498,9 +506,11 @@ impl Store {
         let conv = Conv::Chat(chat);
         let id = self.unique_message_id(conv, now);
         let doc = crate::generate::chat_doc(&id, now, chat_id);
-        Ok(self.post_message(conv, None, user, doc, html, now))
+        let path = format!("chats/{chat_id}/messages/{id}");
+        self.post_message(conv, None, user, doc, html, now, (path, content))
     }
 
+    /// A new channel message or reply; returns it and the content it carries.
     pub(crate) fn add_channel_message(
         &mut self,
         team_id: &str,
@@ -508,7 +518,8 @@ impl Store {
         from_user: &str,
         html: &str,
         reply_to: Option<&str>,
-    ) -> Result<MessageRef, SimError> {
+        content: &NewContent,
+    ) -> Result<(MessageRef, Vec<usize>), SimError> {
         let channel = self.channel(team_id, channel_id)?;
         let user = self.user(from_user)?;
         let team = self.channels[channel].team;
@@ -547,11 +558,17 @@ impl Store {
             root_id.as_deref(),
             &self.tenant_id,
         );
-        Ok(self.post_message(conv, root, user, doc, html, now))
+        let path = match &root_id {
+            Some(r) => format!("teams/{team_id}/channels/{channel_id}/messages/{r}/replies/{id}"),
+            None => format!("teams/{team_id}/channels/{channel_id}/messages/{id}"),
+        };
+        self.post_message(conv, root, user, doc, html, now, (path, content))
     }
 
-    /// Store `doc` as a message `user` posted at `now` with `html` as its body: a new
-    /// root, or a reply to `root`, whose thread changes with it.
+    /// Store `doc` as a message `user` posted at `now` with `html` as its body and the
+    /// content asked for (`message_path` names it in hosted content URLs): a new root, or a
+    /// reply to `root`, whose thread changes with it.
+    #[allow(clippy::too_many_arguments)]
     fn post_message(
         &mut self,
         conv: Conv,
@@ -560,21 +577,34 @@ impl Store {
         mut doc: ChatMessageDoc,
         html: &str,
         now: DateTime<Utc>,
-    ) -> MessageRef {
+        (message_path, content): (String, &NewContent),
+    ) -> Result<(MessageRef, Vec<usize>), SimError> {
         doc.from = Some(docs::user_identity(
             &self.users[user].id,
             Some(&self.users[user].display_name),
             &self.tenant_id,
         ));
         doc.body = ItemBody::html(html);
-        self.insert_message(conv, root, &doc, false);
+        let pending = self.requested_message_content(
+            &mut Posting {
+                conv,
+                message_path,
+                sender: user,
+                at: now,
+                doc: &mut doc,
+            },
+            content,
+        )?;
+        let idx = self.insert_message(conv, root, &doc, false);
+        let pieces = self.attach_pending(idx, pending);
         if let Some(root) = root {
             self.touch(root, now);
         }
-        MessageRef {
+        let message = MessageRef {
             conversation: self.conversation(conv),
             id: doc.id,
-        }
+        };
+        Ok((message, pieces))
     }
 
     /// A reply changed: its root gets a new `lastModifiedDateTime`, as Graph reports the
@@ -668,23 +698,28 @@ impl Store {
         Ok(self.directory_chat(chat))
     }
 
+    /// A new mail item with these attachments; returns it and its attachments.
     pub(crate) fn add_mail(
         &mut self,
         user_id: &str,
         folder_id: &str,
         subject: &str,
         html: &str,
-    ) -> Result<MailItem, SimError> {
+        attachments: &[NewAttachment],
+    ) -> Result<(MailItem, Vec<usize>), SimError> {
         let folder = self.folder(user_id, folder_id)?;
         let now = self.clock.stamp();
-        let (doc, rest_id) = crate::generate::mail_doc(self, folder, now, subject, html);
+        let (mut doc, rest_id) = crate::generate::mail_doc(self, folder, now, subject, html);
+        let owner = self.folders[folder].user;
+        let seed = rand::Rng::random(&mut self.contents.rng);
+        let pieces = self.add_mail_attachments(&mut doc, owner, attachments, seed);
         let idx = self.insert_mail(folder, &doc, rest_id);
-        Ok(self.mail_view(idx, 0))
+        Ok((self.mail_view(idx, 0), pieces))
     }
 
     /// A new version of a mail item with `change` applied and a later
     /// `lastModifiedDateTime`; `receivedDateTime` stays.
-    fn push_mail_version(&mut self, idx: usize, change: impl FnOnce(&mut MailDoc)) {
+    pub(crate) fn push_mail_version(&mut self, idx: usize, change: impl FnOnce(&mut MailDoc)) {
         let now = self.clock.stamp();
         let mut doc = self.mail_doc_of(idx);
         change(&mut doc);
@@ -1120,7 +1155,7 @@ impl MailboxShape {
 }
 
 /// Stored documents carry timestamps we wrote ourselves.
-fn parse_time(text: &str) -> DateTime<Utc> {
+pub(crate) fn parse_time(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(|e| panic!("stored timestamp {text:?} does not parse: {e}"))

@@ -238,3 +238,75 @@ impl std::fmt::Debug for ClientCertificate {
             .finish()
     }
 }
+
+/// What a piece of content is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ContentKind {
+    /// An image hosted in a chat or channel message (`.../hostedContents/{id}/$value`).
+    HostedContent,
+    /// A file in SharePoint or OneDrive that messages (or a reference attachment) link to.
+    DriveItem,
+    /// `#microsoft.graph.fileAttachment` of a mail item.
+    FileAttachment,
+    /// `#microsoft.graph.itemAttachment` (an attached message; its `$value` is MIME).
+    ItemAttachment,
+    /// `#microsoft.graph.referenceAttachment`: a link, no bytes of its own.
+    ReferenceAttachment,
+    /// A mail item's MIME (`/users/{id}/messages/{id}/$value`).
+    MailMime,
+}
+
+/// A mail item, by mailbox and immutable id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MailRef {
+    pub user_id: String,
+    pub id: String,
+}
+
+/// A piece of content messages point to, as a complete archive of it would hold it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentPiece {
+    pub kind: ContentKind,
+    /// Its Graph id: hosted content id, drive item id, attachment id, or the mail's id
+    /// for its MIME.
+    pub id: String,
+    /// Where its bytes are served, below the service root (`/v1.0/...`): the path of the
+    /// `src` an image's message carries; `/shares/{share id}/driveItem/content` for a file;
+    /// `.../attachments/{id}/$value` (a reference attachment: the attachment itself).
+    pub url: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The media type its bytes are served with.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// Bytes (a reference attachment: the size Graph states for it).
+    pub size: u64,
+    /// SHA-256 of its bytes, lowercase hex; none for a reference attachment.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// A file's `file.hashes.quickXorHash`.
+    #[serde(default)]
+    pub quick_xor_hash: Option<String>,
+    /// Gone: deleted itself, or its message, mail, team or user is (Graph answers 404).
+    pub deleted: bool,
+    /// Graph answers 403.
+    pub forbidden: bool,
+    /// Chat and channel messages that hold it (an image: one; a file: every message
+    /// sharing it).
+    #[serde(default)]
+    pub messages: Vec<MessageRef>,
+    /// Mail items that hold it.
+    #[serde(default)]
+    pub mail: Vec<MailRef>,
+    /// A file's URL as messages carry it (`contentUrl`), which `/shares` takes encoded.
+    #[serde(default)]
+    pub web_url: Option<String>,
+    #[serde(default)]
+    pub drive_id: Option<String>,
+    /// An attachment shown inside its mail's body (`isInline`).
+    #[serde(default)]
+    pub is_inline: bool,
+}
