@@ -586,3 +586,116 @@ fn killed_at_any_content_step_a_rerun_loses_no_reference_and_stores_no_blob_twic
         );
     }
 }
+
+#[test]
+fn on_s3_under_throttling_and_cut_bodies_every_piece_is_stored_once_and_never_overwritten() {
+    use graph_sim::{EndpointKind, Fault, FaultPlan, FaultRule, RetryAfter, Target};
+    let tenant = tenant();
+    let sim = tenant.sim.handle();
+    let at = places(&tenant);
+    for i in 0..3 {
+        sim.add_chat_message_with(
+            &at.chat_id,
+            &at.member,
+            "<p>x</p>",
+            &NewContent {
+                images: vec![NewImage { size: Some(2000) }],
+                // The first file is larger than a multipart upload's part.
+                files: vec![NewFile {
+                    name: (i == 0).then(|| "large.bin".to_string()),
+                    size: (i == 0).then_some(12 * 1024 * 1024),
+                    drive_item_id: None,
+                }],
+            },
+        )
+        .unwrap();
+    }
+    let every =
+        |fault: Fault, kind: EndpointKind| FaultRule::every(fault, 2).on(Target::Endpoint(kind));
+    sim.set_faults(
+        FaultPlan::none()
+            .with(every(
+                Fault::TruncatedBody,
+                EndpointKind::HostedContentValue,
+            ))
+            .with(every(
+                Fault::TooManyRequests {
+                    retry_after: RetryAfter::Seconds(0),
+                },
+                EndpointKind::DriveItem,
+            ))
+            .with(every(Fault::TruncatedBody, EndpointKind::Download)),
+    );
+    let env = e2e::s3_env();
+    let bucket = e2e::create_bucket("content", true);
+    let url = format!("s3://{bucket}/archive");
+    let mut command = tenant.sync(ARCHIVER, &url);
+    command
+        .args(["--source", "chats", "--content", "all"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let output = run(command);
+    assert_exit(&output, 0);
+    let local = tempfile::tempdir().unwrap();
+    e2e::download_bucket(&bucket, "archive", local.path());
+    let rows = content_rows(local.path());
+    assert!(!rows.is_empty());
+    let first = last_summary(local.path());
+    let retries = first.graph.as_ref().map_or(0, |g| g.retries);
+    assert!(retries >= 3, "the faults were not met: {retries} retries");
+    assert!(
+        rows.iter().all(|r| value(r, "status") == Some("ok")),
+        "{rows:?}"
+    );
+    let stored = blobs(local.path());
+    for (name, digest) in &stored {
+        assert_eq!(name, digest);
+    }
+    let named: BTreeSet<&str> = rows
+        .iter()
+        .filter_map(|r| value(r, "blob_sha256"))
+        .collect();
+    assert_eq!(named, stored.keys().map(String::as_str).collect());
+    // The bucket keeps every version: verify would name a blob written twice.
+    let mut verify = Command::new(ARCHIVER);
+    verify
+        .args(["--no-progress", "verify", "--archive", &url])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let verified = run(verify);
+    assert_exit(&verified, 0);
+    // A new message shares the large file again: the next run fetches it and finds it
+    // stored, and writes nothing over it.
+    let large = sim
+        .content()
+        .into_iter()
+        .find(|p| p.name.as_deref() == Some("large.bin"))
+        .unwrap();
+    sim.add_chat_message_with(
+        &at.chat_id,
+        &at.member,
+        "<p>again</p>",
+        &NewContent {
+            images: vec![],
+            files: vec![NewFile {
+                name: None,
+                size: None,
+                drive_item_id: Some(large.id.clone()),
+            }],
+        },
+    )
+    .unwrap();
+    let mut again = tenant.sync(ARCHIVER, &url);
+    again
+        .args(["--source", "chats", "--content", "all"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    assert_exit(&run(again), 0);
+    let mut verify = Command::new(ARCHIVER);
+    verify
+        .args(["--no-progress", "verify", "--archive", &url])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    assert_exit(&run(verify), 0);
+    let local = tempfile::tempdir().unwrap();
+    e2e::download_bucket(&bucket, "archive", local.path());
+    let second = last_summary(local.path());
+    assert_eq!(second.content.blobs_created, 0, "{:?}", second.content);
+    assert_eq!(second.content.blobs_present, 1, "{:?}", second.content);
+}
