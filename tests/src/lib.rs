@@ -162,6 +162,20 @@ print(json.dumps([list(r) for r in rows], default=str))
     serde_json::from_str(out.trim()).expect("DuckDB rows as JSON")
 }
 
+/// Copies a folder and everything in it (an archive to tamper with).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 pub mod parquet_files;
 pub mod tenant;
 

@@ -58,19 +58,6 @@ fn openssl_keys(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (private, public)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 fn first_file(dir: &Path) -> PathBuf {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -138,7 +125,7 @@ fn signed_records_verify_with_their_key_and_forgeries_do_not() {
     // A run summary edited by someone without the key: its signature no longer holds.
     {
         let copy = tempfile::tempdir().unwrap();
-        copy_dir(&archive, copy.path());
+        e2e::copy_dir(&archive, copy.path());
         let summary = first_file(&copy.path().join("_archive/runs"));
         let edited = String::from_utf8(std::fs::read(&summary).unwrap())
             .unwrap()
@@ -150,7 +137,7 @@ fn signed_records_verify_with_their_key_and_forgeries_do_not() {
     // A signature removed: the record is reported unsigned.
     {
         let copy = tempfile::tempdir().unwrap();
-        copy_dir(&archive, copy.path());
+        e2e::copy_dir(&archive, copy.path());
         let signature = first_file(&copy.path().join("_archive/signatures/commits"));
         std::fs::remove_file(&signature).unwrap();
         let name = signature.file_name().unwrap().to_str().unwrap().to_string();
@@ -159,7 +146,7 @@ fn signed_records_verify_with_their_key_and_forgeries_do_not() {
     // A record removed with its files still leaves its signature behind.
     {
         let copy = tempfile::tempdir().unwrap();
-        copy_dir(&archive, copy.path());
+        e2e::copy_dir(&archive, copy.path());
         let record = first_file(&copy.path().join("_archive/commits"));
         std::fs::remove_file(&record).unwrap();
         let name = record.file_name().unwrap().to_str().unwrap().to_string();

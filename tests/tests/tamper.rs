@@ -72,24 +72,11 @@ fn verify(archive: &Path, heads: &[&str]) -> Output {
     command.output().unwrap()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A fresh copy of the archive to tamper with.
 fn copy(built: &Built) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("archive");
-    copy_dir(&built.archive, &archive);
+    e2e::copy_dir(&built.archive, &archive);
     (dir, archive)
 }
 
