@@ -70,6 +70,15 @@ struct Serve {
     /// Serve without any throttling.
     #[arg(long, conflicts_with = "rate_limit")]
     no_rate_limit: bool,
+    /// Chance, in thousandths, that a chat or channel message hosts an inline image.
+    #[arg(long)]
+    hosted_contents_per_mille: Option<u32>,
+    /// Chance, in thousandths, that a chat or channel message shares a file.
+    #[arg(long)]
+    file_attachments_per_mille: Option<u32>,
+    /// Chance, in thousandths, that a mail item has attachments.
+    #[arg(long)]
+    mail_attachments_per_mille: Option<u32>,
 }
 
 #[tokio::main]
@@ -96,6 +105,15 @@ async fn main() -> anyhow::Result<()> {
         .messages_per_channel
         .unwrap_or(config.messages_per_channel);
     config.mail_per_user = args.mail_per_user.unwrap_or(config.mail_per_user);
+    config.hosted_contents_per_mille = args
+        .hosted_contents_per_mille
+        .unwrap_or(config.hosted_contents_per_mille);
+    config.file_attachments_per_mille = args
+        .file_attachments_per_mille
+        .unwrap_or(config.file_attachments_per_mille);
+    config.mail_attachments_per_mille = args
+        .mail_attachments_per_mille
+        .unwrap_or(config.mail_attachments_per_mille);
     if let Some(ms) = args.latency_ms {
         config.latency = Duration::from_millis(ms);
     }
