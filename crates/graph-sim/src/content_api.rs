@@ -176,7 +176,7 @@ fn mail_access_denied() -> ApiError {
 
 /// A drive item's JSON, waiting for its hashes.
 struct DriveJson {
-    value: Value,
+    value: Vec<(&'static str, Value)>,
     digests: Arc<OnceLock<Digests>>,
     source: Source,
 }
@@ -205,8 +205,12 @@ pub(crate) async fn answer(
                 source,
             } = *drive;
             let d = content::file_digests(&digests, &source).await;
-            value["file"]["hashes"] = json!({ "quickXorHash": d.quick_xor });
-            Ok(Answer::Json(serde_json::to_vec(&value).unwrap_or_default()))
+            for (name, v) in &mut value {
+                if *name == "file" {
+                    v["hashes"] = json!({ "quickXorHash": d.quick_xor });
+                }
+            }
+            Ok(Answer::Json(ordered(&value)))
         }
     }
 }
@@ -388,14 +392,11 @@ fn hosted(
         let items: Vec<Bytes> = pieces
             .iter()
             .map(|&p| {
-                Bytes::from(
-                    serde_json::to_vec(&json!({
-                        "id": store.contents.pieces[p].id,
-                        "contentBytes": null,
-                        "contentType": null,
-                    }))
-                    .unwrap_or_default(),
-                )
+                Bytes::from(ordered(&[
+                    ("id", json!(store.contents.pieces[p].id)),
+                    ("contentBytes", Value::Null),
+                    ("contentType", Value::Null),
+                ]))
             })
             .collect();
         return Ok(Answer::Json(crate::docs::collection_page(
@@ -426,13 +427,31 @@ fn hosted(
                 .unwrap_or_else(|| Source::fixed(Vec::new())),
         });
     }
-    let body = json!({
-        "@odata.context": context_url(shared, uri, &format!("{context}/$entity")),
-        "id": piece.id,
-        "contentBytes": null,
-        "contentType": null,
-    });
-    Ok(Answer::Json(serde_json::to_vec(&body).unwrap_or_default()))
+    Ok(Answer::Json(ordered(&[
+        (
+            "@odata.context",
+            json!(context_url(shared, uri, &format!("{context}/$entity"))),
+        ),
+        ("id", json!(piece.id)),
+        ("contentBytes", Value::Null),
+        ("contentType", Value::Null),
+    ])))
+}
+
+/// A JSON object with its properties in the order given (Graph's, not alphabetical).
+fn ordered(properties: &[(&str, Value)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.push(b'{');
+    for (i, (name, value)) in properties.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(json_string(name).as_bytes());
+        out.push(b':');
+        out.extend_from_slice(serde_json::to_string(value).unwrap_or_default().as_bytes());
+    }
+    out.push(b'}');
+    out
 }
 
 /// A file's pre-authenticated download URL, on the simulator itself.
@@ -477,37 +496,56 @@ fn drive_item(
     }
     let owner = &store.users[file.owner];
     let who = json!({ "user": { "email": owner.mail, "id": owner.id, "displayName": owner.display_name } });
-    let value = json!({
-        "@odata.context": context_url(shared, uri, &format!("drives('{}')/items/$entity", file.drive_id)),
-        "@microsoft.graph.downloadUrl": download_url(shared, &file.download_token),
-        "createdDateTime": graph_time(piece.created),
-        "eTag": etag,
-        "id": piece.id,
-        "lastModifiedDateTime": graph_time(piece.modified),
-        "name": piece.name,
-        "webUrl": file.web_url,
-        "cTag": ctag,
-        "size": piece.size,
-        "createdBy": who,
-        "lastModifiedBy": who,
-        "parentReference": {
-            "driveType": file.drive_type,
-            "driveId": file.drive_id,
-            "id": file.folder_id,
-            "name": file.folder,
-            "path": format!("/drives/{}/root:/{}", file.drive_id, file.folder),
-            "siteId": file.site_id,
-        },
-        "file": {
-            "mimeType": piece.content_type,
-            "hashes": { "quickXorHash": null },
-        },
-        "fileSystemInfo": {
-            "createdDateTime": graph_time(piece.created),
-            "lastModifiedDateTime": graph_time(piece.modified),
-        },
-        "shared": { "scope": "users" },
-    });
+    let value = vec![
+        (
+            "@odata.context",
+            json!(context_url(
+                shared,
+                uri,
+                &format!("drives('{}')/items/$entity", file.drive_id)
+            )),
+        ),
+        (
+            "@microsoft.graph.downloadUrl",
+            json!(download_url(shared, &file.download_token)),
+        ),
+        ("createdDateTime", json!(graph_time(piece.created))),
+        ("eTag", json!(etag)),
+        ("id", json!(piece.id)),
+        ("lastModifiedDateTime", json!(graph_time(piece.modified))),
+        ("name", json!(piece.name)),
+        ("webUrl", json!(file.web_url)),
+        ("cTag", json!(ctag)),
+        ("size", json!(piece.size)),
+        ("createdBy", who.clone()),
+        ("lastModifiedBy", who),
+        (
+            "parentReference",
+            json!({
+                "driveType": file.drive_type,
+                "driveId": file.drive_id,
+                "id": file.folder_id,
+                "name": file.folder,
+                "path": format!("/drives/{}/root:/{}", file.drive_id, file.folder),
+                "siteId": file.site_id,
+            }),
+        ),
+        (
+            "file",
+            json!({
+                "mimeType": piece.content_type,
+                "hashes": { "quickXorHash": null },
+            }),
+        ),
+        (
+            "fileSystemInfo",
+            json!({
+                "createdDateTime": graph_time(piece.created),
+                "lastModifiedDateTime": graph_time(piece.modified),
+            }),
+        ),
+        ("shared", json!({ "scope": "users" })),
+    ];
     let source = piece
         .source
         .clone()

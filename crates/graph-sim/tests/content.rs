@@ -114,6 +114,11 @@ async fn hosted_images_are_listed_and_served_in_every_message_form() {
                 .rsplit_once('/')
                 .expect("/")
                 .0;
+            let (status, _, raw) = get_bytes(&client, list).await;
+            assert_eq!(status, 200, "{list}");
+            // The docs' order, not alphabetical.
+            let text = String::from_utf8_lossy(&raw);
+            assert!(text.contains("\"value\":[{\"id\":"), "{text}");
             let (status, page) = client.get(list).await;
             assert_eq!(status, 200, "{list}: {page}");
             assert!(
