@@ -521,6 +521,12 @@ mod tests {
             ))
         );
         assert_eq!(
+            hosted,
+            Endpoint::parse(
+                "/v1.0/users/U/chats/19:abc@thread.v2/messages/1616/hostedContents/aWQ9eF8w/$value"
+            )
+        );
+        assert_eq!(
             Endpoint::parse("/beta/teams/T/channels/C/messages/1/replies/2/hostedContents"),
             Some((
                 "beta".into(),

@@ -5,8 +5,8 @@
 use base64::Engine as _;
 use graph_sim::{
     AttachmentKind, ContentFilter, ContentKind, ContentPiece, EndpointKind, Fault, FaultPlan,
-    FaultRule, NewAttachment, NewContent, NewFile, NewImage, RetryAfter, SimConfig, Target,
-    encode_sharing_url,
+    FaultRule, NewAttachment, NewContent, NewFile, NewImage, RateLimits, RetryAfter, SimConfig,
+    Target, encode_sharing_url,
 };
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -990,4 +990,64 @@ async fn content_is_generated_from_the_seed_and_absent_by_default() {
             .iter()
             .any(|m| m.json.contains("hostedContents"))
     );
+}
+
+#[tokio::test]
+async fn a_channel_messages_images_count_against_the_channels_limit() {
+    let sim = graph_sim::start(SimConfig::small()).await.expect("start");
+    let client = Client::new(&sim).await;
+    let directory = sim.directory();
+    let team = &directory.teams[0];
+    let posted = sim
+        .add_channel_message_with(
+            &team.id,
+            &team.channels[0].id,
+            None,
+            &team.member_ids[0],
+            "<p>chart</p>",
+            &NewContent {
+                images: vec![NewImage::default()],
+                files: Vec::new(),
+            },
+        )
+        .expect("message");
+    let image = &posted.content[0];
+    assert!(image.url.contains("/teams/") && image.url.contains("/channels/"));
+    sim.set_rate_limits(Some(RateLimits {
+        channel_requests_per_second: Some(1),
+        ..RateLimits::unlimited()
+    }));
+    let (first, _, _) = get_bytes(&client, &image.url).await;
+    let (second, headers, _) = get_bytes(&client, &image.url).await;
+    assert_eq!((first, second), (200, 429));
+    assert!(headers.contains_key("retry-after"));
+    // Downloads are not Graph calls: Graph's limits do not apply to them.
+    sim.set_rate_limits(Some(RateLimits::app(1)));
+    let file = sim
+        .add_chat_message_with(
+            &directory.chats[0].id,
+            &directory.chats[0].member_ids[0],
+            "<p>file</p>",
+            &NewContent {
+                images: Vec::new(),
+                files: vec![NewFile::default()],
+            },
+        )
+        .expect("message")
+        .content
+        .remove(0);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, item) = client
+        .get(&format!(
+            "/v1.0/shares/{}/driveItem",
+            encode_sharing_url(file.web_url.as_deref().unwrap_or_default())
+        ))
+        .await;
+    assert_eq!(status, 200, "{item}");
+    let url = item["@microsoft.graph.downloadUrl"]
+        .as_str()
+        .unwrap_or_default();
+    for _ in 0..3 {
+        assert_eq!(reqwest::get(url).await.expect("GET").status().as_u16(), 200);
+    }
 }
