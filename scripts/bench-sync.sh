@@ -11,6 +11,7 @@
 #   CASES=lower scripts/bench-sync.sh     one case
 #   USERS=50 scripts/bench-sync.sh        a smaller tenant
 #   SYNC_ARGS="--memory-budget-mib 128" scripts/bench-sync.sh   other sync flags
+#   BENCH_SKIP_BUILD=1 scripts/bench-sync.sh                      use the release binary as it is
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -21,8 +22,12 @@ venv=${TEAMS_ARCHIVER_VENV:-$root/.venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 py=$venv/bin/python
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target-release}
-echo "==> release build"
-cargo build --release --quiet -p teams-archiver -p graph-sim
+if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
+  echo "==> release build skipped (BENCH_SKIP_BUILD=1)"
+else
+  echo "==> release build"
+  cargo build --release --quiet -p teams-archiver -p graph-sim
+fi
 bin=$CARGO_TARGET_DIR/release
 work=$root/target/bench-sync
 # The budget the run is given (sync's default unless SYNC_ARGS sets one), printed beside
