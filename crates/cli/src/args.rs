@@ -393,6 +393,9 @@ pub enum ExportFormat {
     Csv,
     /// A readable transcript per conversation and day.
     Html,
+    /// An EML per mail message version (its archived MIME when there is one) and an mbox
+    /// per mailbox.
+    Mail,
 }
 
 #[derive(Debug, Clone, Args)]

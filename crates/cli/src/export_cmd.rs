@@ -39,6 +39,7 @@ pub async fn run(args: ExportArgs, display: Display) -> anyhow::Result<Outcome> 
             ExportFormat::Jsonl => export::Format::Jsonl,
             ExportFormat::Csv => export::Format::Csv,
             ExportFormat::Html => export::Format::Html,
+            ExportFormat::Mail => export::Format::Mail,
         })
         .collect();
     let mut request = export::ExportRequest::new(&args.archive, &args.out, formats, selection);

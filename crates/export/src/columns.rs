@@ -3,10 +3,10 @@
 //! is an error naming it.
 
 use arrow::array::{
-    Array, AsArray, LargeStringArray, StringArray, StringViewArray, StructArray,
-    TimestampMicrosecondArray,
+    Array, AsArray, BooleanArray, Int64Array, LargeStringArray, StringArray, StringViewArray,
+    StructArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 
 /// A string column (any of Arrow's string layouts), or none.
@@ -121,6 +121,44 @@ impl<'a> Times<'a> {
     }
 
     pub fn get(&self, row: usize) -> Option<i64> {
+        self.0.and_then(|a| (!a.is_null(row)).then(|| a.value(row)))
+    }
+}
+
+/// An `int64` column, or none.
+pub(crate) struct Ints<'a>(Option<&'a Int64Array>);
+
+impl<'a> Ints<'a> {
+    pub fn of(batch: &'a RecordBatch, name: &str) -> Result<Self, String> {
+        let Some(column) = batch.column_by_name(name) else {
+            return Ok(Ints(None));
+        };
+        match column.data_type() {
+            DataType::Int64 => Ok(Ints(Some(column.as_primitive::<Int64Type>()))),
+            other => Err(format!("column `{name}` is {other}, not int64")),
+        }
+    }
+
+    pub fn get(&self, row: usize) -> Option<i64> {
+        self.0.and_then(|a| (!a.is_null(row)).then(|| a.value(row)))
+    }
+}
+
+/// A `bool` column, or none.
+pub(crate) struct Bools<'a>(Option<&'a BooleanArray>);
+
+impl<'a> Bools<'a> {
+    pub fn of(batch: &'a RecordBatch, name: &str) -> Result<Self, String> {
+        let Some(column) = batch.column_by_name(name) else {
+            return Ok(Bools(None));
+        };
+        match column.data_type() {
+            DataType::Boolean => Ok(Bools(Some(column.as_boolean()))),
+            other => Err(format!("column `{name}` is {other}, not bool")),
+        }
+    }
+
+    pub fn get(&self, row: usize) -> Option<bool> {
         self.0.and_then(|a| (!a.is_null(row)).then(|| a.value(row)))
     }
 }

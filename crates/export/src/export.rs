@@ -7,7 +7,7 @@
 //! All versions of a message share its partition (the day of `createdDateTime`), so a
 //! day is complete on its own and memory does not grow with the archive.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,14 +19,17 @@ use futures::TryStreamExt;
 use tokio::sync::mpsc;
 
 use crate::columns::Strings;
+use crate::content::{Blobs, CONTENT_COLUMNS, ContentIndex};
 use crate::conversation::ConversationKey;
 use crate::directory::{self, Directory};
 use crate::error::ExportError;
 use crate::formats::csv::CsvWriter;
 use crate::formats::html::HtmlWriter;
 use crate::formats::jsonl::JsonlWriter;
+use crate::formats::mail::MailWriter;
 use crate::formats::rsmf::{RsmfLimits, RsmfWriter};
 use crate::formats::{ConversationDay, FormatWriter};
+use crate::mail_rows::{MAIL_COLUMNS, MailRow};
 use crate::manifest::{MANIFEST_FILE, ManifestHead, SelectionRecord, Totals, write_manifest};
 use crate::message::{Grouped, Message};
 use crate::output::Outputs;
@@ -143,28 +146,56 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
 
     // Three sorts hold rows at once: the day being read, and the two of the day being written.
     let budget = (request.memory_budget_bytes / 3).max(1);
-    let days: Vec<NaiveDate> = reader
-        .archive
-        .partitions(Table::ChatMessages)
-        .await?
-        .into_iter()
-        .filter(|d| selection.wants_day(*d))
-        .collect();
+    let want_chat = formats.iter().any(|f| f.is_chat());
+    let want_mail = formats.contains(&Format::Mail) && selection.wants_mail();
+    let mut days = BTreeSet::new();
+    for (wanted, table) in [
+        (want_chat, Table::ChatMessages),
+        (want_mail, Table::MailMessages),
+    ] {
+        if wanted {
+            days.extend(reader.archive.partitions(table).await?);
+        }
+    }
+    days.retain(|d| selection.wants_day(*d));
     let outputs = Outputs::new(&request.out, Spool::create(work.path(), "outputs")?);
+    let blobs = Blobs::new(
+        reader.archive.store(),
+        reader.archive.url(),
+        tokio::runtime::Handle::current(),
+        Spool::create(work.path(), "blobs-read")?,
+    );
     let writer = DayWriter {
         writers: formats
             .iter()
-            .map(|f| -> Box<dyn FormatWriter + Send> {
-                match f {
-                    Format::Rsmf => Box::new(RsmfWriter::new(request.rsmf, &request.generator)),
+            .filter_map(|f| -> Option<Box<dyn FormatWriter + Send>> {
+                Some(match f {
+                    Format::Rsmf => Box::new(RsmfWriter::new(
+                        request.rsmf,
+                        &request.generator,
+                        work.path(),
+                    )),
                     Format::Jsonl => Box::new(JsonlWriter::new(selection.all_versions)),
                     Format::Csv => {
                         Box::new(CsvWriter::new(selection.all_versions, request.csv_raw))
                     }
                     Format::Html => Box::new(HtmlWriter::new(&request.generator)),
-                }
+                    Format::Mail => return None,
+                })
             })
             .collect(),
+        mail: want_mail.then(|| {
+            MailWriter::new(
+                selection.all_versions,
+                selection.keyword_needles(),
+                &request.generator,
+            )
+        }),
+        blobs,
+        every_version: selection.all_versions
+            && formats
+                .iter()
+                .any(|f| matches!(f, Format::Jsonl | Format::Csv)),
         directory: Arc::clone(&directory),
         selection: selection.clone(),
         needles: selection.keyword_needles(),
@@ -197,8 +228,12 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
             break; // the writer failed; its error is reported below
         };
         let spill = work.path().join(day.format("%Y-%m-%d").to_string());
+        let wanted = Wanted {
+            chat: want_chat,
+            mail: want_mail,
+        };
         match reader
-            .read_day(day, &spill, &selection, budget, &custodian_ids)
+            .read_day(day, &spill, &selection, budget, &custodian_ids, wanted)
             .await
         {
             Ok(rows) => {
@@ -230,13 +265,21 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
     let mut totals = writer.totals.clone();
     totals.partitions = partitions;
     totals.rows_read = rows_read;
-    totals.archive_files = reader.files.len();
     totals.errors = writer.errors.len();
     totals.conversations = writer.conversations.len() as u64;
+    if let Some(mail) = &writer.mail {
+        totals.mail_messages = mail.messages;
+        totals.mail_versions = mail.versions;
+    }
+    totals.files_copied = writer.blobs.files;
+    totals.file_bytes_copied = writer.blobs.bytes;
     let report_errors = std::mem::take(&mut writer.first_errors);
     let errors = writer.errors;
     let outputs = writer.outputs.finish()?;
     totals.outputs = outputs.len();
+    reader.altered.extend(writer.blobs.altered);
+    reader.files.append(writer.blobs.reads)?;
+    totals.archive_files = reader.files.len();
 
     let selection_record = SelectionRecord {
         formats: formats.iter().map(|f| f.name().to_string()).collect(),
@@ -298,8 +341,18 @@ fn prepare_out_dir(out: &Path) -> Result<(), ExportError> {
 struct DayRows {
     day: NaiveDate,
     spill: PathBuf,
-    versions: ExternalSorter<VersionRow>,
+    /// Chat and channel message versions, when a chat format is asked for.
+    versions: Option<ExternalSorter<VersionRow>>,
+    /// Mail message versions, when mail is.
+    mail: Option<ExternalSorter<MailRow>>,
     rows_read: u64,
+}
+
+/// Which messages the formats asked for show.
+#[derive(Clone, Copy)]
+struct Wanted {
+    chat: bool,
+    mail: bool,
 }
 
 /// Reads the archive: files are hashed, checked against their records and listed.
@@ -422,7 +475,8 @@ impl Reader {
         Ok(directory)
     }
 
-    /// The day's custodian rows, then its message versions, into a sort by message.
+    /// The day's content rows and custodian rows, then its message versions, into a sort
+    /// by message.
     async fn read_day(
         &mut self,
         day: NaiveDate,
@@ -430,7 +484,89 @@ impl Reader {
         selection: &Selection,
         budget: usize,
         selected_custodians: &[String],
+        wanted: Wanted,
     ) -> Result<DayRows, ExportError> {
+        let mut contents = ContentIndex::default();
+        for file in self.archive.files(Table::MessageContents, day).await? {
+            self.read_file(&file, CONTENT_COLUMNS, |batch, first| {
+                contents.add(batch, first)
+            })
+            .await?;
+        }
+        // Both sorts of a day being read share its third of the budget.
+        let budget = if wanted.chat && wanted.mail {
+            (budget / 2).max(1)
+        } else {
+            budget
+        };
+        let mut rows_read = 0u64;
+        let versions = if wanted.chat {
+            Some(
+                self.read_chat_day(
+                    day,
+                    spill,
+                    selection,
+                    budget,
+                    selected_custodians,
+                    &contents,
+                    &mut rows_read,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        let mail = if wanted.mail {
+            let mut mail = ExternalSorter::new(spill, "mail", budget);
+            for file in self.archive.files(Table::MailMessages, day).await? {
+                let path: Arc<str> = file.path.as_str().into();
+                let mut pushed = Ok(());
+                self.read_file(&file, MAIL_COLUMNS, |batch, first| {
+                    rows_read += batch.num_rows() as u64;
+                    for mut row in MailRow::from_batch(batch, &path, first)? {
+                        if (!selected_custodians.is_empty()
+                            && !selected_custodians.contains(&row.custodian))
+                            || !selection.wants_time(row.received_us, day)
+                        {
+                            continue;
+                        }
+                        row.contents = contents.of(true, &row.content_sha256);
+                        if let Err(e) = mail.push(row) {
+                            pushed = Err(e);
+                            return Ok(());
+                        }
+                    }
+                    Ok(())
+                })
+                .await?;
+                pushed?;
+            }
+            Some(mail)
+        } else {
+            None
+        };
+        tracing::debug!(%day, rows_read, "partition read");
+        Ok(DayRows {
+            day,
+            spill: spill.to_path_buf(),
+            versions,
+            mail,
+            rows_read,
+        })
+    }
+
+    /// The day's custodian rows, then its chat message versions, into a sort by message.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_chat_day(
+        &mut self,
+        day: NaiveDate,
+        spill: &Path,
+        selection: &Selection,
+        budget: usize,
+        selected_custodians: &[String],
+        contents: &ContentIndex,
+        rows_read: &mut u64,
+    ) -> Result<ExternalSorter<VersionRow>, ExportError> {
         let mut custodians = CustodianIndex::default();
         for file in self
             .archive
@@ -445,12 +581,11 @@ impl Reader {
             .await?;
         }
         let mut versions = ExternalSorter::new(spill, "versions", budget);
-        let mut rows_read = 0u64;
         for file in self.archive.files(Table::ChatMessages, day).await? {
             let path: Arc<str> = file.path.as_str().into();
             let mut pushed = Ok(());
             self.read_file(&file, CHAT_COLUMNS, |batch, first| {
-                rows_read += batch.num_rows() as u64;
+                *rows_read += batch.num_rows() as u64;
                 for mut row in VersionRow::from_batch(batch, &path, first)? {
                     if !selection.wants_conversation(&row.conversation)
                         || !selection.wants_time(row.created_us, day)
@@ -458,6 +593,7 @@ impl Reader {
                         continue;
                     }
                     row.custodians = custodians.of(&row.content_sha256);
+                    row.contents = contents.of(false, &row.content_sha256);
                     if !selected_custodians.is_empty()
                         && !row
                             .custodians
@@ -480,13 +616,8 @@ impl Reader {
             .await?;
             pushed?;
         }
-        tracing::debug!(%day, rows_read, spilled_runs = versions.spilled_runs(), "partition read");
-        Ok(DayRows {
-            day,
-            spill: spill.to_path_buf(),
-            versions,
-            rows_read,
-        })
+        tracing::debug!(%day, spilled_runs = versions.spilled_runs(), "chat partition read");
+        Ok(versions)
     }
 }
 
@@ -545,6 +676,12 @@ impl CustodianIndex {
 /// Turns each day into transcript-ordered messages for every format.
 struct DayWriter {
     writers: Vec<Box<dyn FormatWriter + Send>>,
+    mail: Option<MailWriter>,
+    /// Copies the blobs messages point to into the export.
+    blobs: Blobs,
+    /// Every version's content is shown (JSONL or CSV with every version), not only the
+    /// latest's and the shown text's.
+    every_version: bool,
     directory: Arc<Directory>,
     selection: Selection,
     needles: Vec<String>,
@@ -574,9 +711,37 @@ impl DayWriter {
     }
 
     fn write_day(&mut self, rows: DayRows) -> Result<(), ExportError> {
+        if let Some(versions) = rows.versions {
+            self.write_chat_day(rows.day, &rows.spill, versions)?;
+        }
+        if let (Some(mail), Some(sorter)) = (self.mail.as_mut(), rows.mail) {
+            let mut problems = Vec::new();
+            mail.write_day(
+                rows.day,
+                sorter,
+                &self.directory,
+                &mut self.blobs,
+                &mut self.outputs,
+                &mut problems,
+            )?;
+            for problem in problems {
+                self.note(problem)?;
+            }
+            self.note_blob_problems()?;
+        }
+        let _ = std::fs::remove_dir_all(&rows.spill);
+        Ok(())
+    }
+
+    fn write_chat_day(
+        &mut self,
+        day: NaiveDate,
+        spill: &Path,
+        versions: ExternalSorter<VersionRow>,
+    ) -> Result<(), ExportError> {
         let mut messages: ExternalSorter<Message> =
-            ExternalSorter::new(&rows.spill, "messages", self.budget);
-        for message in Grouped::new(rows.versions.finish()?) {
+            ExternalSorter::new(spill, "messages", self.budget);
+        for message in Grouped::new(versions.finish()?) {
             let message = message?;
             if self.wants(&message) {
                 messages.push(message)?;
@@ -589,11 +754,11 @@ impl DayWriter {
             let message = message?;
             if current.as_ref() != Some(message.conversation()) {
                 if let Some(done) = current.take() {
-                    self.end(rows.day, &done, &directory, &custodians)?;
+                    self.end(day, &done, &directory, &custodians)?;
                 }
                 let conversation = message.conversation().clone();
                 let day = ConversationDay {
-                    day: rows.day,
+                    day,
                     conversation: &conversation,
                     directory: &directory,
                     selected_custodians: &custodians,
@@ -607,15 +772,26 @@ impl DayWriter {
             }
             let conversation = current.clone().unwrap_or(ConversationKey::Unknown);
             let day = ConversationDay {
-                day: rows.day,
+                day,
                 conversation: &conversation,
                 directory: &directory,
                 selected_custodians: &custodians,
             };
-            let view = MessageView::new(&message, &directory);
+            let mut view = MessageView::new(&message, &directory);
             for problem in &view.problems {
                 self.note(problem.clone())?;
             }
+            let latest = message.versions().len() - 1;
+            for (i, version) in message.versions().iter().enumerate() {
+                if i == latest || i == view.shown || self.every_version {
+                    view.contents[i] = version
+                        .contents
+                        .iter()
+                        .map(|piece| self.blobs.export(piece.clone(), &mut self.outputs))
+                        .collect::<Result<_, _>>()?;
+                }
+            }
+            self.note_blob_problems()?;
             for writer in &mut self.writers {
                 writer.message(&day, &view, &mut self.outputs)?;
             }
@@ -623,9 +799,16 @@ impl DayWriter {
             self.totals.versions += message.versions().len() as u64;
         }
         if let Some(done) = current {
-            self.end(rows.day, &done, &directory, &custodians)?;
+            self.end(day, &done, &directory, &custodians)?;
         }
-        let _ = std::fs::remove_dir_all(&rows.spill);
+        Ok(())
+    }
+
+    /// Blobs that could not be copied, each named once.
+    fn note_blob_problems(&mut self) -> Result<(), ExportError> {
+        for problem in std::mem::take(&mut self.blobs.problems) {
+            self.note(problem)?;
+        }
         Ok(())
     }
 
@@ -651,6 +834,9 @@ impl DayWriter {
     fn finish(&mut self) -> Result<(), ExportError> {
         for writer in &mut self.writers {
             writer.finish(&mut self.outputs)?;
+        }
+        if let Some(mail) = &mut self.mail {
+            mail.finish(&mut self.outputs)?;
         }
         Ok(())
     }

@@ -14,13 +14,16 @@
 //! checks an export against its manifest. Each mismatch is named.
 
 mod columns;
+mod content;
 mod conversation;
 mod directory;
 mod error;
 mod export;
 mod formats;
+mod mail_rows;
 mod manifest;
 mod message;
+mod mime;
 mod output;
 mod reader;
 mod rows;

@@ -39,13 +39,24 @@ pub struct Totals {
     pub versions: u64,
     pub conversations: u64,
     pub conversation_days: u64,
-    /// Date partitions of `chat_messages` read (the selection's range only).
+    /// Date partitions read (the selection's range only).
     pub partitions: u64,
+    /// Archive files read: Parquet files and blobs.
     pub archive_files: u64,
-    /// `chat_messages` rows read, selected or not.
+    /// `chat_messages` (and for mail, `mail_messages`) rows read, selected or not.
     pub rows_read: u64,
     pub outputs: u64,
     pub errors: u64,
+    /// Mail messages exported, and their versions (one EML each).
+    #[serde(default)]
+    pub mail_messages: u64,
+    #[serde(default)]
+    pub mail_versions: u64,
+    /// Blobs copied into `files/`, and their bytes.
+    #[serde(default)]
+    pub files_copied: u64,
+    #[serde(default)]
+    pub file_bytes_copied: u64,
 }
 
 /// The manifest as read back (by `verify --export`).

@@ -218,8 +218,18 @@ impl Outputs {
     /// Finishes a file written as it went, and records it.
     pub fn close(
         &mut self,
-        mut file: OutputFile,
+        file: OutputFile,
         format: Format,
+        counts: OutputCounts,
+    ) -> Result<(), ExportError> {
+        self.close_as(file, format.name(), counts)
+    }
+
+    /// As [`Outputs::close`], for files that belong to no one format (copied blobs).
+    pub fn close_as(
+        &mut self,
+        mut file: OutputFile,
+        format: &str,
         counts: OutputCounts,
     ) -> Result<(), ExportError> {
         // No fsync per file: the manifest, written last, is what says an export is complete.
@@ -228,11 +238,23 @@ impl Outputs {
             .map_err(ExportError::io("write", file.path.clone()))?;
         self.spool.push(&OutputEntry {
             path: file.relative,
-            format: format.name().to_string(),
+            format: format.to_string(),
             bytes: file.bytes,
             sha256: hex::encode(file.hasher.finalize()),
             counts,
         })
+    }
+
+    /// Removes a file begun but not to be kept; it is not recorded.
+    pub fn discard(&self, file: OutputFile) {
+        let path = file.path.clone();
+        drop(file);
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// Records a file written elsewhere (appended to over the export, like an mbox).
+    pub fn record(&mut self, entry: &OutputEntry) -> Result<(), ExportError> {
+        self.spool.push(entry)
     }
 
     /// Waits for every file to be written; the record of them.
@@ -256,6 +278,20 @@ impl OutputFile {
     pub fn put(&mut self, bytes: &[u8]) -> Result<(), ExportError> {
         self.write_all(bytes)
             .map_err(ExportError::io("write", self.path.clone()))
+    }
+
+    /// The SHA-256 (hex) of the bytes written so far.
+    pub fn sha256(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+
+    /// How many bytes were written so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 

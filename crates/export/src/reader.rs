@@ -89,6 +89,11 @@ impl Archive {
         &self.url
     }
 
+    /// The store the archive lives in, rooted at the archive.
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.store)
+    }
+
     pub fn location(&self) -> &sink::Location {
         &self.location
     }

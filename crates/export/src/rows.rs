@@ -7,6 +7,7 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 
 use crate::columns::{NestedStrings, Strings, Times};
+use crate::content::Piece;
 use crate::conversation::ConversationKey;
 use crate::sort::Spill;
 
@@ -65,6 +66,8 @@ pub struct VersionRow {
     pub row_in_file: u64,
     /// Graph user ids whose mailboxes held this version, sorted.
     pub custodians: Vec<String>,
+    /// What the version points to (`message_contents`), sorted.
+    pub contents: Vec<Piece>,
 }
 
 impl VersionRow {
@@ -138,6 +141,7 @@ impl VersionRow {
                 archive_file: Arc::clone(file),
                 row_in_file: position,
                 custodians: Vec::new(),
+                contents: Vec::new(),
             });
         }
         Ok(rows)
@@ -192,6 +196,7 @@ impl VersionRow {
             + self.raw_json.len()
             + self.content_sha256.len()
             + self.custodians.iter().map(|c| c.len() + 24).sum::<usize>()
+            + self.contents.iter().map(Piece::heap_size).sum::<usize>()
     }
 }
 
@@ -255,6 +260,7 @@ pub(crate) mod tests {
             archive_file: "chat_messages/date=1970-01-01/part-x.parquet".into(),
             row_in_file: 3,
             custodians: vec!["u1".into(), "u2".into()],
+            contents: Vec::new(),
         }
     }
 

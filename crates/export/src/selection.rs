@@ -20,6 +20,9 @@ pub enum Format {
     Csv,
     /// A readable transcript per conversation and day.
     Html,
+    /// Mail: an EML per mail message version (its archived MIME when there is one) and
+    /// an mbox per mailbox.
+    Mail,
 }
 
 impl Format {
@@ -29,22 +32,32 @@ impl Format {
             Format::Jsonl => "jsonl",
             Format::Csv => "csv",
             Format::Html => "html",
+            Format::Mail => "mail",
         }
+    }
+
+    /// Whether the format shows chat and channel messages (all but mail).
+    pub(crate) fn is_chat(self) -> bool {
+        self != Format::Mail
     }
 }
 
 /// What to export. Every condition given must hold; an empty list means "any".
 ///
-/// - `custodians`: Graph user ids whose mailbox held a version of the message. Channel
-///   messages have no custodian, so a custodian selection leaves them out.
+/// - `custodians`: Graph user ids whose mailbox held a version of the message (for mail,
+///   the mailbox it was read from). Channel messages have no custodian, so a custodian
+///   selection leaves them out.
 /// - `chats`, `team`, `channel`: the message is in one of the chats, or in a channel of
 ///   the team (and that channel, when given); a channel id alone matches in any team.
-/// - `from` (inclusive) and `to` (exclusive): the message's `createdDateTime`; a message
-///   without one is placed at the start of its partition's day.
+///   Mail is in none, so any of them leaves mail out.
+/// - `from` (inclusive) and `to` (exclusive): the message's `createdDateTime` (mail:
+///   `receivedDateTime`); a message without one is placed at the start of its
+///   partition's day.
 /// - `keywords`: any version's text or subject contains one of them, ignoring case.
-/// - `include_deleted`: keep messages whose latest version is a deletion.
-/// - `all_versions`: JSONL and CSV get every archived version, not only the latest
-///   (RSMF and HTML always show edits from every version).
+/// - `include_deleted`: keep messages whose latest version is a deletion. (Mail delta
+///   removals carry no message and are not exported: a move is a removal too.)
+/// - `all_versions`: JSONL, CSV and mail get every archived version, not only the
+///   latest (RSMF and HTML always show edits from every version).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Selection {
     pub custodians: Vec<String>,
@@ -80,6 +93,11 @@ impl Selection {
             list.dedup();
         }
         Ok(self)
+    }
+
+    /// Whether mail can be selected: mail is in no chat, team or channel.
+    pub(crate) fn wants_mail(&self) -> bool {
+        self.chats.is_empty() && self.team.is_none() && self.channel.is_none()
     }
 
     /// Whether a date partition can hold selected messages (partition pruning).

@@ -42,6 +42,18 @@ impl<T: Serialize> Spool<T> {
         self.len
     }
 
+    /// Moves the entries of `other` after this spool's own.
+    pub fn append(&mut self, mut other: Spool<T>) -> Result<(), ExportError> {
+        other
+            .out
+            .flush()
+            .map_err(ExportError::io("write", &other.path))?;
+        let mut input = File::open(&other.path).map_err(ExportError::io("read", &other.path))?;
+        std::io::copy(&mut input, &mut self.out).map_err(ExportError::io("write", &self.path))?;
+        self.len += other.len;
+        Ok(())
+    }
+
     /// Writes the entries, in the order pushed, as the items of a JSON array (without
     /// the brackets), each on its own line after `indent`.
     pub fn write_items(mut self, out: &mut impl Write, indent: &str) -> std::io::Result<()> {
@@ -78,5 +90,22 @@ mod tests {
         out.extend_from_slice(b"]");
         let parsed: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(parsed, serde_json::json!([{"a": 1}, "two\nlines"]));
+    }
+
+    #[test]
+    fn an_appended_spool_follows_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = Spool::create(dir.path(), "a").unwrap();
+        first.push(&1).unwrap();
+        let mut second = Spool::create(dir.path(), "b").unwrap();
+        second.push(&2).unwrap();
+        second.push(&3).unwrap();
+        first.append(second).unwrap();
+        assert_eq!(first.len(), 3);
+        let mut out = b"[".to_vec();
+        first.write_items(&mut out, "").unwrap();
+        out.extend_from_slice(b"]");
+        let parsed: Vec<u32> = serde_json::from_slice(&out).unwrap();
+        assert_eq!(parsed, vec![1, 2, 3]);
     }
 }

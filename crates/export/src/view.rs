@@ -4,6 +4,9 @@
 
 use serde_json::Value;
 
+use transform::ContentKind;
+
+use crate::content::ExportedPiece;
 use crate::directory::{Directory, Person};
 use crate::message::Message;
 use crate::rows::VersionRow;
@@ -101,6 +104,12 @@ pub struct MessageView<'m> {
     pub system: Option<SystemEvent>,
     /// Why parts of the message could not be read (named in the export's errors).
     pub problems: Vec<String>,
+    /// What each version points to (by version, oldest first), with where the export
+    /// holds its bytes; filled for the versions an export shows.
+    pub contents: Vec<Vec<ExportedPiece>>,
+    /// The version whose text is shown: the latest, or for a deleted message the last
+    /// one archived before the deletion.
+    pub shown: usize,
 }
 
 /// The parts of a Graph item a view needs beyond the typed columns.
@@ -135,12 +144,18 @@ impl<'m> MessageView<'m> {
             _ => EventKind::Unknown,
         };
         let deleted_at_us = latest.deleted_us;
+        let versions = message.versions();
+        // The deleted version carries no text; show the last text archived before it.
+        let shown = if deleted_at_us.is_some() {
+            versions.iter().rposition(|v| v.deleted_us.is_none())
+        } else {
+            None
+        }
+        .unwrap_or(versions.len() - 1);
         let text = if let Some(event) = &system {
             event.description.clone()
         } else if deleted_at_us.is_some() {
-            // The deleted version carries no text; show the last text archived before it.
-            message
-                .versions()
+            versions
                 .iter()
                 .rev()
                 .find(|v| v.deleted_us.is_none())
@@ -161,7 +176,63 @@ impl<'m> MessageView<'m> {
             attachments: attachments(&extra.attachments, message.key()),
             system,
             problems,
+            contents: vec![Vec::new(); versions.len()],
+            shown,
         }
+    }
+
+    /// The pieces of the shown version, one per piece it points to: the stored copy when
+    /// there is one, else what became of it.
+    pub fn shown_pieces(&self) -> Vec<&ExportedPiece> {
+        let mut out: Vec<&ExportedPiece> = Vec::new();
+        let pieces = self.contents.get(self.shown).map_or(&[][..], Vec::as_slice);
+        for piece in pieces {
+            let same = |p: &&ExportedPiece| {
+                p.piece.kind == piece.piece.kind && p.piece.reference == piece.piece.reference
+            };
+            match out.iter().position(same) {
+                Some(i) if out[i].file.is_none() && piece.file.is_some() => out[i] = piece,
+                Some(_) => {}
+                None => out.push(piece),
+            }
+        }
+        out
+    }
+
+    /// The inline images of the shown version, in the order its body shows them.
+    pub fn images(&self) -> Vec<&ExportedPiece> {
+        let mut images: Vec<&ExportedPiece> = self
+            .shown_pieces()
+            .into_iter()
+            .filter(|p| p.piece.is(ContentKind::HostedContent))
+            .collect();
+        let body = self.message.versions()[self.shown]
+            .body_content
+            .as_deref()
+            .unwrap_or("");
+        images.sort_by_key(|p| body.find(p.piece.reference.as_str()).unwrap_or(usize::MAX));
+        images
+    }
+
+    /// The shared file a Teams attachment links (its `contentUrl`), as archived.
+    pub fn file_of(&self, url: &str) -> Option<&ExportedPiece> {
+        self.shown_pieces()
+            .into_iter()
+            .find(|p| p.piece.is(ContentKind::File) && p.piece.reference == url)
+    }
+
+    /// Shared files the shown version points to that no attachment of it links.
+    pub fn other_files(&self) -> Vec<&ExportedPiece> {
+        self.shown_pieces()
+            .into_iter()
+            .filter(|p| {
+                p.piece.is(ContentKind::File)
+                    && !self
+                        .attachments
+                        .iter()
+                        .any(|a| a.url.as_deref() == Some(p.piece.reference.as_str()))
+            })
+            .collect()
     }
 
     /// Everyone the message names: sender, reactors, members of a join or leave.
@@ -282,7 +353,7 @@ fn reactions(value: &Value, directory: &Directory) -> Vec<Reaction> {
 }
 
 /// A file name made of safe characters only.
-fn safe_name(name: &str) -> String {
+pub(crate) fn safe_name(name: &str) -> String {
     let safe: String = name
         .chars()
         .map(|c| {

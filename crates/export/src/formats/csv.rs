@@ -8,7 +8,7 @@
 //! as text. `raw` (`--csv-raw`) writes every cell exactly as archived instead.
 
 use super::jsonl::{VersionRecord, exported_versions};
-use super::{ConversationDay, FormatWriter};
+use super::{ConversationDay, FormatWriter, one_line};
 use crate::error::ExportError;
 use crate::output::{OutputCounts, OutputFile, Outputs};
 use crate::selection::Format;
@@ -38,6 +38,7 @@ pub(crate) const HEADER: &[&str] = &[
     "body_content_type",
     "body_text",
     "attachments",
+    "contents",
     "reactions",
     "version",
     "versions",
@@ -142,6 +143,21 @@ impl FormatWriter for CsvWriter {
         let mut rows = 0;
         for (number, row) in exported_versions(view, all_versions) {
             let r = VersionRecord::new(day.date(), row, number, total);
+            // Each piece: its name, what the export holds of it, its SHA-256 and file.
+            let contents = view.contents[number - 1]
+                .iter()
+                .map(|p| {
+                    let mut cell = format!("{} [{}]", p.display_name(), p.status());
+                    if let Some(sha) = &p.piece.blob_sha256 {
+                        cell.push_str(&format!(" sha256:{}", one_line(sha)));
+                    }
+                    if let Some(file) = &p.file {
+                        cell.push_str(&format!(" {file}"));
+                    }
+                    cell
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
             let version = r.version.to_string();
             let versions = r.versions.to_string();
             let archive_row = r.archive_row.to_string();
@@ -175,6 +191,7 @@ impl FormatWriter for CsvWriter {
                 opt(r.body_content_type),
                 opt(r.body_text),
                 attachments,
+                &contents,
                 reactions,
                 &version,
                 &versions,

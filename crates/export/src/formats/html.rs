@@ -1,11 +1,15 @@
 //! HTML: a transcript per conversation and day that opens in any browser. Names, UTC
 //! times, replies under their root, edits and deletions marked, reactions with who gave
-//! them. Everything from the archive is escaped text; links are plain `http(s)` links; a
-//! Content-Security-Policy forbids scripts and outside resources.
+//! them, inline images and archived copies of shared files from the export's own `files/`
+//! folder. Everything from the archive is escaped text; links are plain `http(s)` links
+//! or relative paths the export made; a Content-Security-Policy forbids scripts and every
+//! outside resource (images load from the export folder only), and an image whose bytes
+//! are not archived is a placeholder saying why, never a remote load.
 
 use std::collections::BTreeMap;
 
 use super::{ConversationDay, FormatWriter, readable_utc, utc};
+use crate::content::{ExportedPiece, url_path};
 use crate::directory::Person;
 use crate::error::ExportError;
 use crate::output::{OutputCounts, OutputFile, Outputs};
@@ -25,7 +29,9 @@ header{padding-top:1.25rem}h1{font-size:1.4rem;margin:0 0 .2rem}.sub{color:#555;
 .orphan{color:#555;font-size:.85rem;margin:.8rem 0 0}\
 .system{color:#555;font-style:italic;font-size:.9rem;margin:.5rem 0;padding:0 .8rem}\
 .reactions,.attachments,.edits{font-size:.85rem;color:#333;margin:.3rem 0}\
-.attachments ul,.edits ol{margin:.2rem 0;padding-left:1.2rem}del{color:#888}ins{text-decoration:none;background:#e6f4ea}\
+.attachments ul,.edits ol{margin:.2rem 0;padding-left:1.2rem}\
+.images{margin:.3rem 0}.images img{max-width:100%;max-height:24rem;border:1px solid #ddd;border-radius:4px;margin:.2rem .3rem 0 0}\
+.missing{display:inline-block;font-size:.85rem;color:#a15c00;background:#fff4e5;border-radius:4px;padding:.2rem .4rem;margin:.2rem .3rem 0 0}del{color:#888}ins{text-decoration:none;background:#e6f4ea}\
 footer{color:#555;font-size:.85rem;padding-bottom:2rem}";
 
 /// Text made safe for HTML content and attribute values.
@@ -47,6 +53,39 @@ pub(crate) fn escape(text: &str) -> String {
 /// Only web links become links; anything else (`javascript:`, `data:`) stays text.
 fn safe_url(url: &str) -> Option<&str> {
     crate::view::is_web_link(url).then_some(url)
+}
+
+/// A transcript's path back to the export folder (`html/<date>/<name>.html`).
+const TO_ROOT: &str = "../../";
+
+/// A link to an export file from a transcript.
+fn export_link(relative: &str) -> String {
+    escape(&format!("{TO_ROOT}{}", url_path(relative)))
+}
+
+/// A piece's archived copy as a link, or why there is none.
+fn archived_copy(piece: &ExportedPiece, what: &str) -> String {
+    match &piece.file {
+        Some(file) => format!(
+            "<a href=\"{}\" title=\"SHA-256 {}\">archived copy</a>",
+            export_link(file),
+            escape(piece.piece.blob_sha256.as_deref().unwrap_or(""))
+        ),
+        None => format!(
+            "<span class=\"missing\"{}>{what} not archived: {}</span>",
+            detail_title(piece),
+            escape(piece.status())
+        ),
+    }
+}
+
+/// The archive's detail of why a piece is not stored, as a tooltip.
+fn detail_title(piece: &ExportedPiece) -> String {
+    piece
+        .piece
+        .status_detail
+        .as_deref()
+        .map_or_else(String::new, |d| format!(" title=\"{}\"", escape(d)))
 }
 
 /// A transcript is kept in memory, and handed over whole, until it grows past this; then
@@ -170,20 +209,56 @@ fn message_html(view: &MessageView<'_>, open_thread: bool) -> String {
         html.push_str("<div class=\"meta\">Last archived text before the deletion:</div>");
     }
     html.push_str(&format!("<div class=\"body\">{}</div>", escape(&view.text)));
-    if !view.attachments.is_empty() {
+    let images = view.images();
+    if !images.is_empty() {
+        html.push_str("<div class=\"images\">");
+        for image in images {
+            match &image.file {
+                Some(file) => {
+                    let link = export_link(file);
+                    html.push_str(&format!(
+                        "<a href=\"{link}\"><img src=\"{link}\" alt=\"{}\"></a>",
+                        escape(&image.display_name())
+                    ));
+                }
+                None => html.push_str(&format!(
+                    "<span class=\"missing\"{}>image not archived: {}</span>",
+                    detail_title(image),
+                    escape(image.status())
+                )),
+            }
+        }
+        html.push_str("</div>");
+    }
+    let other_files = view.other_files();
+    if !view.attachments.is_empty() || !other_files.is_empty() {
         html.push_str("<div class=\"attachments\">Attachments:<ul>");
         for attachment in &view.attachments {
             let label = escape(&attachment.display);
+            let copy = attachment
+                .url
+                .as_deref()
+                .and_then(|url| view.file_of(url))
+                .map_or_else(String::new, |piece| {
+                    format!(" &middot; {}", archived_copy(piece, "file"))
+                });
             match attachment.url.as_deref().and_then(safe_url) {
                 Some(url) => html.push_str(&format!(
-                    "<li><a href=\"{}\" rel=\"noreferrer\">{label}</a></li>",
+                    "<li><a href=\"{}\" rel=\"noreferrer\">{label}</a>{copy}</li>",
                     escape(url)
                 )),
-                None => html.push_str(&format!("<li>{label}</li>")),
+                None => html.push_str(&format!("<li>{label}{copy}</li>")),
             }
             if let Some(text) = attachment.text.as_deref().filter(|t| !t.is_empty()) {
                 html.push_str(&format!("<div class=\"body\">{}</div>", escape(text)));
             }
+        }
+        for piece in other_files {
+            html.push_str(&format!(
+                "<li>{} &middot; {}</li>",
+                escape(&piece.display_name()),
+                archived_copy(piece, "file")
+            ));
         }
         html.push_str("</ul></div>");
     }
@@ -258,7 +333,7 @@ impl FormatWriter for HtmlWriter {
         let title = format!("{} — {} (UTC)", day.display(), day.date());
         let head = format!(
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-             <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n\
+             <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src 'self'\">\n\
              <meta name=\"generator\" content=\"{}\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
              <header><h1>{}</h1><p class=\"sub\">Microsoft Teams {} &middot; {} (times in UTC) &middot; conversation <code>{}</code></p></header>\n<main>\n",
             escape(&self.generator),

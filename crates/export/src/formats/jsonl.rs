@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::{ConversationDay, FormatWriter, utc_micros};
+use crate::content::ExportedPiece;
 use crate::conversation::ConversationKey;
 use crate::error::ExportError;
 use crate::output::{OutputCounts, OutputFile, Outputs};
@@ -49,8 +50,47 @@ pub(crate) struct VersionRecord<'a> {
     pub run_id: Option<&'a str>,
     pub archive_file: &'a str,
     pub archive_row: u64,
+    /// What the version points to (images, files), and where the export holds the bytes.
+    pub contents: Vec<PieceRecord<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_json: Option<&'a str>,
+}
+
+/// A piece of content in a line: the archived facts and the export's copy.
+#[derive(Serialize)]
+pub(crate) struct PieceRecord<'a> {
+    pub kind: &'a str,
+    pub name: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub size: Option<i64>,
+    pub blob_sha256: Option<&'a str>,
+    /// As archived: `ok`, `not_found`, `forbidden`, `too_large`, `reference` or `failed`.
+    pub status: &'a str,
+    pub status_detail: Option<&'a str>,
+    /// `ok` when `file` holds the bytes, else why not (the archived status, or
+    /// `blob_missing` / `blob_altered`).
+    pub export_status: &'a str,
+    /// Relative to the export folder.
+    pub file: Option<&'a str>,
+    pub reference: &'a str,
+}
+
+impl<'a> PieceRecord<'a> {
+    pub fn new(exported: &'a ExportedPiece) -> Self {
+        let piece = &exported.piece;
+        PieceRecord {
+            kind: &piece.kind,
+            name: piece.name.as_deref(),
+            content_type: piece.content_type.as_deref(),
+            size: piece.size,
+            blob_sha256: piece.blob_sha256.as_deref(),
+            status: &piece.status,
+            status_detail: piece.status_detail.as_deref(),
+            export_status: exported.status(),
+            file: exported.file.as_deref(),
+            reference: &piece.reference,
+        }
+    }
 }
 
 impl<'a> VersionRecord<'a> {
@@ -100,6 +140,7 @@ impl<'a> VersionRecord<'a> {
             run_id: row.run_id.as_deref(),
             archive_file: &row.archive_file,
             archive_row: row.row_in_file,
+            contents: Vec::new(),
             raw_json: Some(&row.raw_json),
         }
     }
@@ -158,7 +199,11 @@ impl FormatWriter for JsonlWriter {
         let mut lines = 0;
         self.line.clear();
         for (number, row) in exported_versions(view, self.all_versions) {
-            let record = VersionRecord::new(day.date(), row, number, total);
+            let mut record = VersionRecord::new(day.date(), row, number, total);
+            record.contents = view.contents[number - 1]
+                .iter()
+                .map(PieceRecord::new)
+                .collect();
             serde_json::to_writer(&mut self.line, &record).map_err(|e| ExportError::Encode {
                 path: outputs.root().join(FILE),
                 reason: format!("{}: {e}", row.place()),

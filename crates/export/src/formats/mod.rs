@@ -4,9 +4,13 @@
 pub(crate) mod csv;
 pub(crate) mod html;
 pub(crate) mod jsonl;
+pub(crate) mod mail;
 pub(crate) mod rsmf;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use mail_builder::headers::HeaderType;
+use mail_builder::headers::raw::Raw;
+use mail_builder::headers::text::Text;
 
 use crate::conversation::ConversationKey;
 use crate::directory::Directory;
@@ -98,6 +102,17 @@ pub(crate) fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// A header value on one line: as is when ASCII (folded at spaces only, so long ids stay
+/// whole), else as RFC 2047 encoded words.
+pub(crate) fn header_text(value: String) -> HeaderType<'static> {
+    let value = one_line(&value).into_owned();
+    if value.is_ascii() {
+        HeaderType::Raw(Raw::new(value))
+    } else {
+        HeaderType::Text(Text::new(value))
+    }
 }
 
 /// RFC 3339 in UTC with milliseconds (`2024-05-01T09:30:00.123Z`), as Graph writes times.

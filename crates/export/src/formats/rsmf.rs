@@ -1,6 +1,9 @@
 //! RSMF 2.0 (Relativity Short Message Format): one `.rsmf` per conversation and day, an
 //! RFC 5322 message with the `X-RSMF-*` headers whose attachment `rsmf.zip` holds
-//! `rsmf_manifest.json` and a small file per Teams attachment.
+//! `rsmf_manifest.json` and a file per attachment of an event: the archived bytes of its
+//! inline images and shared files (from the export's `files/`), else a small file that
+//! stands for the Teams attachment (a shortcut, a card as text). A large zip is built in
+//! a work file and the envelope written as it is encoded, so no file is held in memory.
 //!
 //! A conversation-day with more events (or bytes) than one file may hold continues in
 //! `<name>.part2.rsmf` and so on, all with the same event collection id. Everything in a
@@ -8,10 +11,10 @@
 //! Message-ID are hashes, so the same messages give the same bytes.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::{Cursor, Write};
+use std::io::{Cursor, Read, Seek, Write};
+use std::path::{Path, PathBuf};
 
 use mail_builder::MessageBuilder;
-use mail_builder::headers::HeaderType;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::date::Date;
@@ -23,10 +26,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 
-use super::{ConversationDay, FormatWriter, one_line, readable_utc, utc};
+use super::{ConversationDay, FormatWriter, header_text, one_line, readable_utc, utc};
+use crate::content::ExportedPiece;
 use crate::conversation::ConversationKey;
 use crate::directory::Person;
 use crate::error::ExportError;
+use crate::mime::{Source, Streamed, write_mixed};
 use crate::output::{OutputCounts, Outputs};
 use crate::selection::Format;
 use crate::view::{EventKind, MessageView};
@@ -160,34 +165,41 @@ struct Part {
     messages: u64,
     participants: BTreeMap<String, Person>,
     custodians: BTreeSet<String>,
-    attachments: BTreeMap<String, Vec<u8>>,
+    attachments: BTreeMap<String, Source>,
 }
+
+/// A zip this large or smaller is built in memory (and its `.rsmf` handed to the writer
+/// threads); a larger one in a work file.
+const ZIP_IN_MEMORY_BYTES: u64 = 1024 * 1024;
 
 pub(crate) struct RsmfWriter {
     limits: RsmfLimits,
     generator: String,
     part: Part,
     part_number: u32,
+    /// Where large zips are built.
+    work: PathBuf,
 }
 
 impl RsmfWriter {
-    pub fn new(limits: RsmfLimits, generator: &str) -> Self {
+    pub fn new(limits: RsmfLimits, generator: &str, work: &Path) -> Self {
         RsmfWriter {
             limits,
             generator: generator.to_string(),
             part: Part::default(),
             part_number: 0,
+            work: work.to_path_buf(),
         }
     }
 
     /// `name`, or a numbered variant when the file being filled already holds another
     /// file by that name (two message ids can read the same once made safe for a zip).
-    fn unique_name(&self, name: &str, bytes: &[u8]) -> String {
+    fn unique_name(&self, name: &str, source: &Source) -> String {
         let taken = |candidate: &str| {
             self.part
                 .attachments
                 .get(candidate)
-                .is_some_and(|existing| existing != bytes)
+                .is_some_and(|existing| existing != source)
         };
         if !taken(name) {
             return name.to_string();
@@ -372,7 +384,31 @@ impl RsmfWriter {
         };
         let manifest_json =
             serde_json::to_vec(&manifest).map_err(|e| encode_error(e.to_string()))?;
-        let zip = zip_of(&manifest_json, &part.attachments).map_err(encode_error)?;
+        let zip_bytes =
+            manifest_json.len() as u64 + part.attachments.values().map(Source::len).sum::<u64>();
+        // The zip's bytes (or the work file holding them), and their SHA-256.
+        let (zip, _work_file, zip_digest) = if zip_bytes <= ZIP_IN_MEMORY_BYTES {
+            let zip = write_zip(Cursor::new(Vec::new()), &manifest_json, &part.attachments)
+                .map_err(&encode_error)?
+                .into_inner();
+            let digest = Sha256::digest(&zip);
+            (Source::Bytes(zip), None, digest)
+        } else {
+            let mut file = tempfile::Builder::new()
+                .prefix("rsmf-zip-")
+                .tempfile_in(&self.work)
+                .map_err(|e| encode_error(format!("creating a work file: {e}")))?;
+            write_zip(file.as_file_mut(), &manifest_json, &part.attachments)
+                .map_err(&encode_error)?;
+            let digest =
+                file_digest(file.as_file_mut()).map_err(|e| encode_error(e.to_string()))?;
+            let bytes = file.as_file().metadata().map_or(0, |m| m.len());
+            let source = Source::File {
+                path: file.path().to_path_buf(),
+                bytes,
+            };
+            (source, Some(file), digest)
+        };
 
         let people = |ids: &mut dyn Iterator<Item = &Person>| -> Vec<Address<'static>> {
             ids.map(|p| {
@@ -403,7 +439,7 @@ impl RsmfWriter {
             .join(", ");
         let text = transcript(day, &part, number);
         let digest = Sha256::new()
-            .chain_update(&zip)
+            .chain_update(zip_digest)
             .chain_update(text.as_bytes())
             .finalize();
         let digest = hex::encode(digest);
@@ -447,6 +483,7 @@ impl RsmfWriter {
         if !custodian_names.is_empty() {
             builder = builder.header("X-RSMF-Custodian", header_text(custodian_names.join(", ")));
         }
+        let boundary = format!("rsmf_{}", &digest[32..56]);
         builder = builder
             .header("X-RSMF-Participants", Text::new(participant_names))
             .header(
@@ -454,16 +491,15 @@ impl RsmfWriter {
                 Text::new(one_line(&conversation_id).into_owned()),
             )
             .body(MimePart::new(
-                ContentType::new("multipart/mixed")
-                    .attribute("boundary", format!("rsmf_{}", &digest[32..56])),
-                vec![
-                    MimePart::new("text/plain", text),
-                    MimePart::new("application/octet-stream", zip).attachment("rsmf.zip"),
-                ],
+                ContentType::new("multipart/mixed").attribute("boundary", boundary.clone()),
+                vec![MimePart::new("text/plain", text)],
             ));
-        let bytes = builder
-            .write_to_vec()
-            .map_err(|e| encode_error(e.to_string()))?;
+        let in_memory = matches!(zip, Source::Bytes(_));
+        let attachments = vec![Streamed {
+            part: MimePart::new("application/octet-stream", Vec::<u8>::new())
+                .attachment("rsmf.zip"),
+            source: zip,
+        }];
         let counts = OutputCounts {
             conversation: Some(conversation_id),
             date: Some(day.date()),
@@ -474,39 +510,60 @@ impl RsmfWriter {
             participants: Some(part.participants.len() as u64),
             ..OutputCounts::default()
         };
-        outputs.write_all(&relative, bytes, Format::Rsmf, counts)
+        if in_memory {
+            let mut bytes = Vec::new();
+            write_mixed(&mut bytes, builder, &boundary, attachments)
+                .map_err(|e| encode_error(e.to_string()))?;
+            outputs.write_all(&relative, bytes, Format::Rsmf, counts)
+        } else {
+            let mut out = outputs.create(&relative)?;
+            let path = out.path().to_path_buf();
+            write_mixed(&mut out, builder, &boundary, attachments)
+                .map_err(ExportError::io("write", path))?;
+            outputs.close(out, Format::Rsmf, counts)
+        }
     }
 }
 
-/// A header value on one line: as is when ASCII (folded at spaces only, so long ids stay
-/// whole), else as RFC 2047 encoded words.
-fn header_text(value: String) -> HeaderType<'static> {
-    let value = one_line(&value).into_owned();
-    if value.is_ascii() {
-        HeaderType::Raw(Raw::new(value))
-    } else {
-        HeaderType::Text(Text::new(value))
+/// The SHA-256 of a file's bytes, read from its start.
+fn file_digest(file: &mut std::fs::File) -> std::io::Result<sha2::digest::Output<Sha256>> {
+    file.rewind()?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(hasher.finalize());
+        }
+        hasher.update(&buffer[..n]);
     }
 }
 
-/// `rsmf.zip`: the manifest first, then the attachment files by name, each stored with
-/// the zip format's earliest time so the bytes depend on content only.
-fn zip_of(manifest: &[u8], attachments: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, String> {
+/// `rsmf.zip` into `out`: the manifest first, then the attachment files by name (copied
+/// files streamed), each stored with the zip format's earliest time so the bytes depend
+/// on content only.
+fn write_zip<W: Write + Seek>(
+    out: W,
+    manifest: &[u8],
+    attachments: &BTreeMap<String, Source>,
+) -> Result<W, String> {
     let options = SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .last_modified_time(zip::DateTime::default())
         .unix_permissions(0o644);
-    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let files = std::iter::once((MANIFEST_NAME, manifest)).chain(
-        attachments
-            .iter()
-            .map(|(name, bytes)| (name.as_str(), bytes.as_slice())),
-    );
-    for (name, bytes) in files {
-        zip.start_file(name, options).map_err(|e| e.to_string())?;
-        zip.write_all(bytes).map_err(|e| e.to_string())?;
+    let mut zip = zip::ZipWriter::new(out);
+    zip.start_file(MANIFEST_NAME, options)
+        .and_then(|()| zip.write_all(manifest).map_err(Into::into))
+        .map_err(|e| e.to_string())?;
+    for (name, source) in attachments {
+        let options = options.large_file(source.len() >= u64::from(u32::MAX));
+        zip.start_file(name.as_str(), options)
+            .map_err(|e| e.to_string())?;
+        source
+            .copy_to(&mut zip)
+            .map_err(|e| format!("{name}: {e}"))?;
     }
-    Ok(zip.finish().map_err(|e| e.to_string())?.into_inner())
+    zip.finish().map_err(|e| e.to_string())
 }
 
 /// The message's text part: a plain transcript, so the file is searchable as an e-mail.
@@ -656,19 +713,79 @@ impl FormatWriter for RsmfWriter {
                 participants: r.people.iter().map(|p| p.id.clone()).collect(),
             })
             .collect();
-        let names: Vec<String> = view
-            .attachments
+        // Each attachment as a file: the archived bytes when the export holds them, else
+        // the small file that stands for it; what is not archived is said in `custom`.
+        let prefix = crate::view::safe_name(message.key());
+        let stored = |piece: &ExportedPiece| {
+            let path = outputs
+                .root()
+                .join(piece.file.as_deref().unwrap_or_default());
+            let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+            Source::File { path, bytes }
+        };
+        let mut files: Vec<(String, String, Source)> = Vec::new();
+        for (n, attachment) in view.attachments.iter().enumerate() {
+            match attachment.url.as_deref().and_then(|url| view.file_of(url)) {
+                Some(piece) if piece.file.is_some() => files.push((
+                    format!("{prefix}-{}-{}", n + 1, piece.file_name()),
+                    attachment.display.clone(),
+                    stored(piece),
+                )),
+                other => {
+                    if let Some(piece) = other {
+                        custom.push(Custom {
+                            name: "File not archived",
+                            value: format!("{}: {}", attachment.display, piece.status()),
+                        });
+                    }
+                    files.push((
+                        attachment.file_name.clone(),
+                        attachment.display.clone(),
+                        Source::Bytes(attachment.file_bytes.clone()),
+                    ));
+                }
+            }
+        }
+        for (n, image) in view.images().into_iter().enumerate() {
+            if image.file.is_some() {
+                // A display ending in .png, .jpg or .gif is shown inline by Relativity.
+                files.push((
+                    format!("{prefix}-image{}-{}", n + 1, image.file_name()),
+                    image.file_name(),
+                    stored(image),
+                ));
+            } else {
+                custom.push(Custom {
+                    name: "Image not archived",
+                    value: image.status().to_string(),
+                });
+            }
+        }
+        for (n, piece) in view.other_files().into_iter().enumerate() {
+            if piece.file.is_some() {
+                files.push((
+                    format!("{prefix}-file{}-{}", n + 1, piece.file_name()),
+                    piece.display_name(),
+                    stored(piece),
+                ));
+            } else {
+                custom.push(Custom {
+                    name: "File not archived",
+                    value: format!("{}: {}", piece.display_name(), piece.status()),
+                });
+            }
+        }
+        let names: Vec<String> = files
             .iter()
-            .map(|a| self.unique_name(&a.file_name, &a.file_bytes))
+            .map(|(name, _, source)| self.unique_name(name, source))
             .collect();
-        let attachments: Vec<EventAttachment> = view
-            .attachments
+        let attachments: Vec<EventAttachment> = files
             .iter()
             .zip(&names)
-            .map(|(a, name)| EventAttachment {
+            .map(|((_, display, source), name)| EventAttachment {
                 id: name.clone(),
-                display: a.display.clone(),
-                size: a.file_bytes.len() as u64,
+                display: display.clone(),
+                size: source.len(),
             })
             .collect();
         let sender = view.sender.as_ref();
@@ -697,11 +814,7 @@ impl FormatWriter for RsmfWriter {
         if subjects.is_empty() {
             subjects.push(None);
         }
-        let attachment_bytes: u64 = view
-            .attachments
-            .iter()
-            .map(|a| a.file_bytes.len() as u64)
-            .sum();
+        let attachment_bytes: u64 = files.iter().map(|(_, _, source)| source.len()).sum();
         let edit_bytes: u64 = view
             .edits
             .iter()
@@ -746,10 +859,8 @@ impl FormatWriter for RsmfWriter {
             self.push(day, event, bytes, outputs)?;
             if n == 0 {
                 self.part.messages += 1;
-                for (attachment, name) in view.attachments.iter().zip(&names) {
-                    self.part
-                        .attachments
-                        .insert(name.clone(), attachment.file_bytes.clone());
+                for ((_, _, source), name) in files.iter().zip(&names) {
+                    self.part.attachments.insert(name.clone(), source.clone());
                 }
             }
             for person in view.people() {
