@@ -249,7 +249,11 @@ impl Outputs {
     pub fn discard(&self, file: OutputFile) {
         let path = file.path.clone();
         drop(file);
-        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(&path);
+        // The folder made for it, unless it holds other files.
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 
     /// Records a file written elsewhere (appended to over the export, like an mbox).

@@ -115,6 +115,7 @@ fn matter() -> ArchiveInput {
 
     let channel =
         |id, reply_to, from, at, body| channel_message(TEAM, CHANNEL, id, reply_to, from, at, body);
+    let m2_item = m2.clone();
     let mut messages: Vec<(String, Vec<String>)> = [m1_v1, m1_v2, m2, m3_v1, m3_v2, m4, m5, m6]
         .into_iter()
         .map(|m| (m, holders()))
@@ -158,7 +159,7 @@ fn matter() -> ArchiveInput {
     ] {
         messages.push((item, Vec::new()));
     }
-    ArchiveInput {
+    let mut input = ArchiveInput {
         messages,
         users: vec![
             user("u-ada", "Ada Berg", "ada@contoso.com"),
@@ -175,8 +176,23 @@ fn matter() -> ArchiveInput {
             ]
         })
         .to_string()],
-    }
+        ..ArchiveInput::default()
+    };
+    // The shared spreadsheet was stored: exports carry its bytes.
+    input.stored(
+        &m2_item,
+        None,
+        transform::ContentKind::File,
+        "https://contoso.sharepoint.com/sites/deal/Budget.xlsx",
+        Some("Budget.xlsx"),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        BUDGET,
+    );
+    input
 }
+
+/// The bytes of the archived Budget.xlsx.
+const BUDGET: &[u8] = b"PK\x03\x04 the budget spreadsheet";
 
 fn run_export(request: ExportRequest) -> export::ExportReport {
     tokio::runtime::Builder::new_multi_thread()
@@ -303,13 +319,12 @@ fn a_matter_exports_to_rsmf_with_edits_deletions_reactions_attachments_and_threa
     let attachments = m2["attachments"].as_array().unwrap();
     assert_eq!(attachments.len(), 2);
     assert_eq!(attachments[0]["display"], "Budget.xlsx");
-    let shortcut =
-        String::from_utf8(chat_day1.zip_entries[attachments[0]["id"].as_str().unwrap()].clone())
-            .unwrap();
-    assert!(
-        shortcut.contains("URL=https://contoso.sharepoint.com/sites/deal/Budget.xlsx"),
-        "{shortcut}"
+    assert_eq!(
+        chat_day1.zip_entries[attachments[0]["id"].as_str().unwrap()],
+        BUDGET,
+        "the archived file itself"
     );
+    assert_eq!(attachments[0]["size"], BUDGET.len());
     let card =
         String::from_utf8(chat_day1.zip_entries[attachments[1]["id"].as_str().unwrap()].clone())
             .unwrap();
@@ -430,6 +445,18 @@ fn jsonl_and_csv_hold_the_archived_rows() {
     let column = |name: &str| header.iter().position(|h| h == name).unwrap();
     let m2 = rows.iter().find(|r| &r[column("id")] == "1002").unwrap();
     assert!(m2[column("attachments")].starts_with("Budget.xlsx <https://contoso.sharepoint.com"));
+    assert!(
+        m2[column("contents")].starts_with("Budget.xlsx [ok] sha256:"),
+        "{:?}",
+        &m2[column("contents")]
+    );
+    let m2_line = lines.iter().find(|l| l["id"] == "1002").unwrap();
+    assert!(
+        m2_line["contents"][0]["file"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("files/") && f.ends_with("/Budget.xlsx")),
+        "{m2_line}"
+    );
     let m1 = rows.iter().find(|r| &r[column("id")] == "1001").unwrap();
     assert_eq!(&m1[column("reactions")], "like x2; heart x1");
     assert_eq!(&m1[column("custodians")], "u-ada; u-lin");
@@ -695,6 +722,7 @@ fn html_transcripts_escape_everything_and_thread_replies() {
         "Ada Berg added Priya Novák",
         "Important",
         "href=\"https://contoso.sharepoint.com/sites/deal/Budget.xlsx\"",
+        "\">archived copy</a>",
         "Custodians: Ada Berg, Lin Chen",
     ] {
         assert!(chat.contains(expected), "{expected} in\n{chat}");

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{ConversationDay, FormatWriter, readable_utc, utc};
+use super::{ConversationDay, FormatWriter, one_line, readable_utc, utc};
 use crate::content::{ExportedPiece, url_path};
 use crate::directory::Person;
 use crate::error::ExportError;
@@ -234,7 +234,7 @@ fn message_html(view: &MessageView<'_>, open_thread: bool) -> String {
     if !view.attachments.is_empty() || !other_files.is_empty() {
         html.push_str("<div class=\"attachments\">Attachments:<ul>");
         for attachment in &view.attachments {
-            let label = escape(&attachment.display);
+            let label = escape(&one_line(&attachment.display));
             let copy = attachment
                 .url
                 .as_deref()

@@ -193,8 +193,15 @@ impl RsmfWriter {
     }
 
     /// `name`, or a numbered variant when the file being filled already holds another
-    /// file by that name (two message ids can read the same once made safe for a zip).
+    /// file by that name (two message ids can read the same once made safe for a zip); the
+    /// name it has when the file holds the same copied file already.
     fn unique_name(&self, name: &str, source: &Source) -> String {
+        // A copied file several events show is in the zip once.
+        if let Source::File { .. } = source
+            && let Some((existing, _)) = self.part.attachments.iter().find(|(_, s)| *s == source)
+        {
+            return existing.clone();
+        }
         let taken = |candidate: &str| {
             self.part
                 .attachments

@@ -9,15 +9,81 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
-use transform::{ChatMessageBuilder, DirectoryChatBuilder, DirectoryUserBuilder, RowContext};
+use sha2::{Digest, Sha256};
+use transform::{
+    ChatMessageBuilder, ContentKind, ContentRow, ContentStatus, DirectoryChatBuilder,
+    DirectoryUserBuilder, MailMessageBuilder, MessageContentBuilder, MessageIdentity, RowContext,
+};
 
-/// What goes into a test archive: chat items held by custodians, users and chats.
+/// What goes into a test archive: chat items held by custodians, mail, users, chats, and
+/// what messages point to (`message_contents` rows and blobs).
 #[derive(Default)]
 pub struct ArchiveInput {
     /// (Graph item, custodian user ids that held it).
     pub messages: Vec<(String, Vec<String>)>,
     pub users: Vec<String>,
     pub chats: Vec<String>,
+    /// (mail item, the mailbox it was read from).
+    pub mail: Vec<(String, String)>,
+    /// (the message version, what became of one piece it points to).
+    pub contents: Vec<(MessageIdentity, ContentRow)>,
+    /// Bytes stored as blobs.
+    pub blobs: Vec<Vec<u8>>,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl ArchiveInput {
+    /// A piece of chat message `item` (or of mail `item` read from `mailbox`) whose
+    /// `bytes` were stored; its blob's SHA-256.
+    #[allow(clippy::too_many_arguments)]
+    pub fn stored(
+        &mut self,
+        item: &str,
+        mailbox: Option<&str>,
+        kind: ContentKind,
+        reference: &str,
+        name: Option<&str>,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> String {
+        let sha = sha256_hex(bytes);
+        let mut row = ContentRow::new(kind, reference.to_string(), ContentStatus::Ok);
+        row.name = name.map(str::to_string);
+        row.content_type = Some(content_type.to_string());
+        row.size = Some(bytes.len() as i64);
+        row.blob_sha256 = Some(sha.clone());
+        self.piece(item, mailbox, row);
+        self.blobs.push(bytes.to_vec());
+        sha
+    }
+
+    /// A piece of a message that was not stored, and why.
+    pub fn not_stored(
+        &mut self,
+        item: &str,
+        mailbox: Option<&str>,
+        kind: ContentKind,
+        reference: &str,
+        name: Option<&str>,
+        status: ContentStatus,
+    ) {
+        let mut row = ContentRow::new(kind, reference.to_string(), status);
+        row.name = name.map(str::to_string);
+        row.status_detail = Some(format!("Graph answered {}", status.as_str()));
+        self.piece(item, mailbox, row);
+    }
+
+    pub fn piece(&mut self, item: &str, mailbox: Option<&str>, row: ContentRow) {
+        let identity = match mailbox {
+            Some(mailbox) => MessageIdentity::mail(item, mailbox),
+            None => MessageIdentity::chat(item),
+        }
+        .expect("a message identity");
+        self.contents.push((identity, row));
+    }
 }
 
 pub fn fetched_at() -> DateTime<Utc> {
@@ -76,11 +142,34 @@ pub fn write_archive(dir: &Path, input: &ArchiveInput) {
         for c in &input.chats {
             chats.append(c, &ctx).expect("a chat");
         }
+        let mut mail = MailMessageBuilder::new();
+        for (item, mailbox) in &input.mail {
+            let ctx = RowContext {
+                custodian_user_id: Some(mailbox),
+                ..ctx
+            };
+            mail.append(item, &ctx).expect("a mail message");
+        }
+        let mut contents = MessageContentBuilder::new();
+        for (message, row) in &input.contents {
+            contents.append(message, row, fetched_at(), "test-run");
+        }
+        let blobs = sink::BlobStore::new(sink::Location::parse(out).expect("the archive"));
+        for bytes in &input.blobs {
+            let spool = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(spool.path(), bytes).unwrap();
+            blobs
+                .put_file(&sha256_hex(bytes), spool.path())
+                .await
+                .expect("a blob");
+        }
         for (table, batch) in [
             ("chat_messages", batches.messages),
             ("chat_message_custodians", batches.custodians),
             ("directory/users", users.finish()),
             ("directory/chats", chats.finish()),
+            ("mail_messages", mail.finish()),
+            ("message_contents", contents.finish()),
         ] {
             if batch.num_rows() > 0 {
                 writer.append(table, &batch).expect("rows buffered");
