@@ -4,8 +4,10 @@
 //! [`export`] selects messages (custodians, chats, teams and channels, a time range,
 //! keywords, deleted messages, every version) reading only the date partitions the
 //! selection needs, and writes them as RSMF 2.0 for Relativity, JSONL, CSV and HTML
-//! transcripts, with `export_manifest.json`: the selection, every archive file read
-//! with its SHA-256, every file written with its SHA-256 and counts. Memory stays within
+//! transcripts, and mail as EML and mbox, with the images, files and attachments they
+//! point to copied once each into `files/<sha256>/<name>`, and `export_manifest.json`:
+//! the selection, every archive file and blob read with its SHA-256, every file written
+//! with its SHA-256 and counts. Memory stays within
 //! a budget however large the archive (a day's rows are sorted out of core), and the
 //! same archive and selection give byte-identical files.
 //!
