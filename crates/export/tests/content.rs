@@ -36,8 +36,8 @@ fn run(archive: &Path, out: &Path, formats: &[Format]) -> export::ExportReport {
             ..Selection::default()
         },
     );
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One runtime thread: blobs are read from the writer's thread, driven by the caller's.
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
