@@ -213,14 +213,25 @@ fn message_html(view: &MessageView<'_>, open_thread: bool) -> String {
     if !images.is_empty() {
         html.push_str("<div class=\"images\">");
         for image in images {
+            // Hosted contents are also code snippets and the like: only images are shown.
+            let shown = image
+                .piece
+                .content_type
+                .as_deref()
+                .is_none_or(|c| c.trim().to_ascii_lowercase().starts_with("image/"));
             match &image.file {
-                Some(file) => {
+                Some(file) if shown => {
                     let link = export_link(file);
                     html.push_str(&format!(
                         "<a href=\"{link}\"><img src=\"{link}\" alt=\"{}\"></a>",
                         escape(&image.display_name())
                     ));
                 }
+                Some(file) => html.push_str(&format!(
+                    "<a href=\"{}\">{}</a> ",
+                    export_link(file),
+                    escape(&image.display_name())
+                )),
                 None => html.push_str(&format!(
                     "<span class=\"missing\"{}>image not archived: {}</span>",
                     detail_title(image),
