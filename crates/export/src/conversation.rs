@@ -56,24 +56,29 @@ impl ConversationKey {
             ConversationKey::Channel { channel_id, .. } => ("channel", channel_id.as_str()),
             ConversationKey::Unknown => ("unknown", ""),
         };
-        let mut safe: String = readable
-            .trim_start_matches("19:")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(60)
-            .collect();
-        if !safe.is_empty() {
-            safe.insert(0, '-');
-        }
-        let digest = Sha256::digest(self.id().as_bytes());
-        format!("{kind}{safe}-{}", &hex::encode(digest)[..10])
+        file_stem(kind, readable.trim_start_matches("19:"), &self.id())
     }
+}
+
+/// `<kind>-<readable>-<hash>`: readable, safe on every file system, unique per `id` (a
+/// hash of the exact id follows the readable part).
+pub(crate) fn file_stem(kind: &str, readable: &str, id: &str) -> String {
+    let mut safe: String = readable
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(60)
+        .collect();
+    if !safe.is_empty() {
+        safe.insert(0, '-');
+    }
+    let digest = Sha256::digest(id.as_bytes());
+    format!("{kind}{safe}-{}", &hex::encode(digest)[..10])
 }
 
 #[cfg(test)]

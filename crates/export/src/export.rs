@@ -31,7 +31,7 @@ use crate::formats::rsmf::{RsmfLimits, RsmfWriter};
 use crate::formats::{ConversationDay, FormatWriter};
 use crate::mail_rows::{MAIL_COLUMNS, MailRow};
 use crate::manifest::{MANIFEST_FILE, ManifestHead, SelectionRecord, Totals, write_manifest};
-use crate::message::{Grouped, Message};
+use crate::message::{Message, grouped};
 use crate::output::Outputs;
 use crate::reader::{self, Archive, ArchiveFile, ArchiveFileRead, RecordedFile};
 use crate::rows::{CHAT_COLUMNS, VersionRow};
@@ -741,7 +741,7 @@ impl DayWriter {
     ) -> Result<(), ExportError> {
         let mut messages: ExternalSorter<Message> =
             ExternalSorter::new(spill, "messages", self.budget);
-        for message in Grouped::new(versions.finish()?) {
+        for message in grouped(versions.finish()?) {
             let message = message?;
             if self.wants(&message) {
                 messages.push(message)?;

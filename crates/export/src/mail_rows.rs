@@ -9,7 +9,7 @@ use arrow::record_batch::RecordBatch;
 use crate::columns::{Bools, Strings, Times};
 use crate::content::Piece;
 use crate::error::ExportError;
-use crate::sort::Spill;
+use crate::sort::{Groups, Spill};
 
 /// The `mail_messages` columns the mail export reads.
 pub(crate) const MAIL_COLUMNS: &[&str] = &[
@@ -166,45 +166,10 @@ impl Spill for MailRow {
 
 /// Groups sorted mail rows into messages: every version of one mailbox's message, oldest
 /// first.
-pub(crate) struct GroupedMail<I> {
-    rows: I,
-    pending: Option<MailRow>,
-}
-
-impl<I> GroupedMail<I> {
-    pub fn new(rows: I) -> Self {
-        GroupedMail {
-            rows,
-            pending: None,
-        }
-    }
-}
-
-impl<I: Iterator<Item = Result<MailRow, ExportError>>> Iterator for GroupedMail<I> {
-    type Item = Result<Vec<MailRow>, ExportError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let first = match self.pending.take() {
-            Some(row) => row,
-            None => match self.rows.next()? {
-                Ok(row) => row,
-                Err(e) => return Some(Err(e)),
-            },
-        };
-        let mut versions = vec![first];
-        loop {
-            match self.rows.next() {
-                None => break,
-                Some(Err(e)) => return Some(Err(e)),
-                Some(Ok(row)) if row.same_message(&versions[0]) => versions.push(row),
-                Some(Ok(row)) => {
-                    self.pending = Some(row);
-                    break;
-                }
-            }
-        }
-        Some(Ok(versions))
-    }
+pub(crate) fn grouped_mail(
+    rows: impl Iterator<Item = Result<MailRow, ExportError>>,
+) -> Groups<impl Iterator<Item = Result<MailRow, ExportError>>, MailRow> {
+    Groups::new(rows, MailRow::same_message)
 }
 
 #[cfg(test)]
@@ -237,7 +202,7 @@ mod tests {
             row("u1", "m1", 5, 6),
         ];
         rows.sort();
-        let groups: Vec<Vec<MailRow>> = GroupedMail::new(rows.into_iter().map(Ok))
+        let groups: Vec<Vec<MailRow>> = grouped_mail(rows.into_iter().map(Ok))
             .map(Result::unwrap)
             .collect();
         let shape: Vec<(String, String, usize)> = groups

@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use crate::conversation::ConversationKey;
 use crate::error::ExportError;
 use crate::rows::VersionRow;
-use crate::sort::Spill;
+use crate::sort::{Groups, Spill};
 
 /// All archived versions of one message (never empty), oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -143,50 +143,13 @@ impl Spill for Message {
 }
 
 /// Groups version rows, sorted by [`VersionRow`]'s order, into messages.
-pub(crate) struct Grouped<I> {
-    rows: I,
-    pending: Option<VersionRow>,
-}
-
-impl<I> Grouped<I> {
-    pub fn new(rows: I) -> Self {
-        Grouped {
-            rows,
-            pending: None,
-        }
-    }
-}
-
-impl<I: Iterator<Item = Result<VersionRow, ExportError>>> Iterator for Grouped<I> {
-    type Item = Result<Message, ExportError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let first = match self.pending.take() {
-            Some(row) => row,
-            None => match self.rows.next()? {
-                Ok(row) => row,
-                Err(e) => return Some(Err(e)),
-            },
-        };
-        let mut versions = vec![first];
-        loop {
-            match self.rows.next() {
-                None => break,
-                Some(Err(e)) => return Some(Err(e)),
-                Some(Ok(row)) => {
-                    let same = row.conversation == versions[0].conversation
-                        && row.message_key() == versions[0].message_key();
-                    if same {
-                        versions.push(row);
-                    } else {
-                        self.pending = Some(row);
-                        break;
-                    }
-                }
-            }
-        }
-        Message::new(versions).map(Ok)
-    }
+pub(crate) fn grouped(
+    rows: impl Iterator<Item = Result<VersionRow, ExportError>>,
+) -> impl Iterator<Item = Result<Message, ExportError>> {
+    let same = |a: &VersionRow, b: &VersionRow| {
+        a.conversation == b.conversation && a.message_key() == b.message_key()
+    };
+    Groups::new(rows, same).map(|group| group.map(|versions| Message { versions }))
 }
 
 #[cfg(test)]
@@ -198,7 +161,7 @@ mod tests {
     fn sorted_versions_group_into_messages() {
         let mut rows = vec![version("m2", 4), version("m1", 2), version("m1", 1)];
         rows.sort();
-        let messages: Vec<Message> = Grouped::new(rows.into_iter().map(Ok))
+        let messages: Vec<Message> = grouped(rows.into_iter().map(Ok))
             .map(Result::unwrap)
             .collect();
         assert_eq!(messages.len(), 2);

@@ -211,6 +211,51 @@ impl<T: Spill> Iterator for Sorted<T> {
     }
 }
 
+/// Consecutive rows of a sorted stream that belong together (`same`), as groups: each
+/// message's versions. Never an empty group.
+pub(crate) struct Groups<I, T> {
+    rows: I,
+    pending: Option<T>,
+    same: fn(&T, &T) -> bool,
+}
+
+impl<I, T> Groups<I, T> {
+    pub fn new(rows: I, same: fn(&T, &T) -> bool) -> Self {
+        Groups {
+            rows,
+            pending: None,
+            same,
+        }
+    }
+}
+
+impl<T, I: Iterator<Item = Result<T, ExportError>>> Iterator for Groups<I, T> {
+    type Item = Result<Vec<T>, ExportError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let first = match self.pending.take() {
+            Some(row) => row,
+            None => match self.rows.next()? {
+                Ok(row) => row,
+                Err(e) => return Some(Err(e)),
+            },
+        };
+        let mut group = vec![first];
+        loop {
+            match self.rows.next() {
+                None => break,
+                Some(Err(e)) => return Some(Err(e)),
+                Some(Ok(row)) if (self.same)(&group[0], &row) => group.push(row),
+                Some(Ok(row)) => {
+                    self.pending = Some(row);
+                    break;
+                }
+            }
+        }
+        Some(Ok(group))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -671,7 +671,7 @@ fn inside(dir: &Path, relative: &str) -> Result<std::path::PathBuf, Inside> {
 }
 
 /// SHA-256 and size of a local regular file, read as a stream.
-fn file_sha256(path: &Path) -> std::io::Result<(String, u64)> {
+pub(crate) fn file_sha256(path: &Path) -> std::io::Result<(String, u64)> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     // Checked again on the open file: it may have been replaced since it was looked at.

@@ -299,7 +299,8 @@ fn edits(message: &Message, directory: &Directory) -> Vec<Edit> {
     edits
 }
 
-fn str_at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v str> {
+/// The non-empty string at `path` in a JSON value.
+pub(crate) fn str_at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v str> {
     let mut v = value;
     for key in path {
         v = v.get(key)?;

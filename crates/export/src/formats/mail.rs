@@ -28,11 +28,12 @@ use super::{header_text, one_line};
 use crate::content::{Blobs, ExportedPiece};
 use crate::directory::Directory;
 use crate::error::ExportError;
-use crate::mail_rows::{GroupedMail, MailRow};
+use crate::mail_rows::{MailRow, grouped_mail};
 use crate::mime::{Source, Streamed, write_mixed};
 use crate::output::{OutputCounts, OutputEntry, Outputs};
 use crate::selection::Format;
 use crate::sort::ExternalSorter;
+use crate::view::str_at as text;
 
 /// The folder of the mail export.
 pub(crate) const DIR: &str = "mail";
@@ -77,7 +78,7 @@ impl MailWriter {
         outputs: &mut Outputs,
         problems: &mut Vec<String>,
     ) -> Result<(), ExportError> {
-        for versions in GroupedMail::new(rows.finish()?) {
+        for versions in grouped_mail(rows.finish()?) {
             let versions = versions?;
             if !self.needles.is_empty() && !versions.iter().any(|v| v.mentions_any(&self.needles)) {
                 continue;
@@ -480,27 +481,7 @@ fn mailbox_stem(custodian: &str, directory: &Directory) -> String {
         .user(custodian)
         .and_then(|u| u.mail.clone().or_else(|| u.user_principal_name.clone()))
         .unwrap_or_else(|| custodian.to_string());
-    let safe: String = readable
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(60)
-        .collect();
-    let digest = hex::encode(Sha256::digest(custodian.as_bytes()));
-    format!("mailbox-{safe}-{}", &digest[..10])
-}
-
-fn text<'v>(value: &'v Value, path: &[&str]) -> Option<&'v str> {
-    let mut v = value;
-    for key in path {
-        v = v.get(key)?;
-    }
-    v.as_str().filter(|s| !s.is_empty())
+    crate::conversation::file_stem("mailbox", &readable, custodian)
 }
 
 /// A Graph `recipient` (`{emailAddress: {name, address}}`) as an address.

@@ -11,7 +11,7 @@
 //! Message-ID are hashes, so the same messages give the same bytes.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::{Cursor, Read, Seek, Write};
+use std::io::{Cursor, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use mail_builder::MessageBuilder;
@@ -398,7 +398,7 @@ impl RsmfWriter {
             let zip = write_zip(Cursor::new(Vec::new()), &manifest_json, &part.attachments)
                 .map_err(&encode_error)?
                 .into_inner();
-            let digest = Sha256::digest(&zip);
+            let digest = hex::encode(Sha256::digest(&zip));
             (Source::Bytes(zip), None, digest)
         } else {
             let mut file = tempfile::Builder::new()
@@ -407,9 +407,8 @@ impl RsmfWriter {
                 .map_err(|e| encode_error(format!("creating a work file: {e}")))?;
             write_zip(file.as_file_mut(), &manifest_json, &part.attachments)
                 .map_err(&encode_error)?;
-            let digest =
-                file_digest(file.as_file_mut()).map_err(|e| encode_error(e.to_string()))?;
-            let bytes = file.as_file().metadata().map_or(0, |m| m.len());
+            let (digest, bytes) =
+                crate::verify::file_sha256(file.path()).map_err(|e| encode_error(e.to_string()))?;
             let source = Source::File {
                 path: file.path().to_path_buf(),
                 bytes,
@@ -446,7 +445,7 @@ impl RsmfWriter {
             .join(", ");
         let text = transcript(day, &part, number);
         let digest = Sha256::new()
-            .chain_update(zip_digest)
+            .chain_update(zip_digest.as_bytes())
             .chain_update(text.as_bytes())
             .finalize();
         let digest = hex::encode(digest);
@@ -529,20 +528,6 @@ impl RsmfWriter {
                 .map_err(ExportError::io("write", path))?;
             outputs.close(out, Format::Rsmf, counts)
         }
-    }
-}
-
-/// The SHA-256 of a file's bytes, read from its start.
-fn file_digest(file: &mut std::fs::File) -> std::io::Result<sha2::digest::Output<Sha256>> {
-    file.rewind()?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            return Ok(hasher.finalize());
-        }
-        hasher.update(&buffer[..n]);
     }
 }
 
