@@ -11,6 +11,10 @@
 -- Files of every schema version are read side by side, by column name (union_by_name).
 -- What no column holds stays in raw_json (schemas/columns/<table>.md lists it), e.g.
 --   SELECT raw_json->>'$.from.device.id' FROM chat_messages_latest;
+--
+-- DuckDB reads a view's files when it creates it: leave out the views of a table the
+-- archive has no files for (mail_messages without `--source mail`, message_contents
+-- with `--content none`).
 
 CREATE OR REPLACE VIEW chat_messages_all_versions AS
 SELECT * EXCLUDE (version_rank) FROM (

@@ -6,13 +6,20 @@ use std::collections::BTreeSet;
 
 use e2e::assert_success;
 use e2e::tenant::{Tenant, content_hash, small_tenant};
-use graph_sim::Conversation;
+use graph_sim::{Conversation, SimConfig};
 
 const ARCHIVER: &str = env!("CARGO_BIN_EXE_archiver");
 
 #[test]
 fn duckdb_and_spark_agree_on_every_table_and_view() {
-    let tenant = Tenant::start(small_tenant());
+    // Some messages and mail carry content, so that every table, message_contents
+    // included, has files for the views to read.
+    let tenant = Tenant::start(SimConfig {
+        hosted_contents_per_mille: 150,
+        file_attachments_per_mille: 150,
+        mail_attachments_per_mille: 300,
+        ..small_tenant()
+    });
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("archive");
     let run = || {
@@ -79,6 +86,7 @@ fn duckdb_and_spark_agree_on_every_table_and_view() {
         "mail_messages",
         "directory_users",
         "directory_chats",
+        "message_contents",
     ] {
         assert_eq!(
             report["duckdb"][table], report["spark"][table],
@@ -98,6 +106,13 @@ fn duckdb_and_spark_agree_on_every_table_and_view() {
             );
         }
     }
+    assert!(
+        report["duckdb"]["message_contents"]["files"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "the tenant's content is archived: {report}"
+    );
     let senders = second
         .messages
         .iter()

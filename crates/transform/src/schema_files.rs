@@ -352,7 +352,11 @@ fn duckdb_views(tables: &[Table]) -> String {
          --\n\
          -- Files of every schema version are read side by side, by column name (union_by_name).\n\
          -- What no column holds stays in raw_json (schemas/columns/<table>.md lists it), e.g.\n\
-         --   SELECT raw_json->>'$.from.device.id' FROM chat_messages_latest;\n",
+         --   SELECT raw_json->>'$.from.device.id' FROM chat_messages_latest;\n\
+         --\n\
+         -- DuckDB reads a view's files when it creates it: leave out the views of a table the\n\
+         -- archive has no files for (mail_messages without `--source mail`, message_contents\n\
+         -- with `--content none`).\n",
     );
     for t in tables {
         let Some(v) = &t.views else { continue };

@@ -14,7 +14,8 @@ use arrow::datatypes::Schema;
 use common::*;
 use parquet::arrow::ArrowWriter;
 use transform::{
-    ChatMessageBuilder, DirectoryChatBuilder, DirectoryUserBuilder, MailMessageBuilder, RowContext,
+    ChatMessageBuilder, ContentKind, ContentRow, ContentStatus, DirectoryChatBuilder,
+    DirectoryUserBuilder, MailMessageBuilder, MessageContentBuilder, MessageIdentity, RowContext,
     schema_files,
 };
 
@@ -303,6 +304,28 @@ fn duckdb_views_run_over_an_archive() {
         .unwrap();
     write_partitioned(root, "directory/chats", &chats.finish(), "part-a.parquet");
 
+    // A mail version with one stored attachment, fetched twice (two runs): one version.
+    let mut contents = MessageContentBuilder::new();
+    let message = MessageIdentity::mail(
+        r#"{"id":"m1","lastModifiedDateTime":"2024-01-01T10:00:00Z","receivedDateTime":"2024-01-01T09:00:00Z","subject":"v1"}"#,
+        "user-1",
+    )
+    .unwrap();
+    let mut piece = ContentRow::new(
+        ContentKind::MailFileAttachment,
+        "a1".into(),
+        ContentStatus::Ok,
+    );
+    piece.blob_sha256 = Some("ab".repeat(32));
+    contents.append(&message, &piece, fetched_at(), "run-1");
+    contents.append(&message, &piece, fetched_at(), "run-2");
+    write_partitioned(
+        root,
+        "message_contents",
+        &contents.finish(),
+        "part-a.parquet",
+    );
+
     let views = schema_files()
         .into_iter()
         .find(|f| f.path == "duckdb/views.sql")
@@ -323,6 +346,7 @@ out = {
   "mail_all": q("SELECT count(*) FROM mail_messages_all_versions")[0][0],
   "users": q("SELECT display_name FROM directory_users_latest"),
   "members": q("SELECT m.user_id, m.roles FROM directory_chats_latest, unnest(members) AS t(m)"),
+  "contents": q("SELECT kind, status, blob_sha256 FROM message_contents_latest"),
   "types": q("SELECT column_name, column_type FROM (DESCRIBE chat_messages_latest) WHERE column_name IN ('date', 'created_date_time', 'attachments')"),
 }
 print(json.dumps(out, default=str))
@@ -363,6 +387,11 @@ print(json.dumps(out, default=str))
     assert_eq!(out["custodians_all"], shas.len());
     assert_eq!(out["mail_all"], 3);
     assert_eq!(out["mail_latest"], serde_json::json!([[true, "deleted"]]));
+    assert_eq!(
+        out["contents"],
+        serde_json::json!([["mail_file_attachment", "ok", "ab".repeat(32)]]),
+        "a piece fetched by two runs is one version"
+    );
     assert_eq!(out["users"], serde_json::json!([["Ada Berg"]]));
     assert_eq!(out["members"], serde_json::json!([["u1", ["owner"]]]));
     let types: Vec<(String, String)> = serde_json::from_value(out["types"].clone()).unwrap();
