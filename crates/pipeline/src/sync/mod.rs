@@ -91,7 +91,8 @@ pub async fn run(
 
     let budget_bytes = options.memory_budget_mib.max(1) * 1024 * 1024;
     // Half the budget holds rows being gathered into files, a quarter rows that wait while
-    // a commit runs; the rest covers pages in flight, lanes and encoders.
+    // a commit runs, an eighth the rows scopes gather before they hand them over; the rest
+    // covers pages in flight and encoders.
     let (writer, recovery) = run::open_writer(
         &options.out,
         &state,
@@ -156,6 +157,7 @@ pub async fn run(
         run_started: started,
         page_size: options.page_size.max(1),
         progress: Arc::clone(&progress),
+        lane_bytes: (budget_bytes / 8 / options.concurrency.max(1)).max(256 * 1024),
         content: content.clone(),
     });
     // Each scope is a task of its own, so pages are read and transformed on every core

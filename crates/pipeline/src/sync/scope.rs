@@ -40,6 +40,9 @@ pub struct ScopeContext {
     pub run_started: DateTime<Utc>,
     pub page_size: u32,
     pub progress: Arc<Progress>,
+    /// A lane hands its rows over once they take this much memory (its share of the
+    /// memory budget), if no other rule sent them first.
+    pub lane_bytes: usize,
     /// Captures the content messages point to; `None` with `--content none`.
     pub content: Option<Arc<crate::content::ContentCapture>>,
 }
@@ -374,7 +377,10 @@ impl Walk<'_> {
     async fn set_pending(&mut self, checkpoint: ScopeCheckpoint) -> Result<(), String> {
         self.pending = Some(checkpoint);
         let since = *self.pending_since.get_or_insert_with(Instant::now);
-        if self.lane.rows() >= FLUSH_ROWS || since.elapsed() >= FLUSH_AFTER {
+        if self.lane.rows() >= FLUSH_ROWS
+            || self.lane.estimated_bytes() >= self.ctx.lane_bytes
+            || since.elapsed() >= FLUSH_AFTER
+        {
             self.flush().await?;
         }
         Ok(())
