@@ -70,8 +70,10 @@ fn three_shards_share_one_archive_without_loss_or_overlap() {
 import sys, duckdb
 con = duckdb.connect()
 sql = "\n".join(l for l in sys.argv[1].splitlines() if not l.strip().startswith("--"))
+# The views of chat_messages only: the shards archived chats, and DuckDB reads a view's
+# files when it creates it.
 for statement in sql.split(";"):
-    if statement.strip():
+    if "VIEW chat_messages_" in statement:
         con.execute(statement)
 print(con.execute("SELECT count(*), count(DISTINCT content_sha256) FROM chat_messages_all_versions").fetchone())
 "#;

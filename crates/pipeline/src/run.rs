@@ -11,12 +11,13 @@ use chrono::Utc;
 
 use crate::driver::DriverOptions;
 
-/// `<UTC time>-<command>-<random>`: sorts by start time, unique across machines.
+/// `<UTC time to the millisecond>-<command>-<random>`: sorts by start time, unique across
+/// machines.
 pub fn new_run_id(command: Command) -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!(
         "{}-{}-{}",
-        Utc::now().format("%Y%m%dT%H%M%SZ"),
+        Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
         command.as_str(),
         &random[..8]
     )

@@ -51,6 +51,8 @@ impl BlobStore {
             detail: "not a SHA-256 in lowercase hex".into(),
         })?;
         if store_io::head(&self.archive, &key).await?.is_some() {
+            // A run killed while publishing this blob may have left its staging name.
+            self.archive.remove_staging_links(&key)?;
             return Ok(BlobPut::AlreadyPresent);
         }
         // A run killed while writing this blob left its staging file on local disk; the

@@ -247,6 +247,41 @@ impl Location {
     /// a directory (Spark, Hive) would trip over it, so recovery removes it. Object
     /// stores keep unfinished uploads out of sight on their own.
     pub(crate) fn remove_staging_leftovers(&self, relative: &str) -> Result<usize, SinkError> {
+        self.remove_staging_files(relative, |_| true)
+    }
+
+    /// Removes the staging names of `relative` that are the completed file itself.
+    ///
+    /// The local backend publishes a file without overwriting by linking its staging
+    /// file to the final name, then unlinking the staging name; a run killed between
+    /// the two leaves both. Another writer's upload in progress is a file of its own,
+    /// so it is left alone.
+    pub(crate) fn remove_staging_links(&self, relative: &str) -> Result<usize, SinkError> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            let Some(dir) = &self.local_dir else {
+                return Ok(0);
+            };
+            let Ok(target) = std::fs::metadata(dir.join(relative)) else {
+                return Ok(0);
+            };
+            self.remove_staging_files(relative, |staging| {
+                staging.dev() == target.dev() && staging.ino() == target.ino()
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = relative;
+            Ok(0)
+        }
+    }
+
+    fn remove_staging_files(
+        &self,
+        relative: &str,
+        remove: impl Fn(&std::fs::Metadata) -> bool,
+    ) -> Result<usize, SinkError> {
         let Some(dir) = &self.local_dir else {
             return Ok(0);
         };
@@ -273,7 +308,7 @@ impl Location {
             let is_staging = file_name
                 .strip_prefix(&staging_prefix)
                 .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            if is_staging {
+            if is_staging && entry.metadata().is_ok_and(|m| remove(&m)) {
                 std::fs::remove_file(entry.path()).map_err(|source| SinkError::Io {
                     operation: "remove interrupted upload",
                     path: entry.path().display().to_string(),

@@ -666,3 +666,36 @@ async fn the_chain_survives_a_stop_while_a_record_is_written() {
     assert_eq!(saved, after);
     assert!(saved.pending.is_none());
 }
+
+/// A run killed between publishing a blob (a link to its staging file) and removing the
+/// staging name left both; storing the blob again clears that name, and leaves alone an
+/// upload of the same blob that another writer has in progress.
+#[tokio::test]
+async fn a_blob_published_by_a_killed_run_loses_its_staging_name_on_the_next_put() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let archive = sink::Location::parse(dir.path().to_str().unwrap()).unwrap();
+    let blobs = sink::BlobStore::new(archive);
+    let bytes = b"the bytes of an image".to_vec();
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    let source = dir.path().join("source");
+    std::fs::write(&source, &bytes).unwrap();
+    assert_eq!(
+        blobs.put_file(&sha, &source).await.unwrap(),
+        sink::BlobPut::Created
+    );
+    let blob = dir.path().join(archive::layout::blob_key(&sha).unwrap());
+    let left_by_the_kill = blob.with_file_name(format!("{sha}#1"));
+    std::fs::hard_link(&blob, &left_by_the_kill).unwrap();
+    let in_progress = blob.with_file_name(format!("{sha}#2"));
+    std::fs::write(&in_progress, &bytes[..4]).unwrap();
+
+    assert_eq!(
+        blobs.put_file(&sha, &source).await.unwrap(),
+        sink::BlobPut::AlreadyPresent
+    );
+    assert!(!left_by_the_kill.exists());
+    assert!(in_progress.exists());
+    assert_eq!(std::fs::metadata(&blob).unwrap().nlink(), 1);
+    assert_eq!(std::fs::read(&blob).unwrap(), bytes);
+}
