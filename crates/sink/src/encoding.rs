@@ -14,6 +14,7 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_null_array};
 use arrow::compute::interleave;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
+use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::{ColumnPath, SchemaDescriptor};
 
@@ -104,12 +105,17 @@ fn leaf_uses(array: &dyn Array, out: &mut Vec<LeafUse>) {
 }
 
 /// `base` adjusted to the leaves of one file, judged by `sample` (its first rows): empty
-/// leaves uncompressed, bare; long text and key columns without dictionary. Depends only
-/// on the sample, so the same rows always give the same bytes.
+/// leaves bare; long text and key columns without dictionary. When the sample is the
+/// whole file, its empty leaves are also left uncompressed: their levels take a few bytes
+/// either way (a file of one sample holds at most a sample's rows), and a leaf without a codec spares the encoder the zstd contexts that
+/// parquet makes for every compressed leaf (most of an encoder's memory, in a table of
+/// hundreds of leaves). Depends only on the sample, so the same rows always give the same
+/// bytes.
 pub(crate) fn file_properties(
     base: &WriterProperties,
     descr: &SchemaDescriptor,
     sample: &RecordBatch,
+    whole_file: bool,
     key_columns: &[&str],
     statistics_columns: &[&str],
 ) -> WriterProperties {
@@ -126,17 +132,22 @@ pub(crate) fn file_properties(
         return builder.build();
     }
     // Empty leaves are the many: make bare the default and name the leaves with values.
-    // They stay compressed: inside a list an empty leaf still has a level per element.
     let mut builder = base
         .clone()
         .into_builder()
         .set_dictionary_enabled(false)
         .set_statistics_enabled(EnabledStatistics::None);
+    if whole_file {
+        builder = builder.set_compression(Compression::UNCOMPRESSED);
+    }
     for (leaf, used) in descr.columns().iter().zip(&uses) {
         if used.values == 0 {
             continue;
         }
         let path = leaf.path();
+        if whole_file {
+            builder = builder.set_column_compression(path.clone(), base.compression(path));
+        }
         let long_text = used.bytes / used.values > LONG_TEXT_BYTES;
         let top = path.parts().len() == 1;
         let key = top
@@ -298,7 +309,14 @@ mod tests {
             .unwrap();
         let path = |p: &str| ColumnPath::from(p.split('.').map(String::from).collect::<Vec<_>>());
         for long in [false, true] {
-            let props = file_properties(&base, &descr, &batch(&["a", "b"], long), &["key"], &[]);
+            let props = file_properties(
+                &base,
+                &descr,
+                &batch(&["a", "b"], long),
+                false,
+                &["key"],
+                &[],
+            );
             assert!(!props.dictionary_enabled(&path("key")));
             assert_eq!(props.compression(&path("key")), Compression::SNAPPY);
             for empty in ["never", "items.list.element.n"] {
@@ -332,10 +350,30 @@ mod tests {
             .unwrap();
         let keys: Vec<String> = (0..UNIQUE_SAMPLE_VALUES).map(|i| i.to_string()).collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let props = file_properties(&base, &descr, &batch(&keys, false), &[], &[]);
+        let props = file_properties(&base, &descr, &batch(&keys, false), false, &[], &[]);
         assert!(!props.dictionary_enabled(&ColumnPath::from("key")));
-        let few = file_properties(&base, &descr, &batch(&keys[..2], false), &[], &[]);
+        let few = file_properties(&base, &descr, &batch(&keys[..2], false), false, &[], &[]);
         assert!(few.dictionary_enabled(&ColumnPath::from("key")));
+    }
+
+    #[test]
+    fn a_file_of_one_sample_leaves_its_empty_leaves_uncompressed() {
+        let base = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_coerce_types(true)
+            .build();
+        let descr = ArrowSchemaConverter::new()
+            .with_coerce_types(true)
+            .convert(&schema())
+            .unwrap();
+        let path = |p: &str| ColumnPath::from(p.split('.').map(String::from).collect::<Vec<_>>());
+        let props = file_properties(&base, &descr, &batch(&["a", "b"], false), true, &[], &[]);
+        for empty in ["never", "items.list.element.n"] {
+            assert_eq!(props.compression(&path(empty)), Compression::UNCOMPRESSED);
+        }
+        for used in ["key", "text", "items.list.element.id"] {
+            assert_eq!(props.compression(&path(used)), Compression::SNAPPY);
+        }
     }
 
     #[test]
@@ -351,6 +389,7 @@ mod tests {
             &base,
             &descr,
             &batch(&["a", "b"], false),
+            false,
             &[],
             &["key", "items.id"],
         );

@@ -117,14 +117,22 @@ pub(crate) async fn write_file(
             chunks,
             pending: Vec::with_capacity(SEND_CHUNK_BYTES),
         };
+        let (batches, order) = batches_of(&batches, &order);
         let mut gatherer = Gatherer::new(Arc::clone(&schema), &batches);
         let mut chunks = order.chunks(ENCODE_CHUNK_ROWS);
         let first = gatherer.gather(chunks.next().unwrap_or(&[]))?;
+        let whole_file = order.len() <= ENCODE_CHUNK_ROWS;
         let descr = ArrowSchemaConverter::new()
             .with_coerce_types(properties.coerce_types())
             .convert(&schema)?;
-        let properties =
-            file_properties(&properties, &descr, &first, key_columns, statistics_columns);
+        let properties = file_properties(
+            &properties,
+            &descr,
+            &first,
+            whole_file,
+            key_columns,
+            statistics_columns,
+        );
         let options = ArrowWriterOptions::new()
             .with_properties(properties)
             .with_parquet_schema(descr)
@@ -475,4 +483,26 @@ impl AsyncFileReader for ObjectReader {
         }
         .boxed()
     }
+}
+
+/// The batches that `order` takes rows from, and `order` in positions into them: a file
+/// takes its rows from a few of the many batches a commit holds, and what looks at every
+/// batch (which columns are null throughout) should look only at those.
+fn batches_of(
+    batches: &[RecordBatch],
+    order: &[(usize, usize)],
+) -> (Vec<RecordBatch>, Vec<(usize, usize)>) {
+    let mut local = vec![usize::MAX; batches.len()];
+    let mut used = Vec::new();
+    let order = order
+        .iter()
+        .map(|&(batch, row)| {
+            if local[batch] == usize::MAX {
+                local[batch] = used.len();
+                used.push(batches[batch].clone());
+            }
+            (local[batch], row)
+        })
+        .collect();
+    (used, order)
 }

@@ -197,17 +197,19 @@ impl Col {
     pub(crate) fn new(field: &Field) -> Col {
         match &field.kind {
             Kind::Scalar(s) => match s {
-                Scalar::Utf8 => Col::Utf8(StringBuilder::new()),
-                Scalar::Json => Col::Json(StringBuilder::new()),
-                Scalar::Bool => Col::Bool(BooleanBuilder::new()),
-                Scalar::Int32 => Col::Int32(Int32Builder::new()),
-                Scalar::Int64 => Col::Int64(Int64Builder::new()),
-                Scalar::Float64 => Col::Float64(Float64Builder::new()),
-                Scalar::Timestamp => {
-                    Col::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
-                }
-                Scalar::Date => Col::Date(Date32Builder::new()),
-                Scalar::Binary => Col::Binary(BinaryBuilder::new()),
+                // Builders start empty: a table has hundreds of leaves, most of them
+                // null in most rows, and every scope holds a builder of each.
+                Scalar::Utf8 => Col::Utf8(StringBuilder::with_capacity(0, 0)),
+                Scalar::Json => Col::Json(StringBuilder::with_capacity(0, 0)),
+                Scalar::Bool => Col::Bool(BooleanBuilder::with_capacity(0)),
+                Scalar::Int32 => Col::Int32(Int32Builder::with_capacity(0)),
+                Scalar::Int64 => Col::Int64(Int64Builder::with_capacity(0)),
+                Scalar::Float64 => Col::Float64(Float64Builder::with_capacity(0)),
+                Scalar::Timestamp => Col::Timestamp(
+                    TimestampMicrosecondBuilder::with_capacity(0).with_timezone("UTC"),
+                ),
+                Scalar::Date => Col::Date(Date32Builder::with_capacity(0)),
+                Scalar::Binary => Col::Binary(BinaryBuilder::with_capacity(0, 0)),
             },
             Kind::Struct(children) => Col::Struct(StructCol::new(children, false)),
             Kind::List(element) => Col::List(Box::new(ListCol {
