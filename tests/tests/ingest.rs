@@ -260,14 +260,13 @@ fn pages_mixing_days_are_archived_a_few_days_per_commit() {
 
     let summary = e2e::run_summaries(&archive).remove(0);
     let commits = summary.totals.commits as usize;
-    let chat_files: Vec<_> = summary
-        .totals
-        .files
-        .iter()
-        .filter(|f| f.table == archive::Table::ChatMessages.folder())
-        .collect();
-    let days: std::collections::BTreeSet<&str> =
-        chat_files.iter().map(|f| f.partition.as_str()).collect();
+    let chat_files = e2e::parquet_files::table_files(&archive, "chat_messages");
+    assert_eq!(
+        summary.totals.tables["chat_messages"].files,
+        chat_files.len() as u64
+    );
+    let days: std::collections::BTreeSet<_> =
+        chat_files.iter().map(|f| f.parent().unwrap()).collect();
     assert_eq!(days.len(), DAYS);
     assert!(commits >= 10, "the budget forces many commits ({commits})");
     // In input order, every commit would write to nearly all 20 days.

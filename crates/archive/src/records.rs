@@ -12,7 +12,7 @@ pub const COMMIT_FORMAT: &str = "teams-archiver/commit/1";
 /// `format` of the write-ahead record.
 pub const WRITE_AHEAD_FORMAT: &str = "teams-archiver/write-ahead/1";
 /// `format` of run summaries.
-pub const RUN_FORMAT: &str = "teams-archiver/run/2";
+pub const RUN_FORMAT: &str = "teams-archiver/run/3";
 /// `format` of a writer's chain head, kept in its state location.
 pub const CHAIN_FORMAT: &str = "teams-archiver/chain/1";
 
@@ -244,17 +244,32 @@ pub struct TableTotals {
     pub bytes: u64,
 }
 
-/// What a run wrote.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a run wrote. The files themselves are listed by the commit records that
+/// published them, so a summary stays small however much a run writes.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunTotals {
     /// Per table folder.
     pub tables: BTreeMap<String, TableTotals>,
     /// Commits that published files (each one write-ahead record, files, commit record).
     pub commits: u64,
-    /// Every file the run published.
-    pub files: Vec<FileRecord>,
+    /// Distinct (table, partition) pairs the run wrote files to.
+    pub partitions: u64,
+    /// The pairs counted in `partitions`, while the run goes (as many as the archive has
+    /// partitions, not files).
+    #[serde(skip)]
+    written_partitions: std::collections::BTreeSet<(String, String)>,
 }
+
+impl PartialEq for RunTotals {
+    fn eq(&self, other: &Self) -> bool {
+        self.tables == other.tables
+            && self.commits == other.commits
+            && self.partitions == other.partitions
+    }
+}
+
+impl Eq for RunTotals {}
 
 impl RunTotals {
     /// Rows a commit made durable.
@@ -266,20 +281,18 @@ impl RunTotals {
             let t = self.tables.entry(file.table.clone()).or_default();
             t.files += 1;
             t.bytes += file.bytes;
-            self.files.push(file.clone());
+            if self
+                .written_partitions
+                .insert((file.table.clone(), file.partition.clone()))
+            {
+                self.partitions += 1;
+            }
         }
     }
 
-    /// Distinct (table, partition) pairs written.
-    pub fn partitions(&self) -> usize {
-        let mut seen: Vec<(&str, &str)> = self
-            .files
-            .iter()
-            .map(|f| (f.table.as_str(), f.partition.as_str()))
-            .collect();
-        seen.sort_unstable();
-        seen.dedup();
-        seen.len()
+    /// Files the run published.
+    pub fn files(&self) -> u64 {
+        self.tables.values().map(|t| t.files).sum()
     }
 
     pub fn rows_new(&self) -> u64 {

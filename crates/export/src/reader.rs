@@ -344,7 +344,7 @@ pub struct Records {
     pub chained: Vec<ChainedRecord>,
 }
 
-/// The files a commit record (in `COMMITS_DIR`) or a run summary lists, and its link.
+/// The files a commit record (in `COMMITS_DIR`) lists, and its link (a run summary's too).
 fn files_of(
     dir: &str,
     bytes: &[u8],
@@ -353,8 +353,9 @@ fn files_of(
         let record = CommitRecord::from_json(bytes)?;
         Ok((record.files, record.chain))
     } else {
+        // A run summary lists no files (its commits' records do); it is read for its link.
         let summary = RunSummary::from_json(bytes)?;
-        Ok((summary.totals.files, summary.chain))
+        Ok((Vec::new(), summary.chain))
     }
 }
 

@@ -124,7 +124,7 @@ pub async fn report(
             run.errors.len(),
             run.skipped().count(),
             run.totals.rows_new(),
-            run.totals.files.len(),
+            run.totals.files(),
             run.started_at.to_rfc3339(),
             run.finished_at.to_rfc3339(),
         );
