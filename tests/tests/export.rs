@@ -760,3 +760,148 @@ fn an_archive_on_s3_exports_and_verifies_like_a_local_copy() {
     );
     assert!(all.contains("0 problems"), "{all}");
 }
+
+/// Every request Chromium makes through the proxy it is given: its first line.
+struct CountingProxy {
+    address: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl CountingProxy {
+    fn start() -> CountingProxy {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut line = String::new();
+                let _ = BufReader::new(&stream).read_line(&mut line);
+                seen.lock().unwrap().push(line.trim().to_string());
+            }
+        });
+        CountingProxy { address, requests }
+    }
+
+    /// Requests other than those of Chromium's own services (component updates and the like).
+    fn requests(&self) -> Vec<String> {
+        let own = [
+            ".google.com",
+            ".googleapis.com",
+            ".gstatic.com",
+            ".gvt1.com",
+        ];
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| {
+                let host = line.split_whitespace().nth(1).unwrap_or("");
+                let host = host
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://");
+                let host = host.split([':', '/']).next().unwrap_or("");
+                !own.iter().any(|d| host.ends_with(d))
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// A screenshot of `html` in headless Chromium, every request sent to `proxy`.
+fn screenshot_through(html: &Path, proxy: &CountingProxy) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("page.png");
+    let output = chromium_command(&dir.path().join("profile"))
+        .arg("--disable-component-update")
+        .arg(format!("--proxy-server=http://{}", proxy.address))
+        .arg("--proxy-bypass-list=<-loopback>")
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1000,1400")
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .expect("chromium starts");
+    std::fs::read(&shot)
+        .unwrap_or_else(|_| panic!("no screenshot of {html:?}:\n{}", output_text(&output)))
+}
+
+#[test]
+fn an_image_deleted_in_graph_still_shows_in_the_html_transcript_without_a_network_request() {
+    use graph_sim::{NewContent, NewImage};
+    let tenant = Tenant::start(small_tenant());
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let snapshot = tenant.sim.snapshot();
+    let (chat_id, member) = snapshot
+        .messages
+        .iter()
+        .find_map(|m| match &m.conversation {
+            Conversation::Chat { chat_id } => Some((chat_id.clone(), m.custodians[0].clone())),
+            _ => None,
+        })
+        .unwrap();
+    let sim = tenant.sim.handle();
+    let posted = sim
+        .add_chat_message_with(
+            &chat_id,
+            &member,
+            "<p>the whiteboard</p>",
+            &NewContent {
+                images: vec![NewImage { size: Some(20_000) }],
+                files: vec![],
+            },
+        )
+        .unwrap();
+    let sync = || {
+        let output = tenant
+            .sync(ARCHIVER, archive.to_str().unwrap())
+            .args(["--content", "all"])
+            .output()
+            .unwrap();
+        e2e::assert_success("the archiver", &output);
+    };
+    sync();
+    // Graph deletes the image; the next run finds it gone.
+    let piece = sim
+        .content()
+        .into_iter()
+        .find(|p| p.messages.iter().any(|m| m.id == posted.message.id))
+        .expect("the image in the simulator");
+    sim.delete_content(&piece.id).unwrap();
+    sync();
+
+    let out = dir.path().join("export");
+    export(&archive, &out, &with_formats(&["html"], &[]));
+    let page = std::fs::read_dir(out.join("html"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("the whiteboard")
+        })
+        .expect("the transcript with the image");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<img"), "the image is shown inline");
+    let copies: Vec<PathBuf> = std::fs::read_dir(out.join("files"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+
+    let proxy = CountingProxy::start();
+    let with_image = screenshot_through(&page, &proxy);
+    // The same page without the export's copy of the image looks different: what showed
+    // was that copy.
+    std::fs::remove_file(&copies[0]).unwrap();
+    let without_image = screenshot_through(&page, &proxy);
+    assert_ne!(with_image, without_image, "the image did not show");
+    assert_eq!(
+        proxy.requests(),
+        Vec::<String>::new(),
+        "requests left the page"
+    );
+}
