@@ -1,6 +1,6 @@
 //! The README and ARCHITECTURE.md stay true: every flag the README names exists in the
 //! program's `--help`, every file or folder they name exists, and every crate has its row
-//! in ARCHITECTURE's table.
+//! in ARCHITECTURE's table; the memory floor is stated as the program has it.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -127,4 +127,26 @@ fn every_crate_has_its_row_in_architecture() {
             );
         }
     }
+}
+
+/// The memory floor the program measures against is the one `sync --help`, the README and
+/// the benchmark state.
+#[test]
+fn the_memory_floor_is_stated_as_the_program_has_it() {
+    let floor = pipeline::sync::MEMORY_FLOOR_MIB;
+    let output = Command::new(ARCHIVER)
+        .args(["sync", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(help.contains(&format!("floor of {floor} MiB")), "{help}");
+    let readme = doc("README.md")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(readme.contains(&format!("floor of {floor} MiB")));
+    assert!(doc("scripts/bench-sync.sh").contains(&format!("floor_mib={floor}\n")));
 }

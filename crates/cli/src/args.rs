@@ -292,10 +292,13 @@ pub struct SyncArgs {
     #[arg(long, value_name = "RFC3339")]
     pub since: Option<String>,
 
-    /// Memory for rows on their way into files, in MiB: half holds the rows being
-    /// gathered (files are committed when it fills), a quarter the rows waiting while a
-    /// commit runs. Pages in flight, the runtime and TLS come on top: a first run peaks
-    /// at about 1.6 times the budget (`scripts/bench-sync.sh` prints it beside the budget).
+    /// Memory for the whole run, in MiB. Peak memory stays within the budget plus a floor
+    /// of 96 MiB (the program, its runtime and TLS, and what the allocator keeps): size a
+    /// pod's limit or systemd's MemoryMax= at budget + 96 MiB. Three eighths of the budget
+    /// hold the rows being gathered into files (files are committed when it fills), an
+    /// eighth the rows waiting while a commit runs, a sixteenth the rows scopes gather;
+    /// the rest covers what those do not count (encoders, pages in flight). A larger
+    /// budget means fewer, larger files. The run summary records the peak.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub memory_budget_mib: usize,
 

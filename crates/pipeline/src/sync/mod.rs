@@ -76,6 +76,11 @@ impl SyncOptions {
     }
 }
 
+/// What a sync may use beyond `--memory-budget-mib`, in MiB: the program, its runtime and
+/// TLS, and what the allocator keeps. `sync --help`, the README and the deployment files
+/// state it; `scripts/bench-sync.sh` measures against it.
+pub const MEMORY_FLOOR_MIB: usize = 96;
+
 /// Runs a sync: archives every scope, writes the run summary, and returns it with the
 /// head of the writer's chain of records.
 pub async fn run(
@@ -90,14 +95,16 @@ pub async fn run(
     tracing::info!(run_id, out = %options.out, state = %state, sources = ?options.sources(), shard = ?options.shard, "sync started");
 
     let budget_bytes = options.memory_budget_mib.max(1) * 1024 * 1024;
-    // Half the budget holds rows being gathered into files, a quarter rows that wait while
-    // a commit runs, an eighth the rows scopes gather before they hand them over; the rest
-    // covers pages in flight and encoders.
+    // Three eighths of the budget hold rows being gathered into files, an eighth rows that
+    // wait while a commit runs, a sixteenth the rows scopes gather before they hand them
+    // over. The rest covers what these shares do not count: builders' spare capacity,
+    // batches in the hand-over, files being encoded, pages in flight, and what the
+    // allocator keeps around them.
     let (writer, recovery) = run::open_writer(
         &options.out,
         &state,
         &run_id,
-        budget_bytes / 2,
+        budget_bytes / 8 * 3,
         options.signing_key.clone(),
     )
     .await?;
@@ -111,7 +118,7 @@ pub async fn run(
     );
     let driver = Arc::new(Driver::start(
         writer,
-        run::driver_options(budget_bytes / 4, options.commit_interval),
+        run::driver_options(budget_bytes / 8, options.commit_interval),
         Arc::clone(&progress),
     ));
 
@@ -157,7 +164,7 @@ pub async fn run(
         run_started: started,
         page_size: options.page_size.max(1),
         progress: Arc::clone(&progress),
-        lane_bytes: (budget_bytes / 8 / options.concurrency.max(1)).max(256 * 1024),
+        lane_bytes: (budget_bytes / 16 / options.concurrency.max(1)).max(64 * 1024),
         content: content.clone(),
     });
     // Each scope is a task of its own, so pages are read and transformed on every core
