@@ -116,6 +116,20 @@ pub fn expected_mail(snapshots: &[&graph_sim::Snapshot]) -> std::collections::BT
         .collect()
 }
 
+/// A chat of the tenant and a member of it, from the first chat message.
+pub fn a_chat_and_its_member(snapshot: &graph_sim::Snapshot) -> (String, String) {
+    snapshot
+        .messages
+        .iter()
+        .find_map(|m| match &m.conversation {
+            graph_sim::Conversation::Chat { chat_id } => {
+                Some((chat_id.clone(), m.custodians[0].clone()))
+            }
+            _ => None,
+        })
+        .expect("the tenant has a chat message")
+}
+
 pub fn small_tenant() -> SimConfig {
     SimConfig::small()
 }

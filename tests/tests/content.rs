@@ -15,8 +15,7 @@ use e2e::parquet_files::rows;
 use e2e::tenant::Tenant;
 use e2e::{output_text, run_summaries};
 use graph_sim::{
-    AttachmentKind, ContentKind, Conversation, NewAttachment, NewContent, NewFile, NewImage,
-    SimConfig,
+    AttachmentKind, ContentKind, NewAttachment, NewContent, NewFile, NewImage, SimConfig,
 };
 use sha2::{Digest, Sha256};
 
@@ -110,14 +109,7 @@ struct Places {
 
 fn places(tenant: &Tenant) -> Places {
     let snapshot = tenant.sim.snapshot();
-    let (chat_id, member) = snapshot
-        .messages
-        .iter()
-        .find_map(|m| match &m.conversation {
-            Conversation::Chat { chat_id } => Some((chat_id.clone(), m.custodians[0].clone())),
-            _ => None,
-        })
-        .expect("the tenant has a chat message");
+    let (chat_id, member) = e2e::tenant::a_chat_and_its_member(&snapshot);
     let mail = snapshot.mail.first().expect("the tenant has mail");
     Places {
         chat_id,

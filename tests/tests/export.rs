@@ -271,6 +271,16 @@ fn assert_renders(html: &Path, expected: &[&str]) {
     );
 }
 
+/// The HTML transcript of an export that holds `text`.
+fn transcript_containing(out: &Path, text: &str) -> PathBuf {
+    std::fs::read_dir(out.join("html"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::read_to_string(p).unwrap().contains(text))
+        .unwrap_or_else(|| panic!("no transcript holds {text:?}"))
+}
+
 fn flip_byte(path: &Path) {
     let mut bytes = std::fs::read(path).unwrap();
     let at = bytes.len() / 2;
@@ -619,16 +629,7 @@ fn a_simulated_tenant_exports_with_edits_deletions_reactions_and_custodians() {
     }
 
     // A day's chat transcript renders with its messages visible.
-    let page = std::fs::read_dir(out.join("html"))
-        .unwrap()
-        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .contains("edited for the record")
-        })
-        .expect("the transcript with the edit");
+    let page = transcript_containing(&out, "edited for the record");
     assert_renders(
         &page,
         &[
@@ -832,15 +833,7 @@ fn an_image_deleted_in_graph_still_shows_in_the_html_transcript_without_a_networ
     let tenant = Tenant::start(small_tenant());
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("archive");
-    let snapshot = tenant.sim.snapshot();
-    let (chat_id, member) = snapshot
-        .messages
-        .iter()
-        .find_map(|m| match &m.conversation {
-            Conversation::Chat { chat_id } => Some((chat_id.clone(), m.custodians[0].clone())),
-            _ => None,
-        })
-        .unwrap();
+    let (chat_id, member) = e2e::tenant::a_chat_and_its_member(&tenant.sim.snapshot());
     let sim = tenant.sim.handle();
     let posted = sim
         .add_chat_message_with(
@@ -873,16 +866,7 @@ fn an_image_deleted_in_graph_still_shows_in_the_html_transcript_without_a_networ
 
     let out = dir.path().join("export");
     export(&archive, &out, &with_formats(&["html"], &[]));
-    let page = std::fs::read_dir(out.join("html"))
-        .unwrap()
-        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .contains("the whiteboard")
-        })
-        .expect("the transcript with the image");
+    let page = transcript_containing(&out, "the whiteboard");
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("<img"), "the image is shown inline");
     let copies: Vec<PathBuf> = std::fs::read_dir(out.join("files"))
