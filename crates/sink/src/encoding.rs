@@ -107,10 +107,10 @@ fn leaf_uses(array: &dyn Array, out: &mut Vec<LeafUse>) {
 /// `base` adjusted to the leaves of one file, judged by `sample` (its first rows): empty
 /// leaves bare; long text and key columns without dictionary. When the sample is the
 /// whole file, its empty leaves are also left uncompressed: their levels take a few bytes
-/// either way (a file of one sample holds at most a sample's rows), and a leaf without a codec spares the encoder the zstd contexts that
-/// parquet makes for every compressed leaf (most of an encoder's memory, in a table of
-/// hundreds of leaves). Depends only on the sample, so the same rows always give the same
-/// bytes.
+/// either way (such a file holds at most a sample's rows), and a leaf without a codec
+/// spares the encoder the zstd contexts that parquet makes for every compressed leaf
+/// (most of an encoder's memory, in a table of hundreds of leaves). Depends only on the
+/// sample, so the same rows always give the same bytes.
 pub(crate) fn file_properties(
     base: &WriterProperties,
     descr: &SchemaDescriptor,
