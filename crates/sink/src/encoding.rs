@@ -248,6 +248,19 @@ mod tests {
         ]))
     }
 
+    /// The Parquet leaves of [`schema`].
+    fn descr() -> SchemaDescriptor {
+        ArrowSchemaConverter::new()
+            .with_coerce_types(true)
+            .convert(&schema())
+            .unwrap()
+    }
+
+    /// A leaf's path from its dotted name.
+    fn path(dotted: &str) -> ColumnPath {
+        ColumnPath::from(dotted.split('.').map(String::from).collect::<Vec<_>>())
+    }
+
     fn batch(keys: &[&str], long: bool) -> RecordBatch {
         let schema = schema();
         let n = keys.len();
@@ -303,11 +316,7 @@ mod tests {
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_coerce_types(true)
             .build();
-        let descr = ArrowSchemaConverter::new()
-            .with_coerce_types(true)
-            .convert(&schema())
-            .unwrap();
-        let path = |p: &str| ColumnPath::from(p.split('.').map(String::from).collect::<Vec<_>>());
+        let descr = descr();
         for long in [false, true] {
             let props = file_properties(
                 &base,
@@ -344,10 +353,7 @@ mod tests {
     #[test]
     fn text_whose_sampled_values_are_all_distinct_has_no_dictionary() {
         let base = WriterProperties::builder().build();
-        let descr = ArrowSchemaConverter::new()
-            .with_coerce_types(true)
-            .convert(&schema())
-            .unwrap();
+        let descr = descr();
         let keys: Vec<String> = (0..UNIQUE_SAMPLE_VALUES).map(|i| i.to_string()).collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let props = file_properties(&base, &descr, &batch(&keys, false), false, &[], &[]);
@@ -362,11 +368,7 @@ mod tests {
             .set_compression(Compression::SNAPPY)
             .set_coerce_types(true)
             .build();
-        let descr = ArrowSchemaConverter::new()
-            .with_coerce_types(true)
-            .convert(&schema())
-            .unwrap();
-        let path = |p: &str| ColumnPath::from(p.split('.').map(String::from).collect::<Vec<_>>());
+        let descr = descr();
         let props = file_properties(&base, &descr, &batch(&["a", "b"], false), true, &[], &[]);
         for empty in ["never", "items.list.element.n"] {
             assert_eq!(props.compression(&path(empty)), Compression::UNCOMPRESSED);
@@ -381,10 +383,7 @@ mod tests {
         let base = WriterProperties::builder()
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .build();
-        let descr = ArrowSchemaConverter::new()
-            .with_coerce_types(true)
-            .convert(&schema())
-            .unwrap();
+        let descr = descr();
         let props = file_properties(
             &base,
             &descr,
@@ -393,7 +392,6 @@ mod tests {
             &[],
             &["key", "items.id"],
         );
-        let path = |p: &str| ColumnPath::from(p.split('.').map(String::from).collect::<Vec<_>>());
         assert_eq!(
             props.statistics_enabled(&path("key")),
             EnabledStatistics::Chunk
