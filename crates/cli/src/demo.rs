@@ -2,7 +2,7 @@
 //! newcomer sees a first run, changes, an incremental run, and what to query.
 
 use anyhow::Context;
-use graph_sim::{Conversation, SimConfig};
+use graph_sim::SimConfig;
 
 use crate::args::{DemoArgs, GraphArgs, SourceKind, SyncArgs, TargetArgs};
 use crate::progress::Display;
@@ -73,7 +73,9 @@ pub async fn run(args: DemoArgs, progress: Display) -> anyhow::Result<Outcome> {
         return Ok(first);
     }
 
-    let changes = make_changes(&sim)?;
+    let changes = sim
+        .make_a_night_of_changes()
+        .context("changing the simulated tenant")?;
     outln!("\n== Changes in the tenant: {changes}");
     outln!("\n== Second run: only what changed");
     let second = sync_cmd::run(sync_args, progress).await?;
@@ -113,77 +115,4 @@ Run `teams-archiver status --out {out_text}` to see checkpoints and runs."#,
         contents = glob("message_contents"),
     );
     Ok(second)
-}
-
-/// Edits, deletes and adds a few messages and mails, as people do between two nights.
-fn make_changes(sim: &graph_sim::RunningSim) -> anyhow::Result<String> {
-    let snapshot = sim.snapshot();
-    let directory = sim.directory();
-    let chat_messages: Vec<_> = snapshot
-        .messages
-        .iter()
-        .filter(|m| matches!(m.conversation, Conversation::Chat { .. }) && !m.deleted)
-        .collect();
-    let mut edited = 0;
-    for message in chat_messages.iter().take(3) {
-        sim.edit_message(
-            &message.message_ref(),
-            "<p>Edited: the numbers are final now.</p>",
-        )
-        .context("editing a message")?;
-        edited += 1;
-    }
-    let mut deleted = 0;
-    if let Some(message) = chat_messages.get(3) {
-        sim.soft_delete_message(&message.message_ref())
-            .context("deleting a message")?;
-        deleted += 1;
-    }
-    let mut added = 0;
-    if let Some(chat) = directory.chats.first()
-        && let Some(member) = chat.member_ids.first()
-    {
-        for text in [
-            "<p>Morning! Agenda attached.</p>",
-            "<p>Can we move the call to 3pm?</p>",
-        ] {
-            sim.add_chat_message(&chat.id, member, text)
-                .context("adding a message")?;
-            added += 1;
-        }
-    }
-    let mut replies = 0;
-    if let Some(root) = snapshot
-        .messages
-        .iter()
-        .find(|m| m.reply_to_id.is_none() && matches!(m.conversation, Conversation::Channel { .. }))
-        && let Conversation::Channel {
-            team_id,
-            channel_id,
-        } = &root.conversation
-        && let Some(member) = directory
-            .teams
-            .iter()
-            .find(|t| &t.id == team_id)
-            .and_then(|t| t.member_ids.first())
-    {
-        sim.add_reply(
-            team_id,
-            channel_id,
-            &root.id,
-            member,
-            "<p>Agreed, ship it.</p>",
-        )
-        .context("adding a reply")?;
-        replies += 1;
-    }
-    let mut mails_removed = 0;
-    if let Some(mail) = snapshot.mail.first() {
-        sim.delete_mail(&mail.user_id, &mail.folder_id, &mail.id)
-            .context("deleting a mail")?;
-        mails_removed += 1;
-    }
-    Ok(format!(
-        "{edited} messages edited, {deleted} deleted, {added} new chat messages, {replies} new channel reply, {mails_removed} mail deleted"
-    ))
 }

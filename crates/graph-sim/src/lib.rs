@@ -64,6 +64,7 @@ mod generate;
 mod graph;
 mod limits;
 mod mime;
+mod night;
 mod paging;
 mod route;
 mod server;
@@ -78,6 +79,7 @@ pub use content::{
     AttachmentKind, ContentFilter, NewAttachment, NewContent, NewFile, NewImage, encode_sharing_url,
 };
 pub use faults::{EndpointKind, Fault, FaultPlan, FaultRule, RetryAfter, Schedule, Target};
+pub use night::NightOfChanges;
 pub use server::{PostedMail, PostedMessage, RunningSim, Sim, start, start_on};
 pub use stats::{BucketStats, RequestCount, SimStats};
 pub use store::SimError;
