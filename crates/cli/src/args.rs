@@ -293,8 +293,8 @@ pub struct SyncArgs {
     pub since: Option<String>,
 
     /// Memory for the whole run, in MiB. Peak memory stays within the budget plus a floor
-    /// of 96 MiB (the program, its runtime and TLS, and what the allocator keeps): size a
-    /// pod's limit or systemd's MemoryMax= at budget + 96 MiB. Three eighths of the budget
+    /// of 64 MiB (the program, its runtime and TLS, and what the allocator keeps): size a
+    /// pod's limit or systemd's MemoryMax= at budget + 64 MiB. Three eighths of the budget
     /// hold the rows being gathered into files (files are committed when it fills), an
     /// eighth the rows waiting while a commit runs, a sixteenth the rows scopes gather;
     /// the rest covers what those do not count (encoders, pages in flight). A larger

@@ -318,6 +318,7 @@ async fn write(
     options: DriverOptions,
     progress: Arc<Progress>,
 ) -> anyhow::Result<(Written, sink::ArchiveWriter)> {
+    let _trimmer = crate::allocator::Trimmer::start();
     let mut state = State {
         written: Written::default(),
         pending: BTreeMap::new(),

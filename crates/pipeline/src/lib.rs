@@ -6,6 +6,7 @@
 //! the archive and return it. While `sync` reads messages, [`content`] captures the
 //! images, files and attachments they point to. [`status`] reports where an archive's scopes and runs stand.
 
+mod allocator;
 pub mod content;
 pub mod driver;
 pub mod ingest;

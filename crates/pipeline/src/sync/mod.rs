@@ -79,7 +79,7 @@ impl SyncOptions {
 /// What a sync may use beyond `--memory-budget-mib`, in MiB: the program, its runtime and
 /// TLS, and what the allocator keeps. `sync --help`, the README and the deployment files
 /// state it; `scripts/bench-sync.sh` measures against it.
-pub const MEMORY_FLOOR_MIB: usize = 96;
+pub const MEMORY_FLOOR_MIB: usize = 64;
 
 /// Runs a sync: archives every scope, writes the run summary, and returns it with the
 /// head of the writer's chain of records.
