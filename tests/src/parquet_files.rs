@@ -9,23 +9,10 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// Every `*.parquet` file under `<archive>/<table>/`, sorted.
 pub fn table_files(archive: &Path, table: &str) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![archive.join(table)];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.expect("a directory entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
+    crate::files_under(&archive.join(table))
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|e| e == "parquet"))
+        .collect()
 }
 
 /// Every Parquet file of the archive (all tables), relative paths, sorted.

@@ -25,6 +25,15 @@ impl Tenant {
         Tenant { sim, runtime }
     }
 
+    /// `archiver sync` of chats, channels and mail against this tenant, writing to `out`.
+    pub fn sync_every_source(&self, archiver: &str, out: &str) -> Command {
+        let mut command = self.sync(archiver, out);
+        command.args([
+            "--source", "chats", "--source", "channels", "--source", "mail",
+        ]);
+        command
+    }
+
     /// `archiver sync` against this tenant, writing to `out`, secret in the environment.
     pub fn sync(&self, archiver: &str, out: &str) -> Command {
         let mut command = Command::new(archiver);

@@ -22,12 +22,15 @@ use sha2::{Digest, Sha256};
 const ARCHIVER: &str = env!("CARGO_BIN_EXE_archiver");
 
 fn sync(tenant: &Tenant, out: &Path) -> Command {
-    let mut command = tenant.sync(ARCHIVER, out.to_str().unwrap());
+    let mut command = tenant.sync_every_source(ARCHIVER, out.to_str().unwrap());
+    command.args(["--content", "all"]);
     command
-        .args([
-            "--source", "chats", "--source", "channels", "--source", "mail",
-        ])
-        .args(["--content", "all"]);
+}
+
+/// `verify` of the archive at `archive` (a folder or a URL).
+fn verify_command(archive: &str) -> Command {
+    let mut command = Command::new(ARCHIVER);
+    command.args(["--no-progress", "verify", "--archive", archive]);
     command
 }
 
@@ -332,16 +335,7 @@ fn images_files_and_attachments_are_stored_once_and_outlive_their_deletion_in_gr
         after.get(file.sha256.as_deref().unwrap()),
         file.sha256.as_ref()
     );
-    let verify = run({
-        let mut c = Command::new(ARCHIVER);
-        c.args([
-            "--no-progress",
-            "verify",
-            "--archive",
-            out.to_str().unwrap(),
-        ]);
-        c
-    });
+    let verify = run(verify_command(out.to_str().unwrap()));
     assert_exit(&verify, 0);
     assert!(
         output_text(&verify).contains("blobs"),
@@ -367,34 +361,13 @@ fn verify_names_an_altered_blob_and_a_missing_one() {
     let path = |sha: &str| out.join(archive::layout::blob_key(sha).unwrap());
     std::fs::write(path(&stored[0]), b"not the image").unwrap();
     std::fs::remove_file(path(&stored[1])).unwrap();
-    let verify = run({
-        let mut c = Command::new(ARCHIVER);
-        c.args([
-            "--no-progress",
-            "verify",
-            "--archive",
-            out.to_str().unwrap(),
-        ]);
-        c
-    });
+    let verify = run(verify_command(out.to_str().unwrap()));
     assert_exit(&verify, 4);
     let text = output_text(&verify);
-    assert!(
-        text.contains(&format!(
-            "altered file: blobs/sha256/{}/{}",
-            &stored[0][..2],
-            stored[0]
-        )),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!(
-            "missing file: blobs/sha256/{}/{}",
-            &stored[1][..2],
-            stored[1]
-        )),
-        "{text}"
-    );
+    for (problem, sha) in [("altered", &stored[0]), ("missing", &stored[1])] {
+        let line = format!("{problem} file: blobs/sha256/{}/{sha}", &sha[..2]);
+        assert!(text.contains(&line), "{text}");
+    }
 }
 
 #[test]
@@ -659,11 +632,9 @@ fn on_s3_under_throttling_and_cut_bodies_every_piece_is_stored_once_and_never_ov
         .collect();
     assert_eq!(named, stored.keys().map(String::as_str).collect());
     // The bucket keeps every version: verify would name a blob written twice.
-    let mut verify = Command::new(ARCHIVER);
-    verify
-        .args(["--no-progress", "verify", "--archive", &url])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-    let verified = run(verify);
+    let mut verify_s3 = verify_command(&url);
+    verify_s3.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let verified = run(verify_s3);
     assert_exit(&verified, 0);
     // A new message shares the large file again: the next run fetches it and finds it
     // stored, and writes nothing over it.
@@ -691,11 +662,9 @@ fn on_s3_under_throttling_and_cut_bodies_every_piece_is_stored_once_and_never_ov
         .args(["--source", "chats", "--content", "all"])
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     assert_exit(&run(again), 0);
-    let mut verify = Command::new(ARCHIVER);
-    verify
-        .args(["--no-progress", "verify", "--archive", &url])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-    assert_exit(&run(verify), 0);
+    let mut verify_s3 = verify_command(&url);
+    verify_s3.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    assert_exit(&run(verify_s3), 0);
     let local = tempfile::tempdir().unwrap();
     e2e::download_bucket(&bucket, "archive", local.path());
     let second = last_summary(local.path());

@@ -19,11 +19,8 @@ const ARCHIVER: &str = env!("CARGO_BIN_EXE_archiver");
 
 /// Small pages and a tiny memory budget make many pages and many commits per run.
 fn sync(tenant: &Tenant, out: &Path) -> Command {
-    let mut command = tenant.sync(ARCHIVER, out.to_str().unwrap());
+    let mut command = tenant.sync_every_source(ARCHIVER, out.to_str().unwrap());
     command
-        .args([
-            "--source", "chats", "--source", "channels", "--source", "mail",
-        ])
         .args([
             "--page-size",
             "4",

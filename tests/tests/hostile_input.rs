@@ -327,16 +327,8 @@ fn the_state_is_private_and_the_archive_follows_the_umask() {
     assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&out.join("_state")), 0o700);
-    let mut stack = vec![out.join("_state")];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                assert_eq!(mode(&path) & 0o077, 0, "{}", path.display());
-            }
-        }
+    for path in e2e::files_under(&out.join("_state")) {
+        assert_eq!(mode(&path) & 0o077, 0, "{}", path.display());
     }
     for file in all_files(&out) {
         assert_eq!(mode(&out.join(&file)) & 0o027, 0, "{file}");

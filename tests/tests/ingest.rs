@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use e2e::parquet_files::all_files;
 use e2e::{assert_success, graph_docs_fixtures, output_text, run_python};
 
 fn archiver() -> Command {
@@ -36,23 +37,6 @@ fn compare_with_inputs(archive: &Path) -> serde_json::Value {
     args.extend(fixture_dirs());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     serde_json::from_str(run_python(&program, &args).trim()).expect("JSON from the script")
-}
-
-fn parquet_files(dir: &Path) -> Vec<String> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                files.push(path.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    files.sort();
-    files
 }
 
 /// The docs examples hold change notifications whose message content is encrypted; they
@@ -116,7 +100,7 @@ fn every_docs_example_is_archived_once_and_duckdb_reads_it() {
     assert!(malformed[0][0].as_i64().unwrap() >= 1, "{malformed:?}");
 
     // A second ingest of the same inputs stores nothing new and writes no file.
-    let files_before = parquet_files(&archive);
+    let files_before = all_files(&archive);
     let second = ingest(archive.to_str().unwrap(), &[]);
     assert_notifications_reported(&second);
     assert!(
@@ -124,7 +108,7 @@ fn every_docs_example_is_archived_once_and_duckdb_reads_it() {
         "{}",
         output_text(&second)
     );
-    assert_eq!(parquet_files(&archive), files_before);
+    assert_eq!(all_files(&archive), files_before);
     let again = compare_with_inputs(&archive);
     assert_eq!(again["chat_messages"]["rows"], 128);
 }

@@ -52,6 +52,28 @@ impl<'a> Strings<'a> {
     }
 }
 
+/// A string column the table promises is there and filled in every row.
+pub(crate) struct FilledStrings<'a> {
+    name: &'a str,
+    values: Strings<'a>,
+}
+
+impl<'a> FilledStrings<'a> {
+    pub fn of(batch: &'a RecordBatch, name: &'a str) -> Result<Self, String> {
+        Ok(FilledStrings {
+            name,
+            values: Strings::required(batch, name)?,
+        })
+    }
+
+    /// The value at `row`; a null is an error naming the row's `position` in its file.
+    pub fn get(&self, row: usize, position: u64) -> Result<&'a str, String> {
+        self.values
+            .get(row)
+            .ok_or_else(|| format!("row {position}: {} is null", self.name))
+    }
+}
+
 /// A string field nested in struct columns (`from.user.id`): null where it or any struct
 /// above it is null; none when the file lacks the column.
 pub(crate) struct NestedStrings<'a> {

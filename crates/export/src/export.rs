@@ -29,12 +29,12 @@ use crate::formats::jsonl::JsonlWriter;
 use crate::formats::mail::MailWriter;
 use crate::formats::rsmf::{RsmfLimits, RsmfWriter};
 use crate::formats::{ConversationDay, FormatWriter};
-use crate::mail_rows::{MAIL_COLUMNS, MailRow};
+use crate::mail_rows::MailRow;
 use crate::manifest::{MANIFEST_FILE, ManifestHead, SelectionRecord, Totals, write_manifest};
 use crate::message::{Message, grouped};
 use crate::output::Outputs;
 use crate::reader::{self, Archive, ArchiveFile, ArchiveFileRead, RecordedFile};
-use crate::rows::{CHAT_COLUMNS, VersionRow};
+use crate::rows::{TableRow, VersionRow};
 use crate::selection::{Format, Selection};
 use crate::sort::ExternalSorter;
 use crate::spool::Spool;
@@ -518,29 +518,17 @@ impl Reader {
         };
         let mail = if wanted.mail {
             let mut mail = ExternalSorter::new(spill, "mail", budget);
-            for file in self.archive.files(Table::MailMessages, day).await? {
-                let path: Arc<str> = file.path.as_str().into();
-                let mut pushed = Ok(());
-                self.read_file(&file, MAIL_COLUMNS, |batch, first| {
-                    rows_read += batch.num_rows() as u64;
-                    for mut row in MailRow::from_batch(batch, &path, first)? {
-                        if (!selected_custodians.is_empty()
-                            && !selected_custodians.contains(&row.custodian))
-                            || !selection.wants_time(row.received_us, day)
-                        {
-                            continue;
-                        }
-                        row.contents = contents.of(true, &row.content_sha256);
-                        if let Err(e) = mail.push(row) {
-                            pushed = Err(e);
-                            return Ok(());
-                        }
-                    }
-                    Ok(())
-                })
-                .await?;
-                pushed?;
-            }
+            let keep = |row: &mut MailRow| {
+                if (!selected_custodians.is_empty()
+                    && !selected_custodians.contains(&row.custodian))
+                    || !selection.wants_time(row.received_us, day)
+                {
+                    return false;
+                }
+                row.contents = contents.of(true, &row.content_sha256);
+                true
+            };
+            self.sort_rows(day, keep, &mut mail, &mut rows_read).await?;
             Some(mail)
         } else {
             None
@@ -581,32 +569,50 @@ impl Reader {
             .await?;
         }
         let mut versions = ExternalSorter::new(spill, "versions", budget);
-        for file in self.archive.files(Table::ChatMessages, day).await? {
+        let keep = |row: &mut VersionRow| {
+            if !selection.wants_conversation(&row.conversation)
+                || !selection.wants_time(row.created_us, day)
+            {
+                return false;
+            }
+            row.custodians = custodians.of(&row.content_sha256);
+            row.contents = contents.of(false, &row.content_sha256);
+            // Channel messages have no custodian: a custodian selection leaves them out.
+            // (Chat versions held by others stay, so a message some selected custodian
+            // held keeps all its versions.)
+            selected_custodians.is_empty()
+                || row
+                    .custodians
+                    .iter()
+                    .any(|c| selected_custodians.contains(c))
+                || !row.conversation.is_channel()
+        };
+        self.sort_rows(day, keep, &mut versions, rows_read).await?;
+        tracing::debug!(%day, spilled_runs = versions.spilled_runs(), "chat partition read");
+        Ok(versions)
+    }
+
+    /// Reads the day's files of `T`'s table into `sorter`: each row `keep` accepts, once
+    /// it has filled in what the row needs. Every row read is counted in `rows_read`.
+    async fn sort_rows<T: TableRow>(
+        &mut self,
+        day: NaiveDate,
+        mut keep: impl FnMut(&mut T) -> bool,
+        sorter: &mut ExternalSorter<T>,
+        rows_read: &mut u64,
+    ) -> Result<(), ExportError> {
+        for file in self.archive.files(T::TABLE, day).await? {
             let path: Arc<str> = file.path.as_str().into();
+            // A spill that fails is the export's error, not damage to the file being
+            // read: it stops the batches and is returned once the file is left.
             let mut pushed = Ok(());
-            self.read_file(&file, CHAT_COLUMNS, |batch, first| {
+            self.read_file(&file, T::COLUMNS, |batch, first| {
                 *rows_read += batch.num_rows() as u64;
-                for mut row in VersionRow::from_batch(batch, &path, first)? {
-                    if !selection.wants_conversation(&row.conversation)
-                        || !selection.wants_time(row.created_us, day)
-                    {
+                for mut row in T::from_batch(batch, &path, first)? {
+                    if !keep(&mut row) {
                         continue;
                     }
-                    row.custodians = custodians.of(&row.content_sha256);
-                    row.contents = contents.of(false, &row.content_sha256);
-                    if !selected_custodians.is_empty()
-                        && !row
-                            .custodians
-                            .iter()
-                            .any(|c| selected_custodians.contains(c))
-                        && row.conversation.is_channel()
-                    {
-                        // Channel messages have no custodian: a custodian selection
-                        // leaves them out. (Chat versions held by others stay, so a
-                        // message some selected custodian held keeps all its versions.)
-                        continue;
-                    }
-                    if let Err(e) = versions.push(row) {
+                    if let Err(e) = sorter.push(row) {
                         pushed = Err(e);
                         return Ok(());
                     }
@@ -616,8 +622,7 @@ impl Reader {
             .await?;
             pushed?;
         }
-        tracing::debug!(%day, spilled_runs = versions.spilled_runs(), "chat partition read");
-        Ok(versions)
+        Ok(())
     }
 }
 

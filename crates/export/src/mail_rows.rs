@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 
-use crate::columns::{Bools, Strings, Times};
+use crate::columns::{Bools, FilledStrings, Strings, Times};
 use crate::content::Piece;
 use crate::error::ExportError;
+use crate::rows::{TableRow, VersionOrder, message_key, place};
 use crate::sort::{Groups, Spill};
+use archive::Table;
 
 /// The `mail_messages` columns the mail export reads.
 pub(crate) const MAIL_COLUMNS: &[&str] = &[
@@ -44,9 +46,12 @@ pub struct MailRow {
     pub contents: Vec<Piece>,
 }
 
-impl MailRow {
+impl TableRow for MailRow {
+    const TABLE: Table = Table::MailMessages;
+    const COLUMNS: &'static [&'static str] = MAIL_COLUMNS;
+
     /// The rows of a batch read from `file`, removals left out.
-    pub(crate) fn from_batch(
+    fn from_batch(
         batch: &RecordBatch,
         file: &Arc<str>,
         first_row: u64,
@@ -65,20 +70,16 @@ impl MailRow {
             t("last_modified_date_time")?,
             t("fetched_at")?,
         );
-        let raw_json = Strings::required(batch, "raw_json")?;
-        let content_sha256 = Strings::required(batch, "content_sha256")?;
+        let raw_json = FilledStrings::of(batch, "raw_json")?;
+        let content_sha256 = FilledStrings::of(batch, "content_sha256")?;
         let mut rows = Vec::with_capacity(batch.num_rows());
         for row in 0..batch.num_rows() {
             if removed.get(row) == Some(true) {
                 continue;
             }
             let position = first_row + row as u64;
-            let raw = raw_json
-                .get(row)
-                .ok_or_else(|| format!("row {position}: raw_json is null"))?;
-            let sha = content_sha256
-                .get(row)
-                .ok_or_else(|| format!("row {position}: content_sha256 is null"))?;
+            let raw = raw_json.get(row, position)?;
+            let sha = content_sha256.get(row, position)?;
             rows.push(MailRow {
                 custodian: custodian.string(row).unwrap_or_default(),
                 id: id.string(row),
@@ -96,19 +97,21 @@ impl MailRow {
         }
         Ok(rows)
     }
+}
 
+impl MailRow {
     /// The message this version belongs to: its Graph id, or (no id) its content hash.
     pub fn message_key(&self) -> &str {
-        self.id.as_deref().unwrap_or(&self.content_sha256)
+        message_key(self.id.as_deref(), &self.content_sha256)
     }
 
     /// Where the row is, for messages: `<file> row <n> (mail <id>)`.
     pub fn place(&self) -> String {
-        format!(
-            "{} row {} (mail {})",
-            self.archive_file,
+        place(
+            &self.archive_file,
             self.row_in_file,
-            self.id.as_deref().unwrap_or("without an id")
+            "mail",
+            self.id.as_deref(),
         )
     }
 
@@ -123,6 +126,18 @@ impl MailRow {
             })
     }
 
+    /// Where this version stands among its message's versions; see [`VersionOrder`].
+    fn version_order(&self) -> VersionOrder<'_> {
+        VersionOrder {
+            message_key: self.message_key(),
+            last_modified_us: self.last_modified_us,
+            fetched_at_us: self.fetched_at_us,
+            content_sha256: &self.content_sha256,
+            archive_file: &self.archive_file,
+            row_in_file: self.row_in_file,
+        }
+    }
+
     fn same_message(&self, other: &MailRow) -> bool {
         self.custodian == other.custodian && self.message_key() == other.message_key()
     }
@@ -134,12 +149,7 @@ impl Ord for MailRow {
         self.custodian
             .cmp(&other.custodian)
             .then_with(|| self.received_us.cmp(&other.received_us))
-            .then_with(|| self.message_key().cmp(other.message_key()))
-            .then_with(|| self.last_modified_us.cmp(&other.last_modified_us))
-            .then_with(|| self.fetched_at_us.cmp(&other.fetched_at_us))
-            .then_with(|| self.content_sha256.cmp(&other.content_sha256))
-            .then_with(|| self.archive_file.cmp(&other.archive_file))
-            .then_with(|| self.row_in_file.cmp(&other.row_in_file))
+            .then_with(|| self.version_order().cmp(&other.version_order()))
     }
 }
 

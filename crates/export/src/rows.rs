@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 
-use crate::columns::{NestedStrings, Strings, Times};
+use crate::columns::{FilledStrings, NestedStrings, Strings, Times};
 use crate::content::Piece;
 use crate::conversation::ConversationKey;
 use crate::sort::Spill;
+use archive::Table;
 
 /// The `chat_messages` columns an export reads (those a file lacks read as null).
 pub(crate) const CHAT_COLUMNS: &[&str] = &[
@@ -70,9 +71,25 @@ pub struct VersionRow {
     pub contents: Vec<Piece>,
 }
 
-impl VersionRow {
+/// A row an export sorts out of core, as read from the files of one archive table.
+pub(crate) trait TableRow: Spill {
+    const TABLE: Table;
+    /// The columns the rows are made of.
+    const COLUMNS: &'static [&'static str];
+
     /// The rows of a batch read from `file`, whose first row is row `first_row` there.
-    pub(crate) fn from_batch(
+    fn from_batch(
+        batch: &RecordBatch,
+        file: &Arc<str>,
+        first_row: u64,
+    ) -> Result<Vec<Self>, String>;
+}
+
+impl TableRow for VersionRow {
+    const TABLE: Table = Table::ChatMessages;
+    const COLUMNS: &'static [&'static str] = CHAT_COLUMNS;
+
+    fn from_batch(
         batch: &RecordBatch,
         file: &Arc<str>,
         first_row: u64,
@@ -98,19 +115,15 @@ impl VersionRow {
             n("from.application.id")?,
             n("from.application.display_name")?,
         );
-        let raw_json = Strings::required(batch, "raw_json")?;
-        let content_sha256 = Strings::required(batch, "content_sha256")?;
+        let raw_json = FilledStrings::of(batch, "raw_json")?;
+        let content_sha256 = FilledStrings::of(batch, "content_sha256")?;
         let (source, fetched_at, run_id) = (s("source")?, t("fetched_at")?, s("run_id")?);
 
         let mut rows = Vec::with_capacity(batch.num_rows());
         for row in 0..batch.num_rows() {
             let position = first_row + row as u64;
-            let raw = raw_json
-                .get(row)
-                .ok_or_else(|| format!("row {position}: raw_json is null"))?;
-            let sha = content_sha256
-                .get(row)
-                .ok_or_else(|| format!("row {position}: content_sha256 is null"))?;
+            let raw = raw_json.get(row, position)?;
+            let sha = content_sha256.get(row, position)?;
             rows.push(VersionRow {
                 conversation: ConversationKey::from_ids(
                     chat_id.get(row),
@@ -146,20 +159,34 @@ impl VersionRow {
         }
         Ok(rows)
     }
+}
 
+impl VersionRow {
     /// The message this version belongs to: its Graph id, or (no id) its own content hash.
     pub fn message_key(&self) -> &str {
-        self.id.as_deref().unwrap_or(&self.content_sha256)
+        message_key(self.id.as_deref(), &self.content_sha256)
     }
 
-    /// Where the row is, for messages: `<file> row <n> (id <id>)`.
+    /// Where the row is, for messages: `<file> row <n> (message <id>)`.
     pub fn place(&self) -> String {
-        format!(
-            "{} row {} (message {})",
-            self.archive_file,
+        place(
+            &self.archive_file,
             self.row_in_file,
-            self.id.as_deref().unwrap_or("without an id")
+            "message",
+            self.id.as_deref(),
         )
+    }
+
+    /// Where this version stands among its message's versions; see [`VersionOrder`].
+    fn version_order(&self) -> VersionOrder<'_> {
+        VersionOrder {
+            message_key: self.message_key(),
+            last_modified_us: self.last_modified_us,
+            fetched_at_us: self.fetched_at_us,
+            content_sha256: &self.content_sha256,
+            archive_file: &self.archive_file,
+            row_in_file: self.row_in_file,
+        }
     }
 
     pub(crate) fn heap_size(&self) -> usize {
@@ -206,13 +233,36 @@ impl Ord for VersionRow {
     fn cmp(&self, other: &Self) -> Ordering {
         self.conversation
             .cmp(&other.conversation)
-            .then_with(|| self.message_key().cmp(other.message_key()))
-            .then_with(|| self.last_modified_us.cmp(&other.last_modified_us))
-            .then_with(|| self.fetched_at_us.cmp(&other.fetched_at_us))
-            .then_with(|| self.content_sha256.cmp(&other.content_sha256))
-            .then_with(|| self.archive_file.cmp(&other.archive_file))
-            .then_with(|| self.row_in_file.cmp(&other.row_in_file))
+            .then_with(|| self.version_order().cmp(&other.version_order()))
     }
+}
+
+/// The message an archived version (chat or mail) belongs to: its Graph id, or (no id)
+/// its own content hash.
+pub(crate) fn message_key<'a>(id: Option<&'a str>, content_sha256: &'a str) -> &'a str {
+    id.unwrap_or(content_sha256)
+}
+
+/// Where an archived version is, for messages: `<file> row <n> (<what> <id>)`.
+pub(crate) fn place(archive_file: &str, row_in_file: u64, what: &str, id: Option<&str>) -> String {
+    format!(
+        "{archive_file} row {row_in_file} ({what} {})",
+        id.unwrap_or("without an id")
+    )
+}
+
+/// The order of an archived version (chat or mail) within its conversation or mailbox:
+/// message, `lastModifiedDateTime`, fetch time, content hash, then where it was read, so
+/// that each message's versions are together, oldest first, and the order is total.
+/// The fields compare in the order they are declared.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct VersionOrder<'a> {
+    pub message_key: &'a str,
+    pub last_modified_us: Option<i64>,
+    pub fetched_at_us: Option<i64>,
+    pub content_sha256: &'a str,
+    pub archive_file: &'a str,
+    pub row_in_file: u64,
 }
 
 impl PartialOrd for VersionRow {

@@ -85,29 +85,6 @@ fn file_message(id: &str, created: &str, url: &str, name: &str) -> String {
     )
 }
 
-fn jsonl(out: &Path) -> Vec<Value> {
-    std::fs::read_to_string(out.join("messages.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn csv_rows(out: &Path) -> Vec<BTreeMap<String, String>> {
-    let mut reader = csv::Reader::from_path(out.join("messages.csv")).unwrap();
-    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    reader
-        .records()
-        .map(|r| {
-            header
-                .iter()
-                .cloned()
-                .zip(r.unwrap().iter().map(String::from))
-                .collect()
-        })
-        .collect()
-}
-
 fn html_pages(out: &Path) -> Vec<String> {
     files(out)
         .into_iter()
@@ -117,16 +94,7 @@ fn html_pages(out: &Path) -> Vec<String> {
 }
 
 fn rsmf_of(out: &Path) -> Vec<Rsmf> {
-    let validator = rsmf_validator();
-    files(out)
-        .into_iter()
-        .filter(|(name, _)| name.ends_with(".rsmf"))
-        .map(|(name, bytes)| {
-            let rsmf = open_rsmf(&bytes);
-            assert_valid_rsmf(&name, &rsmf, &validator);
-            rsmf
-        })
-        .collect()
+    rsmf_files(out).into_values().collect()
 }
 
 /// The files copied into `files/`, by path.
@@ -180,7 +148,7 @@ fn an_inline_image_is_copied_and_shown_from_the_export_in_every_format() {
         "the policy allows local images only"
     );
 
-    let line = &jsonl(&out)[0];
+    let line = &jsonl_lines(&out)[0];
     let piece = &line["contents"][0];
     assert_eq!(piece["kind"], "hosted_content");
     assert_eq!(piece["blob_sha256"], sha.as_str());
@@ -188,7 +156,7 @@ fn an_inline_image_is_copied_and_shown_from_the_export_in_every_format() {
     assert_eq!(piece["export_status"], "ok");
     assert_eq!(piece["file"], path.as_str());
 
-    let row = &csv_rows(&out)[0];
+    let row = &csv_rows(&out.join("messages.csv"))[0];
     assert!(
         row["contents"].contains(&sha) && row["contents"].contains(&path),
         "{row:?}"
@@ -257,7 +225,7 @@ fn a_file_shared_in_three_messages_is_copied_once_and_each_message_points_to_it(
     assert_eq!(blobs_read.len(), 1, "the blob is read once");
     assert_eq!(blobs_read[0].check, archive::records::FileCheck::Match);
 
-    let lines = jsonl(&out);
+    let lines = jsonl_lines(&out);
     assert_eq!(lines.len(), 3);
     for line in &lines {
         assert_eq!(line["contents"][0]["file"], path.as_str());
@@ -326,7 +294,7 @@ fn pieces_that_were_not_stored_say_why() {
         "{page}"
     );
 
-    let lines = jsonl(&out);
+    let lines = jsonl_lines(&out);
     let status = |id: &str| {
         let line = lines.iter().find(|l| l["id"] == id).unwrap();
         (
@@ -343,7 +311,7 @@ fn pieces_that_were_not_stored_say_why() {
         status("21"),
         (json!("forbidden"), json!("forbidden"), Value::Null)
     );
-    let rows = csv_rows(&out);
+    let rows = csv_rows(&out.join("messages.csv"));
     assert!(
         rows.iter().any(|r| r["contents"] == "image [not_found]"),
         "{rows:?}"
@@ -612,7 +580,7 @@ fn hostile_attachment_names_are_made_safe_everywhere() {
     }
     assert_eq!(copied(&out).len(), 3);
 
-    for row in csv_rows(&out) {
+    for row in csv_rows(&out.join("messages.csv")) {
         let cell = &row["contents"];
         assert!(
             !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
@@ -721,11 +689,7 @@ fn verify_names_a_changed_copy_and_an_altered_blob_is_not_exported() {
     bytes[20] ^= 1;
     std::fs::write(out.join(&copy), bytes).unwrap();
     let report = verify_export(&out).unwrap();
-    let named: Vec<(ProblemKind, &str)> = report
-        .problems
-        .iter()
-        .map(|p| (p.kind, p.path.as_str()))
-        .collect();
+    let named = problems_named(&report);
     assert_eq!(named, vec![(ProblemKind::AlteredFile, copy.as_str())]);
 }
 

@@ -217,20 +217,6 @@ fn everything() -> Selection {
     }
 }
 
-/// The `.rsmf` files of an export by relative path, opened and validated.
-fn rsmf_files(out: &Path) -> BTreeMap<String, Rsmf> {
-    let validator = rsmf_validator();
-    files(out)
-        .into_iter()
-        .filter(|(name, _)| name.ends_with(".rsmf"))
-        .map(|(name, bytes)| {
-            let rsmf = open_rsmf(&bytes);
-            assert_valid_rsmf(&name, &rsmf, &validator);
-            (name, rsmf)
-        })
-        .collect()
-}
-
 fn events_by_id(rsmf: &Rsmf) -> BTreeMap<String, Value> {
     rsmf.manifest["events"]
         .as_array()
@@ -400,11 +386,7 @@ fn jsonl_and_csv_hold_the_archived_rows() {
         &[Format::Jsonl, Format::Csv],
         everything(),
     ));
-    let lines: Vec<Value> = std::fs::read_to_string(latest.join("messages.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = jsonl_lines(&latest);
     assert_eq!(lines.len(), 11, "one line per message: its latest version");
     for line in &lines {
         assert_eq!(line["is_latest_version"], true);
@@ -483,16 +465,7 @@ fn selections_pick_custodians_conversations_times_keywords_and_deletions() {
         n += 1;
         let out = dir.path().join(format!("out-{n}"));
         run_export(request(&archive, &out, &[Format::Jsonl], selection));
-        let mut ids: Vec<String> = std::fs::read_to_string(out.join("messages.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<Value>(l).unwrap()["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
+        let mut ids = jsonl_ids(&out);
         ids.sort();
         ids
     };
@@ -868,16 +841,7 @@ fn a_damaged_archive_file_is_named_and_the_rest_still_exports() {
         "{:?}",
         report.errors
     );
-    let ids: Vec<String> = std::fs::read_to_string(out.join("messages.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let ids = jsonl_ids(&out);
     assert_eq!(ids.len(), 9, "the messages of the other day: {ids:?}");
     let manifest: export::ExportManifest =
         serde_json::from_slice(&std::fs::read(out.join(export::MANIFEST_FILE)).unwrap()).unwrap();

@@ -74,11 +74,7 @@ fn a_clean_archive_verifies_and_every_change_is_named() {
     std::fs::write(archive.join("chat_messages/notes.txt"), b"not data").unwrap();
 
     let report = verify(&archive);
-    let named: Vec<(ProblemKind, &str)> = report
-        .problems
-        .iter()
-        .map(|p| (p.kind, p.path.as_str()))
-        .collect();
+    let named = problems_named(&report);
     assert!(
         named.contains(&(ProblemKind::AlteredFile, altered.as_str())),
         "{named:?}"
@@ -196,11 +192,7 @@ fn an_export_verifies_against_its_manifest_and_changes_are_named() {
     std::fs::remove_file(out.join("messages.csv")).unwrap();
     std::fs::write(out.join("html/notes.html"), b"<p>added later</p>").unwrap();
     let report = verify_export(&out).unwrap();
-    let named: Vec<(ProblemKind, &str)> = report
-        .problems
-        .iter()
-        .map(|p| (p.kind, p.path.as_str()))
-        .collect();
+    let named = problems_named(&report);
     assert_eq!(
         named,
         vec![

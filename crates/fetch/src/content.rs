@@ -5,7 +5,6 @@
 //! A file's content answers 302 with a pre-authenticated download URL (driveitem-get-content):
 //! that URL is read without the access token, so the token never leaves Graph.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -17,7 +16,7 @@ use url::Url;
 use crate::client::{GraphClient, Inner};
 use crate::error::{FetchError, RedactedUrl};
 use crate::http::{
-    Expect, Failure, Outcome, PageRequest, backoff, describe, read_body, retry_after,
+    Expect, Failure, Outcome, PageRequest, Retries, describe, read_body, retry_after,
 };
 use crate::page::Page;
 use crate::throttle::Route;
@@ -151,11 +150,9 @@ impl Inner {
             expects: Expect::Entity,
             number: 1,
         };
-        let mut delays = backoff(&self.config.retry);
-        let mut attempts = 0u32;
-        let mut rejected_tokens = 0u32;
+        let mut retries = Retries::new(&self.config.retry);
         loop {
-            attempts += 1;
+            retries.attempts += 1;
             let token = self.tokens.get().await.map_err(|f| f.into_error(scope))?;
             let permit = self.throttle.acquire(&route).await;
             let started = Instant::now();
@@ -227,59 +224,17 @@ impl Inner {
                 break (Some(status), Attempt::Answer(outcome));
             };
             drop(permit);
-            self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            if matches!(status, Some(429 | 503)) {
-                self.counters.throttled.fetch_add(1, Ordering::Relaxed);
-            }
-            if status.is_some_and(|s| s != 429) {
-                self.throttle.answered();
-            }
-            tracing::debug!(scope, url = %shown, status = status.unwrap_or(0), attempt = attempts, elapsed_ms = started.elapsed().as_millis() as u64, "graph content request");
-            let outcome = match attempt {
+            self.count_answer(status);
+            tracing::debug!(scope, url = %shown, status = status.unwrap_or(0), attempt = retries.attempts, elapsed_ms = started.elapsed().as_millis() as u64, "graph content request");
+            match attempt {
                 Attempt::Done(done) => return Ok(done),
-                Attempt::Answer(outcome) => outcome,
-            };
-            match outcome {
-                Outcome::Page(_) => unreachable!("a download is not parsed as a page"),
-                Outcome::Fail(mut error) => {
-                    if let FetchError::Http {
-                        attempts: tried, ..
-                    } = &mut error
-                    {
-                        *tried = attempts;
+                Attempt::Answer(outcome) => match outcome.page() {
+                    Ok(_) => unreachable!("a download is not parsed as a page"),
+                    Err(setback) => {
+                        self.recover(scope, &shown, request.number, &token, &mut retries, setback)
+                            .await?
                     }
-                    return Err(error);
-                }
-                Outcome::Reauthenticate => {
-                    rejected_tokens += 1;
-                    self.tokens.reject(&token).await;
-                    if rejected_tokens > 3 {
-                        return Err(FetchError::Auth {
-                            scope: scope.to_string(),
-                            url: shown,
-                            status: Some(401),
-                            code: Some("InvalidAuthenticationToken".into()),
-                            detail: format!(
-                                "Graph rejected {rejected_tokens} fresh access tokens in a row"
-                            ),
-                        });
-                    }
-                    attempts -= 1;
-                }
-                Outcome::Retry(failure, wait) => {
-                    let Some(backoff) = delays.next() else {
-                        return Err(self.give_up(scope, &shown, 1, attempts, failure));
-                    };
-                    let wait = wait
-                        .map(|w| w.min(self.config.retry.max_retry_after))
-                        .unwrap_or(backoff);
-                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                    self.counters
-                        .waited_ms
-                        .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
-                    tracing::warn!(scope, url = %shown, attempt = attempts, reason = %failure, wait_ms = wait.as_millis() as u64, "retrying content");
-                    tokio::time::sleep(wait).await;
-                }
+                },
             }
         }
     }

@@ -108,13 +108,31 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     )
 }
 
-pub(crate) fn backoff(policy: &RetryPolicy) -> impl Iterator<Item = Duration> {
+pub(crate) fn backoff(policy: &RetryPolicy) -> backon::ExponentialBackoff {
     backon::ExponentialBuilder::default()
         .with_min_delay(policy.min_delay)
         .with_max_delay(policy.max_delay)
         .with_max_times(policy.max_retries as usize)
         .with_jitter()
         .build()
+}
+
+/// Where a request's retry loop stands: the waits left, the attempts made, and the fresh
+/// tokens Graph refused in a row.
+pub(crate) struct Retries {
+    delays: backon::ExponentialBackoff,
+    pub attempts: u32,
+    rejected_tokens: u32,
+}
+
+impl Retries {
+    pub fn new(policy: &RetryPolicy) -> Retries {
+        Retries {
+            delays: backoff(policy),
+            attempts: 0,
+            rejected_tokens: 0,
+        }
+    }
 }
 
 /// A response body, refused past `limit` bytes (announced or received) rather than held.
@@ -187,6 +205,25 @@ pub(crate) enum Outcome {
     Retry(Failure, Option<Duration>),
 }
 
+/// An attempt that brought no page: what [`Inner::recover`] acts on.
+pub(crate) enum Setback {
+    Fail(FetchError),
+    Reauthenticate,
+    Retry(Failure, Option<Duration>),
+}
+
+impl Outcome {
+    /// The page, or the setback that kept it from coming.
+    pub(crate) fn page(self) -> Result<Page, Setback> {
+        match self {
+            Outcome::Page(page) => Ok(page),
+            Outcome::Fail(error) => Err(Setback::Fail(error)),
+            Outcome::Reauthenticate => Err(Setback::Reauthenticate),
+            Outcome::Retry(failure, wait) => Err(Setback::Retry(failure, wait)),
+        }
+    }
+}
+
 impl Inner {
     /// Secrets that might surface in text about this request.
     pub(crate) fn secrets_of<'a>(&'a self, url: &'a Url, token: &'a AccessToken) -> Vec<String> {
@@ -234,11 +271,9 @@ impl Inner {
     ) -> Result<Page, FetchError> {
         let route = Route::of(&request.url);
         let shown = RedactedUrl::new(&request.url);
-        let mut delays = backoff(&self.config.retry);
-        let mut attempts = 0u32;
-        let mut rejected_tokens = 0u32;
+        let mut retries = Retries::new(&self.config.retry);
         loop {
-            attempts += 1;
+            retries.attempts += 1;
             let token = self.tokens.get().await.map_err(|f| f.into_error(scope))?;
             let permit = self.throttle.acquire(&route).await;
             let started = Instant::now();
@@ -262,63 +297,92 @@ impl Inner {
                 }
             };
             drop(permit);
-            self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            if matches!(status, Some(429 | 503)) {
-                self.counters.throttled.fetch_add(1, Ordering::Relaxed);
-            }
-            if status.is_some_and(|s| s != 429) {
-                self.throttle.answered();
-            }
+            self.count_answer(status);
             tracing::debug!(
                 scope,
                 url = %shown,
                 status = status.unwrap_or(0),
-                attempt = attempts,
+                attempt = retries.attempts,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "graph request"
             );
-            match outcome {
-                Outcome::Page(page) => return Ok(page),
-                Outcome::Fail(mut error) => {
-                    if let FetchError::Http {
-                        attempts: tried, ..
-                    } = &mut error
-                    {
-                        *tried = attempts;
-                    }
-                    return Err(error);
+            match outcome.page() {
+                Ok(page) => return Ok(page),
+                Err(setback) => {
+                    self.recover(scope, &shown, request.number, &token, &mut retries, setback)
+                        .await?
                 }
-                Outcome::Reauthenticate => {
-                    rejected_tokens += 1;
-                    self.tokens.reject(&token).await;
-                    if rejected_tokens > 3 {
-                        return Err(FetchError::Auth {
-                            scope: scope.to_string(),
-                            url: shown,
-                            status: Some(401),
-                            code: Some("InvalidAuthenticationToken".into()),
-                            detail: format!(
-                                "Graph rejected {rejected_tokens} fresh access tokens in a row"
-                            ),
-                        });
-                    }
-                    tracing::info!(scope, url = %shown, "access token rejected; getting a new one");
-                    attempts -= 1;
+            }
+        }
+    }
+
+    /// Counts an attempt that is over; an answer other than 429 tells the throttle that
+    /// Graph is answering again.
+    pub(crate) fn count_answer(&self, status: Option<u16>) {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        if matches!(status, Some(429 | 503)) {
+            self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+        if status.is_some_and(|s| s != 429) {
+            self.throttle.answered();
+        }
+    }
+
+    /// After an attempt that brought no page: the error that ends the request, or (`Ok`)
+    /// the wait is over and the caller tries again.
+    pub(crate) async fn recover(
+        &self,
+        scope: &str,
+        shown: &RedactedUrl,
+        page: u64,
+        token: &AccessToken,
+        retries: &mut Retries,
+        setback: Setback,
+    ) -> Result<(), FetchError> {
+        match setback {
+            Setback::Fail(mut error) => {
+                if let FetchError::Http {
+                    attempts: tried, ..
+                } = &mut error
+                {
+                    *tried = retries.attempts;
                 }
-                Outcome::Retry(failure, wait) => {
-                    let Some(backoff) = delays.next() else {
-                        return Err(self.give_up(scope, &shown, request.number, attempts, failure));
-                    };
-                    let wait = wait
-                        .map(|w| w.min(self.config.retry.max_retry_after))
-                        .unwrap_or(backoff);
-                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                    self.counters
-                        .waited_ms
-                        .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
-                    tracing::warn!(scope, url = %shown, attempt = attempts, reason = %failure, wait_ms = wait.as_millis() as u64, "retrying");
-                    tokio::time::sleep(wait).await;
+                Err(error)
+            }
+            Setback::Reauthenticate => {
+                retries.rejected_tokens += 1;
+                self.tokens.reject(token).await;
+                if retries.rejected_tokens > 3 {
+                    return Err(FetchError::Auth {
+                        scope: scope.to_string(),
+                        url: shown.clone(),
+                        status: Some(401),
+                        code: Some("InvalidAuthenticationToken".into()),
+                        detail: format!(
+                            "Graph rejected {} fresh access tokens in a row",
+                            retries.rejected_tokens
+                        ),
+                    });
                 }
+                tracing::info!(scope, url = %shown, "access token rejected; getting a new one");
+                // A refused token is not the request's fault: it does not use up an attempt.
+                retries.attempts -= 1;
+                Ok(())
+            }
+            Setback::Retry(failure, wait) => {
+                let Some(backoff) = retries.delays.next() else {
+                    return Err(self.give_up(scope, shown, page, retries.attempts, failure));
+                };
+                let wait = wait
+                    .map(|w| w.min(self.config.retry.max_retry_after))
+                    .unwrap_or(backoff);
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .waited_ms
+                    .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+                tracing::warn!(scope, url = %shown, attempt = retries.attempts, reason = %failure, wait_ms = wait.as_millis() as u64, "retrying");
+                tokio::time::sleep(wait).await;
+                Ok(())
             }
         }
     }

@@ -53,9 +53,7 @@ async fn system_events_arrive_as_system_events() {
 
 fn folder_named(sim: &graph_sim::Sim, user: &str, name: &str) -> String {
     sim.directory()
-        .mail_folders
-        .iter()
-        .find(|f| f.user_id == user && f.display_name == name)
+        .mail_folder(user, name)
         .expect("folder")
         .id
         .clone()

@@ -505,9 +505,7 @@ fn folder_of(sim: &graph_sim::Sim, user: usize, name: &str) -> (String, String) 
     let directory = sim.directory();
     let user_id = directory.users[user].id.clone();
     let folder = directory
-        .mail_folders
-        .iter()
-        .find(|f| f.user_id == user_id && f.display_name == name)
+        .mail_folder(&user_id, name)
         .expect("folder")
         .id
         .clone();

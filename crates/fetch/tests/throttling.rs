@@ -86,12 +86,7 @@ async fn the_app_rate_stays_under_the_limit_and_near_it() {
         c.limits.requests_per_second = limit;
         c.limits.max_concurrency = 16;
     });
-    let scopes = sim
-        .directory()
-        .users
-        .iter()
-        .map(|u| chats_of(&u.id))
-        .collect();
+    let scopes = every_users_chats(&sim);
     sim.reset_stats();
     run_all(&sim, &client, scopes, 5, 16).await;
     let stats = sim.stats();
@@ -320,12 +315,7 @@ async fn a_lower_limit_than_published_is_found_and_left_behind_when_lifted() {
         c.retry.max_retries = 20;
         c.retry.max_retry_after = Duration::from_secs(5);
     });
-    let scopes: Vec<Scope> = sim
-        .directory()
-        .users
-        .iter()
-        .map(|u| chats_of(&u.id))
-        .collect();
+    let scopes = every_users_chats(&sim);
     sim.reset_stats();
     let started = std::time::Instant::now();
     run_all(&sim, &client, scopes.clone(), 5, 16).await;

@@ -159,6 +159,15 @@ pub struct Directory {
     pub mail_folders: Vec<DirectoryFolder>,
 }
 
+impl Directory {
+    /// The mail folder of `user_id`'s mailbox shown as `display_name`.
+    pub fn mail_folder(&self, user_id: &str, display_name: &str) -> Option<&DirectoryFolder> {
+        self.mail_folders
+            .iter()
+            .find(|f| f.user_id == user_id && f.display_name == display_name)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DirectoryUser {

@@ -71,6 +71,57 @@ fn piece<'a>(pieces: &'a [ContentPiece], id: &str) -> &'a ContentPiece {
         .expect("a piece with that id")
 }
 
+/// Post a message to the first chat with one image and one shared file: the image and the file.
+fn post_image_and_file(
+    sim: &graph_sim::Sim,
+    html: &str,
+    image_size: u64,
+    file_name: &str,
+    file_size: u64,
+) -> (ContentPiece, ContentPiece) {
+    let chat = &sim.directory().chats[0];
+    let posted = sim
+        .add_chat_message_with(
+            &chat.id,
+            &chat.member_ids[0],
+            html,
+            &NewContent {
+                images: vec![NewImage {
+                    size: Some(image_size),
+                }],
+                files: vec![NewFile {
+                    name: Some(file_name.into()),
+                    size: Some(file_size),
+                    drive_item_id: None,
+                }],
+            },
+        )
+        .expect("message");
+    let of_kind = |kind| {
+        posted
+            .content
+            .iter()
+            .find(|p| p.kind == kind)
+            .cloned()
+            .expect("a piece of that kind")
+    };
+    (
+        of_kind(ContentKind::HostedContent),
+        of_kind(ContentKind::DriveItem),
+    )
+}
+
+/// GET with the app's token: the status and Graph's error code, if the body carries one.
+async fn get_error(client: &Client, path: &str) -> (u16, Option<String>) {
+    let (status, body) = client.get(path).await;
+    (status, body["error"]["code"].as_str().map(str::to_string))
+}
+
+/// The status of a GET without a token, as a download URL is fetched.
+async fn anonymous_status(url: &str) -> u16 {
+    reqwest::get(url).await.expect("GET").status().as_u16()
+}
+
 #[tokio::test]
 async fn hosted_images_are_listed_and_served_in_every_message_form() {
     let sim = graph_sim::start(with_content()).await.expect("start");
@@ -157,16 +208,17 @@ async fn hosted_images_are_listed_and_served_in_every_message_form() {
     let (status, _, bytes) = get_bytes(&client, &keyed).await;
     assert_eq!(status, 200, "{keyed}");
     assert_eq!(sha256(&bytes), image.sha256.clone().unwrap_or_default());
-    let anonymous = reqwest::get(format!("{}{}", client.base, image.url))
-        .await
-        .expect("GET");
-    assert_eq!(anonymous.status().as_u16(), 401);
-    let (status, body) = client
-        .get(&format!("{}x", image.url.trim_end_matches("/$value")))
-        .await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("NotFound"))
+        anonymous_status(&format!("{}{}", client.base, image.url)).await,
+        401
+    );
+    assert_eq!(
+        get_error(
+            &client,
+            &format!("{}x", image.url.trim_end_matches("/$value"))
+        )
+        .await,
+        (404, Some("NotFound".into()))
     );
 }
 
@@ -339,12 +391,9 @@ async fn shared_files_resolve_from_their_encoded_url_and_download_without_a_toke
     assert_eq!(status, 400, "{body}");
     let unknown =
         encode_sharing_url("https://contoso.sharepoint.com/sites/x/Shared%20Documents/none.docx");
-    let (status, body) = client
-        .get(&format!("/v1.0/shares/{unknown}/driveItem"))
-        .await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("itemNotFound"))
+        get_error(&client, &format!("/v1.0/shares/{unknown}/driveItem")).await,
+        (404, Some("itemNotFound".into()))
     );
 }
 
@@ -566,14 +615,13 @@ async fn mail_attachments_of_three_kinds_with_select_value_and_mime() {
         ))
         .await;
     assert_eq!(status, 200);
-    let (status, body) = client
-        .get(&format!(
-            "/v1.0/users/{user}/messages/AAMkNope=/attachments"
-        ))
-        .await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("ErrorItemNotFound"))
+        get_error(
+            &client,
+            &format!("/v1.0/users/{user}/messages/AAMkNope=/attachments")
+        )
+        .await,
+        (404, Some("ErrorItemNotFound".into()))
     );
 }
 
@@ -583,31 +631,7 @@ async fn deleted_content_answers_404_and_forbidden_content_403() {
     let client = Client::new(&sim).await;
     let directory = sim.directory();
     let chat = &directory.chats[0];
-    let posted = sim
-        .add_chat_message_with(
-            &chat.id,
-            &chat.member_ids[0],
-            "<p>look</p>",
-            &NewContent {
-                images: vec![NewImage { size: Some(2000) }],
-                files: vec![NewFile {
-                    name: Some("Deal.pdf".into()),
-                    size: Some(3000),
-                    drive_item_id: None,
-                }],
-            },
-        )
-        .expect("message");
-    let image = posted
-        .content
-        .iter()
-        .find(|p| p.kind == ContentKind::HostedContent)
-        .expect("image");
-    let file = posted
-        .content
-        .iter()
-        .find(|p| p.kind == ContentKind::DriveItem)
-        .expect("file");
+    let (image, file) = post_image_and_file(&sim, "<p>look</p>", 2000, "Deal.pdf", 3000);
     let share = encode_sharing_url(file.web_url.as_deref().unwrap_or_default());
     let (status, item) = client.get(&format!("/v1.0/shares/{share}/driveItem")).await;
     assert_eq!(status, 200);
@@ -617,54 +641,30 @@ async fn deleted_content_answers_404_and_forbidden_content_403() {
         .to_string();
 
     sim.forbid_content(&file.id, true).expect("forbid");
-    let (status, body) = client.get(&format!("/v1.0/shares/{share}/driveItem")).await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (403, Some("accessDenied"))
+        get_error(&client, &format!("/v1.0/shares/{share}/driveItem")).await,
+        (403, Some("accessDenied".into()))
     );
     let (status, _, _) = get_bytes(&client, &file.url).await;
     assert_eq!(status, 403);
-    assert_eq!(
-        reqwest::get(&download)
-            .await
-            .expect("GET")
-            .status()
-            .as_u16(),
-        403
-    );
+    assert_eq!(anonymous_status(&download).await, 403);
     sim.forbid_content(&file.id, false).expect("allow");
-    assert_eq!(
-        reqwest::get(&download)
-            .await
-            .expect("GET")
-            .status()
-            .as_u16(),
-        200
-    );
+    assert_eq!(anonymous_status(&download).await, 200);
 
     let deleted = sim.delete_content(&file.id).expect("delete");
     assert!(deleted.deleted);
-    let (status, body) = client.get(&format!("/v1.0/shares/{share}/driveItem")).await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("itemNotFound"))
+        get_error(&client, &format!("/v1.0/shares/{share}/driveItem")).await,
+        (404, Some("itemNotFound".into()))
     );
-    assert_eq!(
-        reqwest::get(&download)
-            .await
-            .expect("GET")
-            .status()
-            .as_u16(),
-        404
-    );
+    assert_eq!(anonymous_status(&download).await, 404);
 
     let (status, _, _) = get_bytes(&client, &image.url).await;
     assert_eq!(status, 200);
     sim.forbid_content(&image.id, true).expect("forbid");
-    let (status, body) = client.get(image.url.trim_end_matches("/$value")).await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (403, Some("Forbidden"))
+        get_error(&client, image.url.trim_end_matches("/$value")).await,
+        (403, Some("Forbidden".into()))
     );
     sim.forbid_content(&image.id, false).expect("allow");
     sim.delete_content(&image.id).expect("delete");
@@ -722,10 +722,9 @@ async fn deleted_content_answers_404_and_forbidden_content_403() {
         .expect("mail");
     let attachment = &mail.attachments[0];
     sim.forbid_content(&attachment.id, true).expect("forbid");
-    let (status, body) = client.get(&attachment.url).await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (403, Some("ErrorAccessDenied"))
+        get_error(&client, &attachment.url).await,
+        (403, Some("ErrorAccessDenied".into()))
     );
     sim.forbid_content(&attachment.id, false).expect("allow");
     let versions_before = sim
@@ -735,10 +734,9 @@ async fn deleted_content_answers_404_and_forbidden_content_403() {
         .filter(|m| m.id == mail.mail.id)
         .count();
     sim.delete_content(&attachment.id).expect("delete");
-    let (status, body) = client.get(&attachment.url).await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("ErrorItemNotFound"))
+        get_error(&client, &attachment.url).await,
+        (404, Some("ErrorItemNotFound".into()))
     );
     let versions: Vec<_> = sim
         .history()
@@ -759,35 +757,7 @@ async fn deleted_content_answers_404_and_forbidden_content_403() {
 async fn content_routes_throttle_and_cut_bodies_like_other_calls() {
     let sim = graph_sim::start(SimConfig::small()).await.expect("start");
     let client = Client::new(&sim).await;
-    let directory = sim.directory();
-    let chat = &directory.chats[0];
-    let posted = sim
-        .add_chat_message_with(
-            &chat.id,
-            &chat.member_ids[0],
-            "<p>pic</p>",
-            &NewContent {
-                images: vec![NewImage {
-                    size: Some(100_000),
-                }],
-                files: vec![NewFile {
-                    name: Some("Big.zip".into()),
-                    size: Some(300_000),
-                    drive_item_id: None,
-                }],
-            },
-        )
-        .expect("message");
-    let file = posted
-        .content
-        .iter()
-        .find(|p| p.kind == ContentKind::DriveItem)
-        .expect("file");
-    let image = posted
-        .content
-        .iter()
-        .find(|p| p.kind == ContentKind::HostedContent)
-        .expect("image");
+    let (image, file) = post_image_and_file(&sim, "<p>pic</p>", 100_000, "Big.zip", 300_000);
     sim.set_faults(
         FaultPlan::none()
             .with(
@@ -1048,6 +1018,6 @@ async fn a_channel_messages_images_count_against_the_channels_limit() {
         .as_str()
         .unwrap_or_default();
     for _ in 0..3 {
-        assert_eq!(reqwest::get(url).await.expect("GET").status().as_u16(), 200);
+        assert_eq!(anonymous_status(url).await, 200);
     }
 }

@@ -362,9 +362,7 @@ async fn a_moved_message_keeps_its_id_only_for_clients_that_prefer_immutable_ids
     let user = directory.users[0].id.clone();
     let folder = |name: &str| {
         directory
-            .mail_folders
-            .iter()
-            .find(|f| f.user_id == user && f.display_name == name)
+            .mail_folder(&user, name)
             .expect("folder")
             .id
             .clone()

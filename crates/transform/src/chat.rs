@@ -11,7 +11,7 @@ use crate::columns::{tok_name, utc_micros};
 use crate::csdl::{self, Field};
 use crate::html::html_to_text_with;
 use crate::json::Tok;
-use crate::table::{Engine, Extra, ItemError, Layout, common_extras, exact_text};
+use crate::table::{Engine, Extra, ItemError, Layout, common_extras, common_tail, exact_text};
 
 pub(crate) struct ChatTable {
     pub fields: Vec<Field>,
@@ -40,16 +40,6 @@ const FRONT: &[&str] = &[
     "reactions",
     "event_detail",
 ];
-const TAIL: &[&str] = &[
-    "raw_json",
-    "raw_sha256",
-    "content_sha256",
-    "source",
-    "fetched_at",
-    "run_id",
-    "parse_errors",
-    "date",
-];
 
 fn extras() -> Vec<Extra> {
     let mut v = vec![Extra {
@@ -64,7 +54,7 @@ fn extras() -> Vec<Extra> {
 
 pub(crate) static CHAT: LazyLock<ChatTable> = LazyLock::new(|| {
     let fields = csdl::chat_message_fields();
-    let layout = Layout::new(&fields, FRONT, &extras(), TAIL);
+    let layout = Layout::new(&fields, FRONT, &extras(), &common_tail(true));
     ChatTable { fields, layout }
 });
 
@@ -258,29 +248,15 @@ impl ChatMessageBuilder {
     }
 
     fn append_body_text(&mut self, src: &str, idx: usize) {
-        let tape = &self.engine.tape;
-        let Some(body) = tape
-            .get(src, idx, "body")
-            .filter(|&b| tape.nodes[b].tok == Tok::Object)
-        else {
+        let Some((text, is_html)) = self.engine.body(src, idx) else {
             self.body_text.append_null();
             return;
         };
-        let content = tape
-            .get(src, body, "content")
-            .filter(|&c| tape.nodes[c].tok == Tok::Str);
-        let Some(content) = content else {
-            self.body_text.append_null();
-            return;
-        };
-        let text = tape.str(src, content);
-        let is_html = tape.get(src, body, "contentType").is_some_and(|t| {
-            tape.nodes[t].tok == Tok::Str && tape.str(src, t).eq_ignore_ascii_case("html")
-        });
         if !is_html {
             self.body_text.append_value(text);
             return;
         }
+        let tape = &self.engine.tape;
         let attachments = tape
             .get(src, idx, "attachments")
             .filter(|&a| tape.nodes[a].tok == Tok::Array);

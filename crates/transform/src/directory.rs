@@ -10,7 +10,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::RowContext;
 use crate::csdl::{Field, Kind, Scalar};
-use crate::table::{Engine, Extra, ItemError, Layout, common_extras};
+use crate::table::{Engine, Extra, ItemError, Layout, common_extras, common_tail};
 
 pub(crate) struct DirectoryTable {
     pub fields: Vec<Field>,
@@ -29,16 +29,6 @@ fn sorted(mut fields: Vec<Field>) -> Vec<Field> {
     fields.sort_by(|a, b| a.json.cmp(&b.json));
     fields
 }
-
-const TAIL: &[&str] = &[
-    "raw_json",
-    "raw_sha256",
-    "content_sha256",
-    "fetched_at",
-    "run_id",
-    "parse_errors",
-    "date",
-];
 
 fn directory_extras() -> Vec<Extra> {
     let mut extras = common_extras(false);
@@ -61,7 +51,7 @@ pub(crate) static USERS: LazyLock<DirectoryTable> = LazyLock::new(|| {
         &fields,
         &["id", "display_name", "mail", "user_principal_name"],
         &directory_extras(),
-        TAIL,
+        &common_tail(false),
     );
     DirectoryTable { fields, layout }
 });
@@ -112,7 +102,7 @@ pub(crate) static CHATS: LazyLock<DirectoryTable> = LazyLock::new(|| {
         "web_url",
         "members",
     ];
-    let layout = Layout::new(&fields, &front, &directory_extras(), TAIL);
+    let layout = Layout::new(&fields, &front, &directory_extras(), &common_tail(false));
     DirectoryTable { fields, layout }
 });
 

@@ -199,21 +199,9 @@ fn linear_text(html: &str, attachment_name: &dyn Fn(&str) -> Option<String>) -> 
             }
             "td" | "th" if !tag.closing => r.space = true,
             n if BLOCK_ELEMENTS.contains(&n) => r.newline(),
-            "img" if !tag.closing => {
-                if let Some(alt) = tag.attr("alt").filter(|a| !a.is_empty()) {
-                    r.text(&format!("[{alt}]"));
-                }
+            "img" | "attachment" | "emoji" | "customemoji" if !tag.closing => {
+                r.inline_element(name, &tag, attachment_name);
             }
-            "attachment" if !tag.closing => {
-                let id = tag.attr("id").unwrap_or_default();
-                let name = attachment_name(&id).unwrap_or_else(|| id.clone());
-                r.text(&format!(" [attachment: {name}] "));
-            }
-            "emoji" | "customemoji" if !tag.closing => r.text(
-                &tag.attr("alt")
-                    .or_else(|| tag.attr("title"))
-                    .unwrap_or_default(),
-            ),
             _ => {}
         }
     }
@@ -290,17 +278,12 @@ fn rewrite_teams_elements<'a>(
         };
         let mut buf = [0u8; 24];
         let replacement = match lower_name(tag.name, &mut buf) {
-            "attachment" if !tag.closing => {
-                let id = tag.attr("id").unwrap_or_default();
-                let name = attachment_name(&id).unwrap_or_else(|| id.clone());
-                Some(format!(" [attachment: {}] ", escape_text(&name)))
-            }
-            "attachment" => Some(String::new()),
-            "emoji" | "customemoji" if !tag.closing => Some(escape_text(
-                &tag.attr("alt")
-                    .or_else(|| tag.attr("title"))
-                    .unwrap_or_default(),
+            "attachment" if !tag.closing => Some(format!(
+                " [attachment: {}] ",
+                escape_text(&tag.attachment_label(attachment_name))
             )),
+            "attachment" => Some(String::new()),
+            "emoji" | "customemoji" if !tag.closing => Some(escape_text(&tag.emoji_text())),
             "emoji" | "customemoji" => Some(String::new()),
             "systemeventmessage" => Some(String::new()),
             _ => None,
@@ -378,21 +361,9 @@ fn simple_teams_html(
                     r.quote_depth += 1;
                 }
             }
-            "img" if !tag.closing => {
-                if let Some(alt) = tag.attr("alt").filter(|a| !a.is_empty()) {
-                    r.text(&format!("[{alt}]"));
-                }
+            name @ ("img" | "attachment" | "emoji" | "customemoji") if !tag.closing => {
+                r.inline_element(name, &tag, attachment_name);
             }
-            "attachment" if !tag.closing => {
-                let id = tag.attr("id").unwrap_or_default();
-                let name = attachment_name(&id).unwrap_or_else(|| id.clone());
-                r.text(&format!(" [attachment: {name}] "));
-            }
-            "emoji" | "customemoji" if !tag.closing => r.text(
-                &tag.attr("alt")
-                    .or_else(|| tag.attr("title"))
-                    .unwrap_or_default(),
-            ),
             "attachment" | "emoji" | "customemoji" | "img" | "systemeventmessage" => {}
             _ => return None,
         }
@@ -417,6 +388,30 @@ impl Renderer {
             quote_depth: 0,
             space: false,
             line_start: true,
+        }
+    }
+
+    /// Writes what an opening `img`, `attachment` or emoji tag stands for in text.
+    fn inline_element(
+        &mut self,
+        name: &str,
+        tag: &Tag,
+        attachment_name: &dyn Fn(&str) -> Option<String>,
+    ) {
+        match name {
+            "img" => {
+                if let Some(alt) = tag.attr("alt").filter(|a| !a.is_empty()) {
+                    self.text(&format!("[{alt}]"));
+                }
+            }
+            "attachment" => {
+                self.text(&format!(
+                    " [attachment: {}] ",
+                    tag.attachment_label(attachment_name)
+                ));
+            }
+            "emoji" | "customemoji" => self.text(&tag.emoji_text()),
+            _ => {}
         }
     }
 
@@ -581,6 +576,20 @@ impl<'a> Tag<'a> {
             attrs,
             end: consumed + gt + 1,
         })
+    }
+
+    /// The name of the file an `<attachment id>` points to, or its id when the message
+    /// names none.
+    fn attachment_label(&self, attachment_name: &dyn Fn(&str) -> Option<String>) -> String {
+        let id = self.attr("id").unwrap_or_default();
+        attachment_name(&id).unwrap_or(id)
+    }
+
+    /// What an `<emoji>` stands for in text: its alt text, else its title.
+    fn emoji_text(&self) -> String {
+        self.attr("alt")
+            .or_else(|| self.attr("title"))
+            .unwrap_or_default()
     }
 
     /// The value of attribute `name` (quoted with `"` or `'`, entities decoded).

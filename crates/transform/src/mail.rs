@@ -10,7 +10,7 @@ use crate::RowContext;
 use crate::csdl::{self, Field};
 use crate::html::html_to_text_with;
 use crate::json::Tok;
-use crate::table::{Engine, Extra, ItemError, Layout, common_extras};
+use crate::table::{Engine, Extra, ItemError, Layout, common_extras, common_tail};
 
 pub(crate) struct MailTable {
     pub fields: Vec<Field>,
@@ -34,16 +34,6 @@ const FRONT: &[&str] = &[
     "body_content",
     "body_content_type",
     "body_text",
-];
-const TAIL: &[&str] = &[
-    "raw_json",
-    "raw_sha256",
-    "content_sha256",
-    "source",
-    "fetched_at",
-    "run_id",
-    "parse_errors",
-    "date",
 ];
 
 fn extras() -> Vec<Extra> {
@@ -79,7 +69,7 @@ fn extras() -> Vec<Extra> {
 
 pub(crate) static MAIL: LazyLock<MailTable> = LazyLock::new(|| {
     let fields = csdl::mail_message_fields();
-    let layout = Layout::new(&fields, FRONT, &extras(), TAIL);
+    let layout = Layout::new(&fields, FRONT, &extras(), &common_tail(true));
     MailTable { fields, layout }
 });
 
@@ -157,26 +147,12 @@ impl MailMessageBuilder {
     }
 
     fn append_body_text(&mut self, src: &str) {
-        let tape = &self.engine.tape;
-        let body = tape
-            .get(src, 0, "body")
-            .filter(|&b| tape.nodes[b].tok == Tok::Object);
-        let content = body
-            .and_then(|b| tape.get(src, b, "content"))
-            .filter(|&c| tape.nodes[c].tok == Tok::Str);
-        let (Some(body), Some(content)) = (body, content) else {
-            self.body_text.append_null();
-            return;
-        };
-        let text = tape.str(src, content);
-        let is_html = tape.get(src, body, "contentType").is_some_and(|t| {
-            tape.nodes[t].tok == Tok::Str && tape.str(src, t).eq_ignore_ascii_case("html")
-        });
-        if is_html {
-            self.body_text
-                .append_value(html_to_text_with(&text, &|_| None));
-        } else {
-            self.body_text.append_value(text);
+        match self.engine.body(src, 0) {
+            None => self.body_text.append_null(),
+            Some((text, true)) => self
+                .body_text
+                .append_value(html_to_text_with(&text, &|_| None)),
+            Some((text, false)) => self.body_text.append_value(text),
         }
     }
 

@@ -557,6 +557,22 @@ impl Engine {
             .unwrap_or_else(|| panic!("the type has a `{json}` property"))
     }
 
+    /// The `body` of the item at `idx`: its `content`, and whether its `contentType` is
+    /// HTML. None when there is no body object or its content is not a string.
+    pub(crate) fn body<'s>(&self, src: &'s str, idx: usize) -> Option<(Cow<'s, str>, bool)> {
+        let tape = &self.tape;
+        let body = tape
+            .get(src, idx, "body")
+            .filter(|&b| tape.nodes[b].tok == Tok::Object)?;
+        let content = tape
+            .get(src, body, "content")
+            .filter(|&c| tape.nodes[c].tok == Tok::Str)?;
+        let is_html = tape.get(src, body, "contentType").is_some_and(|t| {
+            tape.nodes[t].tok == Tok::Str && tape.str(src, t).eq_ignore_ascii_case("html")
+        });
+        Some((tape.str(src, content), is_html))
+    }
+
     /// A string member of the object at `idx` (a number is taken as written).
     pub(crate) fn string_member(&self, src: &str, idx: usize, key: &str) -> Option<String> {
         let v = self.tape.get(src, idx, key)?;
@@ -589,6 +605,14 @@ pub(crate) fn exact_text(array: ArrayRef) -> ArrayRef {
         NullBuffer::new(BooleanBuffer::new(bits, n.offset(), n.len()))
     });
     Arc::new(StringArray::new(offsets, values, nulls))
+}
+
+/// The names of the shared extras, which end every table, in their order.
+pub(crate) fn common_tail(with_source: bool) -> Vec<&'static str> {
+    common_extras(with_source)
+        .iter()
+        .map(|extra| extra.name)
+        .collect()
 }
 
 /// The shared extras in the order [`Engine::finish`] returns them.

@@ -282,6 +282,62 @@ pub fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// The lines of an export's `messages.jsonl`, parsed.
+pub fn jsonl_lines(out: &Path) -> Vec<Value> {
+    std::fs::read_to_string(out.join("messages.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The message ids of an export's `messages.jsonl`, in its order.
+pub fn jsonl_ids(out: &Path) -> Vec<String> {
+    jsonl_lines(out)
+        .iter()
+        .map(|line| line["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The rows of a CSV file, each as header -> cell.
+pub fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    reader
+        .records()
+        .map(|r| {
+            header
+                .iter()
+                .cloned()
+                .zip(r.unwrap().iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+/// The `.rsmf` files of an export by relative path, opened and validated.
+pub fn rsmf_files(out: &Path) -> BTreeMap<String, Rsmf> {
+    let validator = rsmf_validator();
+    files(out)
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".rsmf"))
+        .map(|(name, bytes)| {
+            let rsmf = open_rsmf(&bytes);
+            assert_valid_rsmf(&name, &rsmf, &validator);
+            (name, rsmf)
+        })
+        .collect()
+}
+
+/// What a verification found, as (kind, path) in its order.
+pub fn problems_named(report: &export::VerifyReport) -> Vec<(export::ProblemKind, &str)> {
+    report
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.path.as_str()))
+        .collect()
+}
+
 /// An `.rsmf` opened up: its headers, text part, zip entries and manifest.
 pub struct Rsmf {
     pub headers: BTreeMap<String, String>,

@@ -174,6 +174,15 @@ pub fn chats_of(user_id: &str) -> Scope {
     }
 }
 
+/// The chats of each of the tenant's users, in the directory's order.
+pub fn every_users_chats(sim: &Sim) -> Vec<Scope> {
+    sim.directory()
+        .users
+        .iter()
+        .map(|u| chats_of(&u.id))
+        .collect()
+}
+
 /// The chat messages the simulator holds for a custodian, as JSON text.
 pub fn expected_chats(sim: &Sim, user_id: &str) -> BTreeSet<String> {
     sim.snapshot()
