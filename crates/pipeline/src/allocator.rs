@@ -63,3 +63,22 @@ fn release_free_memory() {
 /// Other allocators (musl, macOS, Windows) return large blocks themselves.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn release_free_memory() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trim_thread_runs_until_its_trimmer_is_dropped_and_then_ends() {
+        let trimmer = Trimmer::start();
+        let thread = trimmer.thread.as_ref().expect("the thread started");
+        std::thread::sleep(PERIOD * 2);
+        assert!(!thread.is_finished(), "it trims while the driver runs");
+        let started = std::time::Instant::now();
+        drop(trimmer);
+        assert!(
+            started.elapsed() < PERIOD * 5,
+            "dropping the trimmer stops its thread at once, not after a sleep"
+        );
+    }
+}
