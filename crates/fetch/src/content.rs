@@ -16,7 +16,7 @@ use url::Url;
 use crate::client::{GraphClient, Inner};
 use crate::error::{FetchError, RedactedUrl};
 use crate::http::{
-    Expect, Failure, Outcome, PageRequest, Retries, describe, read_body, retry_after,
+    Expect, Failure, Outcome, PageRequest, Retries, Setback, describe, read_body, retry_after,
 };
 use crate::page::Page;
 use crate::throttle::Route;
@@ -174,7 +174,10 @@ impl Inner {
                     Err(e) => {
                         break (
                             None,
-                            Attempt::Answer(Outcome::Retry(Failure::Transport(describe(e)), None)),
+                            Attempt::Answer(Err(Setback::Retry(
+                                Failure::Transport(describe(e)),
+                                None,
+                            ))),
                         );
                     }
                     Ok(response) => response,
@@ -198,12 +201,12 @@ impl Inner {
                         None => {
                             break (
                                 Some(status),
-                                Attempt::Answer(Outcome::Retry(
+                                Attempt::Answer(Err(Setback::Retry(
                                     Failure::Malformed(format!(
                                         "HTTP {status} without a usable Location"
                                     )),
                                     None,
-                                )),
+                                ))),
                             );
                         }
                     }
@@ -216,7 +219,7 @@ impl Inner {
                 }
                 let wait = retry_after(response.headers());
                 let outcome = match read_body(response, MAX_ERROR_BODY).await {
-                    Err(detail) => Outcome::Retry(Failure::Transport(detail), None),
+                    Err(detail) => Err(Setback::Retry(Failure::Transport(detail), None)),
                     Ok(body) => {
                         self.classify(scope, &request, &shown, &route, &token, status, wait, body)
                     }
@@ -228,7 +231,7 @@ impl Inner {
             tracing::debug!(scope, url = %shown, status = status.unwrap_or(0), attempt = retries.attempts, elapsed_ms = started.elapsed().as_millis() as u64, "graph content request");
             match attempt {
                 Attempt::Done(done) => return Ok(done),
-                Attempt::Answer(outcome) => match outcome.page() {
+                Attempt::Answer(outcome) => match outcome {
                     Ok(_) => unreachable!("a download is not parsed as a page"),
                     Err(setback) => {
                         self.recover(scope, &shown, request.number, &token, &mut retries, setback)
@@ -250,18 +253,18 @@ async fn stream_to(
     shown: &RedactedUrl,
 ) -> Attempt {
     let too_large = |size: u64| {
-        Attempt::Answer(Outcome::Fail(FetchError::TooLarge {
+        Attempt::Answer(Err(Setback::Fail(FetchError::TooLarge {
             scope: scope.to_string(),
             url: shown.clone(),
             size,
             limit,
-        }))
+        })))
     };
     let local = |e: std::io::Error| {
-        Attempt::Answer(Outcome::Fail(FetchError::Unsupported {
+        Attempt::Answer(Err(Setback::Fail(FetchError::Unsupported {
             scope: scope.to_string(),
             detail: format!("writing the download to a local file: {e}"),
-        }))
+        })))
     };
     let announced = response.content_length();
     if let Some(length) = announced.filter(|&l| l > limit) {
@@ -291,18 +294,18 @@ async fn stream_to(
             }
             Ok(None) => break,
             Err(e) => {
-                return Attempt::Answer(Outcome::Retry(
+                return Attempt::Answer(Err(Setback::Retry(
                     Failure::Transport(format!("body cut after {bytes} bytes: {}", describe(e))),
                     None,
-                ));
+                )));
             }
         }
     }
     if let Some(length) = announced.filter(|&l| l != bytes) {
-        return Attempt::Answer(Outcome::Retry(
+        return Attempt::Answer(Err(Setback::Retry(
             Failure::Transport(format!("body of {bytes} bytes, {length} announced")),
             None,
-        ));
+        )));
     }
     if let Err(e) = file.flush().await {
         return local(e);

@@ -198,30 +198,14 @@ impl fmt::Display for Failure {
     }
 }
 
-pub(crate) enum Outcome {
-    Page(Page),
-    Fail(FetchError),
-    Reauthenticate,
-    Retry(Failure, Option<Duration>),
-}
+/// What one attempt at a page brought: the page, or the setback that kept it from coming.
+pub(crate) type Outcome = Result<Page, Setback>;
 
 /// An attempt that brought no page: what [`Inner::recover`] acts on.
 pub(crate) enum Setback {
     Fail(FetchError),
     Reauthenticate,
     Retry(Failure, Option<Duration>),
-}
-
-impl Outcome {
-    /// The page, or the setback that kept it from coming.
-    pub(crate) fn page(self) -> Result<Page, Setback> {
-        match self {
-            Outcome::Page(page) => Ok(page),
-            Outcome::Fail(error) => Err(Setback::Fail(error)),
-            Outcome::Reauthenticate => Err(Setback::Reauthenticate),
-            Outcome::Retry(failure, wait) => Err(Setback::Retry(failure, wait)),
-        }
-    }
 }
 
 impl Inner {
@@ -284,12 +268,15 @@ impl Inner {
                 .header(http::header::ACCEPT, "application/json")
                 .header("Prefer", request.prefer());
             let (status, outcome) = match builder.send().await {
-                Err(e) => (None, Outcome::Retry(Failure::Transport(describe(e)), None)),
+                Err(e) => (
+                    None,
+                    Err(Setback::Retry(Failure::Transport(describe(e)), None)),
+                ),
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let wait = retry_after(response.headers());
                     let outcome = match read_body(response, MAX_BODY).await {
-                        Err(detail) => Outcome::Retry(Failure::Transport(detail), None),
+                        Err(detail) => Err(Setback::Retry(Failure::Transport(detail), None)),
                         Ok(body) => self
                             .classify(scope, request, &shown, &route, &token, status, wait, body),
                     };
@@ -306,7 +293,7 @@ impl Inner {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "graph request"
             );
-            match outcome.page() {
+            match outcome {
                 Ok(page) => return Ok(page),
                 Err(setback) => {
                     self.recover(scope, &shown, request.number, &token, &mut retries, setback)
@@ -448,12 +435,12 @@ impl Inner {
                 request.number,
                 shown.clone(),
             ) {
-                Ok(page) => Outcome::Page(page),
-                Err(detail) => Outcome::Retry(Failure::Malformed(detail), None),
+                Ok(page) => Ok(page),
+                Err(detail) => Err(Setback::Retry(Failure::Malformed(detail), None)),
             };
         }
         if status == 401 {
-            return Outcome::Reauthenticate;
+            return Err(Setback::Reauthenticate);
         }
         let secrets = self.secrets_of(&request.url, token);
         let (code, excerpt) = self.excerpt(&body, &secrets);
@@ -461,22 +448,22 @@ impl Inner {
             .as_deref()
             .is_some_and(|c| RESYNC_CODES.contains(&c.to_ascii_lowercase().as_str()));
         if status == 410 || resync {
-            return Outcome::Fail(FetchError::ResyncRequired {
+            return Err(Setback::Fail(FetchError::ResyncRequired {
                 scope: scope.to_string(),
                 url: shown.clone(),
                 status,
                 code: code.unwrap_or_else(|| "Gone".into()),
-            });
+            }));
         }
         if let Some(reason) = unavailable(&request.url, status, code.as_deref(), &excerpt) {
-            return Outcome::Fail(FetchError::Unavailable {
+            return Err(Setback::Fail(FetchError::Unavailable {
                 scope: scope.to_string(),
                 url: shown.clone(),
                 reason,
                 status,
                 code,
                 detail: excerpt,
-            });
+            }));
         }
         match status {
             402 => {
@@ -498,33 +485,33 @@ impl Inner {
                             .to_ascii_lowercase()
                             .contains("/getallmessages")
                     }));
-                Outcome::Fail(FetchError::PaymentRequired {
+                Err(Setback::Fail(FetchError::PaymentRequired {
                     scope: scope.to_string(),
                     url: shown.clone(),
                     model,
                     detail: excerpt,
-                })
+                }))
             }
             429 => {
                 self.throttle.throttled(route, wait);
-                Outcome::Retry(
+                Err(Setback::Retry(
                     Failure::Status {
                         status,
                         code,
                         excerpt,
                     },
                     wait,
-                )
+                ))
             }
-            500 | 502 | 503 | 504 => Outcome::Retry(
+            500 | 502 | 503 | 504 => Err(Setback::Retry(
                 Failure::Status {
                     status,
                     code,
                     excerpt,
                 },
                 wait,
-            ),
-            _ => Outcome::Fail(FetchError::Http {
+            )),
+            _ => Err(Setback::Fail(FetchError::Http {
                 scope: scope.to_string(),
                 url: shown.clone(),
                 page: request.number,
@@ -533,7 +520,7 @@ impl Inner {
                 // Set by the caller, which counts the attempts.
                 attempts: 1,
                 body_excerpt: excerpt,
-            }),
+            })),
         }
     }
 }
