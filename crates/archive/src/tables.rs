@@ -19,6 +19,10 @@ pub struct TableSpec {
     /// The columns whose values identify a row version. Two rows with the same key are
     /// one version, stored once.
     pub key_columns: &'static [&'static str],
+    /// A microsecond timestamp of the version's content (so one version has one value)
+    /// whose UTC day leads its key in the version index, so that the keys one commit adds
+    /// sit together; `None` where the table has no such time.
+    pub key_day_column: Option<&'static str>,
     /// Within a partition, rows are written in the order of these columns (then of the
     /// version key): a conversation's rows sit together in time order, so readers skip
     /// files and row groups by their statistics, and similar rows compress together.
@@ -159,6 +163,17 @@ impl Table {
         }
     }
 
+    /// The content time whose day leads a version's index key (see
+    /// [`TableSpec::key_day_column`]).
+    pub fn key_day_column(self) -> Option<&'static str> {
+        match self {
+            Table::ChatMessages => Some("created_date_time"),
+            Table::ChatMessageCustodians => Some("last_modified_date_time"),
+            Table::MailMessages => Some("received_date_time"),
+            Table::MessageContents | Table::DirectoryUsers | Table::DirectoryChats => None,
+        }
+    }
+
     /// The order of rows within a partition (see [`TableSpec::order_columns`]).
     pub fn order_columns(self) -> &'static [&'static str] {
         match self {
@@ -258,6 +273,7 @@ impl Table {
             schema: self.schema(),
             partition_column: PARTITION_COLUMN,
             key_columns: self.version_key(),
+            key_day_column: self.key_day_column(),
             order_columns: self.order_columns(),
             statistics_columns: self.statistics_columns(),
         }
@@ -280,7 +296,8 @@ mod tests {
             let file = format!("{}/date=2024-05-01/part-a.parquet", table.folder());
             assert_eq!(Table::of_path(&file), Some(table), "{file}");
             let schema = table.schema();
-            for column in table.version_key().iter().chain(table.order_columns()) {
+            let named = table.version_key().iter().chain(table.order_columns());
+            for column in named.chain(&table.key_day_column()) {
                 assert!(schema.index_of(column).is_ok(), "{table:?} lacks {column}");
             }
             for path in table.statistics_columns() {

@@ -51,6 +51,8 @@ pub struct DriverOptions {
     pub commit_interval: Duration,
     /// Units in flight between the lanes and the writer.
     pub channel_units: usize,
+    /// The process's memory budget: above it, freed memory goes back to the system.
+    pub memory_budget_bytes: usize,
 }
 
 /// Rows a lane hands over, and the checkpoint they allow once durable.
@@ -318,7 +320,7 @@ async fn write(
     options: DriverOptions,
     progress: Arc<Progress>,
 ) -> anyhow::Result<(Written, sink::ArchiveWriter)> {
-    let _trimmer = crate::allocator::Trimmer::start();
+    let _trimmer = crate::allocator::Trimmer::start(options.memory_budget_bytes as u64);
     let mut state = State {
         written: Written::default(),
         pending: BTreeMap::new(),

@@ -45,12 +45,18 @@ pub async fn open_writer(
         .with_context(|| format!("opening the archive at {out}"))
 }
 
-/// The writer task's settings: rows may queue while a commit runs up to `queue_bytes`.
-pub fn driver_options(queue_bytes: usize, commit_interval: Duration) -> DriverOptions {
+/// The writer task's settings: rows may queue while a commit runs up to `queue_bytes`;
+/// above `memory_budget_bytes` resident, freed memory goes back to the system.
+pub fn driver_options(
+    memory_budget_bytes: usize,
+    queue_bytes: usize,
+    commit_interval: Duration,
+) -> DriverOptions {
     DriverOptions {
         queue_bytes,
         commit_interval,
         channel_units: 8,
+        memory_budget_bytes,
     }
 }
 

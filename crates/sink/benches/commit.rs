@@ -150,6 +150,7 @@ fn spec() -> TableSpec {
         schema: schema(),
         partition_column: "date",
         key_columns: &["content_sha256"],
+        key_day_column: Some("created_date_time"),
         order_columns: &[],
         statistics_columns: &[],
     }

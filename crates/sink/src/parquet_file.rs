@@ -28,7 +28,7 @@ use crate::encoding::{Gatherer, file_properties};
 use crate::error::SinkError;
 use crate::location::Location;
 use crate::object_writer::{ObjectFileWriter, Published};
-use crate::table::{KeyReader, Table};
+use crate::table::{KeyReader, Table, VersionKey};
 
 /// zstd level 1: on JSON text it compresses within a few percent of level 3 (DuckDB's and
 /// Spark's default) in about half the time.
@@ -329,7 +329,7 @@ pub(crate) async fn read_rows_and_keys(
     size: u64,
     table: &Table,
     with_keys: bool,
-) -> Result<(u64, Vec<Box<[u8]>>), SinkError> {
+) -> Result<(u64, Vec<VersionKey>), SinkError> {
     let fail = |source: ParquetError| SinkError::Parquet {
         operation: "read",
         location: location.url().to_string(),
@@ -353,8 +353,13 @@ pub(crate) async fn read_rows_and_keys(
         return Ok((rows, Vec::new()));
     }
     let file_schema = metadata.schema().clone();
-    let mut roots = Vec::with_capacity(table.spec.key_columns.len());
-    for column in table.spec.key_columns {
+    let mut roots = Vec::with_capacity(table.spec.key_columns.len() + 1);
+    for column in table
+        .spec
+        .key_columns
+        .iter()
+        .chain(&table.spec.key_day_column)
+    {
         roots.push(
             file_schema
                 .index_of(column)
@@ -378,20 +383,12 @@ pub(crate) async fn read_rows_and_keys(
     // plausible file holds.
     let mut keys = Vec::with_capacity((rows as usize).min(1 << 20));
     while let Some(batch) = unless_panicking(stream.try_next()).await.map_err(fail)? {
-        let schema = batch.schema();
-        let indices: Vec<usize> = table
-            .spec
-            .key_columns
-            .iter()
-            .map(|c| schema.index_of(c).expect("projected above"))
-            .collect();
         let in_file = |e: SinkError| SinkError::Inconsistent {
             location: location.url().to_string(),
             key: path.to_string(),
             reason: e.to_string(),
         };
-        let reader = KeyReader::new(table.name(), &batch, &indices, table.spec.key_columns)
-            .map_err(in_file)?;
+        let reader = KeyReader::new(&table.spec, &batch).map_err(in_file)?;
         keys.extend(
             reader
                 .keys(table.name(), batch.num_rows())

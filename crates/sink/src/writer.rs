@@ -21,7 +21,7 @@ use crate::location::Location;
 use crate::object_writer::Published;
 use crate::parquet_file::{hash_object, read_rows_and_keys, write_file, writer_properties};
 use crate::store_io;
-use crate::table::{KeyReader, Table};
+use crate::table::{KeyReader, Table, VERSION_KEY_BYTES, VersionKey};
 use archive::TableSpec;
 use archive::layout::{
     CHAIN_KEY, COMMITS_DIR, WRITE_AHEAD_KEY, commit_id_of, commit_record_key, data_file_key,
@@ -145,7 +145,7 @@ struct FilePlan {
 }
 
 /// The table and version keys of one file, for the index.
-type FileKeys = (usize, Vec<Box<[u8]>>);
+type FileKeys = (usize, Vec<VersionKey>);
 
 /// Writes rows into the archive exactly once and moves checkpoints after them.
 pub struct ArchiveWriter {
@@ -161,7 +161,7 @@ pub struct ArchiveWriter {
     batches: Vec<Vec<RecordBatch>>,
     buffers: BTreeMap<(usize, i32), PartitionBuffer>,
     /// Keys buffered since the last commit, per table.
-    buffered_keys: Vec<HashSet<Box<[u8]>>>,
+    buffered_keys: Vec<HashSet<VersionKey>>,
     buffered_bytes: usize,
     commits: u64,
     poisoned: Option<String>,
@@ -295,22 +295,18 @@ impl ArchiveWriter {
         let table = &self.tables[table_index];
         table.check_batch(batch)?;
         let days = table.partition_days(batch)?;
-        let keys = KeyReader::new(
-            table.name(),
-            batch,
-            &table.key_indices,
-            table.spec.key_columns,
-        )?
-        .keys(table.name(), batch.num_rows())?;
+        let keys = KeyReader::new(&table.spec, batch)?.keys(table.name(), batch.num_rows())?;
 
         let index = self.index.reader(table.name())?;
         let buffered = &self.buffered_keys[table_index];
         let mut new_rows = Vec::new();
         {
-            let mut in_batch: HashSet<&[u8]> = HashSet::with_capacity(keys.len());
+            let mut in_batch: HashSet<&VersionKey> = HashSet::with_capacity(keys.len());
             for (row, key) in keys.iter().enumerate() {
-                let key = key.as_ref();
-                if buffered.contains(key) || !in_batch.insert(key) || index.contains(key)? {
+                if buffered.contains(key)
+                    || !in_batch.insert(key)
+                    || index.contains(key.as_bytes())?
+                {
                     continue;
                 }
                 new_rows.push(row as u32);
@@ -356,12 +352,10 @@ impl ArchiveWriter {
         let row_bytes = stored_bytes / stored.num_rows().max(1);
 
         let batch_index = self.batches[table_index].len() as u32;
-        let mut keys: Vec<Option<Box<[u8]>>> = keys.into_iter().map(Some).collect();
         let buffered = &mut self.buffered_keys[table_index];
         for (stored_row, &row) in new_rows.iter().enumerate() {
-            let key = keys[row as usize].take().expect("each new row once");
-            self.buffered_bytes += key.len() + KEY_OVERHEAD_BYTES;
-            buffered.insert(key);
+            self.buffered_bytes += VERSION_KEY_BYTES + KEY_OVERHEAD_BYTES;
+            buffered.insert(keys[row as usize]);
             let position = if compact { stored_row as u32 } else { row };
             let buffer = self
                 .buffers
@@ -491,7 +485,7 @@ impl ArchiveWriter {
                 &commit_id,
                 index_keys.iter().flat_map(|(table, keys)| {
                     let name = tables[*table].name();
-                    keys.iter().map(move |k| (name, k.as_ref()))
+                    keys.iter().map(move |k| (name, k.as_bytes()))
                 }),
             )?;
             report.commit_id = Some(commit_id);
@@ -527,15 +521,9 @@ impl ArchiveWriter {
         for ((table_index, days), buffer) in buffers {
             let table = &self.tables[table_index];
             let table_batches = &batches[table_index];
-            let key_indices: Vec<usize> = table
-                .spec
-                .key_columns
-                .iter()
-                .map(|c| table.file_schema.index_of(c).expect("validated key column"))
-                .collect();
             let readers = table_batches
                 .iter()
-                .map(|b| KeyReader::new(table.name(), b, &key_indices, table.spec.key_columns))
+                .map(|b| KeyReader::new(&table.spec, b))
                 .collect::<Result<Vec<_>, _>>()?;
             if order_keys_of
                 .as_ref()
@@ -547,18 +535,16 @@ impl ArchiveWriter {
             // Rows sorted by order key, then version key, so a file's bytes depend only on
             // its rows.
             let mut rows: Vec<PlannedRow> = Vec::with_capacity(buffer.positions.len());
-            let mut key = Vec::with_capacity(80);
             for &(batch, row) in &buffer.positions {
                 let (batch, row) = (batch as usize, row as usize);
-                key.clear();
-                readers[batch]
-                    .write_key(row, &mut key)
+                let key = readers[batch]
+                    .key(row)
                     .expect("keys were checked when appended");
                 let order: Box<[u8]> = match order_keys {
                     Some(Some(keys)) => keys[batch].row(row).as_ref().into(),
                     _ => Box::new([]),
                 };
-                rows.push((order, key.as_slice().into(), batch, row));
+                rows.push((order, key, batch, row));
             }
             rows.sort_unstable();
             let files = buffer.bytes.div_ceil(self.options.target_file_bytes).max(1);
@@ -837,7 +823,7 @@ impl ArchiveWriter {
                 &commit_id,
                 keys.iter().flat_map(|(table, keys)| {
                     let name = tables[*table].name();
-                    keys.iter().map(move |k| (name, k.as_ref()))
+                    keys.iter().map(move |k| (name, k.as_bytes()))
                 }),
             )?;
         }
@@ -931,7 +917,7 @@ impl ArchiveWriter {
             let tables = &self.tables;
             let keys = keys.iter().flat_map(|(table, keys)| {
                 let name = tables[*table].name();
-                keys.iter().map(move |k| (name, k.as_ref()))
+                keys.iter().map(move |k| (name, k.as_bytes()))
             });
             if complete {
                 report.keys_indexed += self.index.apply_commit(commit_id, keys)?;
@@ -1066,7 +1052,7 @@ fn step(step: ProtocolStep, commit_id: &str, file: &str) {
 }
 
 /// (order key, version key, batch, row) of a row being placed in a file.
-type PlannedRow = (Box<[u8]>, Box<[u8]>, usize, usize);
+type PlannedRow = (Box<[u8]>, VersionKey, usize, usize);
 
 /// Each batch's rows in the table's order columns, as comparable bytes (Arrow's row format,
 /// ascending with nulls last as SQL's `ORDER BY` has them); `None` for a table without order columns.
@@ -1110,13 +1096,11 @@ fn order_keys(table: &Table, batches: &[RecordBatch]) -> Result<Option<Vec<Rows>
         .map(Some)
 }
 
-/// `part-<hash>` of a file: the first 128 bits of SHA-256 over its sorted keys (each
-/// length-prefixed), so the same rows always get the same name.
-fn file_hash(sorted_keys: &[Box<[u8]>]) -> String {
+/// `part-<hash>` of a file: the first 128 bits of SHA-256 over its sorted keys, so the same rows always get the same name.
+fn file_hash(sorted_keys: &[VersionKey]) -> String {
     let mut hasher = Sha256::new();
     for key in sorted_keys {
-        hasher.update((key.len() as u64).to_be_bytes());
-        hasher.update(key);
+        hasher.update(key.as_bytes());
     }
     hex::encode(&hasher.finalize()[..16])
 }
@@ -1150,10 +1134,18 @@ fn commit_id(run_id: &str, sequence: u64) -> String {
 fn index_identity(archive: &Location, tables: &[Table]) -> String {
     let mut tables: Vec<String> = tables
         .iter()
-        .map(|t| format!("{}:{}", t.name(), t.spec.key_columns.join(",")))
+        .map(|t| {
+            let day = t.spec.key_day_column.unwrap_or("-");
+            format!("{}:{}@{day}", t.name(), t.spec.key_columns.join(","))
+        })
         .collect();
     tables.sort();
-    format!("archive={}\ntables={}", archive.url(), tables.join(";"))
+    // The key format (see `VersionKey`): an index of another format is rebuilt.
+    format!(
+        "archive={}\nkeys=day+sha256\ntables={}",
+        archive.url(),
+        tables.join(";")
+    )
 }
 
 fn default_index_dir(archive_url: &str, state_url: &str) -> PathBuf {

@@ -136,11 +136,11 @@ async fn writes_partitioned_parquet_that_reads_back() {
         );
 
         for b in &batches {
-            let hashes = shas(b);
-            let mut sorted = hashes.clone();
+            let order = index_order(b);
+            let mut sorted = order.clone();
             sorted.sort();
-            assert_eq!(hashes, sorted, "rows are in key order");
-            read_back.extend(hashes);
+            assert_eq!(order, sorted, "rows are in version-key order");
+            read_back.extend(shas(b));
         }
     }
     let expected: BTreeSet<String> = input.iter().map(|m| m.sha()).collect();
@@ -401,6 +401,7 @@ async fn bad_batches_are_errors_that_name_the_column() {
         schema: nullable_schema.clone(),
         partition_column: "date",
         key_columns: &["content_sha256"],
+        key_day_column: Some("created_date_time"),
         order_columns: &[],
         statistics_columns: &[],
     };

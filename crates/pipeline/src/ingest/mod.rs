@@ -143,7 +143,7 @@ pub async fn run(
     // Ingest commits when the buffer fills and at the end, not by the clock.
     let driver = Driver::start(
         writer,
-        run::driver_options(0, Duration::from_secs(365 * 86_400)),
+        run::driver_options(budget_bytes, 0, Duration::from_secs(365 * 86_400)),
         Arc::clone(&progress),
     );
 

@@ -118,7 +118,7 @@ pub async fn run(
     );
     let driver = Arc::new(Driver::start(
         writer,
-        run::driver_options(budget_bytes / 8, options.commit_interval),
+        run::driver_options(budget_bytes, budget_bytes / 8, options.commit_interval),
         Arc::clone(&progress),
     ));
 

@@ -61,6 +61,7 @@ pub fn message_spec() -> TableSpec {
         schema: message_schema(),
         partition_column: "date",
         key_columns: &["content_sha256"],
+        key_day_column: Some("created_date_time"),
         order_columns: &[],
         statistics_columns: &[],
     }
@@ -305,6 +306,33 @@ pub fn shas(batch: &RecordBatch) -> Vec<String> {
         .unwrap()
         .as_string::<i32>();
     column.iter().map(|v| v.unwrap().to_string()).collect()
+}
+
+/// Each row's place in the version index, as the sink documents its keys: the UTC day of
+/// `created_date_time` (sign bit flipped, big-endian), then SHA-256 of the key value as a
+/// big-endian `u32` length and its bytes. A table without order columns writes its rows
+/// in this order.
+pub fn index_order(batch: &RecordBatch) -> Vec<Vec<u8>> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::TimestampMicrosecondType;
+    use sha2::{Digest, Sha256};
+    let created = batch
+        .column_by_name("created_date_time")
+        .unwrap()
+        .as_primitive::<TimestampMicrosecondType>();
+    shas(batch)
+        .iter()
+        .enumerate()
+        .map(|(row, sha)| {
+            let day = created.value(row).div_euclid(86_400_000_000) as i32;
+            let mut key = ((day as u32) ^ 0x8000_0000).to_be_bytes().to_vec();
+            let mut digest = Sha256::new();
+            digest.update((sha.len() as u32).to_be_bytes());
+            digest.update(sha.as_bytes());
+            key.extend_from_slice(&digest.finalize());
+            key
+        })
+        .collect()
 }
 
 /// A temporary folder holding a local archive (`out`) and its writer's state (`state`);
