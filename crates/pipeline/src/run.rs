@@ -46,7 +46,7 @@ pub async fn open_writer(
 }
 
 /// The writer task's settings: rows may queue while a commit runs up to `queue_bytes`;
-/// above `memory_budget_bytes` resident, freed memory goes back to the system.
+/// above three quarters of `memory_budget_bytes` resident, freed memory goes back to the system.
 pub fn driver_options(
     memory_budget_bytes: usize,
     queue_bytes: usize,

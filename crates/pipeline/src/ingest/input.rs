@@ -99,8 +99,21 @@ pub fn split_file<'a>(
     if trimmed.is_empty() {
         return Err("the file is empty".into());
     }
-    match serde_json::from_str::<&RawValue>(trimmed) {
-        Ok(document) => split_document(document, kind, items, unusable),
+    match serde_json::from_str::<Outline>(trimmed) {
+        Ok(Outline::Items(found)) => {
+            for (i, item) in found.into_iter().enumerate() {
+                classify(item.get(), kind, Some(i), items, unusable);
+            }
+            Ok(())
+        }
+        Ok(Outline::Object) => {
+            classify(trimmed, kind, None, items, unusable);
+            Ok(())
+        }
+        Ok(Outline::Scalar) => Err(format!(
+            "not a JSON object but {}: neither a page, an array of items nor an item",
+            json_kind(trimmed)
+        )),
         // Not one JSON document: try one item per line.
         Err(whole_error) => {
             let lines: Vec<(usize, &str)> = trimmed
@@ -133,7 +146,7 @@ pub fn split_line<'a>(
         return;
     }
     match serde_json::from_str::<&RawValue>(line) {
-        Ok(item) => classify(item, kind, Some(line_no), items, unusable),
+        Ok(item) => classify(item.get(), kind, Some(line_no), items, unusable),
         Err(e) => unusable.push(Unusable {
             index: Some(line_no),
             reason: format!("is not valid JSON (line {line_no}): {e}"),
@@ -204,47 +217,149 @@ pub fn is_jsonl_file(path: &Path) -> bool {
     )
 }
 
-fn split_document<'a>(
-    document: &'a RawValue,
-    kind: KindHint,
-    items: &mut Vec<Item<'a>>,
-    unusable: &mut Vec<Unusable>,
-) -> Result<(), String> {
-    let text = document.get();
-    if text.starts_with('[') {
-        let array: Vec<&RawValue> =
-            serde_json::from_str(text).map_err(|e| format!("not a JSON array of items: {e}"))?;
-        for (i, item) in array.into_iter().enumerate() {
-            classify(item, kind, Some(i), items, unusable);
-        }
-        return Ok(());
+/// A saved response's outline, read in one pass over its text: a page's or an array's
+/// items (each one's exact text), or one item. What each item is, is decided after.
+enum Outline<'a> {
+    /// The elements of a JSON array, or of the `value` array of a page.
+    Items(Vec<&'a RawValue>),
+    /// An object without a `value` array: one item.
+    Object,
+    /// A string, number, boolean or null.
+    Scalar,
+}
+
+impl<'de> serde::Deserialize<'de> for Outline<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(OutlineVisitor)
     }
-    let keys = object_keys(document).map_err(|e| format!("not a JSON object: {e}"))?;
-    match keys.get("value") {
-        Some(value) if value.get().starts_with('[') => {
-            let array: Vec<&RawValue> = serde_json::from_str(value.get())
-                .map_err(|e| format!("`value` is not an array of items: {e}"))?;
-            for (i, item) in array.into_iter().enumerate() {
-                classify(item, kind, Some(i), items, unusable);
+}
+
+struct OutlineVisitor;
+
+impl<'de> serde::de::Visitor<'de> for OutlineVisitor {
+    type Value = Outline<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a Graph response: a page, an array of items, or an item")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            items.push(item);
+        }
+        Ok(Outline::Items(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        // As a map of keys would have it, the last `value` counts.
+        let mut page = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key == "value" {
+                page = map.next_value::<ValueMember>()?.0;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
             }
         }
-        _ => classify(document, kind, None, items, unusable),
+        Ok(page.map_or(Outline::Object, Outline::Items))
     }
-    Ok(())
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Outline::Scalar)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Outline::Scalar)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Outline::Scalar)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Outline::Scalar)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Outline::Scalar)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Outline::Scalar)
+    }
 }
 
-fn object_keys(item: &RawValue) -> Result<HashMap<Cow<'_, str>, &RawValue>, serde_json::Error> {
-    serde_json::from_str(item.get())
+/// An object's `value` member: its elements when it is an array (a page), else nothing
+/// (an item that happens to have a `value` property).
+struct ValueMember<'a>(Option<Vec<&'a RawValue>>);
+
+impl<'de> serde::Deserialize<'de> for ValueMember<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueMemberVisitor)
+    }
 }
 
+struct ValueMemberVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValueMemberVisitor {
+    type Value = ValueMember<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        match OutlineVisitor.visit_seq(seq)? {
+            Outline::Items(items) => Ok(ValueMember(Some(items))),
+            _ => Ok(ValueMember(None)),
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(ValueMember(None))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(ValueMember(None))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(ValueMember(None))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(ValueMember(None))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(ValueMember(None))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(ValueMember(None))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(ValueMember(None))
+    }
+}
+
+fn object_keys(text: &str) -> Result<HashMap<Cow<'_, str>, &RawValue>, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+/// Decides what the item `text` (one JSON value, checked) is.
 fn classify<'a>(
-    item: &'a RawValue,
+    text: &'a str,
     kind: KindHint,
     index: Option<usize>,
     items: &mut Vec<Item<'a>>,
     unusable: &mut Vec<Unusable>,
 ) {
-    let text = item.get();
     // With the kind given, the builder reads the object itself; no need to read its keys
     // here too.
     let given = match kind {
@@ -263,7 +378,7 @@ fn classify<'a>(
         }
         return;
     }
-    let keys = match object_keys(item) {
+    let keys = match object_keys(text) {
         Ok(keys) => keys,
         Err(_) => {
             unusable.push(Unusable {
@@ -280,7 +395,7 @@ fn classify<'a>(
         }),
         Recognised::Nested(key) => {
             let nested = keys[key];
-            classify(nested, kind, index, items, unusable)
+            classify(nested.get(), kind, index, items, unusable)
         }
         Recognised::Unknown(reason) => unusable.push(Unusable { index, reason }),
     }
@@ -546,5 +661,22 @@ mod tests {
         let err =
             split_file("{\"value\": [", KindHint::Auto, &mut items, &mut unusable).unwrap_err();
         assert!(err.contains("not valid JSON"), "{err}");
+        let err = split_file("42", KindHint::Auto, &mut items, &mut unusable).unwrap_err();
+        assert!(err.contains("not a JSON object but a number"), "{err}");
+    }
+
+    #[test]
+    fn an_object_whose_value_is_not_an_array_is_one_item_and_the_last_value_counts() {
+        let item = r#"{"id":"1","messageType":"message","value":{"a":[1]}}"#;
+        let (items, unusable) = split(item);
+        assert_eq!(items, vec![Found::ChatMessage(item)]);
+        assert!(unusable.is_empty());
+        let (items, _) = split(r#"{"value":[{"id":"1","chatId":"c"}],"value":[]}"#);
+        assert!(
+            items.is_empty(),
+            "a repeated `value` replaces the earlier one"
+        );
+        let (items, _) = split(r#"[{"id":"1","chatId":"c"},{"id":"2","chatId":"c"}]"#);
+        assert_eq!(items.len(), 2, "an array's elements are the items");
     }
 }
