@@ -230,11 +230,15 @@ enum Outline<'a> {
 
 impl<'de> serde::Deserialize<'de> for Outline<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(OutlineVisitor)
+        deserializer.deserialize_any(OutlineVisitor { top: true })
     }
 }
 
-struct OutlineVisitor;
+/// Reads an [`Outline`]; below the top level (`top: false`) an object's members are
+/// skipped, not searched for a `value`.
+struct OutlineVisitor {
+    top: bool,
+}
 
 impl<'de> serde::de::Visitor<'de> for OutlineVisitor {
     type Value = Outline<'de>;
@@ -255,7 +259,7 @@ impl<'de> serde::de::Visitor<'de> for OutlineVisitor {
         // As a map of keys would have it, the last `value` counts.
         let mut page = None;
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if key == "value" {
+            if self.top && key == "value" {
                 page = map.next_value::<ValueMember>()?.0;
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
@@ -295,56 +299,12 @@ struct ValueMember<'a>(Option<Vec<&'a RawValue>>);
 
 impl<'de> serde::Deserialize<'de> for ValueMember<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ValueMemberVisitor)
-    }
-}
-
-struct ValueMemberVisitor;
-
-impl<'de> serde::de::Visitor<'de> for ValueMemberVisitor {
-    type Value = ValueMember<'de>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        match OutlineVisitor.visit_seq(seq)? {
-            Outline::Items(items) => Ok(ValueMember(Some(items))),
-            _ => Ok(ValueMember(None)),
-        }
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map
-            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-            .is_some()
-        {}
-        Ok(ValueMember(None))
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(ValueMember(None))
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(ValueMember(None))
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(ValueMember(None))
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(ValueMember(None))
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(ValueMember(None))
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(ValueMember(None))
+        Ok(ValueMember(
+            match deserializer.deserialize_any(OutlineVisitor { top: false })? {
+                Outline::Items(items) => Some(items),
+                Outline::Object | Outline::Scalar => None,
+            },
+        ))
     }
 }
 
@@ -667,7 +627,7 @@ mod tests {
 
     #[test]
     fn an_object_whose_value_is_not_an_array_is_one_item_and_the_last_value_counts() {
-        let item = r#"{"id":"1","messageType":"message","value":{"a":[1]}}"#;
+        let item = r#"{"id":"1","messageType":"message","value":{"value":[{"chatId":"c"}]}}"#;
         let (items, unusable) = split(item);
         assert_eq!(items, vec![Found::ChatMessage(item)]);
         assert!(unusable.is_empty());
