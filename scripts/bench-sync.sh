@@ -5,7 +5,8 @@
 #   lower      a server that really enforces only 40 requests/s (Retry-After: 1), which
 #              the client must find from its 429s and keep to.
 # Each prints the elapsed time beside the ideal (requests / limit; goal: within 1.25x),
-# the 429s provoked, and the archiver's peak memory.
+# the 429s provoked, and the archiver's peak memory, overall and in each quarter of the run
+# (memory that grows with the tenant keeps rising from quarter to quarter).
 #
 #   scripts/bench-sync.sh                 both cases
 #   CASES=lower scripts/bench-sync.sh     one case
@@ -82,6 +83,8 @@ print(f"requests: {requests} Graph calls, {stats['throttled']} answered 429 by t
 print(f"elapsed: {seconds:.1f} s, ideal {ideal:.1f} s (requests / {limit:.0f} per s): {ratio:.2f}x (goal <= 1.25) -> {'PASS' if ratio <= 1.25 else 'FAIL'}")
 over = run['peak_rss_mib'] - budget
 print(f"peak memory: {run['peak_rss_mib']:.0f} MiB against a --memory-budget-mib of {budget} ({over:+.0f} MiB; goal <= +{floor}) -> {'PASS' if over <= floor else 'FAIL'}")
+quarters = run["peak_rss_mib_by_quarter"]
+print("peak memory in each quarter of the run: " + " / ".join(f"{q:.0f}" for q in quarters) + " MiB")
 PY
   kill $sim_pid 2>/dev/null || true
 }

@@ -294,9 +294,9 @@ pub struct SyncArgs {
 
     /// Memory for the whole run, in MiB. Peak memory stays within the budget plus a floor
     /// of 64 MiB (the program, its runtime and TLS, and what the allocator keeps): size a
-    /// pod's limit or systemd's MemoryMax= at budget + 64 MiB. Three eighths of the budget
-    /// hold the rows being gathered into files (files are committed when it fills), an
-    /// eighth the rows waiting while a commit runs, a sixteenth the rows scopes gather;
+    /// pod's limit or systemd's MemoryMax= at budget + 64 MiB. A quarter of the budget
+    /// holds the rows being gathered into files (files are committed when it fills), a
+    /// quarter the rows waiting while a commit runs, a sixteenth the rows scopes gather;
     /// the rest covers what those do not count (encoders, pages in flight). A larger
     /// budget means fewer, larger files. The run summary records the peak.
     #[arg(long, value_name = "MIB", default_value_t = 256)]

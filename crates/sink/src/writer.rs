@@ -442,9 +442,12 @@ impl ArchiveWriter {
             let write_ahead = WriteAhead::new(&commit_id, &self.options.run_id, planned);
             store_io::put_json(self.checkpoints.location(), WRITE_AHEAD_KEY, &write_ahead).await?;
 
-            // Files encode in parallel, one per core; a table's rows are freed when its
-            // last file is out.
-            let parallel = encoder_threads();
+            // Files encode in parallel, one per core, while more of them upload: a small
+            // file's time is mostly its store's latency (a local create, write, fsync and
+            // link; an S3 PUT), so with only one per core in flight the encoders sat idle.
+            // Files waiting for an encoder hold no rows of their own; a table's rows are
+            // freed when its last file is out.
+            let parallel = encoder_threads() * FILES_IN_FLIGHT_PER_ENCODER;
             let this = &*self;
             let publishing: Vec<_> = plans
                 .into_iter()
@@ -994,6 +997,11 @@ fn memory_of(batch: &RecordBatch) -> usize {
     }
     total
 }
+
+/// Files a commit has in flight per encoder thread. A first sync's commit writes a file per
+/// day of history per table (363 files of about 100 rows for a year): at one per encoder
+/// such a commit took 1.3-1.6 s, at four 0.9-1.2 s.
+const FILES_IN_FLIGHT_PER_ENCODER: usize = 4;
 
 fn encoder_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
