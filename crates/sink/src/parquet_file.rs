@@ -121,18 +121,11 @@ pub(crate) async fn write_file(
         let mut gatherer = Gatherer::new(Arc::clone(&schema), &batches);
         let mut chunks = order.chunks(ENCODE_CHUNK_ROWS);
         let first = gatherer.gather(chunks.next().unwrap_or(&[]))?;
-        let whole_file = order.len() <= ENCODE_CHUNK_ROWS;
         let descr = ArrowSchemaConverter::new()
             .with_coerce_types(properties.coerce_types())
             .convert(&schema)?;
-        let properties = file_properties(
-            &properties,
-            &descr,
-            &first,
-            whole_file,
-            key_columns,
-            statistics_columns,
-        );
+        let properties =
+            file_properties(&properties, &descr, &first, key_columns, statistics_columns);
         let options = ArrowWriterOptions::new()
             .with_properties(properties)
             .with_parquet_schema(descr)
