@@ -109,7 +109,7 @@ fn leaf_uses(array: &dyn Array, out: &mut Vec<LeafUse>) {
 /// dictionary. A leaf without a codec spares the encoder the zstd compressor and
 /// decompressor that parquet makes for every compressed leaf of every file: most of a
 /// sparse table's leaves are empty, so those contexts were most of an encoder's memory and
-/// a tenth of an ingest's time (200,000 messages: 3.4-3.7 s and 140 MiB peak instead of
+/// a tenth of an ingest's time (200,000 messages: 3.3-3.5 s and 140 MiB peak instead of
 /// 3.9 s and 170 MiB). A leaf empty in the sample but not in the rest of the file stores
 /// those later values uncompressed; in the same ingest that made the table 1% larger.
 /// Depends only on the sample, so the same rows always give the same bytes.

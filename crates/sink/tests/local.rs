@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 
 use archive::records::CommitRecord;
-use arrow::array::RecordBatch;
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use common::*;
 use parquet::basic::{LogicalType, TimeUnit, TimestampType};
@@ -699,4 +699,92 @@ async fn a_blob_published_by_a_killed_run_loses_its_staging_name_on_the_next_put
     assert!(in_progress.exists());
     assert_eq!(std::fs::metadata(&blob).unwrap().nlink(), 1);
     assert_eq!(std::fs::read(&blob).unwrap(), bytes);
+}
+
+/// `batch(messages)` with `body_content` null except in the rows `keep` says.
+fn batch_with_bodies(messages: &[Message], keep: impl Fn(&Message) -> bool) -> RecordBatch {
+    let full = batch(messages);
+    let bodies = arrow::array::StringArray::from_iter(
+        messages.iter().map(|m| keep(m).then_some(m.body.as_str())),
+    );
+    let mut columns = full.columns().to_vec();
+    let body = full.schema().index_of("body_content").unwrap();
+    columns[body] = std::sync::Arc::new(bodies);
+    RecordBatch::try_new(full.schema(), columns).unwrap()
+}
+
+#[tokio::test]
+async fn leaves_empty_in_a_files_first_rows_have_no_codec_and_later_values_read_back() {
+    let (_dir, archive, state) = local_dirs();
+    let mut writer = open(&archive, &state).await;
+    // Two days of 2,000 rows each, more than the first rows that decide a leaf's codec:
+    // on the first day no row has a body; on the second only a few do, wherever the
+    // file's order puts them.
+    let input = messages("sparse", 4000, 2, 64);
+    let with_body = |m: &Message| m.day() % 2 == 1 && m.created_us % 7 == 0;
+    writer
+        .append(TABLE, &batch_with_bodies(&input, with_body))
+        .unwrap();
+    writer.commit(vec![]).await.unwrap();
+
+    let expected: BTreeSet<(String, String)> = input
+        .iter()
+        .filter(|m| with_body(m))
+        .map(|m| (m.id.clone(), m.body.clone()))
+        .collect();
+    assert!(!expected.is_empty());
+    let mut read = BTreeSet::new();
+    let mut checked_empty_file = false;
+    for file in parquet_files(&archive, TABLE) {
+        let (batches, metadata) = read_file(&file);
+        let rows: i64 = metadata.row_groups().iter().map(|g| g.num_rows()).sum();
+        assert!(
+            rows > 1024,
+            "{file:?} holds {rows} rows: more than one sample"
+        );
+        for batch in &batches {
+            let ids = batch.column_by_name("id").unwrap().as_string::<i32>();
+            let bodies = batch
+                .column_by_name("body_content")
+                .unwrap()
+                .as_string::<i32>();
+            for row in 0..batch.num_rows() {
+                if bodies.is_valid(row) {
+                    read.insert((ids.value(row).to_string(), bodies.value(row).to_string()));
+                }
+            }
+        }
+        let body = metadata
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .position(|c| c.path().string() == "body_content")
+            .unwrap();
+        let group = metadata.row_group(0);
+        if batches
+            .iter()
+            .all(|b| b.column_by_name("body_content").unwrap().null_count() == b.num_rows())
+        {
+            assert_eq!(
+                group.column(body).compression(),
+                parquet::basic::Compression::UNCOMPRESSED,
+                "{file:?}: a leaf with no value has no codec"
+            );
+            checked_empty_file = true;
+        }
+        let id = group.column(0);
+        assert!(
+            matches!(id.compression(), parquet::basic::Compression::ZSTD(_)),
+            "{file:?}: a leaf with values keeps zstd"
+        );
+    }
+    assert!(
+        checked_empty_file,
+        "the first day's file has no body at all"
+    );
+    assert_eq!(
+        read, expected,
+        "every body reads back, whatever its leaf's codec"
+    );
 }
