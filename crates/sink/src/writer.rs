@@ -142,6 +142,8 @@ struct FilePlan {
     order: Vec<(usize, usize)>,
     /// The partition's buffered rows (shared by the partition's files).
     batches: Arc<Vec<RecordBatch>>,
+    /// The file's share of its partition's buffered bytes: more than it encodes to.
+    buffered_bytes: usize,
 }
 
 /// The table and version keys of one file, for the index.
@@ -447,7 +449,8 @@ impl ArchiveWriter {
             // link; an S3 PUT), so with only one per core in flight the encoders sat idle.
             // Files waiting for an encoder hold no rows of their own; a table's rows are
             // freed when its last file is out.
-            let parallel = encoder_threads() * FILES_IN_FLIGHT_PER_ENCODER;
+            let largest = plans.iter().map(|p| p.buffered_bytes).max().unwrap_or(0);
+            let parallel = files_in_flight(encoder_threads(), largest);
             let this = &*self;
             let publishing: Vec<_> = plans
                 .into_iter()
@@ -552,6 +555,7 @@ impl ArchiveWriter {
             rows.sort_unstable();
             let files = buffer.bytes.div_ceil(self.options.target_file_bytes).max(1);
             let per_file = rows.len().div_ceil(files).max(1);
+            let buffered_bytes = buffer.bytes.div_ceil(files);
             let dir = table.partition_dir(days);
             let mut rows = rows.into_iter().peekable();
             while rows.peek().is_some() {
@@ -569,6 +573,7 @@ impl ArchiveWriter {
                     path: data_file_key(&dir, &file_hash(&keys)),
                     order,
                     batches: Arc::clone(table_batches),
+                    buffered_bytes,
                 });
                 keys_per_file.push((table_index, keys));
             }
@@ -998,10 +1003,23 @@ fn memory_of(batch: &RecordBatch) -> usize {
     total
 }
 
-/// Files a commit has in flight per encoder thread. A first sync's commit writes a file per
-/// day of history per table (363 files of about 100 rows for a year): at one per encoder
-/// such a commit took 1.3-1.6 s, at four 0.9-1.2 s.
+/// Files a commit has in flight per encoder thread, at most. A first sync's commit writes a
+/// file per day of history per table (363 files of about 100 rows for a year): at one per
+/// encoder such a commit took 1.3-1.6 s, at four 0.9-1.2 s.
 const FILES_IN_FLIGHT_PER_ENCODER: usize = 4;
+/// What the uploads beyond one per encoder may hold together, judged by the commit's
+/// largest file. An upload holds what its file encoded to (up to a part and the parts in
+/// flight), so large files keep one upload per encoder and the budget is not exceeded.
+const EXTRA_UPLOAD_BYTES: usize = 16 * 1024 * 1024;
+
+/// Files a commit has in flight: one per encoder, and more while the extra uploads, each
+/// at most `largest_file_bytes`, fit in [`EXTRA_UPLOAD_BYTES`].
+fn files_in_flight(encoders: usize, largest_file_bytes: usize) -> usize {
+    let encoders = encoders.max(1);
+    let extra = (EXTRA_UPLOAD_BYTES / largest_file_bytes.max(1))
+        .min(encoders * (FILES_IN_FLIGHT_PER_ENCODER - 1));
+    encoders + extra
+}
 
 fn encoder_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -1166,4 +1184,23 @@ fn default_index_dir(archive_url: &str, state_url: &str) -> PathBuf {
         .join("teams-archiver")
         .join("index")
         .join(hex::encode(&digest[..8]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_files_upload_four_per_encoder_and_large_ones_one() {
+        const MIB: usize = 1024 * 1024;
+        // A first sync's files of about 100 rows.
+        assert_eq!(files_in_flight(2, 200 * 1024), 8);
+        // At most four per encoder however small; 16 MiB of 1 MiB files is 16 more.
+        assert_eq!(files_in_flight(16, 200 * 1024), 64);
+        assert_eq!(files_in_flight(16, MIB), 32);
+        // Extra uploads share 16 MiB: two more of 8 MiB, none of 128 MiB.
+        assert_eq!(files_in_flight(2, 8 * MIB), 4);
+        assert_eq!(files_in_flight(2, 128 * MIB), 2);
+        assert_eq!(files_in_flight(0, 0), 4);
+    }
 }
