@@ -5,6 +5,7 @@
 //! [`ingest`] (saved Graph responses, sorted by day first). Both leave a run summary in
 //! the archive and return it. While `sync` reads messages, [`content`] captures the
 //! images, files and attachments they point to. [`status`] reports where an archive's scopes and runs stand.
+//! Linking it sets the program's allocator: jemalloc, tuned to hand freed pages back.
 
 mod allocator;
 pub mod content;
