@@ -718,10 +718,20 @@ async fn leaves_empty_in_a_files_first_rows_have_no_codec_and_later_values_read_
     let (_dir, archive, state) = local_dirs();
     let mut writer = open(&archive, &state).await;
     // Two days of 2,000 rows each, more than the first rows that decide a leaf's codec:
-    // on the first day no row has a body; on the second only a few do, wherever the
-    // file's order puts them.
+    // on the first day no row has a body; on the second only rows past the first 1,500
+    // of the file's order do, so the leaf is empty in the rows that decide and its later
+    // values are stored without a codec.
     let input = messages("sparse", 4000, 2, 64);
-    let with_body = |m: &Message| m.day() % 2 == 1 && m.created_us % 7 == 0;
+    let keys = index_order(&batch(&input));
+    let mut second_day: Vec<usize> = (0..input.len())
+        .filter(|&i| input[i].day() % 2 == 1)
+        .collect();
+    second_day.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+    let late: BTreeSet<&str> = second_day[1500..]
+        .iter()
+        .map(|&i| input[i].id.as_str())
+        .collect();
+    let with_body = |m: &Message| late.contains(m.id.as_str());
     writer
         .append(TABLE, &batch_with_bodies(&input, with_body))
         .unwrap();
@@ -735,6 +745,7 @@ async fn leaves_empty_in_a_files_first_rows_have_no_codec_and_later_values_read_
     assert!(!expected.is_empty());
     let mut read = BTreeSet::new();
     let mut checked_empty_file = false;
+    let mut checked_late_values = false;
     for file in parquet_files(&archive, TABLE) {
         let (batches, metadata) = read_file(&file);
         let rows: i64 = metadata.row_groups().iter().map(|g| g.num_rows()).sum();
@@ -772,6 +783,13 @@ async fn leaves_empty_in_a_files_first_rows_have_no_codec_and_later_values_read_
                 "{file:?}: a leaf with no value has no codec"
             );
             checked_empty_file = true;
+        } else {
+            assert_eq!(
+                group.column(body).compression(),
+                parquet::basic::Compression::UNCOMPRESSED,
+                "{file:?}: a leaf empty in the first rows has no codec, though values follow"
+            );
+            checked_late_values = true;
         }
         let id = group.column(0);
         assert!(
@@ -782,6 +800,10 @@ async fn leaves_empty_in_a_files_first_rows_have_no_codec_and_later_values_read_
     assert!(
         checked_empty_file,
         "the first day's file has no body at all"
+    );
+    assert!(
+        checked_late_values,
+        "the second day's file has bodies only after its first rows"
     );
     assert_eq!(
         read, expected,
