@@ -10,6 +10,7 @@
 //! cap), so fetching does not stop for the length of a commit.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -62,6 +63,23 @@ struct Unit {
     scope: Option<String>,
     rows: Rows,
     checkpoint: Option<serde_json::Value>,
+    /// The partition days that may still receive rows, once this unit is appended;
+    /// `None` when the lane cannot say.
+    growing: Option<GrowingDays>,
+}
+
+/// The partition days a source may still send rows of: every day from `from` on, and
+/// the days in `open`. Every other day has had all its rows handed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrowingDays {
+    pub from: i32,
+    pub open: Vec<RangeInclusive<i32>>,
+}
+
+impl GrowingDays {
+    pub fn contains(&self, day: i32) -> bool {
+        day >= self.from || self.open.iter().any(|days| days.contains(&day))
+    }
 }
 
 /// Finished record batches, per table.
@@ -277,7 +295,7 @@ impl Lane {
         rows: Rows,
         checkpoint: Option<serde_json::Value>,
     ) -> Result<(), WriterStopped> {
-        match self.unit(rows, checkpoint) {
+        match self.unit(rows, checkpoint, None) {
             Some(unit) => self.units.send(unit).await.map_err(|_| WriterStopped),
             None => Ok(()),
         }
@@ -289,14 +307,35 @@ impl Lane {
         rows: Rows,
         checkpoint: Option<serde_json::Value>,
     ) -> Result<(), WriterStopped> {
-        match self.unit(rows, checkpoint) {
+        match self.unit(rows, checkpoint, None) {
+            Some(unit) => self.units.blocking_send(unit).map_err(|_| WriterStopped),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Lane::send_blocking`] for a source without checkpoints that knows which days it
+    /// may still send rows of, by this lane or another, once these rows are handed over.
+    /// Such a source must send while no other lane can send, so that what it says reaches
+    /// the writer in order. The writer may then keep those days buffered when its budget
+    /// fills, so that a day is not split over two files.
+    pub fn send_growing_blocking(
+        &self,
+        rows: Rows,
+        growing: GrowingDays,
+    ) -> Result<(), WriterStopped> {
+        match self.unit(rows, None, Some(growing)) {
             Some(unit) => self.units.blocking_send(unit).map_err(|_| WriterStopped),
             None => Ok(()),
         }
     }
 
     /// What to send; nothing when there are neither rows nor a checkpoint.
-    fn unit(&self, rows: Rows, checkpoint: Option<serde_json::Value>) -> Option<Unit> {
+    fn unit(
+        &self,
+        rows: Rows,
+        checkpoint: Option<serde_json::Value>,
+        growing: Option<GrowingDays>,
+    ) -> Option<Unit> {
         if rows.is_empty() && checkpoint.is_none() {
             return None;
         }
@@ -304,6 +343,7 @@ impl Lane {
             scope: self.scope.clone(),
             rows,
             checkpoint: checkpoint.filter(|_| self.scope.is_some()),
+            growing,
         })
     }
 }
@@ -313,6 +353,8 @@ struct State {
     /// Checkpoints waiting for the next commit, per scope (a later one replaces an
     /// earlier one: it covers everything before it).
     pending: BTreeMap<String, serde_json::Value>,
+    /// The days that may still receive rows, as the latest unit to say so said.
+    growing: Option<GrowingDays>,
 }
 
 async fn write(
@@ -325,6 +367,7 @@ async fn write(
     let mut state = State {
         written: Written::default(),
         pending: BTreeMap::new(),
+        growing: None,
     };
     let mut queue: VecDeque<Unit> = VecDeque::new();
     let mut queued_bytes = 0usize;
@@ -343,11 +386,24 @@ async fn write(
         let has_work = !state.pending.is_empty() || writer.buffered_rows() > 0;
         if writer.needs_commit() || (interval_passed && has_work) || (!open && queue.is_empty()) {
             if has_work {
+                // A full buffer of a source that sends by day keeps its newest days for
+                // the next commit (no checkpoint can wait on them): one file per day. The
+                // last commit keeps nothing.
+                let more_to_come = open || !queue.is_empty();
+                let keep = state
+                    .growing
+                    .as_ref()
+                    .filter(|_| more_to_come && writer.needs_commit() && state.pending.is_empty());
                 let checkpoints = std::mem::take(&mut state.pending)
                     .into_iter()
                     .map(|(scope, value)| sink::Checkpoint { scope, value })
                     .collect();
-                let commit = writer.commit(checkpoints);
+                let commit = async {
+                    match keep {
+                        Some(growing) => writer.commit_except(|day| growing.contains(day)).await,
+                        None => writer.commit(checkpoints).await,
+                    }
+                };
                 tokio::pin!(commit);
                 // Keep receiving while the commit runs.
                 let report = loop {
@@ -367,6 +423,7 @@ async fn write(
                     commit = report.commit_id.as_deref().unwrap_or("-"),
                     files = report.files.len(),
                     rows = report.rows,
+                    rows_kept = report.rows_kept,
                     bytes = report.bytes,
                     checkpoints = report.checkpoints,
                     "committed"
@@ -428,6 +485,9 @@ fn append(writer: &mut sink::ArchiveWriter, state: &mut State, unit: Unit) -> an
     }
     if let (Some(scope), Some(checkpoint)) = (unit.scope, unit.checkpoint) {
         state.pending.insert(scope, checkpoint);
+    }
+    if unit.growing.is_some() {
+        state.growing = unit.growing;
     }
     Ok(())
 }

@@ -100,6 +100,8 @@ pub struct CommitReport {
     pub bytes: u64,
     /// Checkpoints written after the files were durable.
     pub checkpoints: usize,
+    /// Rows of partitions still growing, kept buffered for a later commit.
+    pub rows_kept: u64,
 }
 
 /// What `open` found and repaired.
@@ -144,6 +146,17 @@ struct FilePlan {
     batches: Arc<Vec<RecordBatch>>,
     /// The file's share of its partition's buffered bytes: more than it encodes to.
     buffered_bytes: usize,
+}
+
+/// Partitions a commit keeps buffered, with what they need to stay buffered.
+struct KeptBack {
+    buffers: BTreeMap<(usize, i32), PartitionBuffer>,
+    /// The batches their positions point into, per table.
+    batches: Vec<Vec<RecordBatch>>,
+    keys: Vec<HashSet<VersionKey>>,
+    /// Memory they account for: the batches whole, and each row's key and position.
+    bytes: usize,
+    rows: u64,
 }
 
 /// The table and version keys of one file, for the index.
@@ -409,6 +422,99 @@ impl ArchiveWriter {
             self.poisoned = Some(e.to_string());
         }
         result
+    }
+
+    /// Publishes the buffered rows of every partition except those whose day
+    /// `still_growing` names: those stay buffered for a later commit, so a partition that
+    /// is still receiving rows is not split over two files. No checkpoint moves, since the
+    /// rows kept back are not durable. The partitions are kept only while they hold at most
+    /// half the memory budget and other rows are there to publish; otherwise everything is
+    /// published, as by [`Self::commit`].
+    pub async fn commit_except(
+        &mut self,
+        still_growing: impl Fn(i32) -> bool,
+    ) -> Result<CommitReport, SinkError> {
+        self.check_poisoned()?;
+        let kept = self.set_aside(still_growing)?;
+        let mut result = self.run_commit(Vec::new()).await;
+        match (&mut result, kept) {
+            (Err(e), _) => self.poisoned = Some(e.to_string()),
+            (Ok(report), Some(kept)) => {
+                report.rows_kept = kept.rows;
+                self.buffers = kept.buffers;
+                self.batches = kept.batches;
+                self.buffered_keys = kept.keys;
+                self.buffered_bytes = kept.bytes;
+            }
+            (Ok(_), None) => {}
+        }
+        result
+    }
+
+    /// Takes the partitions `still_growing` names out of the buffer, with their own copy of
+    /// the batches they use and of their keys; `None` when none are to be kept.
+    fn set_aside(
+        &mut self,
+        still_growing: impl Fn(i32) -> bool,
+    ) -> Result<Option<KeptBack>, SinkError> {
+        let growing: Vec<(usize, i32)> = self
+            .buffers
+            .keys()
+            .filter(|(_, days)| still_growing(*days))
+            .copied()
+            .collect();
+        if growing.is_empty() || growing.len() == self.buffers.len() {
+            return Ok(None);
+        }
+        let mut kept = KeptBack {
+            buffers: BTreeMap::new(),
+            batches: vec![Vec::new(); self.tables.len()],
+            keys: vec![HashSet::new(); self.tables.len()],
+            bytes: 0,
+            rows: 0,
+        };
+        // Old batch index -> index in the kept batches, per table.
+        let mut renumbered: Vec<BTreeMap<u32, u32>> = vec![BTreeMap::new(); self.tables.len()];
+        for (table, days) in &growing {
+            let buffer = &self.buffers[&(*table, *days)];
+            let mut positions = Vec::with_capacity(buffer.positions.len());
+            for &(batch, row) in &buffer.positions {
+                let next = renumbered[*table].len() as u32;
+                let new = *renumbered[*table].entry(batch).or_insert(next);
+                if new == next {
+                    let stored = self.batches[*table][batch as usize].clone();
+                    kept.bytes += memory_of(&stored);
+                    kept.batches[*table].push(stored);
+                }
+                positions.push((new, row));
+            }
+            kept.rows += positions.len() as u64;
+            kept.bytes +=
+                positions.len() * (POSITION_BYTES + VERSION_KEY_BYTES + KEY_OVERHEAD_BYTES);
+            let bytes = buffer.bytes;
+            kept.buffers
+                .insert((*table, *days), PartitionBuffer { positions, bytes });
+        }
+        if kept.bytes > self.options.memory_budget_bytes / 2 {
+            return Ok(None);
+        }
+        for ((table, _), buffer) in &kept.buffers {
+            let spec = &self.tables[*table].spec;
+            let readers = kept.batches[*table]
+                .iter()
+                .map(|b| KeyReader::new(spec, b))
+                .collect::<Result<Vec<_>, _>>()?;
+            for &(batch, row) in &buffer.positions {
+                let key = readers[batch as usize]
+                    .key(row as usize)
+                    .expect("keys were checked when appended");
+                kept.keys[*table].insert(key);
+            }
+        }
+        for key in &growing {
+            self.buffers.remove(key);
+        }
+        Ok(Some(kept))
     }
 
     async fn run_commit(

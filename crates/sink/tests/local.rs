@@ -810,3 +810,79 @@ async fn leaves_empty_in_a_files_first_rows_have_no_codec_and_later_values_read_
         "every body reads back, whatever its leaf's codec"
     );
 }
+
+/// A commit can keep the days still receiving rows buffered: the other days are published
+/// and the kept ones stay known (a repeat of a kept row is a duplicate), no checkpoint
+/// moves, and the next commit publishes each kept day as one file with its later rows.
+#[tokio::test]
+async fn a_commit_keeps_growing_days_buffered_and_the_next_writes_each_as_one_file() {
+    let (_dir, archive, state) = local_dirs();
+    let mut writer = open(&archive, &state).await;
+    let first = messages("a", 60, 3, 100); // 2024-05-01 to 05-03
+    writer.append(TABLE, &batch(&first)).unwrap();
+    let third_day = 19_846; // 2024-05-03
+    let report = writer
+        .commit_except(|days| days >= third_day)
+        .await
+        .unwrap();
+    assert_eq!(report.files.len(), 2, "the first two days are published");
+    assert_eq!((report.rows, report.rows_kept), (40, 20));
+    assert_eq!(report.checkpoints, 0);
+    assert_eq!(writer.buffered_rows(), 20);
+    assert!(writer.buffered_bytes() > 0);
+
+    let repeat = writer.append(TABLE, &batch(&first)).unwrap();
+    assert_eq!((repeat.rows_new, repeat.rows_duplicate), (0, 60));
+    let later: Vec<_> = messages("b", 30, 3, 100) // 10 a day
+        .into_iter()
+        .filter(|m| m.created_us >= 1_714_694_400_000_000) // 2024-05-03 on
+        .collect();
+    writer.append(TABLE, &batch(&later)).unwrap();
+    let report = writer.commit(vec![]).await.unwrap();
+    assert_eq!(
+        report.files.len(),
+        1,
+        "the kept day and its later rows: one file"
+    );
+    assert_eq!((report.rows, report.rows_kept), (30, 0));
+    assert!(report.files[0].path.contains("date=2024-05-03"));
+
+    let files = parquet_files(&archive, TABLE);
+    assert_eq!(files.len(), 3);
+    let mut all = Vec::new();
+    for file in files {
+        for b in read_file(&file).0 {
+            all.extend(shas(&b));
+        }
+    }
+    // 60 first rows and the 10 later ones of the kept day, each once.
+    assert_eq!(all.iter().collect::<BTreeSet<_>>().len(), 70);
+    assert_eq!(all.len(), 70);
+}
+
+/// Nothing is kept when every buffered day is still growing, nor when the kept days would
+/// take more than half the memory budget: the commit publishes everything.
+#[tokio::test]
+async fn a_commit_keeps_nothing_when_all_or_too_much_would_stay() {
+    let (_dir, archive, state) = local_dirs();
+    let mut writer = open(&archive, &state).await;
+    writer
+        .append(TABLE, &batch(&messages("a", 20, 2, 100)))
+        .unwrap();
+    let report = writer.commit_except(|_| true).await.unwrap();
+    assert_eq!((report.files.len(), report.rows_kept), (2, 0));
+    assert_eq!(writer.buffered_rows(), 0);
+
+    let small = WriterOptions {
+        memory_budget_bytes: 64 * 1024,
+        ..options()
+    };
+    let (_dir, archive, state) = local_dirs();
+    let mut writer = open_local(&archive, &state, small).await;
+    writer
+        .append(TABLE, &batch(&messages("a", 200, 2, 2_000)))
+        .unwrap();
+    let report = writer.commit_except(|days| days >= 19_845).await.unwrap();
+    assert_eq!((report.files.len(), report.rows_kept), (2, 0));
+    assert_eq!(writer.buffered_rows(), 0);
+}

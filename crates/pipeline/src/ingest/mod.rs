@@ -4,7 +4,8 @@
 //! size does not matter), find their items, and write each to a bucket of its partition
 //! day on local disk ([`spill`]). Archiving: the workers read the buckets back a day at a
 //! time and push the items into their lanes; the driver deduplicates them against the
-//! archive and commits files as its buffer fills, so each commit writes few, large files.
+//! archive and commits files as its buffer fills, so each commit writes few, large files,
+//! and keeps the days still arriving ([`Frontier`]) for the next commit: one file a day.
 //!
 //! The memory budget bounds the whole run: an eighth of it is the writer's buffer, the
 //! rest covers the program itself, the batches being built and in flight, the files
@@ -14,6 +15,7 @@ mod input;
 mod spill;
 
 use std::io::BufReader;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,11 +27,11 @@ use archive::signing::SigningKey;
 use chrono::{DateTime, Utc};
 use transform::{CHAT_MESSAGE_DAY_KEYS, DayReader, MAIL_MESSAGE_DAY_KEYS, RowContext};
 
-use crate::driver::{Driver, Lane};
+use crate::driver::{Driver, GrowingDays, Lane};
 use crate::progress::Progress;
 use crate::run;
 use input::{Found, Item, Unusable};
-use spill::{Record, SpillWriter, Spilled, Unit};
+use spill::{Record, SpillWriter, Unit};
 
 /// What the items of the inputs are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,8 @@ const JSONL_READ_BYTES: usize = 1024 * 1024;
 const BATCH_ROWS: usize = 8192;
 /// A batch is handed over at this fraction of the memory budget, if that comes first.
 const BATCH_SHARE_OF_BUDGET: usize = 128;
+/// At the end of a unit, a batch is handed over from this fraction of its full size.
+const UNIT_END_SHARE_OF_BATCH: usize = 4;
 /// The writer's buffer takes this many sixteenths of the memory budget.
 const WRITER_SIXTEENTHS_OF_BUDGET: usize = 2;
 
@@ -186,12 +190,12 @@ pub async fn run(
 
     // Archiving: the buckets, a day at a time, through the lanes to the writer.
     progress.set_bytes("archive", spilled.bytes);
-    shared.next.store(0, Ordering::Relaxed);
-    let spilled = Arc::new(spilled);
-    on_workers(threads, "archiving", |_| {
+    let frontier = Arc::new(Mutex::new(Frontier::new(spilled.units, threads)));
+    on_workers(threads, "archiving", |worker| {
         let job = ArchiveJob {
             shared: Arc::clone(&shared),
-            spilled: Arc::clone(&spilled),
+            frontier: Arc::clone(&frontier),
+            worker,
             lane: driver.lane(None),
             custodian: options.custodian.clone(),
             run_id: run_id.clone(),
@@ -371,7 +375,7 @@ impl SortJob {
         };
         self.shared.progress.items.fetch_add(1, Ordering::Relaxed);
         self.spill
-            .put(spill::bucket_of(day.unwrap_or(fetched_day)), &record)
+            .put(day.unwrap_or(fetched_day), &record)
             .with_context(|| {
                 format!(
                     "writing to the temporary folder {} (see --spill-dir)",
@@ -381,10 +385,54 @@ impl SortJob {
     }
 }
 
+/// Which days the archiving workers may still hand over rows of: the days of the units
+/// whose rows a worker holds, and every day from the first untaken unit's on (units are
+/// taken in order of their first day). The writer keeps those days buffered when it
+/// commits, so that each day becomes one file rather than two.
+struct Frontier {
+    units: Vec<spill::Unit>,
+    /// The next unit to take.
+    next: usize,
+    /// Per worker: the days of the units whose rows it holds.
+    holding: Vec<Vec<RangeInclusive<i32>>>,
+}
+
+impl Frontier {
+    fn new(units: Vec<spill::Unit>, workers: usize) -> Self {
+        Frontier {
+            units,
+            next: 0,
+            holding: vec![Vec::new(); workers],
+        }
+    }
+
+    /// The next unit for `worker`, whose rows it now holds.
+    fn take(&mut self, worker: usize) -> Option<spill::Unit> {
+        let unit = self.units.get(self.next)?.clone();
+        self.next += 1;
+        self.holding[worker].push(unit.days.clone());
+        Some(unit)
+    }
+
+    /// The days that may still grow once `worker` hands over all it holds but the rest
+    /// of the unit of `reading` it is in the middle of.
+    fn growing(&mut self, worker: usize, reading: Option<RangeInclusive<i32>>) -> GrowingDays {
+        self.holding[worker] = reading.into_iter().collect();
+        GrowingDays {
+            from: self
+                .units
+                .get(self.next)
+                .map_or(i32::MAX, |unit| *unit.days.start()),
+            open: self.holding.iter().flatten().cloned().collect(),
+        }
+    }
+}
+
 /// The second pass: buckets, a day at a time, into a lane.
 struct ArchiveJob {
     shared: Arc<Shared>,
-    spilled: Arc<Spilled>,
+    frontier: Arc<Mutex<Frontier>>,
+    worker: usize,
     lane: Lane,
     custodian: Option<String>,
     run_id: String,
@@ -394,18 +442,20 @@ struct ArchiveJob {
 
 impl ArchiveJob {
     fn run(mut self) -> anyhow::Result<()> {
-        let spilled = Arc::clone(&self.spilled);
         loop {
-            let i = self.shared.next.fetch_add(1, Ordering::Relaxed);
-            let Some(unit) = spilled.units.get(i) else {
+            let Some(unit) = self.frontier().take(self.worker) else {
                 break;
             };
-            if !self.archive_unit(unit)? {
+            if !self.archive_unit(&unit)? {
                 return Ok(()); // the writer is gone; it reports why
             }
         }
-        self.flush();
+        self.flush(None);
         Ok(())
+    }
+
+    fn frontier(&self) -> std::sync::MutexGuard<'_, Frontier> {
+        self.frontier.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Returns false when the writer has stopped; an error when the bucket cannot be
@@ -429,21 +479,34 @@ impl ArchiveJob {
                 self.shared
                     .problem(&self.shared.files[record.file], record.item, e.to_string());
             }
-            if self.lane.estimated_bytes() >= self.batch_bytes && !self.flush() {
+            if self.lane.estimated_bytes() >= self.batch_bytes
+                && !self.flush(Some(unit.days.clone()))
+            {
                 return Ok(false);
             }
         }
         self.shared.progress.add_bytes(unit.bytes());
-        if self.lane.rows() >= BATCH_ROWS {
-            return Ok(self.flush());
+        // Rows of the next unit, often of the next day, join a batch of this one only
+        // while it is small: a day the writer keeps buffered keeps its batches whole.
+        if self.lane.rows() >= BATCH_ROWS
+            || self.lane.estimated_bytes() >= self.batch_bytes / UNIT_END_SHARE_OF_BATCH
+        {
+            return Ok(self.flush(None));
         }
         Ok(true)
     }
 
-    /// Hands the rows built so far to the writer; false when it has stopped.
-    fn flush(&mut self) -> bool {
+    /// Hands the rows built so far to the writer, in the middle of reading a unit of the
+    /// days `reading` or between units; false when the writer has stopped.
+    fn flush(&mut self, reading: Option<RangeInclusive<i32>>) -> bool {
         let rows = self.lane.take();
-        self.lane.send_blocking(rows, None).is_ok()
+        // Sent under the lock, so that what each send says of the days reaches the writer
+        // in the order it was true.
+        let mut frontier = self.frontier();
+        let growing = frontier.growing(self.worker, reading);
+        let sent = self.lane.send_growing_blocking(rows, growing).is_ok();
+        drop(frontier);
+        sent
     }
 }
 
@@ -460,4 +523,56 @@ fn read_file(path: &Path) -> Result<(String, DateTime<Utc>), String> {
         )
     })?;
     Ok((text, DateTime::<Utc>::from(saved)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_day_grows_while_a_worker_holds_its_rows_or_no_worker_has_taken_it() {
+        let temp = tempfile::tempdir().unwrap();
+        let spill = SpillWriter::new(Some(temp.path())).unwrap();
+        let record = Record {
+            found: Found::ChatMessage("{}"),
+            file: 0,
+            item: None,
+            fetched_at_micros: 0,
+        };
+        for day in [12 + spill::BUCKETS as i32, 10, 12, 11] {
+            spill.put(day, &record).unwrap();
+        }
+        let spilled = spill.finish().unwrap();
+        let days: Vec<_> = spilled.units.iter().map(|u| u.days.clone()).collect();
+        assert_eq!(
+            days,
+            [10..=10, 11..=11, 12..=524],
+            "by first day; 12 and 524 share a bucket"
+        );
+
+        let mut frontier = Frontier::new(spilled.units.clone(), 2);
+        let first = frontier.take(0).unwrap();
+        frontier.take(1).unwrap();
+        // Worker 1 hands over day 11 while worker 0 is in the middle of day 10; no worker
+        // has taken days 12 to 524.
+        frontier.growing(0, Some(first.days.clone()));
+        let growing = frontier.growing(1, None);
+        for day in [10, 12, 300, 524, 9_999] {
+            assert!(growing.contains(day), "{day}");
+        }
+        for day in [9, 11] {
+            assert!(!growing.contains(day), "{day}");
+        }
+        // Every unit taken: worker 0 hands over the rest of day 10, worker 1 holds rows of
+        // days 12 to 524.
+        frontier.take(1).unwrap();
+        assert!(frontier.take(0).is_none());
+        let growing = frontier.growing(0, None);
+        for day in [12, 300, 524] {
+            assert!(growing.contains(day), "{day}");
+        }
+        for day in [10, 11, 525] {
+            assert!(!growing.contains(day), "{day}");
+        }
+    }
 }

@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 
 use serde::{Deserialize, Serialize};
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -42,7 +42,7 @@ pub struct Record<'a> {
 }
 
 /// The bucket of an item whose partition day is `day`.
-pub fn bucket_of(day: i32) -> usize {
+fn bucket_of(day: i32) -> usize {
     day.rem_euclid(BUCKETS as i32) as usize
 }
 
@@ -52,6 +52,8 @@ struct Bucket {
     len: u64,
     /// Offsets at which a read-back unit starts.
     unit_starts: Vec<u64>,
+    /// The earliest and latest days of its records.
+    days: Option<RangeInclusive<i32>>,
 }
 
 /// The buckets being filled; shared by the workers that sort.
@@ -79,9 +81,10 @@ impl SpillWriter {
         self.dir.path()
     }
 
-    /// Appends `record` to `bucket`.
-    pub fn put(&self, index: usize, record: &Record<'_>) -> std::io::Result<()> {
+    /// Appends `record`, of partition day `day`, to its bucket.
+    pub fn put(&self, day: i32, record: &Record<'_>) -> std::io::Result<()> {
         let encoded = postcard::to_stdvec(record).map_err(std::io::Error::other)?;
+        let index = bucket_of(day);
         let mut bucket = self.buckets[index]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -89,6 +92,10 @@ impl SpillWriter {
             let file = File::create(self.dir.path().join(bucket_name(index)))?;
             bucket.file = Some(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file));
         }
+        bucket.days = Some(match bucket.days.take() {
+            Some(days) => *days.start().min(&day)..=*days.end().max(&day),
+            None => day..=day,
+        });
         if bucket
             .unit_starts
             .last()
@@ -103,7 +110,8 @@ impl SpillWriter {
         Ok(())
     }
 
-    /// Closes the buckets and lists the units to read back, bucket by bucket.
+    /// Closes the buckets and lists the units to read back, in order of their buckets'
+    /// earliest days.
     pub fn finish(self) -> std::io::Result<Spilled> {
         let mut units = Vec::new();
         let mut bytes = 0;
@@ -122,10 +130,13 @@ impl SpillWriter {
                 units.push(Unit {
                     path: path.clone(),
                     range: start..end,
+                    days: bucket.days.clone().unwrap_or(0..=0),
                 });
             }
             bytes += bucket.len;
         }
+        // Stable: a bucket's units stay in file order.
+        units.sort_by_key(|unit| *unit.days.start());
         Ok(Spilled {
             _dir: self.dir,
             units,
@@ -143,6 +154,8 @@ fn bucket_name(index: usize) -> String {
 pub struct Unit {
     path: PathBuf,
     range: Range<u64>,
+    /// The partition days of its bucket's records, from the earliest to the latest.
+    pub days: RangeInclusive<i32>,
 }
 
 impl Unit {
