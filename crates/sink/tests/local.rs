@@ -31,6 +31,15 @@ fn read_file(
     read_parquet(bytes::Bytes::from(std::fs::read(path).unwrap()))
 }
 
+/// The content hash of every row in the archive's files.
+fn archived_shas(archive: &std::path::Path) -> Vec<String> {
+    parquet_files(archive, TABLE)
+        .iter()
+        .flat_map(|file| read_file(file).0)
+        .flat_map(|b| shas(&b))
+        .collect()
+}
+
 #[tokio::test]
 async fn writes_partitioned_parquet_that_reads_back() {
     let (_dir, archive, state) = local_dirs();
@@ -223,12 +232,7 @@ async fn a_version_is_stored_once() {
     let stats = writer.append(TABLE, &batch(&input)).unwrap();
     assert_eq!((stats.rows_new, stats.rows_duplicate), (0, 20));
 
-    let mut all = Vec::new();
-    for file in parquet_files(&archive, TABLE) {
-        for b in read_file(&file).0 {
-            all.extend(shas(&b));
-        }
-    }
+    let all = archived_shas(&archive);
     assert_eq!(all.len(), 20);
     assert_eq!(all.iter().collect::<BTreeSet<_>>().len(), 20);
 }
@@ -847,14 +851,8 @@ async fn a_commit_keeps_growing_days_buffered_and_the_next_writes_each_as_one_fi
     assert_eq!((report.rows, report.rows_kept), (30, 0));
     assert!(report.files[0].path.contains("date=2024-05-03"));
 
-    let files = parquet_files(&archive, TABLE);
-    assert_eq!(files.len(), 3);
-    let mut all = Vec::new();
-    for file in files {
-        for b in read_file(&file).0 {
-            all.extend(shas(&b));
-        }
-    }
+    assert_eq!(parquet_files(&archive, TABLE).len(), 3);
+    let all = archived_shas(&archive);
     // 60 first rows and the 10 later ones of the kept day, each once.
     assert_eq!(all.iter().collect::<BTreeSet<_>>().len(), 70);
     assert_eq!(all.len(), 70);
