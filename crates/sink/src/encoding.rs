@@ -14,12 +14,24 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_null_array};
 use arrow::compute::interleave;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
-use parquet::basic::Compression;
+use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::{ColumnPath, SchemaDescriptor};
 
 /// Average value length above which a text leaf is "long text".
 const LONG_TEXT_BYTES: usize = 256;
+/// Average value length above which a text leaf is prose (bodies, raw JSON): it takes most
+/// of a file's bytes, so it is compressed harder, in larger pages.
+const PROSE_BYTES: usize = 128;
+/// zstd level of prose: DuckDB's and Spark's default. On the 200,000 generated messages,
+/// level 3 in 4 MiB pages made raw JSON 11% smaller than level 1 in 1 MiB pages (24.8 MB
+/// against 27.7; DuckDB's lossless conversion 25.1) and bodies 5% smaller, for no
+/// measurable ingest time; on the short columns level 3 did worse than level 1 (the hashes
+/// grew 12%).
+const PROSE_ZSTD_LEVEL: i32 = 3;
+/// Data page size of prose: about a day's raw JSON of a busy tenant in one page, so zstd
+/// finds repeats across the whole of it (2 MiB pages gave 25.3 MB, 8 MiB no better than 4).
+const PROSE_PAGE_BYTES: usize = 4 << 20;
 /// Sampled values of a top-level text column, all distinct, that mark it as unique.
 const UNIQUE_SAMPLE_VALUES: usize = 64;
 
@@ -144,8 +156,16 @@ pub(crate) fn file_properties(
             continue;
         }
         let path = leaf.path();
-        builder = builder.set_column_compression(path.clone(), base.compression(path));
-        let long_text = used.bytes / used.values > LONG_TEXT_BYTES;
+        let average = used.bytes / used.values;
+        let long_text = average > LONG_TEXT_BYTES;
+        let compression = match base.compression(path) {
+            Compression::ZSTD(_) if average > PROSE_BYTES => {
+                builder = builder.set_column_data_page_size_limit(path.clone(), PROSE_PAGE_BYTES);
+                Compression::ZSTD(ZstdLevel::try_new(PROSE_ZSTD_LEVEL).expect("a valid level"))
+            }
+            compression => compression,
+        };
+        builder = builder.set_column_compression(path.clone(), compression);
         let top = path.parts().len() == 1;
         let key = top
             && (key_columns.contains(&path.parts()[0].as_str())
@@ -222,7 +242,7 @@ mod tests {
     use arrow::buffer::OffsetBuffer;
     use arrow::datatypes::{Field, Fields, Schema};
     use parquet::arrow::ArrowSchemaConverter;
-    use parquet::basic::Compression;
+    use parquet::basic::{Compression, ZstdLevel};
 
     fn schema() -> SchemaRef {
         let element = Fields::from(vec![
@@ -338,6 +358,31 @@ mod tests {
                 EnabledStatistics::Page
             };
             assert_eq!(props.statistics_enabled(&text), stats);
+        }
+    }
+
+    #[test]
+    fn prose_is_compressed_harder_in_larger_pages() {
+        let level = |n| Compression::ZSTD(ZstdLevel::try_new(n).unwrap());
+        let base = WriterProperties::builder()
+            .set_compression(level(1))
+            .build();
+        let descr = descr();
+        for long in [false, true] {
+            let props = file_properties(&base, &descr, &batch(&["a", "b"], long), &["key"], &[]);
+            let (text, key) = (path("text"), path("key"));
+            let (expected, page) = if long {
+                (level(PROSE_ZSTD_LEVEL), PROSE_PAGE_BYTES)
+            } else {
+                (level(1), base.data_page_size_limit())
+            };
+            assert_eq!(props.compression(&text), expected);
+            assert_eq!(props.column_data_page_size_limit(&text), page);
+            assert_eq!(props.compression(&key), level(1));
+            assert_eq!(
+                props.column_data_page_size_limit(&key),
+                base.data_page_size_limit()
+            );
         }
     }
 
