@@ -48,8 +48,9 @@ pub struct WriterOptions {
     /// Rows buffered before [`ArchiveWriter::needs_commit`] says to commit, measured as
     /// the Arrow memory of the buffered batches (each shared buffer once) plus their
     /// keys. While committing, each core also encodes one file, holding a row group (at
-    /// most a quarter of the budget, encoded) and about 10 MiB of upload buffers: peak
-    /// memory is about `budget + cores * (budget / 4 + 10 MiB)`, usually far less.
+    /// most a quarter of the budget, encoded), the page being filled of each leaf (up to
+    /// 4 MiB for prose, 1 MiB for the rest) and about 10 MiB of upload buffers: peak memory
+    /// is about `budget + cores * (budget / 4 + 22 MiB)`, usually far less.
     pub memory_budget_bytes: usize,
     /// Largest file to aim for, measured as buffered (uncompressed) bytes: a partition
     /// holding more is split into several files of about this size or less.
