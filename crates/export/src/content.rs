@@ -1,5 +1,5 @@
 //! What messages point to: the `message_contents` rows of each exported message version
-//! ([`Piece`]), read with the day's messages, and the blobs they name copied into the
+//! ([`ContentPiece`]), read with the day's messages, and the blobs they name copied into the
 //! export once each, as `files/<sha256>/<name>`: streamed from the archive, hashed on the
 //! way, and kept only when the bytes hash to the blob's name.
 
@@ -12,8 +12,7 @@ use arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use serde::{Deserialize, Serialize};
-use transform::ContentKind;
+use transform::{ContentKind, ContentPiece, ContentStatus};
 
 use crate::columns::{Ints, Strings};
 use crate::error::ExportError;
@@ -41,66 +40,38 @@ pub(crate) const FILES_DIR: &str = "files";
 /// The `format` of copied blobs in the manifest's outputs.
 pub(crate) const FILES_FORMAT: &str = "file";
 
-/// One piece of content a message version points to, as `message_contents` records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Piece {
-    /// `hosted_content`, `file`, `mail_file_attachment`, ... (`transform::ContentKind`).
-    pub kind: String,
-    pub reference: String,
-    pub graph_id: Option<String>,
-    pub name: Option<String>,
-    pub content_type: Option<String>,
-    pub size: Option<i64>,
-    pub blob_sha256: Option<String>,
-    /// `ok`, `not_found`, `forbidden`, `too_large`, `reference` or `failed`.
-    pub status: String,
-    pub status_detail: Option<String>,
+/// Pieces sort by kind and reference, a stored one first for each reference.
+fn piece_order(a: &ContentPiece, b: &ContentPiece) -> std::cmp::Ordering {
+    let key = |p: &ContentPiece| {
+        (
+            p.kind as u8,
+            p.reference.clone(),
+            p.status != ContentStatus::Ok,
+            p.blob_sha256.clone(),
+        )
+    };
+    key(a).cmp(&key(b)).then_with(|| a.status.cmp(&b.status))
 }
 
-impl Piece {
-    pub fn is(&self, kind: ContentKind) -> bool {
-        self.kind == kind.as_str()
-    }
-
-    /// Pieces sort by kind and reference, a stored one first for each reference.
-    fn order(&self, other: &Piece) -> std::cmp::Ordering {
-        let key = |p: &Piece| {
-            let kind = ContentKind::parse(&p.kind).map_or(u8::MAX, |k| k as u8);
-            (
-                kind,
-                p.reference.clone(),
-                p.status != "ok",
-                p.blob_sha256.clone(),
-            )
-        };
-        key(self)
-            .cmp(&key(other))
-            .then_with(|| self.status.cmp(&other.status))
-    }
-
-    pub(crate) fn heap_size(&self) -> usize {
-        let text = [
-            &self.graph_id,
-            &self.name,
-            &self.content_type,
-            &self.blob_sha256,
-            &self.status_detail,
-        ]
-        .iter()
-        .map(|s| s.as_ref().map_or(0, |s| s.len() + 16))
-        .sum::<usize>();
-        std::mem::size_of::<Piece>()
-            + self.kind.len()
-            + self.reference.len()
-            + self.status.len()
-            + text
-    }
+/// The memory a piece holds, roughly, for the spool's budget.
+pub(crate) fn piece_heap_size(piece: &ContentPiece) -> usize {
+    let text = [
+        &piece.graph_id,
+        &piece.name,
+        &piece.content_type,
+        &piece.blob_sha256,
+        &piece.status_detail,
+    ]
+    .iter()
+    .map(|s| s.as_ref().map_or(0, |s| s.len() + 16))
+    .sum::<usize>();
+    std::mem::size_of::<ContentPiece>() + piece.reference.len() + text
 }
 
 /// The pieces of one day's message versions, by the version's table and content hash.
 #[derive(Default)]
 pub(crate) struct ContentIndex {
-    by_version: HashMap<(bool, [u8; 32]), Vec<Piece>>,
+    by_version: HashMap<(bool, [u8; 32]), Vec<ContentPiece>>,
 }
 
 impl ContentIndex {
@@ -145,15 +116,21 @@ impl ContentIndex {
             hex::decode_to_slice(message, &mut key).map_err(|_| {
                 format!("row {position}: message_content_sha256 {message:?} is not a SHA-256")
             })?;
-            let piece = Piece {
-                kind: kind.to_string(),
+            let kind = ContentKind::parse(kind).ok_or_else(|| {
+                format!("row {position}: kind {kind:?} is not one this exporter knows")
+            })?;
+            let status = ContentStatus::parse(status).ok_or_else(|| {
+                format!("row {position}: status {status:?} is not one this exporter knows")
+            })?;
+            let piece = ContentPiece {
+                kind,
                 reference: reference.to_string(),
                 graph_id: graph_id.string(row),
                 name: name.string(row),
                 content_type: content_type.string(row),
                 size: size.get(row),
                 blob_sha256: blob.string(row),
-                status: status.to_string(),
+                status,
                 status_detail: detail.string(row),
             };
             let pieces = self.by_version.entry((mail, key)).or_default();
@@ -165,7 +142,7 @@ impl ContentIndex {
     }
 
     /// The pieces of the version `content_sha256` of a chat (or `mail`) message, sorted.
-    pub fn of(&self, mail: bool, content_sha256: &str) -> Vec<Piece> {
+    pub fn of(&self, mail: bool, content_sha256: &str) -> Vec<ContentPiece> {
         let mut key = [0u8; 32];
         if hex::decode_to_slice(content_sha256, &mut key).is_err() {
             return Vec::new();
@@ -175,7 +152,7 @@ impl ContentIndex {
             .get(&(mail, key))
             .cloned()
             .unwrap_or_default();
-        pieces.sort_by(Piece::order);
+        pieces.sort_by(piece_order);
         pieces
     }
 }
@@ -201,7 +178,7 @@ impl BlobProblem {
 /// A piece as an export shows it: what the archive says, and where its bytes are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportedPiece {
-    pub piece: Piece,
+    pub piece: ContentPiece,
     /// The copied bytes, relative to the export folder (`files/<sha256>/<name>`).
     pub file: Option<String>,
     pub problem: Option<BlobProblem>,
@@ -209,7 +186,7 @@ pub struct ExportedPiece {
 
 impl ExportedPiece {
     /// Archived facts only, nothing copied (a piece whose bytes are not needed).
-    pub fn without_file(piece: Piece) -> ExportedPiece {
+    pub fn without_file(piece: ContentPiece) -> ExportedPiece {
         ExportedPiece {
             piece,
             file: None,
@@ -223,8 +200,8 @@ impl ExportedPiece {
         match (&self.file, self.problem) {
             (Some(_), _) => "ok",
             (None, Some(problem)) => problem.as_str(),
-            (None, None) if self.piece.status == "ok" => BlobProblem::Missing.as_str(),
-            (None, None) => &self.piece.status,
+            (None, None) if self.piece.status == ContentStatus::Ok => BlobProblem::Missing.as_str(),
+            (None, None) => self.piece.status.as_str(),
         }
     }
 
@@ -233,7 +210,7 @@ impl ExportedPiece {
         safe_file_name(
             self.piece.name.as_deref(),
             self.piece.content_type.as_deref(),
-            &self.piece.kind,
+            self.piece.kind.as_str(),
         )
     }
 
@@ -367,10 +344,10 @@ impl Blobs {
     /// time any message names the blob, found there every later time.
     pub fn export(
         &mut self,
-        piece: Piece,
+        piece: ContentPiece,
         outputs: &mut Outputs,
     ) -> Result<ExportedPiece, ExportError> {
-        if piece.status != "ok" {
+        if piece.status != ContentStatus::Ok {
             return Ok(ExportedPiece::without_file(piece));
         }
         let Some(sha) = piece
@@ -539,6 +516,35 @@ pub(crate) fn url_path(relative: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A `message_contents` row of one chat message version, its `column` set to `value`.
+    fn content_batch(column: &str, value: &str) -> RecordBatch {
+        use arrow::array::{ArrayRef, StringArray};
+        let message = transform::MessageIdentity::chat(
+            r#"{"id":"1","chatId":"c","createdDateTime":"2024-05-01T10:00:00Z"}"#,
+        )
+        .unwrap();
+        let row =
+            transform::ContentRow::new(ContentKind::File, "https://x/y".into(), ContentStatus::Ok);
+        let mut builder = transform::MessageContentBuilder::new();
+        builder.append(&message, &row, chrono::Utc::now(), "run");
+        let batch = builder.finish();
+        let index = batch.schema().index_of(column).unwrap();
+        let mut columns = batch.columns().to_vec();
+        columns[index] = Arc::new(StringArray::from(vec![value])) as ArrayRef;
+        RecordBatch::try_new(batch.schema(), columns).unwrap()
+    }
+
+    #[test]
+    fn a_kind_or_status_this_exporter_does_not_know_is_an_error_naming_the_row() {
+        let mut index = ContentIndex::default();
+        index.add(&content_batch("status", "ok"), 0).unwrap();
+        for (column, value) in [("kind", "meeting_recording"), ("status", "exploded")] {
+            let err = index.add(&content_batch(column, value), 7).unwrap_err();
+            assert!(err.starts_with("row 7:"), "{err}");
+            assert!(err.contains(column) && err.contains(value), "{err}");
+        }
+    }
+
     #[test]
     fn file_names_are_safe_and_keep_their_extension() {
         let name = |n: Option<&str>, ct: Option<&str>, kind: &str| safe_file_name(n, ct, kind);
@@ -579,19 +585,20 @@ mod tests {
 
     #[test]
     fn a_stored_piece_sorts_before_what_else_became_of_it() {
-        let piece = |reference: &str, status: &str| Piece {
-            kind: "hosted_content".into(),
+        let piece = |reference: &str, status: ContentStatus| ContentPiece {
+            kind: ContentKind::HostedContent,
             reference: reference.into(),
             graph_id: None,
             name: None,
             content_type: None,
             size: None,
-            blob_sha256: (status == "ok").then(|| "ab".repeat(32)),
-            status: status.into(),
+            blob_sha256: (status == ContentStatus::Ok).then(|| "ab".repeat(32)),
+            status,
             status_detail: None,
         };
-        let mut pieces = [piece("b", "ok"), piece("a", "not_found"), piece("a", "ok")];
-        pieces.sort_by(Piece::order);
+        let (ok, gone) = (ContentStatus::Ok, ContentStatus::NotFound);
+        let mut pieces = [piece("b", ok), piece("a", gone), piece("a", ok)];
+        pieces.sort_by(piece_order);
         let order: Vec<(&str, &str)> = pieces
             .iter()
             .map(|p| (p.reference.as_str(), p.status.as_str()))

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 
 use crate::columns::{Bools, FilledStrings, Strings, Times};
-use crate::content::Piece;
+use crate::content::piece_heap_size;
 use crate::error::ExportError;
 use crate::rows::{TableRow, VersionOrder, message_key, place};
 use crate::sort::{Groups, Spill};
 use archive::Table;
+use transform::ContentPiece;
 
 /// The `mail_messages` columns the mail export reads.
 pub(crate) const MAIL_COLUMNS: &[&str] = &[
@@ -43,7 +44,7 @@ pub struct MailRow {
     pub archive_file: Arc<str>,
     pub row_in_file: u64,
     /// What the version points to (`message_contents`), sorted.
-    pub contents: Vec<Piece>,
+    pub contents: Vec<ContentPiece>,
 }
 
 impl TableRow for MailRow {
@@ -170,7 +171,7 @@ impl Spill for MailRow {
             + text
             + self.raw_json.len()
             + self.content_sha256.len()
-            + self.contents.iter().map(Piece::heap_size).sum::<usize>()
+            + self.contents.iter().map(piece_heap_size).sum::<usize>()
     }
 }
 

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 
 use crate::columns::{FilledStrings, NestedStrings, Strings, Times};
-use crate::content::Piece;
+use crate::content::piece_heap_size;
 use crate::conversation::ConversationKey;
 use crate::sort::Spill;
 use archive::Table;
+use transform::ContentPiece;
 
 /// The `chat_messages` columns an export reads (those a file lacks read as null).
 pub(crate) const CHAT_COLUMNS: &[&str] = &[
@@ -68,7 +69,7 @@ pub struct VersionRow {
     /// Graph user ids whose mailboxes held this version, sorted.
     pub custodians: Vec<String>,
     /// What the version points to (`message_contents`), sorted.
-    pub contents: Vec<Piece>,
+    pub contents: Vec<ContentPiece>,
 }
 
 /// A row an export sorts out of core, as read from the files of one archive table.
@@ -223,7 +224,7 @@ impl VersionRow {
             + self.raw_json.len()
             + self.content_sha256.len()
             + self.custodians.iter().map(|c| c.len() + 24).sum::<usize>()
-            + self.contents.iter().map(Piece::heap_size).sum::<usize>()
+            + self.contents.iter().map(piece_heap_size).sum::<usize>()
     }
 }
 

@@ -204,7 +204,7 @@ impl<'m> MessageView<'m> {
         let mut images: Vec<&ExportedPiece> = self
             .shown_pieces()
             .into_iter()
-            .filter(|p| p.piece.is(ContentKind::HostedContent))
+            .filter(|p| p.piece.kind == ContentKind::HostedContent)
             .collect();
         let body = self.message.versions()[self.shown]
             .body_content
@@ -218,7 +218,7 @@ impl<'m> MessageView<'m> {
     pub fn file_of(&self, url: &str) -> Option<&ExportedPiece> {
         self.shown_pieces()
             .into_iter()
-            .find(|p| p.piece.is(ContentKind::File) && p.piece.reference == url)
+            .find(|p| p.piece.kind == ContentKind::File && p.piece.reference == url)
     }
 
     /// Shared files the shown version points to that no attachment of it links.
@@ -226,7 +226,7 @@ impl<'m> MessageView<'m> {
         self.shown_pieces()
             .into_iter()
             .filter(|p| {
-                p.piece.is(ContentKind::File)
+                p.piece.kind == ContentKind::File
                     && !self
                         .attachments
                         .iter()

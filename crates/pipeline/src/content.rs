@@ -209,7 +209,7 @@ impl ContentCapture {
                             None,
                         )
                         .await?;
-                    row.graph_id = reference.graph_id.clone();
+                    row.piece.graph_id = reference.graph_id.clone();
                     row
                 }
             };
@@ -247,8 +247,9 @@ impl ContentCapture {
             let mut row = self
                 .download(ContentKind::MailMime, message_id.clone(), &path, None)
                 .await?;
-            row.graph_id = Some(message_id.clone());
-            row.content_type
+            row.piece.graph_id = Some(message_id.clone());
+            row.piece
+                .content_type
                 .get_or_insert_with(|| "message/rfc822".into());
             self.record(lane, &message, row);
         }
@@ -258,21 +259,21 @@ impl ContentCapture {
     fn record(&self, lane: &mut Lane, message: &MessageIdentity, row: ContentRow) {
         let at = STATUSES
             .iter()
-            .position(|s| *s == row.status)
+            .position(|s| *s == row.piece.status)
             .expect("every status is counted");
         self.counts.per_status[at].fetch_add(1, Ordering::Relaxed);
-        if row.status != ContentStatus::Ok && row.status != ContentStatus::Reference {
+        if row.piece.status != ContentStatus::Ok && row.piece.status != ContentStatus::Reference {
             tracing::warn!(
                 message = message.id.as_deref().unwrap_or("-"),
-                kind = row.kind.as_str(),
-                reference = %row.reference,
-                status = row.status.as_str(),
-                detail = row.status_detail.as_deref().unwrap_or(""),
+                kind = row.piece.kind.as_str(),
+                reference = %row.piece.reference,
+                status = row.piece.status.as_str(),
+                detail = row.piece.status_detail.as_deref().unwrap_or(""),
                 "content not stored"
             );
         }
         lane.push_content(message, &row, Utc::now(), &self.run_id);
-        tracing::debug!(target: CONTENT_TARGET, step = "recorded", kind = row.kind.as_str(), status = row.status.as_str(), "content recorded");
+        tracing::debug!(target: CONTENT_TARGET, step = "recorded", kind = row.piece.kind.as_str(), status = row.piece.status.as_str(), "content recorded");
     }
 
     async fn mail_attachments(
@@ -292,7 +293,7 @@ impl ContentCapture {
                         message_id.to_string(),
                         status_of(&e),
                     );
-                    row.status_detail = Some(e.to_string());
+                    row.piece.status_detail = Some(e.to_string());
                     rows.push(row);
                     break;
                 }
@@ -317,12 +318,12 @@ impl ContentCapture {
                     self.download(kind, id.clone(), &path, attachment.size)
                         .await?
                 };
-                row.graph_id = Some(id);
-                row.name = attachment.name;
-                if row.content_type.is_none() || kind != ContentKind::MailItemAttachment {
-                    row.content_type = attachment.content_type.or(row.content_type);
+                row.piece.graph_id = Some(id);
+                row.piece.name = attachment.name;
+                if row.piece.content_type.is_none() || kind != ContentKind::MailItemAttachment {
+                    row.piece.content_type = attachment.content_type.or(row.piece.content_type);
                 }
-                row.size = row.size.or(attachment.size);
+                row.piece.size = row.piece.size.or(attachment.size);
                 row.metadata_json = Some(item.to_string());
                 rows.push(row);
             }
@@ -338,9 +339,9 @@ impl ContentCapture {
             Ok(page) => page,
             Err(e) => {
                 let mut row = ContentRow::new(ContentKind::File, url.clone(), status_of(&e));
-                row.graph_id = reference.graph_id.clone();
-                row.name = reference.name.clone();
-                row.status_detail = Some(e.to_string());
+                row.piece.graph_id = reference.graph_id.clone();
+                row.piece.name = reference.name.clone();
+                row.piece.status_detail = Some(e.to_string());
                 return Ok(row);
             }
         };
@@ -361,12 +362,12 @@ impl ContentCapture {
         let mut row = self
             .download(ContentKind::File, url.clone(), &path, item.size)
             .await?;
-        row.graph_id = item.id;
-        row.name = item.name.or_else(|| reference.name.clone());
+        row.piece.graph_id = item.id;
+        row.piece.name = item.name.or_else(|| reference.name.clone());
         if let Some(mime) = item.file.and_then(|f| f.mime_type) {
-            row.content_type = Some(mime);
+            row.piece.content_type = Some(mime);
         }
-        row.size = row.size.or(item.size);
+        row.piece.size = row.piece.size.or(item.size);
         row.drive_id = drive_id;
         row.etag = item.e_tag;
         row.ctag = item.c_tag;
@@ -386,8 +387,8 @@ impl ContentCapture {
         let limit = self.options.max_bytes;
         if let Some(size) = announced.filter(|&s| s >= 0 && s as u64 > limit) {
             let mut row = ContentRow::new(kind, reference, ContentStatus::TooLarge);
-            row.size = Some(size);
-            row.status_detail = Some(format!("{size} bytes, over the {limit}-byte cap"));
+            row.piece.size = Some(size);
+            row.piece.status_detail = Some(format!("{size} bytes, over the {limit}-byte cap"));
             return Ok(row);
         }
         let spool = match &self.options.spool_dir {
@@ -411,9 +412,9 @@ impl ContentCapture {
             Err(e) => {
                 let mut row = ContentRow::new(kind, reference, status_of(&e));
                 if let fetch::FetchError::TooLarge { size, .. } = &e {
-                    row.size = Some(*size as i64);
+                    row.piece.size = Some(*size as i64);
                 }
-                row.status_detail = Some(e.to_string());
+                row.piece.status_detail = Some(e.to_string());
                 return Ok(row);
             }
         };
@@ -437,9 +438,9 @@ impl ContentCapture {
             }
         }
         let mut row = ContentRow::new(kind, reference, ContentStatus::Ok);
-        row.size = Some(downloaded.bytes as i64);
-        row.blob_sha256 = Some(downloaded.sha256);
-        row.content_type = downloaded.content_type;
+        row.piece.size = Some(downloaded.bytes as i64);
+        row.piece.blob_sha256 = Some(downloaded.sha256);
+        row.piece.content_type = downloaded.content_type;
         Ok(row)
     }
 }

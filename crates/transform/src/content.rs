@@ -21,7 +21,8 @@ use crate::columns::utc_micros;
 use crate::table::ColumnDoc;
 
 /// What a piece of content is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ContentKind {
     /// An inline image, code snippet or sticker of a chat or channel message
     /// (`.../hostedContents/{id}/$value`).
@@ -52,18 +53,19 @@ impl ContentKind {
         }
     }
 
+    /// Every kind.
+    pub const ALL: [ContentKind; 6] = [
+        ContentKind::HostedContent,
+        ContentKind::File,
+        ContentKind::MailFileAttachment,
+        ContentKind::MailItemAttachment,
+        ContentKind::MailReferenceAttachment,
+        ContentKind::MailMime,
+    ];
+
     /// The kind whose stable name is `name`.
     pub fn parse(name: &str) -> Option<ContentKind> {
-        [
-            ContentKind::HostedContent,
-            ContentKind::File,
-            ContentKind::MailFileAttachment,
-            ContentKind::MailItemAttachment,
-            ContentKind::MailReferenceAttachment,
-            ContentKind::MailMime,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == name)
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 
@@ -332,9 +334,10 @@ fn content_hash(raw: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// What became of one piece of one message version.
-#[derive(Debug, Clone)]
-pub struct ContentRow {
+/// One piece of content a message version points to, and what became of it: what a
+/// `message_contents` row says of it, as an export reads it back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct ContentPiece {
     pub kind: ContentKind,
     /// What the message names it by (see [`ContentReference::reference`]; for mail, the
     /// attachment id, or the message id for its MIME).
@@ -346,32 +349,40 @@ pub struct ContentRow {
     pub size: Option<i64>,
     /// SHA-256 (hex) of the stored bytes: the blob's name.
     pub blob_sha256: Option<String>,
+    pub status: ContentStatus,
+    pub status_detail: Option<String>,
+}
+
+/// What became of one piece of one message version: a `message_contents` row.
+#[derive(Debug, Clone)]
+pub struct ContentRow {
+    pub piece: ContentPiece,
     pub drive_id: Option<String>,
     pub etag: Option<String>,
     pub ctag: Option<String>,
     /// The metadata Graph sent for it (driveItem, attachment), as sent.
     pub metadata_json: Option<String>,
-    pub status: ContentStatus,
-    pub status_detail: Option<String>,
 }
 
 impl ContentRow {
     /// A row for `reference` with nothing fetched yet and the given status.
     pub fn new(kind: ContentKind, reference: String, status: ContentStatus) -> ContentRow {
         ContentRow {
-            kind,
-            reference,
-            graph_id: None,
-            name: None,
-            content_type: None,
-            size: None,
-            blob_sha256: None,
+            piece: ContentPiece {
+                kind,
+                reference,
+                graph_id: None,
+                name: None,
+                content_type: None,
+                size: None,
+                blob_sha256: None,
+                status,
+                status_detail: None,
+            },
             drive_id: None,
             etag: None,
             ctag: None,
             metadata_json: None,
-            status,
-            status_detail: None,
         }
     }
 
@@ -380,10 +391,10 @@ impl ContentRow {
         let mut hasher = Sha256::new();
         for part in [
             message.content_sha256.as_str(),
-            self.kind.as_str(),
-            self.reference.as_str(),
-            self.status.as_str(),
-            self.blob_sha256.as_deref().unwrap_or(""),
+            self.piece.kind.as_str(),
+            self.piece.reference.as_str(),
+            self.piece.status.as_str(),
+            self.piece.blob_sha256.as_deref().unwrap_or(""),
         ] {
             hasher.update(part.as_bytes());
             hasher.update([0u8]);
@@ -635,7 +646,7 @@ impl MessageContentBuilder {
         run_id: &str,
     ) {
         let identity = row.identity(message);
-        let compression = row.blob_sha256.as_ref().map(|_| "none".to_string());
+        let compression = row.piece.blob_sha256.as_ref().map(|_| "none".to_string());
         let text: [Option<&str>; TEXT_COLUMNS] = [
             Some(message.table),
             message.id.as_deref(),
@@ -644,19 +655,19 @@ impl MessageContentBuilder {
             message.team_id.as_deref(),
             message.channel_id.as_deref(),
             message.custodian_user_id.as_deref(),
-            Some(row.kind.as_str()),
-            Some(&row.reference),
-            row.graph_id.as_deref(),
-            row.name.as_deref(),
-            row.content_type.as_deref(),
-            row.blob_sha256.as_deref(),
+            Some(row.piece.kind.as_str()),
+            Some(&row.piece.reference),
+            row.piece.graph_id.as_deref(),
+            row.piece.name.as_deref(),
+            row.piece.content_type.as_deref(),
+            row.piece.blob_sha256.as_deref(),
             compression.as_deref(),
             row.drive_id.as_deref(),
             row.etag.as_deref(),
             row.ctag.as_deref(),
             row.metadata_json.as_deref(),
-            Some(row.status.as_str()),
-            row.status_detail.as_deref(),
+            Some(row.piece.status.as_str()),
+            row.piece.status_detail.as_deref(),
             Some(&identity),
             Some(run_id),
         ];
@@ -664,7 +675,7 @@ impl MessageContentBuilder {
             self.bytes += value.map_or(0, str::len) + 4;
             builder.append_option(value);
         }
-        self.size.append_option(row.size);
+        self.size.append_option(row.piece.size);
         self.fetched_at.append_value(fetched_at.timestamp_micros());
         let fallback = crate::time::day_of(fetched_at.timestamp_micros());
         self.date.append_value(message.day.unwrap_or(fallback));
@@ -753,6 +764,24 @@ mod tests {
     }
 
     #[test]
+    fn kinds_and_statuses_serialise_under_the_names_the_columns_hold() {
+        for kind in ContentKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(ContentKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(
+            serde_json::to_string(&ContentStatus::TooLarge).unwrap(),
+            "\"too_large\""
+        );
+        assert_eq!(
+            ContentStatus::parse("not_found"),
+            Some(ContentStatus::NotFound)
+        );
+        assert_eq!(ContentKind::parse("meeting_recording"), None);
+    }
+
+    #[test]
     fn rows_of_one_version_and_piece_differ_by_what_became_of_them() {
         let message = MessageIdentity::chat(
             r#"{"id":"1","chatId":"c","createdDateTime":"2024-05-01T10:00:00Z"}"#,
@@ -760,7 +789,7 @@ mod tests {
         .unwrap();
         assert_eq!(message.day, Some(19844));
         let mut ok = ContentRow::new(ContentKind::File, "https://x/y".into(), ContentStatus::Ok);
-        ok.blob_sha256 = Some("ab".repeat(32));
+        ok.piece.blob_sha256 = Some("ab".repeat(32));
         let gone = ContentRow::new(
             ContentKind::File,
             "https://x/y".into(),

@@ -31,7 +31,7 @@ pub use canonical::{CanonicalError, canonical_sha256};
 pub use chat::{ChatBatches, ChatMessageBuilder};
 pub use columns::ParseIssue;
 pub use content::{
-    ContentKind, ContentReference, ContentRow, ContentStatus, MessageContentBuilder,
+    ContentKind, ContentPiece, ContentReference, ContentRow, ContentStatus, MessageContentBuilder,
     MessageIdentity, chat_message_references, hosted_content_path, mail_has_attachments,
 };
 pub use day::{CHAT_MESSAGE_DAY_KEYS, DayReader, MAIL_MESSAGE_DAY_KEYS};

@@ -316,7 +316,7 @@ fn duckdb_views_run_over_an_archive() {
         "a1".into(),
         ContentStatus::Ok,
     );
-    piece.blob_sha256 = Some("ab".repeat(32));
+    piece.piece.blob_sha256 = Some("ab".repeat(32));
     contents.append(&message, &piece, fetched_at(), "run-1");
     contents.append(&message, &piece, fetched_at(), "run-2");
     write_partitioned(

@@ -79,12 +79,12 @@ impl<'a> PieceRecord<'a> {
     pub fn new(exported: &'a ExportedPiece) -> Self {
         let piece = &exported.piece;
         PieceRecord {
-            kind: &piece.kind,
+            kind: piece.kind.as_str(),
             name: piece.name.as_deref(),
             content_type: piece.content_type.as_deref(),
             size: piece.size,
             blob_sha256: piece.blob_sha256.as_deref(),
-            status: &piece.status,
+            status: piece.status.as_str(),
             status_detail: piece.status_detail.as_deref(),
             export_status: exported.status(),
             file: exported.file.as_deref(),

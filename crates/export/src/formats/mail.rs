@@ -22,7 +22,7 @@ use mail_builder::headers::text::Text;
 use mail_builder::mime::MimePart;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use transform::ContentKind;
+use transform::{ContentKind, ContentStatus};
 
 use super::{header_text, one_line};
 use crate::content::{Blobs, ExportedPiece};
@@ -136,10 +136,11 @@ impl MailWriter {
             }
         };
 
-        let mime = version
-            .contents
-            .iter()
-            .find(|p| p.is(ContentKind::MailMime) && p.status == "ok" && p.blob_sha256.is_some());
+        let mime = version.contents.iter().find(|p| {
+            p.kind == ContentKind::MailMime
+                && p.status == ContentStatus::Ok
+                && p.blob_sha256.is_some()
+        });
         let as_archived = match mime.and_then(|p| p.blob_sha256.as_deref()) {
             Some(sha) => blobs
                 .copy(sha, &relative, Format::Mail.name(), counts.clone(), outputs)?
@@ -149,14 +150,11 @@ impl MailWriter {
         if !as_archived {
             let mut attachments = Vec::new();
             for piece in &version.contents {
-                let kind = ContentKind::parse(&piece.kind);
                 if matches!(
-                    kind,
-                    Some(
-                        ContentKind::MailFileAttachment
-                            | ContentKind::MailItemAttachment
-                            | ContentKind::MailReferenceAttachment
-                    )
+                    piece.kind,
+                    ContentKind::MailFileAttachment
+                        | ContentKind::MailItemAttachment
+                        | ContentKind::MailReferenceAttachment
                 ) {
                     attachments.push(blobs.export(piece.clone(), outputs)?);
                 }
@@ -290,7 +288,7 @@ impl MailWriter {
             .iter()
             .filter_map(|a| {
                 let file = a.file.as_ref()?;
-                let item = a.piece.is(ContentKind::MailItemAttachment);
+                let item = a.piece.kind == ContentKind::MailItemAttachment;
                 let mut name = a.file_name();
                 // An item attachment is a message: its MIME, opened as an .eml.
                 if item && !name.ends_with(".eml") {

@@ -51,10 +51,10 @@ impl ArchiveInput {
     ) -> String {
         let sha = sha256_hex(bytes);
         let mut row = ContentRow::new(kind, reference.to_string(), ContentStatus::Ok);
-        row.name = name.map(str::to_string);
-        row.content_type = Some(content_type.to_string());
-        row.size = Some(bytes.len() as i64);
-        row.blob_sha256 = Some(sha.clone());
+        row.piece.name = name.map(str::to_string);
+        row.piece.content_type = Some(content_type.to_string());
+        row.piece.size = Some(bytes.len() as i64);
+        row.piece.blob_sha256 = Some(sha.clone());
         self.piece(item, mailbox, row);
         self.blobs.push(bytes.to_vec());
         sha
@@ -71,8 +71,8 @@ impl ArchiveInput {
         status: ContentStatus,
     ) {
         let mut row = ContentRow::new(kind, reference.to_string(), status);
-        row.name = name.map(str::to_string);
-        row.status_detail = Some(format!("Graph answered {}", status.as_str()));
+        row.piece.name = name.map(str::to_string);
+        row.piece.status_detail = Some(format!("Graph answered {}", status.as_str()));
         self.piece(item, mailbox, row);
     }
 
