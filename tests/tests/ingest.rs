@@ -185,17 +185,15 @@ fn help_teaches_and_bad_flags_are_usage_errors() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
-/// Pages that mix many days are sorted by day before they are archived, and a commit keeps
-/// the day still arriving for the next, so each day is one file however many commits the
-/// budget forces (in input order every commit would write to nearly every day); the
-/// sorting folder is removed afterwards; every message is archived once.
-#[test]
-fn pages_mixing_days_are_archived_a_few_days_per_commit() {
-    const DAYS: usize = 20;
-    const PAGES: usize = 40;
-    const PER_PAGE: usize = 50;
-    let dir = tempfile::tempdir().unwrap();
-    let pages = dir.path().join("pages");
+/// Days, pages and messages per page of [`write_pages_mixing_days`].
+const DAYS: usize = 20;
+const PAGES: usize = 40;
+const PER_PAGE: usize = 50;
+
+/// Saved pages of chat messages where every page mixes all [`DAYS`] days, 2,000 messages
+/// of about 700 bytes in all, under `dir/pages`.
+fn write_pages_mixing_days(dir: &Path) -> std::path::PathBuf {
+    let pages = dir.join("pages");
     std::fs::create_dir(&pages).unwrap();
     let filler = "lorem ipsum ".repeat(60);
     for page in 0..PAGES {
@@ -220,15 +218,33 @@ fn pages_mixing_days_are_archived_a_few_days_per_commit() {
         )
         .unwrap();
     }
+    pages
+}
+
+/// Ingest of [`write_pages_mixing_days`] with a budget whose writer buffer holds about a
+/// quarter of the days, so a run makes several commits and keeps days across them.
+fn ingest_mixed_days(pages: &Path, archive: &Path) -> Command {
+    let mut command = archiver();
+    command
+        .args(["ingest", "--kind", "chat", "--memory-budget-mib", "24"])
+        .args(["--out", archive.to_str().unwrap()])
+        .arg(pages);
+    command
+}
+
+/// Pages that mix many days are sorted by day before they are archived, and a commit keeps
+/// the day still arriving for the next, so each day is one file however many commits the
+/// budget forces (in input order every commit would write to nearly every day); the
+/// sorting folder is removed afterwards; every message is archived once.
+#[test]
+fn pages_mixing_days_are_archived_a_few_days_per_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages = write_pages_mixing_days(dir.path());
     let spill = dir.path().join("spill");
     std::fs::create_dir(&spill).unwrap();
     let archive = dir.path().join("archive");
-    // The writer's buffer (an eighth of the budget) holds about a quarter of the days.
-    let output = archiver()
-        .args(["ingest", "--kind", "chat", "--memory-budget-mib", "24"])
+    let output = ingest_mixed_days(&pages, &archive)
         .args(["--spill-dir", spill.to_str().unwrap()])
-        .args(["--out", archive.to_str().unwrap()])
-        .arg(&pages)
         .output()
         .unwrap();
     assert_success("ingest", &output);
@@ -262,6 +278,80 @@ fn pages_mixing_days_are_archived_a_few_days_per_commit() {
         DAYS,
         "one file per day in {commits} commits"
     );
+    let versions = e2e::tenant::version_counts(&archive, "chat_messages");
+    assert_eq!(versions.len(), PAGES * PER_PAGE);
+    assert!(versions.values().all(|n| *n == 1), "each message once");
+}
+
+/// An ingest SIGKILLed at any step of its commits, days kept buffered across them
+/// included, then run again, leaves every message in the archive exactly once.
+#[test]
+fn an_ingest_killed_at_any_commit_step_and_rerun_stores_every_message_once() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let pages = write_pages_mixing_days(dir.path());
+    let steps_of = |command: &mut Command| {
+        command
+            .args(["--log-format", "json"])
+            .env("RUST_LOG", format!("warn,{}=debug", sink::PROTOCOL_TARGET));
+    };
+    let is_step = |line: &str| {
+        serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .is_some_and(|v| v["target"] == sink::PROTOCOL_TARGET)
+    };
+    // The steps of a whole run, to spread the kills over them.
+    let probe = dir.path().join("probe");
+    let mut command = ingest_mixed_days(&pages, &probe);
+    steps_of(&mut command);
+    let output = command.output().unwrap();
+    assert_success("ingest", &output);
+    let steps = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|l| is_step(l))
+        .count();
+    assert!(
+        steps > 20,
+        "several commits of several files ({steps} steps)"
+    );
+
+    for kill_after in (1..steps).step_by(steps / 7) {
+        let archive = dir.path().join(format!("archive-{kill_after}"));
+        let mut command = ingest_mixed_days(&pages, &archive);
+        steps_of(&mut command);
+        let mut child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut seen = 0;
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if is_step(&line) {
+                seen += 1;
+                if seen == kill_after {
+                    child.kill().unwrap(); // SIGKILL
+                    break;
+                }
+            }
+        }
+        child.wait().unwrap();
+        assert_eq!(seen, kill_after, "killed at step {kill_after}");
+
+        assert_success(
+            "the rerun",
+            &ingest_mixed_days(&pages, &archive).output().unwrap(),
+        );
+        let versions = e2e::tenant::version_counts(&archive, "chat_messages");
+        assert_eq!(
+            versions.len(),
+            PAGES * PER_PAGE,
+            "killed at step {kill_after}"
+        );
+        let twice = versions.values().filter(|n| **n > 1).count();
+        assert_eq!(twice, 0, "killed at step {kill_after}: stored twice");
+    }
 }
 
 #[test]
