@@ -158,14 +158,15 @@ pub(crate) fn file_properties(
         let path = leaf.path();
         let average = used.bytes / used.values;
         let long_text = average > LONG_TEXT_BYTES;
-        let compression = match base.compression(path) {
-            Compression::ZSTD(_) if average > PROSE_BYTES => {
-                builder = builder.set_column_data_page_size_limit(path.clone(), PROSE_PAGE_BYTES);
-                Compression::ZSTD(ZstdLevel::try_new(PROSE_ZSTD_LEVEL).expect("a valid level"))
-            }
-            compression => compression,
-        };
-        builder = builder.set_column_compression(path.clone(), compression);
+        let prose = average > PROSE_BYTES && matches!(base.compression(path), Compression::ZSTD(_));
+        if prose {
+            let level = ZstdLevel::try_new(PROSE_ZSTD_LEVEL).expect("a valid zstd level");
+            builder = builder
+                .set_column_compression(path.clone(), Compression::ZSTD(level))
+                .set_column_data_page_size_limit(path.clone(), PROSE_PAGE_BYTES);
+        } else {
+            builder = builder.set_column_compression(path.clone(), base.compression(path));
+        }
         let top = path.parts().len() == 1;
         let key = top
             && (key_columns.contains(&path.parts()[0].as_str())

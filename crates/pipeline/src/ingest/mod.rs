@@ -190,6 +190,8 @@ pub async fn run(
 
     // Archiving: the buckets, a day at a time, through the lanes to the writer.
     progress.set_bytes("archive", spilled.bytes);
+    // The units move to the frontier; the rest of `spilled`, the temporary folder, stays
+    // until the run ends.
     let frontier = Arc::new(Mutex::new(Frontier::new(spilled.units, threads)));
     on_workers(threads, "archiving", |worker| {
         let job = ArchiveJob {
