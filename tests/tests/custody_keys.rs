@@ -11,29 +11,38 @@ fn archiver() -> Command {
     e2e::quiet_archiver(env!("CARGO_BIN_EXE_archiver"))
 }
 
-fn ingest(out: &str, signing_key: Option<&Path>, env: &[(&str, String)]) -> Output {
+/// The archiver with `args`, then `key_flag <key>` when a key is given, in `env`.
+fn run(
+    args: &[&std::ffi::OsStr],
+    key_flag: &str,
+    key: Option<&Path>,
+    env: &[(&str, String)],
+) -> Output {
     let mut command = archiver();
-    command.arg("ingest").arg("--out").arg(out);
-    if let Some(key) = signing_key {
-        command.arg("--signing-key").arg(key);
+    command.args(args);
+    if let Some(key) = key {
+        command.arg(key_flag).arg(key);
     }
     command
-        .arg(graph_docs_fixtures().join("v1.0"))
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .expect("the archiver starts")
 }
 
+fn ingest(out: &str, signing_key: Option<&Path>, env: &[(&str, String)]) -> Output {
+    let fixtures = graph_docs_fixtures().join("v1.0");
+    let args = [
+        "ingest".as_ref(),
+        "--out".as_ref(),
+        out.as_ref(),
+        fixtures.as_os_str(),
+    ];
+    run(&args, "--signing-key", signing_key, env)
+}
+
 fn verify(archive: &str, verify_key: Option<&Path>, env: &[(&str, String)]) -> Output {
-    let mut command = archiver();
-    command.arg("verify").arg("--archive").arg(archive);
-    if let Some(key) = verify_key {
-        command.arg("--verify-key").arg(key);
-    }
-    command
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("the archiver starts")
+    let args = ["verify".as_ref(), "--archive".as_ref(), archive.as_ref()];
+    run(&args, "--verify-key", verify_key, env)
 }
 
 /// A private and a public key in PEM, as an operator makes them with OpenSSL.
@@ -82,6 +91,21 @@ fn assert_caught(archive: &Path, key: &Path, path: &str, what: &str) {
     );
 }
 
+/// Verification of a copy of `archive` that `tamper` changed exits 4 and names `what`
+/// about the file `tamper` returns.
+fn assert_tampering_caught(
+    archive: &Path,
+    key: &Path,
+    what: &str,
+    tamper: impl FnOnce(&Path) -> PathBuf,
+) {
+    let copy = tempfile::tempdir().unwrap();
+    e2e::copy_dir(archive, copy.path());
+    let touched = tamper(copy.path());
+    let name = touched.file_name().unwrap().to_str().unwrap();
+    assert_caught(copy.path(), key, name, what);
+}
+
 #[test]
 fn signed_records_verify_with_their_key_and_forgeries_do_not() {
     let dir = tempfile::tempdir().unwrap();
@@ -123,35 +147,26 @@ fn signed_records_verify_with_their_key_and_forgeries_do_not() {
     );
 
     // A run summary edited by someone without the key: its signature no longer holds.
-    {
-        let copy = tempfile::tempdir().unwrap();
-        e2e::copy_dir(&archive, copy.path());
-        let summary = first_file(&copy.path().join("_archive/runs"));
+    assert_tampering_caught(&archive, &public, "sha256", |copy| {
+        let summary = first_file(&copy.join("_archive/runs"));
         let edited = String::from_utf8(std::fs::read(&summary).unwrap())
             .unwrap()
             .replacen("\"run_id\"", "\"run_id\" ", 1);
         std::fs::write(&summary, edited).unwrap();
-        let name = summary.file_name().unwrap().to_str().unwrap().to_string();
-        assert_caught(copy.path(), &public, &name, "sha256");
-    }
+        summary
+    });
     // A signature removed: the record is reported unsigned.
-    {
-        let copy = tempfile::tempdir().unwrap();
-        e2e::copy_dir(&archive, copy.path());
-        let signature = first_file(&copy.path().join("_archive/signatures/commits"));
+    assert_tampering_caught(&archive, &public, "not signed", |copy| {
+        let signature = first_file(&copy.join("_archive/signatures/commits"));
         std::fs::remove_file(&signature).unwrap();
-        let name = signature.file_name().unwrap().to_str().unwrap().to_string();
-        assert_caught(copy.path(), &public, &name, "not signed");
-    }
+        signature
+    });
     // A record removed with its files still leaves its signature behind.
-    {
-        let copy = tempfile::tempdir().unwrap();
-        e2e::copy_dir(&archive, copy.path());
-        let record = first_file(&copy.path().join("_archive/commits"));
+    assert_tampering_caught(&archive, &public, "not in the archive", |copy| {
+        let record = first_file(&copy.join("_archive/commits"));
         std::fs::remove_file(&record).unwrap();
-        let name = record.file_name().unwrap().to_str().unwrap().to_string();
-        assert_caught(copy.path(), &public, &name, "not in the archive");
-    }
+        record
+    });
 }
 
 #[test]

@@ -9,7 +9,7 @@ use arrow::record_batch::RecordBatch;
 use crate::columns::{Bools, FilledStrings, Strings, Times};
 use crate::content::piece_heap_size;
 use crate::error::ExportError;
-use crate::rows::{TableRow, VersionOrder, message_key, place};
+use crate::rows::{Archived, TableRow};
 use crate::sort::{Groups, Spill};
 use archive::Table;
 use transform::ContentPiece;
@@ -50,6 +50,7 @@ pub struct MailRow {
 impl TableRow for MailRow {
     const TABLE: Table = Table::MailMessages;
     const COLUMNS: &'static [&'static str] = MAIL_COLUMNS;
+    const ITEM: &'static str = "mail";
 
     /// The rows of a batch read from `file`, removals left out.
     fn from_batch(
@@ -98,24 +99,20 @@ impl TableRow for MailRow {
         }
         Ok(rows)
     }
+
+    fn archived(&self) -> Archived<'_> {
+        Archived {
+            id: self.id.as_deref(),
+            last_modified_us: self.last_modified_us,
+            fetched_at_us: self.fetched_at_us,
+            content_sha256: &self.content_sha256,
+            archive_file: &self.archive_file,
+            row_in_file: self.row_in_file,
+        }
+    }
 }
 
 impl MailRow {
-    /// The message this version belongs to: its Graph id, or (no id) its content hash.
-    pub fn message_key(&self) -> &str {
-        message_key(self.id.as_deref(), &self.content_sha256)
-    }
-
-    /// Where the row is, for messages: `<file> row <n> (mail <id>)`.
-    pub fn place(&self) -> String {
-        place(
-            &self.archive_file,
-            self.row_in_file,
-            "mail",
-            self.id.as_deref(),
-        )
-    }
-
     /// Whether the subject or text contains one of `needles` (lower case).
     pub fn mentions_any(&self, needles: &[String]) -> bool {
         [&self.subject, &self.body_text]
@@ -125,18 +122,6 @@ impl MailRow {
                 let text = text.to_lowercase();
                 needles.iter().any(|n| text.contains(n.as_str()))
             })
-    }
-
-    /// Where this version stands among its message's versions; see [`VersionOrder`].
-    fn version_order(&self) -> VersionOrder<'_> {
-        VersionOrder {
-            message_key: self.message_key(),
-            last_modified_us: self.last_modified_us,
-            fetched_at_us: self.fetched_at_us,
-            content_sha256: &self.content_sha256,
-            archive_file: &self.archive_file,
-            row_in_file: self.row_in_file,
-        }
     }
 
     fn same_message(&self, other: &MailRow) -> bool {

@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 
 use crate::conversation::ConversationKey;
 use crate::error::ExportError;
+use crate::rows::TableRow;
 use crate::rows::VersionRow;
 use crate::sort::{Groups, Spill};
 

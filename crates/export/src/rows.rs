@@ -78,17 +78,65 @@ pub(crate) trait TableRow: Spill {
     /// The columns the rows are made of.
     const COLUMNS: &'static [&'static str];
 
+    /// What one item of the table is called where a row is named: `message`, `mail`.
+    const ITEM: &'static str;
+
     /// The rows of a batch read from `file`, whose first row is row `first_row` there.
     fn from_batch(
         batch: &RecordBatch,
         file: &Arc<str>,
         first_row: u64,
     ) -> Result<Vec<Self>, String>;
+
+    /// What identifies the version and where it was read.
+    fn archived(&self) -> Archived<'_>;
+
+    /// The message this version belongs to: its Graph id, or (no id) its own content hash.
+    fn message_key(&self) -> &str {
+        let archived = self.archived();
+        archived.id.unwrap_or(archived.content_sha256)
+    }
+
+    /// Where the row is, for messages: `<file> row <n> (<item> <id>)`.
+    fn place(&self) -> String {
+        let archived = self.archived();
+        format!(
+            "{} row {} ({} {})",
+            archived.archive_file,
+            archived.row_in_file,
+            Self::ITEM,
+            archived.id.unwrap_or("without an id")
+        )
+    }
+
+    /// Where this version stands among its message's versions; see [`VersionOrder`].
+    fn version_order(&self) -> VersionOrder<'_> {
+        let archived = self.archived();
+        VersionOrder {
+            message_key: self.message_key(),
+            last_modified_us: archived.last_modified_us,
+            fetched_at_us: archived.fetched_at_us,
+            content_sha256: archived.content_sha256,
+            archive_file: archived.archive_file,
+            row_in_file: archived.row_in_file,
+        }
+    }
+}
+
+/// What identifies an archived version (chat or mail) and where it was read.
+pub(crate) struct Archived<'a> {
+    pub id: Option<&'a str>,
+    pub last_modified_us: Option<i64>,
+    pub fetched_at_us: Option<i64>,
+    pub content_sha256: &'a str,
+    pub archive_file: &'a str,
+    pub row_in_file: u64,
 }
 
 impl TableRow for VersionRow {
     const TABLE: Table = Table::ChatMessages;
     const COLUMNS: &'static [&'static str] = CHAT_COLUMNS;
+    const ITEM: &'static str = "message";
 
     fn from_batch(
         batch: &RecordBatch,
@@ -160,28 +208,10 @@ impl TableRow for VersionRow {
         }
         Ok(rows)
     }
-}
 
-impl VersionRow {
-    /// The message this version belongs to: its Graph id, or (no id) its own content hash.
-    pub fn message_key(&self) -> &str {
-        message_key(self.id.as_deref(), &self.content_sha256)
-    }
-
-    /// Where the row is, for messages: `<file> row <n> (message <id>)`.
-    pub fn place(&self) -> String {
-        place(
-            &self.archive_file,
-            self.row_in_file,
-            "message",
-            self.id.as_deref(),
-        )
-    }
-
-    /// Where this version stands among its message's versions; see [`VersionOrder`].
-    fn version_order(&self) -> VersionOrder<'_> {
-        VersionOrder {
-            message_key: self.message_key(),
+    fn archived(&self) -> Archived<'_> {
+        Archived {
+            id: self.id.as_deref(),
             last_modified_us: self.last_modified_us,
             fetched_at_us: self.fetched_at_us,
             content_sha256: &self.content_sha256,
@@ -189,7 +219,9 @@ impl VersionRow {
             row_in_file: self.row_in_file,
         }
     }
+}
 
+impl VersionRow {
     pub(crate) fn heap_size(&self) -> usize {
         let strings = [
             &self.id,
@@ -236,20 +268,6 @@ impl Ord for VersionRow {
             .cmp(&other.conversation)
             .then_with(|| self.version_order().cmp(&other.version_order()))
     }
-}
-
-/// The message an archived version (chat or mail) belongs to: its Graph id, or (no id)
-/// its own content hash.
-pub(crate) fn message_key<'a>(id: Option<&'a str>, content_sha256: &'a str) -> &'a str {
-    id.unwrap_or(content_sha256)
-}
-
-/// Where an archived version is, for messages: `<file> row <n> (<what> <id>)`.
-pub(crate) fn place(archive_file: &str, row_in_file: u64, what: &str, id: Option<&str>) -> String {
-    format!(
-        "{archive_file} row {row_in_file} ({what} {})",
-        id.unwrap_or("without an id")
-    )
 }
 
 /// The order of an archived version (chat or mail) within its conversation or mailbox:

@@ -9,6 +9,7 @@ use transform::ContentKind;
 use crate::content::ExportedPiece;
 use crate::directory::{Directory, Person};
 use crate::message::Message;
+use crate::rows::TableRow;
 use crate::rows::VersionRow;
 
 /// What kind of event a message is.

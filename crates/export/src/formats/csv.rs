@@ -8,7 +8,7 @@
 //! as text. `raw` (`--csv-raw`) writes every cell exactly as archived instead.
 
 use super::jsonl::{VersionRecord, exported_versions};
-use super::{ConversationDay, FormatWriter, one_line};
+use super::{ConversationDay, FormatWriter, Step, one_line};
 use crate::error::ExportError;
 use crate::output::{OutputCounts, OutputFile, Outputs};
 use crate::selection::Format;
@@ -117,12 +117,7 @@ fn neutralised(cell: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl FormatWriter for CsvWriter {
-    fn message(
-        &mut self,
-        day: &ConversationDay<'_>,
-        view: &MessageView<'_>,
-        outputs: &mut Outputs,
-    ) -> Result<(), ExportError> {
+    fn message(&mut self, day: &ConversationDay, view: &MessageView, out: &mut Outputs) -> Step {
         let total = view.message.versions().len();
         let attachments = view
             .attachments
@@ -205,14 +200,14 @@ impl FormatWriter for CsvWriter {
                 &archive_row,
             ];
             let raw = self.raw;
-            let writer = self.writer(outputs)?;
+            let writer = self.writer(out)?;
             let written = if raw {
                 writer.write_record(record)
             } else {
                 writer.write_record(record.iter().map(|cell| neutralised(cell).into_owned()))
             };
             if let Err(e) = written {
-                return Err(encode_error(outputs, e));
+                return Err(encode_error(out, e));
             }
             rows += 1;
         }
@@ -221,7 +216,7 @@ impl FormatWriter for CsvWriter {
         Ok(())
     }
 
-    fn finish(&mut self, outputs: &mut Outputs) -> Result<(), ExportError> {
+    fn finish(&mut self, outputs: &mut Outputs) -> Step {
         self.writer(outputs)?;
         let writer = self.out.take().expect("created above");
         let file = writer

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{ConversationDay, FormatWriter, one_line, readable_utc, utc};
+use super::{ConversationDay, FormatWriter, Step, one_line, readable_utc, utc};
 use crate::content::{ExportedPiece, url_path};
 use crate::directory::Person;
 use crate::error::ExportError;
@@ -327,11 +327,7 @@ fn message_html(view: &MessageView<'_>, open_thread: bool) -> String {
 }
 
 impl FormatWriter for HtmlWriter {
-    fn begin(
-        &mut self,
-        day: &ConversationDay<'_>,
-        outputs: &mut Outputs,
-    ) -> Result<(), ExportError> {
+    fn begin(&mut self, day: &ConversationDay<'_>, outputs: &mut Outputs) -> Step {
         let relative = format!("html/{}/{}.html", day.date(), day.conversation.file_stem());
         let mut open = Open {
             sink: Sink::Memory(Vec::new()),
@@ -363,12 +359,7 @@ impl FormatWriter for HtmlWriter {
         Ok(())
     }
 
-    fn message(
-        &mut self,
-        day: &ConversationDay<'_>,
-        view: &MessageView<'_>,
-        outputs: &mut Outputs,
-    ) -> Result<(), ExportError> {
+    fn message(&mut self, day: &ConversationDay, view: &MessageView, out: &mut Outputs) -> Step {
         let Some(open) = self.open.as_mut() else {
             return Ok(());
         };
@@ -376,28 +367,28 @@ impl FormatWriter for HtmlWriter {
         let is_channel = day.conversation.is_channel();
         match (is_channel, message.reply_to()) {
             (true, None) => {
-                close_thread(open, outputs)?;
+                close_thread(open, out)?;
                 open.thread = Some(message.key().to_string());
                 let html = message_html(view, true);
-                write(open, &html, outputs)?;
+                write(open, &html, out)?;
             }
             (true, Some(root)) => {
                 if open.thread.as_deref() != Some(root) {
-                    close_thread(open, outputs)?;
+                    close_thread(open, out)?;
                     // The root was posted on another day (or is not selected).
                     let html = format!(
                         "<p class=\"orphan\">Replies to message <code>{}</code>, which is not in this transcript:</p><article class=\"msg\"><div class=\"replies\">\n",
                         escape(root)
                     );
-                    write(open, &html, outputs)?;
+                    write(open, &html, out)?;
                     open.thread = Some(root.to_string());
                 }
                 let html = message_html(view, false);
-                write(open, &html, outputs)?;
+                write(open, &html, out)?;
             }
             (false, _) => {
                 let html = message_html(view, false);
-                write(open, &html, outputs)?;
+                write(open, &html, out)?;
             }
         }
         open.messages += 1;
@@ -416,7 +407,7 @@ impl FormatWriter for HtmlWriter {
         Ok(())
     }
 
-    fn end(&mut self, day: &ConversationDay<'_>, outputs: &mut Outputs) -> Result<(), ExportError> {
+    fn end(&mut self, day: &ConversationDay<'_>, outputs: &mut Outputs) -> Step {
         let Some(mut open) = self.open.take() else {
             return Ok(());
         };

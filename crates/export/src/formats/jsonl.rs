@@ -3,11 +3,12 @@
 
 use serde::Serialize;
 
-use super::{ConversationDay, FormatWriter, utc_micros};
+use super::{ConversationDay, FormatWriter, Step, utc_micros};
 use crate::content::ExportedPiece;
 use crate::conversation::ConversationKey;
 use crate::error::ExportError;
 use crate::output::{OutputCounts, OutputFile, Outputs};
+use crate::rows::TableRow;
 use crate::rows::VersionRow;
 use crate::selection::Format;
 use crate::view::MessageView;
@@ -189,12 +190,7 @@ impl JsonlWriter {
 }
 
 impl FormatWriter for JsonlWriter {
-    fn message(
-        &mut self,
-        day: &ConversationDay<'_>,
-        view: &MessageView<'_>,
-        outputs: &mut Outputs,
-    ) -> Result<(), ExportError> {
+    fn message(&mut self, day: &ConversationDay, view: &MessageView, out: &mut Outputs) -> Step {
         let total = view.message.versions().len();
         let mut lines = 0;
         self.line.clear();
@@ -205,14 +201,14 @@ impl FormatWriter for JsonlWriter {
                 .map(PieceRecord::new)
                 .collect();
             serde_json::to_writer(&mut self.line, &record).map_err(|e| ExportError::Encode {
-                path: outputs.root().join(FILE),
+                path: out.root().join(FILE),
                 reason: format!("{}: {e}", row.place()),
             })?;
             self.line.push(b'\n');
             lines += 1;
         }
         let line = std::mem::take(&mut self.line);
-        let written = self.file(outputs)?.put(&line);
+        let written = self.file(out)?.put(&line);
         self.line = line;
         written?;
         self.counts.messages += 1;
@@ -220,7 +216,7 @@ impl FormatWriter for JsonlWriter {
         Ok(())
     }
 
-    fn finish(&mut self, outputs: &mut Outputs) -> Result<(), ExportError> {
+    fn finish(&mut self, outputs: &mut Outputs) -> Step {
         // An export that selected nothing still says so with an empty file.
         self.file(outputs)?;
         let file = self.file.take().expect("created above");

@@ -31,6 +31,7 @@ use crate::error::ExportError;
 use crate::mail_rows::{MailRow, grouped_mail};
 use crate::mime::{Source, Streamed, write_mixed};
 use crate::output::{OutputCounts, OutputEntry, Outputs};
+use crate::rows::TableRow;
 use crate::selection::Format;
 use crate::sort::ExternalSorter;
 use crate::view::str_at as text;

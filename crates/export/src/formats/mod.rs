@@ -54,32 +54,22 @@ impl ConversationDay<'_> {
     }
 }
 
+/// What a format's step returns.
+pub(crate) type Step = Result<(), ExportError>;
+
 /// One output format.
 pub(crate) trait FormatWriter {
     /// A conversation-day begins (formats that write per message need nothing here).
-    fn begin(
-        &mut self,
-        _day: &ConversationDay<'_>,
-        _outputs: &mut Outputs,
-    ) -> Result<(), ExportError> {
+    fn begin(&mut self, _day: &ConversationDay<'_>, _out: &mut Outputs) -> Step {
         Ok(())
     }
-    fn message(
-        &mut self,
-        day: &ConversationDay<'_>,
-        view: &MessageView<'_>,
-        outputs: &mut Outputs,
-    ) -> Result<(), ExportError>;
+    fn message(&mut self, day: &ConversationDay, view: &MessageView, out: &mut Outputs) -> Step;
     /// The conversation-day is complete.
-    fn end(
-        &mut self,
-        _day: &ConversationDay<'_>,
-        _outputs: &mut Outputs,
-    ) -> Result<(), ExportError> {
+    fn end(&mut self, _day: &ConversationDay<'_>, _out: &mut Outputs) -> Step {
         Ok(())
     }
     /// The export is complete.
-    fn finish(&mut self, _outputs: &mut Outputs) -> Result<(), ExportError> {
+    fn finish(&mut self, _out: &mut Outputs) -> Step {
         Ok(())
     }
 }

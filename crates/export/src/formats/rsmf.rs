@@ -26,7 +26,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 
-use super::{ConversationDay, FormatWriter, header_text, one_line, readable_utc, utc};
+use super::{ConversationDay, FormatWriter, Step, header_text, one_line, readable_utc, utc};
 use crate::content::ExportedPiece;
 use crate::conversation::ConversationKey;
 use crate::directory::Person;
@@ -622,18 +622,13 @@ fn kind_word(conversation: &ConversationKey) -> &'static str {
 }
 
 impl FormatWriter for RsmfWriter {
-    fn begin(&mut self, _: &ConversationDay<'_>, _: &mut Outputs) -> Result<(), ExportError> {
+    fn begin(&mut self, _: &ConversationDay<'_>, _: &mut Outputs) -> Step {
         self.part = Part::default();
         self.part_number = 0;
         Ok(())
     }
 
-    fn message(
-        &mut self,
-        day: &ConversationDay<'_>,
-        view: &MessageView<'_>,
-        outputs: &mut Outputs,
-    ) -> Result<(), ExportError> {
+    fn message(&mut self, day: &ConversationDay, view: &MessageView, out: &mut Outputs) -> Step {
         let message = view.message;
         let conversation = day.conversation.id();
         let at_us = message.created_us();
@@ -709,9 +704,7 @@ impl FormatWriter for RsmfWriter {
         // the small file that stands for it; what is not archived is said in `custom`.
         let prefix = crate::view::safe_name(message.key());
         let stored = |piece: &ExportedPiece| {
-            let path = outputs
-                .root()
-                .join(piece.file.as_deref().unwrap_or_default());
+            let path = out.root().join(piece.file.as_deref().unwrap_or_default());
             let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
             Source::File { path, bytes }
         };
@@ -848,7 +841,7 @@ impl FormatWriter for RsmfWriter {
             } else {
                 512 + view.text.len() as u64
             };
-            self.push(day, event, bytes, outputs)?;
+            self.push(day, event, bytes, out)?;
             if n == 0 {
                 self.part.messages += 1;
                 for ((_, _, source), name) in files.iter().zip(&names) {
@@ -873,7 +866,7 @@ impl FormatWriter for RsmfWriter {
         Ok(())
     }
 
-    fn end(&mut self, day: &ConversationDay<'_>, outputs: &mut Outputs) -> Result<(), ExportError> {
+    fn end(&mut self, day: &ConversationDay<'_>, outputs: &mut Outputs) -> Step {
         self.flush(day, outputs)
     }
 }
