@@ -284,7 +284,8 @@ fn pages_mixing_days_are_archived_a_few_days_per_commit() {
 }
 
 /// An ingest SIGKILLed at any step of its commits, days kept buffered across them
-/// included, then run again, leaves every message in the archive exactly once.
+/// included, then run again, leaves every message in the archive exactly once; the rerun
+/// removes the sorting folder the killed run could not.
 #[test]
 fn an_ingest_killed_at_any_commit_step_and_rerun_stores_every_message_once() {
     use std::io::{BufRead, BufReader};
@@ -317,7 +318,11 @@ fn an_ingest_killed_at_any_commit_step_and_rerun_stores_every_message_once() {
 
     for kill_after in (1..steps).step_by(steps / 7) {
         let archive = dir.path().join(format!("archive-{kill_after}"));
+        let spill = dir.path().join(format!("spill-{kill_after}"));
+        std::fs::create_dir(&spill).unwrap();
+        let spill_arg = ["--spill-dir", spill.to_str().unwrap()];
         let mut command = ingest_mixed_days(&pages, &archive);
+        command.args(spill_arg);
         steps_of(&mut command);
         let mut child = command
             .stdout(std::process::Stdio::null())
@@ -339,9 +344,19 @@ fn an_ingest_killed_at_any_commit_step_and_rerun_stores_every_message_once() {
         child.wait().unwrap();
         assert_eq!(seen, kill_after, "killed at step {kill_after}");
 
+        let killed_left = std::fs::read_dir(&spill).unwrap().count();
         assert_success(
             "the rerun",
-            &ingest_mixed_days(&pages, &archive).output().unwrap(),
+            &ingest_mixed_days(&pages, &archive)
+                .args(spill_arg)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(killed_left, 1, "a killed run leaves its sorting folder");
+        assert_eq!(
+            std::fs::read_dir(&spill).unwrap().count(),
+            0,
+            "the rerun removes the killed run's sorting folder with its own"
         );
         let versions = e2e::tenant::version_counts(&archive, "chat_messages");
         assert_eq!(

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use transform::{ContentKind, ContentReference, ContentRow, ContentStatus, MessageIdentity};
 
 use crate::driver::Lane;
+use crate::scratch::Scratch;
 
 /// Log target of one debug event per step of a piece (`downloaded`, `stored`,
 /// `recorded`), for operators who want that detail and for the crash tests, which kill
@@ -90,6 +91,8 @@ pub struct ContentCapture {
     options: ContentOptions,
     run_id: String,
     counts: Counts,
+    /// Where downloads are spooled before they are stored.
+    spool: Scratch,
     /// Chat message versions whose content this run captured already: a chat's message
     /// comes once per member's listing, and its images once are enough. The rows of the
     /// first capture travel with the first listing's checkpoint, so if they are lost that
@@ -145,17 +148,20 @@ impl ContentCapture {
         blobs: sink::BlobStore,
         options: ContentOptions,
         run_id: String,
-    ) -> Option<Arc<ContentCapture>> {
-        (options.mode != ContentMode::None || options.mail_mime).then(|| {
-            Arc::new(ContentCapture {
-                client,
-                blobs,
-                options,
-                run_id,
-                counts: Counts::default(),
-                captured: Default::default(),
-            })
-        })
+    ) -> std::io::Result<Option<Arc<ContentCapture>>> {
+        if options.mode == ContentMode::None && !options.mail_mime {
+            return Ok(None);
+        }
+        let spool = Scratch::create(options.spool_dir.as_deref())?;
+        Ok(Some(Arc::new(ContentCapture {
+            client,
+            blobs,
+            options,
+            run_id,
+            counts: Counts::default(),
+            spool,
+            captured: Default::default(),
+        })))
     }
 
     /// What the run's content came to.
@@ -391,13 +397,10 @@ impl ContentCapture {
             row.piece.status_detail = Some(format!("{size} bytes, over the {limit}-byte cap"));
             return Ok(row);
         }
-        let spool = match &self.options.spool_dir {
-            Some(dir) => tempfile::Builder::new().prefix("content-").tempfile_in(dir),
-            None => tempfile::Builder::new()
-                .prefix("teams-archiver-content-")
-                .tempfile(),
-        }
-        .map_err(|e| format!("spooling content: {e}"))?;
+        let spool = tempfile::Builder::new()
+            .prefix("download-")
+            .tempfile_in(self.spool.path())
+            .map_err(|e| format!("spooling content: {e}"))?;
         let std_file = spool
             .reopen()
             .map_err(|e| format!("spooling content: {e}"))?;

@@ -5,6 +5,7 @@
 //! [`ingest`] (saved Graph responses, sorted by day first). Both leave a run summary in
 //! the archive and return it. While `sync` reads messages, [`content`] captures the
 //! images, files and attachments they point to. [`status`] reports where an archive's scopes and runs stand.
+//! Both keep what they put on local disk in a [`scratch`] folder, reclaimed if a run is killed.
 //! Linking it sets the program's allocator: jemalloc, tuned to hand freed pages back.
 
 mod allocator;
@@ -13,6 +14,7 @@ pub mod driver;
 pub mod ingest;
 pub mod progress;
 pub mod run;
+pub mod scratch;
 pub mod status;
 pub mod sync;
 

@@ -5,8 +5,8 @@
 //! write a small file to nearly every partition, and a file of a 1,400-column table costs
 //! the same fixed work however few rows it holds. Sorted first, into one bucket file per
 //! day, the items reach the writer a few days at a time and each commit writes a few large
-//! files. The buckets take about as much disk as the inputs, in a temporary folder that is
-//! removed when the run ends, however it ends.
+//! files. The buckets take about as much disk as the inputs, in a scratch folder that is
+//! removed when the run ends, or by the next run if this one is killed ([`Scratch`]).
 //!
 //! A bucket file is a sequence of [`Record`]s in postcard's compact serde encoding: what
 //! the item is with its exact text, where it came from and when it was fetched.
@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::input::Found;
+use crate::scratch::Scratch;
 
 /// Days map to buckets modulo this: days this far apart share a bucket.
 pub const BUCKETS: usize = 512;
@@ -58,19 +59,14 @@ struct Bucket {
 
 /// The buckets being filled; shared by the workers that sort.
 pub struct SpillWriter {
-    dir: tempfile::TempDir,
+    dir: Scratch,
     buckets: Vec<Mutex<Bucket>>,
 }
 
 impl SpillWriter {
     /// Creates the temporary folder in `parent` (the system's temporary folder if `None`).
     pub fn new(parent: Option<&Path>) -> std::io::Result<Self> {
-        let mut builder = tempfile::Builder::new();
-        builder.prefix("teams-archiver-ingest-");
-        let dir = match parent {
-            Some(parent) => builder.tempdir_in(parent),
-            None => builder.tempdir(),
-        }?;
+        let dir = Scratch::create(parent)?;
         Ok(Self {
             dir,
             buckets: (0..BUCKETS).map(|_| Mutex::default()).collect(),
@@ -175,7 +171,7 @@ impl Unit {
 
 /// The sorted items, ready to be read back; the folder goes when this is dropped.
 pub struct Spilled {
-    _dir: tempfile::TempDir,
+    _dir: Scratch,
     pub units: Vec<Unit>,
     /// Size of all buckets.
     pub bytes: u64,

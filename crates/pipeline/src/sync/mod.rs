@@ -118,7 +118,8 @@ pub async fn run(
         sink::BlobStore::new(writer.archive().clone()),
         options.content.clone(),
         run_id.clone(),
-    );
+    )
+    .context("making the folder downloads are spooled in")?;
     let driver = Arc::new(Driver::start(
         writer,
         run::driver_options(budget_bytes, budget_bytes / 4, options.commit_interval),
