@@ -14,9 +14,9 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_null_array};
 use arrow::compute::interleave;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
-use parquet::basic::{Compression, Encoding, LogicalType, ZstdLevel};
+use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::{ColumnDescriptor, ColumnPath, SchemaDescriptor};
+use parquet::schema::types::{ColumnPath, SchemaDescriptor};
 
 /// Average value length above which a text leaf is "long text".
 const LONG_TEXT_BYTES: usize = 256;
@@ -70,14 +70,6 @@ fn looks_unique(sample: &RecordBatch, name: &str) -> bool {
     }
     let distinct: std::collections::HashSet<&str> = text.iter().flatten().collect();
     distinct.len() == values
-}
-
-/// Times are stored as deltas, bit-packed: within a day, and a conversation within it,
-/// they are close. On the 200,000 generated messages that made each time column about a
-/// third smaller than a dictionary or plain values under zstd (created 1.56 MB to 0.97),
-/// and zstd found nothing more in the packed deltas, so they go without a codec.
-fn is_timestamp(leaf: &ColumnDescriptor) -> bool {
-    matches!(leaf.logical_type_ref(), Some(LogicalType::Timestamp { .. }))
 }
 
 /// What one Parquet leaf column of a batch holds.
@@ -175,11 +167,6 @@ pub(crate) fn file_properties(
         } else {
             builder = builder.set_column_compression(path.clone(), base.compression(path));
         }
-        if is_timestamp(leaf) {
-            builder = builder
-                .set_column_encoding(path.clone(), Encoding::DELTA_BINARY_PACKED)
-                .set_column_compression(path.clone(), Compression::UNCOMPRESSED);
-        }
         let top = path.parts().len() == 1;
         let key = top
             && (key_columns.contains(&path.parts()[0].as_str())
@@ -187,7 +174,7 @@ pub(crate) fn file_properties(
         builder = builder
             .set_column_dictionary_enabled(
                 path.clone(),
-                base.dictionary_enabled(path) && !long_text && !key && !is_timestamp(leaf),
+                base.dictionary_enabled(path) && !long_text && !key,
             )
             .set_column_statistics_enabled(
                 path.clone(),
@@ -398,36 +385,6 @@ mod tests {
                 base.data_page_size_limit()
             );
         }
-    }
-
-    #[test]
-    fn times_are_packed_deltas_without_dictionary_or_codec() {
-        use arrow::array::TimestampMicrosecondArray;
-        use arrow::datatypes::TimeUnit;
-        let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("at", utc, true),
-            Field::new("n", DataType::Int64, true),
-        ]));
-        let descr = ArrowSchemaConverter::new().convert(&schema).unwrap();
-        let times = TimestampMicrosecondArray::from(vec![1, 5, 9]).with_timezone("UTC");
-        let sample = RecordBatch::try_new(
-            schema,
-            vec![Arc::new(times), Arc::new(Int64Array::from(vec![1, 2, 3]))],
-        )
-        .unwrap();
-        let zstd = Compression::ZSTD(ZstdLevel::default());
-        let base = WriterProperties::builder().set_compression(zstd).build();
-        let props = file_properties(&base, &descr, &sample, &[], &[]);
-        let (at, n) = (path("at"), path("n"));
-        assert_eq!(
-            props.encoding(&at),
-            Some(parquet::basic::Encoding::DELTA_BINARY_PACKED)
-        );
-        assert!(!props.dictionary_enabled(&at));
-        assert_eq!(props.compression(&at), Compression::UNCOMPRESSED);
-        assert_eq!(props.encoding(&n), None, "other numbers keep the defaults");
-        assert_eq!(props.compression(&n), zstd);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use archive::records::CommitRecord;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use common::*;
-use parquet::basic::{Encoding, LogicalType, TimeUnit, TimestampType};
+use parquet::basic::{LogicalType, TimeUnit, TimestampType};
 use sink::{ArchiveWriter, Checkpoint, CheckpointStore, SinkError, WriterOptions};
 
 fn options() -> WriterOptions {
@@ -119,29 +119,12 @@ async fn writes_partitioned_parquet_that_reads_back() {
             "{paths:?}"
         );
         let row_group = metadata.row_group(0);
-        // Every leaf with values is zstd, but times: packed deltas, which zstd cannot shrink.
-        for column in row_group.columns() {
-            let is_time = matches!(
-                column.column_descr().logical_type_ref(),
-                Some(LogicalType::Timestamp(_))
-            );
-            let expected = if is_time {
-                matches!(
-                    column.compression(),
-                    parquet::basic::Compression::UNCOMPRESSED
-                ) && column
-                    .encodings()
-                    .any(|e| e == Encoding::DELTA_BINARY_PACKED)
-            } else {
-                matches!(column.compression(), parquet::basic::Compression::ZSTD(_))
-            };
-            assert!(
-                expected,
-                "{}: {:?}",
-                column.column_path(),
-                column.compression()
-            );
-        }
+        assert!(
+            row_group
+                .columns()
+                .iter()
+                .all(|c| matches!(c.compression(), parquet::basic::Compression::ZSTD(_)))
+        );
         assert!(
             row_group.column(0).statistics().is_some(),
             "statistics are written"
