@@ -341,7 +341,7 @@ fn an_ingest_killed_at_any_commit_step_and_rerun_stores_every_message_once() {
                 }
             }
         }
-        child.wait().unwrap();
+        let status = child.wait().unwrap();
         assert_eq!(seen, kill_after, "killed at step {kill_after}");
 
         let killed_left = std::fs::read_dir(&spill).unwrap().count();
@@ -352,7 +352,10 @@ fn an_ingest_killed_at_any_commit_step_and_rerun_stores_every_message_once() {
                 .output()
                 .unwrap(),
         );
-        assert_eq!(killed_left, 1, "a killed run leaves its sorting folder");
+        // Killed near its end, a run may finish before the signal lands.
+        if std::os::unix::process::ExitStatusExt::signal(&status).is_some() {
+            assert_eq!(killed_left, 1, "a killed run leaves its sorting folder");
+        }
         assert_eq!(
             std::fs::read_dir(&spill).unwrap().count(),
             0,
