@@ -14,9 +14,9 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_null_array};
 use arrow::compute::interleave;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, LogicalType, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::{ColumnPath, SchemaDescriptor};
+use parquet::schema::types::{ColumnDescriptor, ColumnPath, SchemaDescriptor};
 
 /// Average value length above which a text leaf is "long text".
 const LONG_TEXT_BYTES: usize = 256;
@@ -70,6 +70,14 @@ fn looks_unique(sample: &RecordBatch, name: &str) -> bool {
     }
     let distinct: std::collections::HashSet<&str> = text.iter().flatten().collect();
     distinct.len() == values
+}
+
+/// Times rarely repeat, and close ones share their high bytes, which zstd finds in plain
+/// values: on the 200,000 generated messages a dictionary made each time column 40% larger
+/// than plain values (created 1.56 MB against 1.12, DuckDB's). Packed deltas would be
+/// smaller still, but they are a Parquet 2.0 encoding that older readers refuse.
+fn is_timestamp(leaf: &ColumnDescriptor) -> bool {
+    matches!(leaf.logical_type_ref(), Some(LogicalType::Timestamp { .. }))
 }
 
 /// What one Parquet leaf column of a batch holds.
@@ -174,7 +182,7 @@ pub(crate) fn file_properties(
         builder = builder
             .set_column_dictionary_enabled(
                 path.clone(),
-                base.dictionary_enabled(path) && !long_text && !key,
+                base.dictionary_enabled(path) && !long_text && !key && !is_timestamp(leaf),
             )
             .set_column_statistics_enabled(
                 path.clone(),
@@ -385,6 +393,35 @@ mod tests {
                 base.data_page_size_limit()
             );
         }
+    }
+
+    #[test]
+    fn times_have_no_dictionary() {
+        use arrow::array::TimestampMicrosecondArray;
+        use arrow::datatypes::TimeUnit;
+        let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("at", utc, true),
+            Field::new("n", DataType::Int64, true),
+        ]));
+        let descr = ArrowSchemaConverter::new().convert(&schema).unwrap();
+        let times = TimestampMicrosecondArray::from(vec![1, 5, 9]).with_timezone("UTC");
+        let sample = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(times), Arc::new(Int64Array::from(vec![1, 2, 3]))],
+        )
+        .unwrap();
+        let zstd = Compression::ZSTD(ZstdLevel::default());
+        let base = WriterProperties::builder().set_compression(zstd).build();
+        let props = file_properties(&base, &descr, &sample, &[], &[]);
+        let (at, n) = (path("at"), path("n"));
+        assert!(!props.dictionary_enabled(&at));
+        assert_eq!(props.encoding(&at), None, "plain, Parquet 1.0");
+        assert_eq!(props.compression(&at), zstd);
+        assert!(
+            props.dictionary_enabled(&n),
+            "other numbers keep the defaults"
+        );
     }
 
     #[test]
