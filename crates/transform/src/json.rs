@@ -299,6 +299,132 @@ impl Iterator for Elements<'_> {
     }
 }
 
+/// One member of an object, read by [`ObjectMembers`]: byte ranges into the source.
+#[derive(Clone, Debug)]
+pub(crate) struct LazyMember {
+    /// The key's text as written (without quotes), and whether it holds escapes.
+    pub key: std::ops::Range<usize>,
+    pub key_escaped: bool,
+    /// A string value's text (without quotes) and whether it holds escapes; `None` for
+    /// other values.
+    pub string: Option<(std::ops::Range<usize>, bool)>,
+}
+
+impl LazyMember {
+    pub(crate) fn key_is(&self, src: &str, name: &str) -> bool {
+        let text = &src[self.key.clone()];
+        if self.key_escaped {
+            unescape(text) == name
+        } else {
+            text == name
+        }
+    }
+}
+
+/// The top-level members of the object `src`, read only as far as they are asked for: a
+/// caller that needs one early key does not pay for the rest of the item. Values are
+/// skipped, not checked beyond finding their end; iteration ends at the first error.
+pub(crate) struct ObjectMembers<'s> {
+    b: &'s [u8],
+    i: usize,
+    done: bool,
+}
+
+impl<'s> ObjectMembers<'s> {
+    pub(crate) fn new(src: &'s str) -> Self {
+        let b = src.as_bytes();
+        let i = skip_ws(b, 0);
+        let is_object = b.get(i) == Some(&b'{');
+        ObjectMembers {
+            b,
+            i: i + 1,
+            done: !is_object,
+        }
+    }
+
+    fn member(&mut self) -> Result<Option<LazyMember>, SyntaxError> {
+        let b = self.b;
+        let mut i = skip_ws(b, self.i);
+        match b.get(i) {
+            Some(b'}') => return Ok(None),
+            Some(b',') => i = skip_ws(b, i + 1),
+            _ => {}
+        }
+        if b.get(i) != Some(&b'"') {
+            return Err(err(i, "expected an object key"));
+        }
+        let (key_end, key_escaped) = scan_string(b, i + 1)?;
+        let key = i + 1..key_end;
+        let colon = skip_ws(b, key_end + 1);
+        if b.get(colon) != Some(&b':') {
+            return Err(err(colon, "expected `:` after an object key"));
+        }
+        let value = skip_ws(b, colon + 1);
+        let (end, string) = if b.get(value) == Some(&b'"') {
+            let (end, escaped) = scan_string(b, value + 1)?;
+            (end + 1, Some((value + 1..end, escaped)))
+        } else {
+            (skip_value(b, value)?, None)
+        };
+        self.i = end;
+        Ok(Some(LazyMember {
+            key,
+            key_escaped,
+            string,
+        }))
+    }
+}
+
+impl Iterator for ObjectMembers<'_> {
+    type Item = LazyMember;
+    fn next(&mut self) -> Option<LazyMember> {
+        if self.done {
+            return None;
+        }
+        let member = self.member().ok().flatten();
+        self.done = member.is_none();
+        member
+    }
+}
+
+/// The index just past the value at `i`, which is not a string. Containers are skipped by
+/// their brackets and strings, without checking what is between.
+fn skip_value(b: &[u8], i: usize) -> Result<usize, SyntaxError> {
+    match b.get(i) {
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut j = i;
+            loop {
+                match b.get(j) {
+                    None => return Err(err(j, "unexpected end of input inside a container")),
+                    Some(b'"') => {
+                        j = scan_string(b, j + 1)?.0;
+                    }
+                    Some(b'{' | b'[') => {
+                        depth += 1;
+                        if depth > MAX_DEPTH {
+                            return Err(err(j, "nesting deeper than 256 levels"));
+                        }
+                    }
+                    Some(b'}' | b']') => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Ok(j + 1);
+                        }
+                    }
+                    Some(_) => {}
+                }
+                j += 1;
+            }
+        }
+        Some(b'-' | b'0'..=b'9') => scan_number(b, i),
+        Some(b't') if b[i..].starts_with(b"true") => Ok(i + 4),
+        Some(b'f') if b[i..].starts_with(b"false") => Ok(i + 5),
+        Some(b'n') if b[i..].starts_with(b"null") => Ok(i + 4),
+        _ => Err(err(i, "expected a JSON value")),
+    }
+}
+
 fn err(offset: usize, message: &'static str) -> SyntaxError {
     SyntaxError { offset, message }
 }
