@@ -1,8 +1,6 @@
 //! An item's partition day, read without building its row.
 
-use std::ops::Range;
-
-use crate::json::{ObjectMembers, unescape};
+use crate::json::{ObjectMembers, StringValue, unescape};
 use crate::time;
 
 /// Reads the day (since 1970-01-01, UTC) of the partition an item's row goes to: the first
@@ -19,7 +17,7 @@ use crate::time;
 #[derive(Default, Debug)]
 pub struct DayReader {
     /// Per key: the first occurrence's string value, or `None` inside when not a string.
-    firsts: Vec<Option<Option<(Range<usize>, bool)>>>,
+    firsts: Vec<Option<Option<StringValue>>>,
 }
 
 /// The timestamps that decide a chat message's partition, in order of preference.
@@ -57,10 +55,10 @@ impl DayReader {
 }
 
 /// The UTC day of a member's value, if it is a string holding a timestamp.
-fn day_of(raw: &str, string: &Option<(Range<usize>, bool)>) -> Option<i32> {
-    let (text, escaped) = string.clone()?;
-    let text = &raw[text];
-    let micros = if escaped {
+fn day_of(raw: &str, string: &Option<StringValue>) -> Option<i32> {
+    let string = string.as_ref()?;
+    let text = &raw[string.text.clone()];
+    let micros = if string.escaped {
         time::parse_micros(&unescape(text)).ok()?
     } else {
         time::parse_micros(text).ok()?

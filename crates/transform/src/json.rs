@@ -305,9 +305,15 @@ pub(crate) struct LazyMember {
     /// The key's text as written (without quotes), and whether it holds escapes.
     pub key: std::ops::Range<usize>,
     pub key_escaped: bool,
-    /// A string value's text (without quotes) and whether it holds escapes; `None` for
-    /// other values.
-    pub string: Option<(std::ops::Range<usize>, bool)>,
+    /// The value, when it is a string; `None` for other values.
+    pub string: Option<StringValue>,
+}
+
+/// A string's text as written (without quotes), and whether it holds escapes.
+#[derive(Clone, Debug)]
+pub(crate) struct StringValue {
+    pub text: std::ops::Range<usize>,
+    pub escaped: bool,
 }
 
 impl LazyMember {
@@ -362,7 +368,8 @@ impl<'s> ObjectMembers<'s> {
         let value = skip_ws(b, colon + 1);
         let (end, string) = if b.get(value) == Some(&b'"') {
             let (end, escaped) = scan_string(b, value + 1)?;
-            (end + 1, Some((value + 1..end, escaped)))
+            let text = value + 1..end;
+            (end + 1, Some(StringValue { text, escaped }))
         } else {
             (skip_value(b, value)?, None)
         };
