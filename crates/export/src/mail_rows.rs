@@ -9,7 +9,7 @@ use arrow::record_batch::RecordBatch;
 use crate::columns::{Bools, FilledStrings, Strings, Times};
 use crate::content::piece_heap_size;
 use crate::error::ExportError;
-use crate::rows::{Archived, TableRow};
+use crate::rows::{TableRow, archived_from_fields};
 use crate::sort::{Groups, Spill};
 use archive::Table;
 use transform::ContentPiece;
@@ -100,16 +100,7 @@ impl TableRow for MailRow {
         Ok(rows)
     }
 
-    fn archived(&self) -> Archived<'_> {
-        Archived {
-            id: self.id.as_deref(),
-            last_modified_us: self.last_modified_us,
-            fetched_at_us: self.fetched_at_us,
-            content_sha256: &self.content_sha256,
-            archive_file: &self.archive_file,
-            row_in_file: self.row_in_file,
-        }
-    }
+    archived_from_fields!();
 }
 
 impl MailRow {

@@ -123,6 +123,23 @@ pub(crate) trait TableRow: Spill {
     }
 }
 
+/// [`TableRow::archived`] for a row that has the fields of [`Archived`], under those names.
+macro_rules! archived_from_fields {
+    () => {
+        fn archived(&self) -> $crate::rows::Archived<'_> {
+            $crate::rows::Archived {
+                id: self.id.as_deref(),
+                last_modified_us: self.last_modified_us,
+                fetched_at_us: self.fetched_at_us,
+                content_sha256: &self.content_sha256,
+                archive_file: &self.archive_file,
+                row_in_file: self.row_in_file,
+            }
+        }
+    };
+}
+pub(crate) use archived_from_fields;
+
 /// What identifies an archived version (chat or mail) and where it was read.
 pub(crate) struct Archived<'a> {
     pub id: Option<&'a str>,
@@ -209,16 +226,7 @@ impl TableRow for VersionRow {
         Ok(rows)
     }
 
-    fn archived(&self) -> Archived<'_> {
-        Archived {
-            id: self.id.as_deref(),
-            last_modified_us: self.last_modified_us,
-            fetched_at_us: self.fetched_at_us,
-            content_sha256: &self.content_sha256,
-            archive_file: &self.archive_file,
-            row_in_file: self.row_in_file,
-        }
-    }
+    archived_from_fields!();
 }
 
 impl VersionRow {
