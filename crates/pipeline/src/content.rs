@@ -72,15 +72,6 @@ struct Counts {
     bytes_stored: AtomicU64,
 }
 
-const STATUSES: [ContentStatus; 6] = [
-    ContentStatus::Ok,
-    ContentStatus::NotFound,
-    ContentStatus::Forbidden,
-    ContentStatus::TooLarge,
-    ContentStatus::Reference,
-    ContentStatus::Failed,
-];
-
 /// Message versions remembered as captured in this run, at most (about 3 MiB).
 const CAPTURED_CAPACITY: usize = 65_536;
 
@@ -168,7 +159,7 @@ impl ContentCapture {
     pub fn totals(&self) -> ContentTotals {
         let c = &self.counts;
         ContentTotals {
-            pieces: STATUSES
+            pieces: ContentStatus::ALL
                 .iter()
                 .zip(&c.per_status)
                 .map(|(s, n)| (*s, n.load(Ordering::Relaxed)))
@@ -263,7 +254,7 @@ impl ContentCapture {
     }
 
     fn record(&self, lane: &mut Lane, message: &MessageIdentity, row: ContentRow) {
-        let at = STATUSES
+        let at = ContentStatus::ALL
             .iter()
             .position(|s| *s == row.piece.status)
             .expect("every status is counted");

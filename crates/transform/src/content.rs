@@ -102,18 +102,19 @@ impl ContentStatus {
         }
     }
 
+    /// Every status.
+    pub const ALL: [ContentStatus; 6] = [
+        ContentStatus::Ok,
+        ContentStatus::NotFound,
+        ContentStatus::Forbidden,
+        ContentStatus::TooLarge,
+        ContentStatus::Reference,
+        ContentStatus::Failed,
+    ];
+
     /// The status whose stable name is `name`.
     pub fn parse(name: &str) -> Option<ContentStatus> {
-        [
-            ContentStatus::Ok,
-            ContentStatus::NotFound,
-            ContentStatus::Forbidden,
-            ContentStatus::TooLarge,
-            ContentStatus::Reference,
-            ContentStatus::Failed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == name)
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
 
@@ -770,14 +771,12 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
             assert_eq!(ContentKind::parse(kind.as_str()), Some(kind));
         }
-        assert_eq!(
-            serde_json::to_string(&ContentStatus::TooLarge).unwrap(),
-            "\"too_large\""
-        );
-        assert_eq!(
-            ContentStatus::parse("not_found"),
-            Some(ContentStatus::NotFound)
-        );
+        for status in ContentStatus::ALL {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+            assert_eq!(ContentStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(ContentStatus::TooLarge.as_str(), "too_large");
         assert_eq!(ContentKind::parse("meeting_recording"), None);
     }
 
