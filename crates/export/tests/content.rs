@@ -60,23 +60,22 @@ fn image_message(id: &str, created: &str, images: &[&str]) -> String {
             )
         })
         .collect();
-    chat_message(
-        CHAT,
+    adas_message(
         id,
-        Some(ADA),
         created,
-        "",
         json!({"body": {"contentType": "html", "content": format!("<p>look {tags}</p>")}}),
     )
 }
 
+/// A message of Ada's in the chat, with `extra` properties.
+fn adas_message(id: &str, created: &str, extra: serde_json::Value) -> String {
+    chat_message(CHAT, id, Some(ADA), created, "", extra)
+}
+
 fn file_message(id: &str, created: &str, url: &str, name: &str) -> String {
-    chat_message(
-        CHAT,
+    adas_message(
         id,
-        Some(ADA),
         created,
-        "",
         json!({
             "body": {"contentType": "html", "content": "<p>the file</p><attachment id=\"f1\"></attachment>"},
             "attachments": [{"id": "f1", "contentType": "reference", "contentUrl": url,
