@@ -4,6 +4,19 @@
 use arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 
+/// The leaves of `chat_messages` whose statistics the files keep: its ids and times, the
+/// sender, and when and by which run each row was fetched.
+static CHAT_MESSAGE_STATISTICS: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| {
+        let others = [
+            "from.user.id",
+            "from.application.id",
+            "fetched_at",
+            "run_id",
+        ];
+        [&transform::CHAT_MESSAGE_IDS_AND_TIMES[..], &others].concat()
+    });
+
 /// What the sink needs to know of a table (it knows no table by name): where its files
 /// go, the schema of the batches appended to it, its partition column and its version key.
 #[derive(Clone, Debug)]
@@ -194,21 +207,7 @@ impl Table {
     /// The leaves whose statistics the files keep (see [`TableSpec::statistics_columns`]).
     pub fn statistics_columns(self) -> &'static [&'static str] {
         match self {
-            Table::ChatMessages => &[
-                "id",
-                "chat_id",
-                "team_id",
-                "channel_id",
-                "reply_to_id",
-                "message_type",
-                "created_date_time",
-                "last_modified_date_time",
-                "deleted_date_time",
-                "from.user.id",
-                "from.application.id",
-                "fetched_at",
-                "run_id",
-            ],
+            Table::ChatMessages => &CHAT_MESSAGE_STATISTICS,
             Table::MailMessages => &[
                 "id",
                 "custodian_user_id",

@@ -606,7 +606,7 @@ impl Reader {
             // A spill that fails is the export's error, not damage to the file being
             // read: it stops the batches and is returned once the file is left.
             let mut pushed = Ok(());
-            self.read_file(&file, T::COLUMNS, |batch, first| {
+            self.read_file(&file, T::columns(), |batch, first| {
                 *rows_read += batch.num_rows() as u64;
                 for mut row in T::from_batch(batch, &path, first)? {
                     if !keep(&mut row) {

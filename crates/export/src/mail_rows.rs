@@ -49,7 +49,9 @@ pub struct MailRow {
 
 impl TableRow for MailRow {
     const TABLE: Table = Table::MailMessages;
-    const COLUMNS: &'static [&'static str] = MAIL_COLUMNS;
+    fn columns() -> &'static [&'static str] {
+        MAIL_COLUMNS
+    }
     const ITEM: &'static str = "mail";
 
     /// The rows of a batch read from `file`, removals left out.

@@ -13,18 +13,9 @@ use crate::sort::Spill;
 use archive::Table;
 use transform::ContentPiece;
 
-/// The `chat_messages` columns an export reads (those a file lacks read as null).
-pub(crate) const CHAT_COLUMNS: &[&str] = &[
-    "id",
-    "chat_id",
-    "team_id",
-    "channel_id",
-    "reply_to_id",
-    "message_type",
-    "created_date_time",
-    "last_modified_date_time",
+/// The `chat_messages` columns an export reads besides the ids and times.
+const CHAT_COLUMNS_BEYOND_IDS_AND_TIMES: &[&str] = &[
     "last_edited_date_time",
-    "deleted_date_time",
     "body_content_type",
     "body_content",
     "body_text",
@@ -37,6 +28,15 @@ pub(crate) const CHAT_COLUMNS: &[&str] = &[
     "fetched_at",
     "run_id",
 ];
+
+/// The `chat_messages` columns an export reads (those a file lacks read as null).
+static CHAT_COLUMNS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    [
+        &transform::CHAT_MESSAGE_IDS_AND_TIMES[..],
+        CHAT_COLUMNS_BEYOND_IDS_AND_TIMES,
+    ]
+    .concat()
+});
 
 /// One row of `chat_messages`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -76,7 +76,7 @@ pub struct VersionRow {
 pub(crate) trait TableRow: Spill {
     const TABLE: Table;
     /// The columns the rows are made of.
-    const COLUMNS: &'static [&'static str];
+    fn columns() -> &'static [&'static str];
 
     /// What one item of the table is called where a row is named: `message`, `mail`.
     const ITEM: &'static str;
@@ -152,7 +152,9 @@ pub(crate) struct Archived<'a> {
 
 impl TableRow for VersionRow {
     const TABLE: Table = Table::ChatMessages;
-    const COLUMNS: &'static [&'static str] = CHAT_COLUMNS;
+    fn columns() -> &'static [&'static str] {
+        &CHAT_COLUMNS
+    }
     const ITEM: &'static str = "message";
 
     fn from_batch(

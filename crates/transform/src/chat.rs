@@ -18,7 +18,9 @@ pub(crate) struct ChatTable {
     pub layout: Layout,
 }
 
-const FRONT: &[&str] = &[
+/// The columns that name a chat message, its conversation and its times: the first of
+/// `chat_messages`, and the ones people filter by (the archive keeps their statistics).
+pub const CHAT_MESSAGE_IDS_AND_TIMES: [&str; 9] = [
     "id",
     "chat_id",
     "team_id",
@@ -28,6 +30,10 @@ const FRONT: &[&str] = &[
     "created_date_time",
     "last_modified_date_time",
     "deleted_date_time",
+];
+
+/// The columns that follow [`CHAT_MESSAGE_IDS_AND_TIMES`], in this order.
+const AFTER_IDS_AND_TIMES: &[&str] = &[
     "body_content",
     "body_content_type",
     "body_text",
@@ -54,7 +60,8 @@ fn extras() -> Vec<Extra> {
 
 pub(crate) static CHAT: LazyLock<ChatTable> = LazyLock::new(|| {
     let fields = csdl::chat_message_fields();
-    let layout = Layout::new(&fields, FRONT, &extras(), &common_tail(true));
+    let front = [&CHAT_MESSAGE_IDS_AND_TIMES[..], AFTER_IDS_AND_TIMES].concat();
+    let layout = Layout::new(&fields, &front, &extras(), &common_tail(true));
     ChatTable { fields, layout }
 });
 

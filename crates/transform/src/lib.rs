@@ -28,7 +28,7 @@ mod time;
 use arrow::datatypes::SchemaRef;
 
 pub use canonical::{CanonicalError, canonical_sha256};
-pub use chat::{ChatBatches, ChatMessageBuilder};
+pub use chat::{CHAT_MESSAGE_IDS_AND_TIMES, ChatBatches, ChatMessageBuilder};
 pub use columns::ParseIssue;
 pub use content::{
     ContentKind, ContentPiece, ContentReference, ContentRow, ContentStatus, MessageContentBuilder,
