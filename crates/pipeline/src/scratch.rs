@@ -62,9 +62,9 @@ fn remove_folder(folder: &Path) -> std::io::Result<()> {
 
 /// What [`Scratch::create`] removed of earlier runs.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Reclaimed {
-    pub folders: usize,
-    pub bytes: u64,
+struct Reclaimed {
+    folders: usize,
+    bytes: u64,
 }
 
 impl Scratch {
