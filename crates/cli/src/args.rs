@@ -179,7 +179,8 @@ pub struct IngestArgs {
 
     /// Where items wait, sorted by day, between reading and archiving (default: the
     /// system's temporary folder, TMPDIR). Needs about as much free space as the inputs
-    /// take, best on disk rather than a RAM-backed tmpfs; removed when the run ends.
+    /// take, best on a local disk rather than a RAM-backed tmpfs; removed when the run
+    /// ends, or by the next run here if this one is killed.
     #[arg(long, value_name = "DIR")]
     pub spill_dir: Option<PathBuf>,
 
