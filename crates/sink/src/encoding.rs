@@ -68,8 +68,9 @@ fn looks_unique(sample: &RecordBatch, name: &str) -> bool {
     if values < UNIQUE_SAMPLE_VALUES {
         return false;
     }
-    let distinct: std::collections::HashSet<&str> = text.iter().flatten().collect();
-    distinct.len() == values
+    // Most columns that repeat do so early: stop at the first repeat.
+    let mut seen = std::collections::HashSet::with_capacity(values);
+    text.iter().flatten().all(|value| seen.insert(value))
 }
 
 /// Times rarely repeat, and close ones share their high bytes, which zstd finds in plain
@@ -176,7 +177,9 @@ pub(crate) fn file_properties(
             builder = builder.set_column_compression(path.clone(), base.compression(path));
         }
         let top = path.parts().len() == 1;
+        // Long text has no dictionary anyway: spare hashing its sampled values.
         let key = top
+            && !long_text
             && (key_columns.contains(&path.parts()[0].as_str())
                 || looks_unique(sample, &path.parts()[0]));
         builder = builder
