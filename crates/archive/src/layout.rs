@@ -41,10 +41,19 @@ pub const CHAIN_KEY: &str = "chain.json";
 /// `YYYY-MM-DD` for a day counted from 1970-01-01, if its year has four digits (the only
 /// days a partition folder can name).
 pub fn partition_value(days: i32) -> Option<String> {
-    let date = chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0)?.date_naive();
-    (0..=9999)
-        .contains(&date.year())
-        .then(|| date.format("%Y-%m-%d").to_string())
+    is_partition_day(days).then(|| {
+        let date = chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0)
+            .expect("a partition day is a date")
+            .date_naive();
+        date.format("%Y-%m-%d").to_string()
+    })
+}
+
+/// Whether a day counted from 1970-01-01 can name a partition folder (see
+/// [`partition_value`]), without writing its name: checked for every row written.
+pub fn is_partition_day(days: i32) -> bool {
+    chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0)
+        .is_some_and(|date| (0..=9999).contains(&date.year()))
 }
 
 /// The folder of one partition of a table: `<folder>/<column>=YYYY-MM-DD`.
@@ -226,6 +235,21 @@ mod tests {
         assert_eq!(partition_value(-719_528).as_deref(), Some("0000-01-01"));
         assert_eq!(partition_value(-719_529), None);
         assert_eq!(partition_value(2_932_897), None); // 10000-01-01
+        for days in [
+            i32::MIN,
+            -719_529,
+            -719_528,
+            0,
+            2_932_896,
+            2_932_897,
+            i32::MAX,
+        ] {
+            assert_eq!(
+                is_partition_day(days),
+                partition_value(days).is_some(),
+                "{days}"
+            );
+        }
         assert_eq!(
             partition_dir("directory/users", "date", 19_723).as_deref(),
             Some("directory/users/date=2024-01-01")

@@ -15,7 +15,7 @@ use arrow::datatypes::{
 use sha2::{Digest, Sha256};
 
 use archive::TableSpec;
-use archive::layout::partition_value;
+use archive::layout::is_partition_day;
 
 use crate::error::SinkError;
 
@@ -193,11 +193,13 @@ impl Table {
                     });
                 }
                 let days = dates.value(row);
-                partition_value(days).ok_or_else(|| SinkError::PartitionOutOfRange {
-                    table: self.name().to_string(),
-                    row,
-                    days,
-                })?;
+                if !is_partition_day(days) {
+                    return Err(SinkError::PartitionOutOfRange {
+                        table: self.name().to_string(),
+                        row,
+                        days,
+                    });
+                }
                 Ok(days)
             })
             .collect()
