@@ -55,16 +55,13 @@ fn piece_order(a: &ContentPiece, b: &ContentPiece) -> std::cmp::Ordering {
 
 /// The memory a piece holds, roughly, for the spool's budget.
 pub(crate) fn piece_heap_size(piece: &ContentPiece) -> usize {
-    let text = [
+    let text = crate::sort::strings_heap_size(&[
         &piece.graph_id,
         &piece.name,
         &piece.content_type,
         &piece.blob_sha256,
         &piece.status_detail,
-    ]
-    .iter()
-    .map(|s| s.as_ref().map_or(0, |s| s.len() + 16))
-    .sum::<usize>();
+    ]);
     std::mem::size_of::<ContentPiece>() + piece.reference.len() + text
 }
 

@@ -140,10 +140,7 @@ impl PartialOrd for MailRow {
 
 impl Spill for MailRow {
     fn memory_size(&self) -> usize {
-        let text = [&self.id, &self.subject, &self.body_text]
-            .iter()
-            .map(|s| s.as_ref().map_or(0, |s| s.len() + 16))
-            .sum::<usize>();
+        let text = crate::sort::strings_heap_size(&[&self.id, &self.subject, &self.body_text]);
         std::mem::size_of::<MailRow>()
             + self.custodian.len()
             + text

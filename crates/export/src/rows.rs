@@ -233,7 +233,7 @@ impl TableRow for VersionRow {
 
 impl VersionRow {
     pub(crate) fn heap_size(&self) -> usize {
-        let strings = [
+        let strings = crate::sort::strings_heap_size(&[
             &self.id,
             &self.reply_to_id,
             &self.message_type,
@@ -248,10 +248,7 @@ impl VersionRow {
             &self.from_application_display_name,
             &self.source,
             &self.run_id,
-        ]
-        .iter()
-        .map(|s| s.as_ref().map_or(0, |s| s.len() + 16))
-        .sum::<usize>();
+        ]);
         let conversation = match &self.conversation {
             ConversationKey::Chat { chat_id } => chat_id.len(),
             ConversationKey::Channel {

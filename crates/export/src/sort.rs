@@ -12,6 +12,15 @@ use std::path::{Path, PathBuf};
 
 use crate::error::ExportError;
 
+/// The heap `strings` hold, roughly (a few bytes of allocator overhead each), for a row's
+/// [`Spill::memory_size`].
+pub(crate) fn strings_heap_size(strings: &[&Option<String>]) -> usize {
+    strings
+        .iter()
+        .map(|s| s.as_ref().map_or(0, |s| s.len() + 16))
+        .sum()
+}
+
 /// A row that can be sorted out of core.
 pub(crate) trait Spill:
     Sized + Ord + serde::Serialize + serde::de::DeserializeOwned
