@@ -82,19 +82,9 @@ pub(crate) struct TokenSource {
 
 /// Base64url SHA-256 of the certificate's DER encoding (`x5t#S256`).
 fn thumbprint(certificate_pem: &str) -> Option<String> {
-    let body: String = certificate_pem
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body.trim())
-        .ok()?;
-    if der.is_empty() {
-        return None;
-    }
-    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(der)))
+    let blocks = pem::parse_many(certificate_pem).ok()?;
+    let der = blocks.iter().find(|b| b.tag() == "CERTIFICATE" && !b.contents().is_empty())?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(der.contents())))
 }
 
 /// jsonwebtoken signs through a process-wide crypto provider; install ours if none is.

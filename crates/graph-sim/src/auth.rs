@@ -73,17 +73,10 @@ pub(crate) struct Auth {
 }
 
 /// Base64url SHA-256 of a PEM certificate's DER bytes: the `x5t#S256` a client sends.
-pub(crate) fn certificate_thumbprint(pem: &str) -> Option<String> {
-    let body: String = pem
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body.trim())
-        .ok()?;
-    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(der)))
+pub(crate) fn certificate_thumbprint(certificate_pem: &str) -> Option<String> {
+    let blocks = pem::parse_many(certificate_pem).ok()?;
+    let der = blocks.iter().find(|b| b.tag() == "CERTIFICATE" && !b.contents().is_empty())?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(der.contents())))
 }
 
 impl Auth {
