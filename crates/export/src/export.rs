@@ -218,6 +218,15 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
         writer.finish()?;
         Ok(writer)
     });
+    let how = DayRead {
+        selection: &selection,
+        budget,
+        custodians: &custodian_ids,
+        wanted: Wanted {
+            chat: want_chat,
+            mail: want_mail,
+        },
+    };
     let mut partitions = 0;
     let mut rows_read = 0;
     let mut reading = Ok(());
@@ -228,14 +237,7 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
             break; // the writer failed; its error is reported below
         };
         let spill = work.path().join(day.format("%Y-%m-%d").to_string());
-        let wanted = Wanted {
-            chat: want_chat,
-            mail: want_mail,
-        };
-        match reader
-            .read_day(day, &spill, &selection, budget, &custodian_ids, wanted)
-            .await
-        {
+        match reader.read_day(day, &spill, &how).await {
             Ok(rows) => {
                 partitions += 1;
                 rows_read += rows.rows_read;
@@ -346,6 +348,17 @@ struct DayRows {
     /// Mail message versions, when mail is.
     mail: Option<ExternalSorter<MailRow>>,
     rows_read: u64,
+}
+
+/// What every day's read shares.
+#[derive(Clone, Copy)]
+struct DayRead<'a> {
+    selection: &'a Selection,
+    /// Bytes the day's sorts may hold in memory.
+    budget: usize,
+    /// The custodians selected by id; empty when the selection names none.
+    custodians: &'a [String],
+    wanted: Wanted,
 }
 
 /// Which messages the formats asked for show.
@@ -481,11 +494,14 @@ impl Reader {
         &mut self,
         day: NaiveDate,
         spill: &Path,
-        selection: &Selection,
-        budget: usize,
-        selected_custodians: &[String],
-        wanted: Wanted,
+        how: &DayRead<'_>,
     ) -> Result<DayRows, ExportError> {
+        let DayRead {
+            selection,
+            budget,
+            custodians: selected_custodians,
+            wanted,
+        } = *how;
         let mut contents = ContentIndex::default();
         for file in self.archive.files(Table::MessageContents, day).await? {
             self.read_file(&file, CONTENT_COLUMNS, |batch, first| {
@@ -502,16 +518,8 @@ impl Reader {
         let mut rows_read = 0u64;
         let versions = if wanted.chat {
             Some(
-                self.read_chat_day(
-                    day,
-                    spill,
-                    selection,
-                    budget,
-                    selected_custodians,
-                    &contents,
-                    &mut rows_read,
-                )
-                .await?,
+                self.read_chat_day(day, spill, how, budget, &contents, &mut rows_read)
+                    .await?,
             )
         } else {
             None
@@ -544,17 +552,17 @@ impl Reader {
     }
 
     /// The day's custodian rows, then its chat message versions, into a sort by message.
-    #[allow(clippy::too_many_arguments)]
+    /// `budget` is its share of the day's.
     async fn read_chat_day(
         &mut self,
         day: NaiveDate,
         spill: &Path,
-        selection: &Selection,
+        how: &DayRead<'_>,
         budget: usize,
-        selected_custodians: &[String],
         contents: &ContentIndex,
         rows_read: &mut u64,
     ) -> Result<ExternalSorter<VersionRow>, ExportError> {
+        let (selection, selected_custodians) = (how.selection, how.custodians);
         let mut custodians = CustodianIndex::default();
         for file in self
             .archive

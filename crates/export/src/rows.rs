@@ -111,14 +111,9 @@ pub(crate) trait TableRow: Spill {
 
     /// Where this version stands among its message's versions; see [`VersionOrder`].
     fn version_order(&self) -> VersionOrder<'_> {
-        let archived = self.archived();
         VersionOrder {
             message_key: self.message_key(),
-            last_modified_us: archived.last_modified_us,
-            fetched_at_us: archived.fetched_at_us,
-            content_sha256: archived.content_sha256,
-            archive_file: archived.archive_file,
-            row_in_file: archived.row_in_file,
+            archived: self.archived(),
         }
     }
 }
@@ -140,7 +135,9 @@ macro_rules! archived_from_fields {
 }
 pub(crate) use archived_from_fields;
 
-/// What identifies an archived version (chat or mail) and where it was read.
+/// What identifies an archived version (chat or mail) and where it was read. The fields
+/// compare in the order they are declared.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Archived<'a> {
     pub id: Option<&'a str>,
     pub last_modified_us: Option<i64>,
@@ -284,11 +281,9 @@ impl Ord for VersionRow {
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct VersionOrder<'a> {
     pub message_key: &'a str,
-    pub last_modified_us: Option<i64>,
-    pub fetched_at_us: Option<i64>,
-    pub content_sha256: &'a str,
-    pub archive_file: &'a str,
-    pub row_in_file: u64,
+    /// Its id is the same for every version of one message; then come the time, the
+    /// fetch, the hash and the place.
+    pub archived: Archived<'a>,
 }
 
 impl PartialOrd for VersionRow {
