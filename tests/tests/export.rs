@@ -411,6 +411,25 @@ fn docs_examples_export_in_every_format_and_verify_names_altered_files() {
         "{}",
         output_text(&output)
     );
+
+    // So does an export from an archive that lost a recorded file.
+    std::fs::remove_file(&victim).unwrap();
+    let third = dir.path().join("third");
+    let output = archiver()
+        .args(["export", "--format", "jsonl", "--archive"])
+        .arg(&archive)
+        .arg("--out")
+        .arg(&third)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(4), "{}", output_text(&output));
+    assert!(
+        output_text(&output).contains(&format!(
+            "missing archive file, its rows not exported: {victim_key}"
+        )),
+        "{}",
+        output_text(&output)
+    );
 }
 
 #[test]

@@ -20,4 +20,4 @@ pub mod records;
 pub mod signing;
 mod tables;
 
-pub use tables::{SCHEMA_VERSION, SCHEMA_VERSION_KEY, Table, TableSpec, Views};
+pub use tables::{PARTITION_COLUMN, SCHEMA_VERSION, SCHEMA_VERSION_KEY, Table, TableSpec, Views};

@@ -79,6 +79,11 @@ pub async fn run(args: ExportArgs, display: Display) -> anyhow::Result<Outcome> 
             "  altered archive file, not exported: {path} (its SHA-256 differs from the archive's record)"
         );
     }
+    for path in &report.missing_files {
+        outln!(
+            "  missing archive file, its rows not exported: {path} (the archive's records list it)"
+        );
+    }
     for path in &report.unrecorded_files {
         if args.allow_unrecorded {
             outln!("  unrecorded archive file, exported as --allow-unrecorded asks: {path}");
@@ -98,7 +103,8 @@ pub async fn run(args: ExportArgs, display: Display) -> anyhow::Result<Outcome> 
         );
     }
     let refused_unrecorded = !args.allow_unrecorded && !report.unrecorded_files.is_empty();
-    Ok(if !report.altered_files.is_empty() || refused_unrecorded {
+    let damaged = !report.altered_files.is_empty() || !report.missing_files.is_empty();
+    Ok(if damaged || refused_unrecorded {
         Outcome::Mismatch
     } else if totals.errors > 0 {
         Outcome::PartialFailure

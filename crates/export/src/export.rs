@@ -92,6 +92,9 @@ pub struct ExportReport {
     pub altered_files: Vec<String>,
     /// Archive files read that no commit record or run summary lists.
     pub unrecorded_files: Vec<String>,
+    /// Files the archive's records list, in the partitions read, that it no longer holds:
+    /// their rows are not in the export.
+    pub missing_files: Vec<String>,
 }
 
 /// How many problems a report carries; the manifest has them all.
@@ -125,6 +128,7 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
         files: Spool::create(work.path(), "archive-files")?,
         altered: Vec::new(),
         unrecorded: Vec::new(),
+        missing: Vec::new(),
         problems: Vec::new(),
         allow_unrecorded: request.allow_unrecorded,
     };
@@ -155,6 +159,8 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
     ] {
         if wanted {
             days.extend(reader.archive.partitions(table).await?);
+            // A day whose every file is gone is still read, so that they are named.
+            days.extend(reader.recorded_days(table));
         }
     }
     days.retain(|d| selection.wants_day(*d));
@@ -323,6 +329,7 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
         errors: report_errors,
         altered_files: reader.altered,
         unrecorded_files: reader.unrecorded,
+        missing_files: reader.missing,
     })
 }
 
@@ -375,11 +382,51 @@ struct Reader {
     files: Spool<ArchiveFileRead>,
     altered: Vec<String>,
     unrecorded: Vec<String>,
+    /// Recorded files of the partitions read that the archive no longer holds.
+    missing: Vec<String>,
     problems: Vec<String>,
     allow_unrecorded: bool,
 }
 
 impl Reader {
+    /// The Parquet files of one partition of a table. A file the records list there that
+    /// the archive no longer holds is named among the missing and the problems.
+    async fn files(
+        &mut self,
+        table: Table,
+        day: NaiveDate,
+    ) -> Result<Vec<ArchiveFile>, ExportError> {
+        let files = self.archive.files(table, day).await?;
+        let prefix = format!("{}/", reader::partition_dir(table, day));
+        let listed: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        let mut missing: Vec<(&String, &RecordedFile)> = self
+            .recorded
+            .iter()
+            .filter(|(path, _)| path.starts_with(&prefix) && !listed.contains(path.as_str()))
+            .collect();
+        missing.sort_by(|a, b| a.0.cmp(b.0));
+        for (path, record) in missing {
+            self.problems.push(format!(
+                "{path}: listed by {} with {} rows, but missing from the archive: its rows are not exported",
+                record.recorded_in.join(", "),
+                record.rows
+            ));
+            self.missing.push(path.clone());
+        }
+        Ok(files)
+    }
+
+    /// The days of `table` that the archive's records list files for.
+    fn recorded_days(&self, table: Table) -> BTreeSet<NaiveDate> {
+        let prefix = format!("{}/", table.folder());
+        self.recorded
+            .keys()
+            .filter_map(|path| {
+                reader::partition_day(path.strip_prefix(&prefix)?.split('/').next()?)
+            })
+            .collect()
+    }
+
     /// Hashes a file, then streams its batches (`columns` only) through `each`.
     ///
     /// A file that cannot be decoded (damaged, or not the shape of its table) is named
@@ -473,7 +520,7 @@ impl Reader {
             (Table::DirectoryChats, directory::CHAT_COLUMNS),
         ] {
             for day in self.archive.partitions(table).await? {
-                for file in self.archive.files(table, day).await? {
+                for file in self.files(table, day).await? {
                     self.read_file(&file, columns, |batch, _| {
                         if table == Table::DirectoryUsers {
                             directory.add_users(batch)
@@ -503,7 +550,7 @@ impl Reader {
             wanted,
         } = *how;
         let mut contents = ContentIndex::default();
-        for file in self.archive.files(Table::MessageContents, day).await? {
+        for file in self.files(Table::MessageContents, day).await? {
             self.read_file(&file, CONTENT_COLUMNS, |batch, first| {
                 contents.add(batch, first)
             })
@@ -609,7 +656,7 @@ impl Reader {
         sorter: &mut ExternalSorter<T>,
         rows_read: &mut u64,
     ) -> Result<(), ExportError> {
-        for file in self.archive.files(T::TABLE, day).await? {
+        for file in self.files(T::TABLE, day).await? {
             let path: Arc<str> = file.path.as_str().into();
             // A spill that fails is the export's error, not damage to the file being
             // read: it stops the batches and is returned once the file is left.

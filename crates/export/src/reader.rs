@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use archive::PARTITION_COLUMN;
 use archive::Table;
 use archive::chain::ChainedRecord;
 use archive::layout::{COMMITS_DIR, RUNS_DIR};
@@ -138,10 +139,7 @@ impl Archive {
         let mut days: Vec<NaiveDate> = listing
             .common_prefixes
             .iter()
-            .filter_map(|p| {
-                let name = p.filename()?;
-                NaiveDate::parse_from_str(name.strip_prefix("date=")?, "%Y-%m-%d").ok()
-            })
+            .filter_map(|p| partition_day(p.filename()?))
             .collect();
         days.sort_unstable();
         Ok(days)
@@ -154,7 +152,7 @@ impl Archive {
         day: NaiveDate,
     ) -> Result<Vec<ArchiveFile>, ExportError> {
         let partition = day.format("%Y-%m-%d").to_string();
-        let prefix = format!("{}/date={partition}", table.folder());
+        let prefix = partition_dir(table, day);
         let metas: Vec<ObjectMeta> = self
             .store
             .list(Some(&Path::from(prefix.as_str())))
@@ -366,4 +364,19 @@ pub(crate) fn check_against(recorded: Option<&RecordedFile>, sha256: &str) -> Fi
         Some(r) if r.sha256 == sha256 => FileCheck::Match,
         Some(_) => FileCheck::Mismatch,
     }
+}
+
+/// The folder of one day of a table: `<folder>/date=YYYY-MM-DD`.
+pub(crate) fn partition_dir(table: Table, day: NaiveDate) -> String {
+    format!(
+        "{}/{PARTITION_COLUMN}={}",
+        table.folder(),
+        day.format("%Y-%m-%d")
+    )
+}
+
+/// The day a partition folder's name (`date=YYYY-MM-DD`) stands for.
+pub(crate) fn partition_day(name: &str) -> Option<NaiveDate> {
+    let value = name.strip_prefix(PARTITION_COLUMN)?.strip_prefix('=')?;
+    NaiveDate::parse_from_str(value, "%Y-%m-%d").ok()
 }

@@ -853,3 +853,29 @@ fn a_damaged_archive_file_is_named_and_the_rest_still_exports() {
     assert_eq!(entry.check, archive::records::FileCheck::Mismatch);
     assert!(entry.error.is_some());
 }
+
+#[test]
+fn a_recorded_file_the_archive_lost_is_named_with_its_day_and_the_rest_still_exports() {
+    let (dir, archive) = matter_archive();
+    let lost = files(&archive)
+        .into_keys()
+        .find(|k| k.starts_with("chat_messages/date=2024-05-02/"))
+        .unwrap();
+    // The whole day goes: its folder is not listed either, and must still be read.
+    std::fs::remove_dir_all(archive.join(&lost).parent().unwrap()).unwrap();
+
+    let out = dir.path().join("export");
+    let report = run_export(request(&archive, &out, &[Format::Jsonl], everything()));
+    assert_eq!(report.missing_files, vec![lost.clone()]);
+    assert!(report.altered_files.is_empty() && report.unrecorded_files.is_empty());
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.starts_with(&lost) && e.contains("missing from the archive")),
+        "{:?}",
+        report.errors
+    );
+    let ids = jsonl_ids(&out);
+    assert_eq!(ids.len(), 9, "the messages of the other day: {ids:?}");
+}

@@ -83,7 +83,9 @@ pub(crate) struct TokenSource {
 /// Base64url SHA-256 of the certificate's DER encoding (`x5t#S256`).
 fn thumbprint(certificate_pem: &str) -> Option<String> {
     let blocks = pem::parse_many(certificate_pem).ok()?;
-    let der = blocks.iter().find(|b| b.tag() == "CERTIFICATE" && !b.contents().is_empty())?;
+    let der = blocks
+        .iter()
+        .find(|b| b.tag() == "CERTIFICATE" && !b.contents().is_empty())?;
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(der.contents())))
 }
 

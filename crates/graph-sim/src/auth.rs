@@ -75,7 +75,9 @@ pub(crate) struct Auth {
 /// Base64url SHA-256 of a PEM certificate's DER bytes: the `x5t#S256` a client sends.
 pub(crate) fn certificate_thumbprint(certificate_pem: &str) -> Option<String> {
     let blocks = pem::parse_many(certificate_pem).ok()?;
-    let der = blocks.iter().find(|b| b.tag() == "CERTIFICATE" && !b.contents().is_empty())?;
+    let der = blocks
+        .iter()
+        .find(|b| b.tag() == "CERTIFICATE" && !b.contents().is_empty())?;
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(der.contents())))
 }
 
