@@ -31,6 +31,12 @@ pub(crate) struct VersionIndex {
     tables: Vec<String>,
 }
 
+/// Why the index file could not be opened, and whether the file itself is damaged.
+struct OpenError {
+    damaged: bool,
+    error: SinkError,
+}
+
 /// A read view of one table's keys.
 pub(crate) struct IndexReader {
     table: Option<redb::ReadOnlyTable<&'static [u8], ()>>,
@@ -60,31 +66,62 @@ impl VersionIndex {
             tracing::warn!("{e}");
         }
         let path = dir.join(INDEX_FILE);
-        let db = Database::builder()
-            .set_cache_size(INDEX_CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| {
-                let hint = if matches!(e, redb::DatabaseError::DatabaseAlreadyOpen) {
-                    " (another writer is using this state; one writer per state location)"
-                } else {
-                    ""
-                };
-                SinkError::index(&path, "open", format!("{e}{hint}"))
-            })?;
-        if let Err(e) = crate::location::private_file(&path) {
-            tracing::warn!("{e}");
-        }
-        let index = VersionIndex {
-            db,
-            path,
-            tables: tables.iter().map(|t| t.to_string()).collect(),
+        let tables: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+        let (index, stored) = match Self::open_file(&path, tables.clone()) {
+            Ok(opened) => opened,
+            // A cache: a damaged one is replaced, and the new one is rebuilt.
+            Err(e) if e.damaged => {
+                tracing::warn!(index = %path.display(), "the version index is damaged ({}); it is replaced and rebuilt from the archive", e.error);
+                std::fs::remove_file(&path)
+                    .map_err(|io| SinkError::index(&path, "remove the damaged index", io))?;
+                let (index, _) = Self::open_file(&path, tables).map_err(|e| e.error)?;
+                (index, Some(String::new()))
+            }
+            Err(e) => return Err(e.error),
         };
-        let stored = index.identity()?;
         let emptied = stored.as_deref() != Some(identity);
         if emptied {
             index.reset(identity)?;
         }
         Ok((index, emptied && stored.is_some()))
+    }
+
+    /// Opens or creates the index file; returns the identity it is labelled with.
+    fn open_file(
+        path: &Path,
+        tables: Vec<String>,
+    ) -> Result<(VersionIndex, Option<String>), OpenError> {
+        let db = Database::builder()
+            .set_cache_size(INDEX_CACHE_BYTES)
+            .create(path)
+            .map_err(|e| {
+                let damaged = matches!(
+                    e,
+                    redb::DatabaseError::Storage(redb::StorageError::Corrupted(_))
+                );
+                let hint = if matches!(e, redb::DatabaseError::DatabaseAlreadyOpen) {
+                    " (another writer is using this state; one writer per state location)"
+                } else {
+                    ""
+                };
+                OpenError {
+                    damaged,
+                    error: SinkError::index(path, "open", format!("{e}{hint}")),
+                }
+            })?;
+        if let Err(e) = crate::location::private_file(path) {
+            tracing::warn!("{e}");
+        }
+        let index = VersionIndex {
+            db,
+            path: path.to_path_buf(),
+            tables,
+        };
+        let stored = index.identity().map_err(|error| OpenError {
+            damaged: true,
+            error,
+        })?;
+        Ok((index, stored))
     }
 
     /// The index file.

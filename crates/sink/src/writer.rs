@@ -103,6 +103,8 @@ pub struct CommitReport {
     pub checkpoints: usize,
     /// Rows of partitions still growing, kept buffered for a later commit.
     pub rows_kept: u64,
+    /// Damaged files met under the names of new ones, which were left as they are.
+    pub warnings: Vec<String>,
 }
 
 /// What `open` found and repaired.
@@ -140,7 +142,12 @@ struct PartitionBuffer {
 struct FilePlan {
     table: usize,
     days: i32,
+    /// The partition's folder and the hash of the file's version keys, which name it.
+    dir: String,
+    hash: String,
     path: String,
+    /// Whether a readable file with these rows is already under `path`, to be adopted.
+    adopt: bool,
     /// Rows in key order, as (batch, row) positions in `batches`.
     order: Vec<(usize, usize)>,
     /// The partition's buffered rows (shared by the partition's files).
@@ -402,7 +409,8 @@ impl ArchiveWriter {
 
     /// Publishes the buffered rows, then writes `checkpoints`:
     ///
-    /// 1. the write-ahead record (state store) names the files about to be written;
+    /// 1. the write-ahead record (state store) names the files about to be written (a
+    ///    damaged file already under a file's name keeps it; see `settle_name`);
     /// 2. each file is written, appearing only when complete;
     /// 3. the commit record (`_archive/commits/<id>.json`) lists them with row counts,
     ///    sizes and SHA-256;
@@ -531,10 +539,13 @@ impl ArchiveWriter {
         for keys in &mut self.buffered_keys {
             *keys = HashSet::new();
         }
-        let (plans, index_keys) = self.plan_files(buffers, &batches)?;
+        let (mut plans, index_keys) = self.plan_files(buffers, &batches)?;
         // The files hold the only references now: rows are freed as files finish.
         drop(batches);
         let mut report = CommitReport::default();
+        for plan in &mut plans {
+            self.settle_name(plan, &mut report.warnings).await?;
+        }
 
         if !plans.is_empty() {
             self.commits += 1;
@@ -674,10 +685,14 @@ impl ArchiveWriter {
                     order.push((batch, row));
                 }
                 keys.sort_unstable();
+                let hash = file_hash(&keys);
                 plans.push(FilePlan {
                     table: table_index,
                     days,
-                    path: data_file_key(&dir, &file_hash(&keys)),
+                    path: data_file_key(&dir, &hash),
+                    dir: dir.clone(),
+                    hash,
+                    adopt: false,
                     order,
                     batches: Arc::clone(table_batches),
                     buffered_bytes,
@@ -699,6 +714,58 @@ impl ArchiveWriter {
         Ok((position, self.publish(plan).await?))
     }
 
+    /// Names a planned file before the write-ahead record lists it. A file already under
+    /// its name is adopted when it reads as the planned number of rows (a run that stopped
+    /// wrote it). One that cannot be read, or holds another number of rows, is damage:
+    /// it is left as it is, for `verify` to name, and the rows go under the next name,
+    /// `part-<hash>-<n>.parquet`, the same on every run.
+    async fn settle_name(
+        &self,
+        plan: &mut FilePlan,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), SinkError> {
+        let table = &self.tables[plan.table];
+        let rows = plan.order.len() as u64;
+        for attempt in 0..DAMAGED_NAMES_PASSED {
+            if attempt > 0 {
+                plan.path = data_file_key(&plan.dir, &format!("{}-{attempt}", plan.hash));
+            }
+            let Some(meta) = store_io::head(&self.archive, &plan.path).await? else {
+                return Ok(());
+            };
+            let problem = match read_rows_and_keys(
+                &self.archive,
+                &plan.path,
+                meta.size,
+                table,
+                false,
+            )
+            .await
+            {
+                Ok((found, _)) if found == rows => {
+                    plan.adopt = true;
+                    return Ok(());
+                }
+                Ok((found, _)) => format!("holds {found} rows where its name stands for {rows}"),
+                Err(e) if is_damage(&e) => format!("cannot be read: {e}"),
+                Err(e) => return Err(e),
+            };
+            let warning = format!(
+                "`{}` is already in the archive but {problem}; it is left as it is and its rows are written under another name",
+                plan.path
+            );
+            tracing::warn!("{warning}");
+            warnings.push(warning);
+        }
+        Err(SinkError::Inconsistent {
+            location: self.archive.url().to_string(),
+            key: plan.path.clone(),
+            reason: format!(
+                "the {DAMAGED_NAMES_PASSED} names the file's rows may take are all held by damaged files"
+            ),
+        })
+    }
+
     /// Writes one planned file, or adopts the file already there under its name (same
     /// name, same rows).
     async fn publish(&self, plan: FilePlan) -> Result<FileRecord, SinkError> {
@@ -712,7 +779,7 @@ impl ArchiveWriter {
             bytes,
             sha256,
         };
-        if store_io::head(&self.archive, &plan.path).await?.is_none() {
+        if !plan.adopt {
             let written = write_file(
                 &self.encoders,
                 &self.archive,
@@ -1230,6 +1297,9 @@ fn order_keys(table: &Table, batches: &[RecordBatch]) -> Result<Option<Vec<Rows>
 }
 
 /// `part-<hash>` of a file: the first 128 bits of SHA-256 over its sorted keys, so the same rows always get the same name.
+/// How many names a file's rows may take when damaged files hold the first ones.
+const DAMAGED_NAMES_PASSED: usize = 16;
+
 fn file_hash(sorted_keys: &[VersionKey]) -> String {
     let mut hasher = Sha256::new();
     for key in sorted_keys {

@@ -288,6 +288,39 @@ async fn an_index_that_knows_more_than_the_archive_is_rebuilt() {
 }
 
 #[tokio::test]
+async fn a_damaged_index_is_replaced_and_rebuilt_from_the_archive() {
+    let (_dir, archive, state) = local_dirs();
+    let input = messages("t", 30, 3, 64);
+    let mut writer = open(&archive, &state).await;
+    writer.append(TABLE, &batch(&input[..20])).unwrap();
+    writer.commit(vec![]).await.unwrap();
+    let index = writer.index_path().to_path_buf();
+    drop(writer);
+
+    for damage in [5000, 0] {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&index)
+            .unwrap();
+        file.set_len(damage).unwrap();
+        drop(file);
+        let (mut writer, report) = ArchiveWriter::open(
+            archive.to_str().unwrap(),
+            state.to_str().unwrap(),
+            vec![message_spec()],
+            options(),
+        )
+        .await
+        .unwrap();
+        // An empty file is a new index, caught up without being called rebuilt.
+        assert_eq!(report.index_rebuilt, damage > 0, "cut to {damage} bytes");
+        assert_eq!(report.keys_indexed, 20, "cut to {damage} bytes");
+        let stats = writer.append(TABLE, &batch(&input)).unwrap();
+        assert_eq!((stats.rows_new, stats.rows_duplicate), (10, 20));
+    }
+}
+
+#[tokio::test]
 async fn an_existing_file_is_never_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let input = messages("o", 12, 1, 64);
@@ -320,6 +353,65 @@ async fn an_existing_file_is_never_overwritten() {
     assert_eq!(report.files[0].path, relative.display().to_string());
     assert_eq!(report.files[0].bytes, after.len());
     assert_eq!(parquet_files(&archive, TABLE).len(), 1);
+}
+
+#[tokio::test]
+async fn a_damaged_file_under_a_new_files_name_is_left_and_the_rows_take_the_next_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = messages("d", 12, 1, 64);
+    let first = dir.path().join("first");
+    let mut writer = open(&first, &dir.path().join("state-first")).await;
+    writer.append(TABLE, &batch(&input)).unwrap();
+    writer.commit(vec![]).await.unwrap();
+    let relative = parquet_files(&first, TABLE)
+        .remove(0)
+        .strip_prefix(&first)
+        .unwrap()
+        .to_path_buf();
+    let name = relative.file_name().unwrap().to_str().unwrap().to_string();
+    let second_name = name.replace(".parquet", "-1.parquet");
+
+    // The first name holds a truncated file, the second a file of other rows.
+    let archive = dir.path().join("out");
+    let truncated = archive.join(&relative);
+    std::fs::create_dir_all(truncated.parent().unwrap()).unwrap();
+    std::fs::write(&truncated, b"PAR1 cut short").unwrap();
+    let other = dir.path().join("other");
+    let mut writer = open(&other, &dir.path().join("state-other")).await;
+    writer
+        .append(TABLE, &batch(&messages("x", 5, 1, 64)))
+        .unwrap();
+    writer.commit(vec![]).await.unwrap();
+    let other_rows = archive.join(relative.with_file_name(&second_name));
+    std::fs::copy(parquet_files(&other, TABLE).remove(0), &other_rows).unwrap();
+    let other_bytes = std::fs::read(&other_rows).unwrap();
+
+    let mut writer = open(&archive, &dir.path().join("state")).await;
+    writer.append(TABLE, &batch(&input)).unwrap();
+    let report = writer.commit(vec![]).await.unwrap();
+    let written = relative.with_file_name(name.replace(".parquet", "-2.parquet"));
+    assert_eq!(report.files.len(), 1);
+    assert_eq!(report.files[0].path, written.display().to_string());
+    assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+    assert!(
+        report.warnings[0].contains("cannot be read"),
+        "{:?}",
+        report.warnings
+    );
+    assert!(
+        report.warnings[1].contains("holds 5 rows"),
+        "{:?}",
+        report.warnings
+    );
+    let (batches, _) = read_file(&archive.join(&written));
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 12);
+
+    // A new index learns the rows from the commit record of the file that holds them.
+    let mut writer = open(&archive, &dir.path().join("state-again")).await;
+    let stats = writer.append(TABLE, &batch(&input)).unwrap();
+    assert_eq!((stats.rows_new, stats.rows_duplicate), (0, 12));
+    assert_eq!(std::fs::read(&truncated).unwrap(), b"PAR1 cut short");
+    assert_eq!(std::fs::read(&other_rows).unwrap(), other_bytes);
 }
 
 #[tokio::test]
