@@ -137,6 +137,39 @@ fn a_jsonl_line_past_the_cap_is_named_and_the_rest_archived() {
     assert_eq!(ids.len(), 2, "{ids:?}");
 }
 
+/// A page file is read whole: one larger than `--max-line-mib` is named and skipped, not
+/// read into memory; the other inputs are archived and the run exits 3.
+#[test]
+fn a_page_file_past_the_cap_is_named_and_the_rest_archived() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    let page = |items: Vec<serde_json::Value>| serde_json::json!({ "value": items }).to_string();
+    let small = page(vec![message(
+        "1",
+        "2024-05-01T09:00:00Z",
+        "2024-05-01T09:00:00Z",
+    )]);
+    std::fs::write(inputs.join("small.json"), small).unwrap();
+    let mut large = message("2", "2024-05-01T09:00:00Z", "2024-05-01T09:00:00Z");
+    large["padding"] = "x".repeat(3 * 1024 * 1024).into();
+    std::fs::write(inputs.join("large.json"), page(vec![large])).unwrap();
+    let out = dir.path().join("archive");
+    let output = ingest(&out, &[&inputs], &["--max-line-mib", "1"]);
+    no_panic(&output);
+    let all = output_text(&output);
+    assert_eq!(output.status.code(), Some(3), "{all}");
+    assert!(
+        all.contains("large.json") && all.contains("more than the 1 MiB a file read whole"),
+        "{all}"
+    );
+    let ids: Vec<_> = rows(&out, "chat_messages", &["id"])
+        .into_iter()
+        .map(|r| r["id"].clone().unwrap())
+        .collect();
+    assert_eq!(ids, ["1"], "{ids:?}");
+}
+
 fn small_archive(out: &Path) {
     let dir = out.parent().unwrap();
     let page = dir.join("seed.json");

@@ -184,8 +184,9 @@ pub struct IngestArgs {
     #[arg(long, value_name = "DIR")]
     pub spill_dir: Option<PathBuf>,
 
-    /// Longest line of a JSONL file, in MiB. A longer line is named and skipped (the run
-    /// then exits 3) rather than read into memory whole.
+    /// Longest line of a JSONL file, and largest page file (*.json, read whole), in MiB.
+    /// A longer line or larger file is named and skipped (the run then exits 3) rather
+    /// than read into memory whole.
     #[arg(long, value_name = "MIB", default_value_t = 16)]
     pub max_line_mib: usize,
 

@@ -2,7 +2,7 @@
 //! each item is (a chat message, a mail message, a user, a chat).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::value::RawValue;
@@ -47,43 +47,91 @@ pub struct Unusable {
     pub reason: String,
 }
 
-/// Every input file under `inputs`, folders searched recursively for *.json, *.jsonl and
-/// *.ndjson, in a stable order. Files named directly are taken whatever their extension.
-pub fn collect_files(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for input in inputs {
-        let meta = std::fs::metadata(input)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", input.display())))?;
-        if meta.is_dir() {
-            walk(input, &mut files)?;
-        } else {
-            files.push(input.clone());
-        }
-    }
-    Ok(files)
+/// The files an ingest reads, and what the folders held that it does not.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    pub files: Vec<PathBuf>,
+    /// Entries of the folders searched that are not read, each with why.
+    pub passed_over: Vec<(PathBuf, &'static str)>,
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Every input file under `inputs`, folders (and links to folders) searched recursively
+/// for *.json, *.jsonl and *.ndjson in any case, in a stable order. Files named directly
+/// are taken whatever their extension; an input that is neither a file nor a folder (a
+/// pipe, a device) is an error, since it may never end.
+pub fn collect_files(inputs: &[PathBuf]) -> std::io::Result<Inputs> {
+    let mut found = Inputs::default();
+    let mut folders_seen = HashSet::new();
+    for input in inputs {
+        let named =
+            |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", input.display()));
+        let meta = std::fs::metadata(input).map_err(named)?;
+        if meta.is_dir() {
+            walk(input, &mut found, &mut folders_seen)?;
+        } else if meta.is_file() {
+            found.files.push(input.clone());
+        } else {
+            return Err(named(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a file or a folder (a pipe or a device); name saved files or folders of them",
+            )));
+        }
+    }
+    Ok(found)
+}
+
+fn walk(
+    dir: &Path,
+    found: &mut Inputs,
+    folders_seen: &mut HashSet<PathBuf>,
+) -> std::io::Result<()> {
+    let named =
+        |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display()));
+    // A folder reached twice through links is searched once, so a loop ends.
+    if !folders_seen.insert(std::fs::canonicalize(dir).map_err(named)?) {
+        return Ok(());
+    }
     let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?
-        .collect::<Result<_, _>>()?;
+        .map_err(named)?
+        .collect::<Result<_, _>>()
+        .map_err(named)?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            walk(&path, files)?;
-        } else if is_json_file(&path) {
-            files.push(path);
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(_) => {
+                found
+                    .passed_over
+                    .push((path, "a link to nothing, or unreadable"));
+                continue;
+            }
+        };
+        if meta.is_dir() {
+            walk(&path, found, folders_seen)?;
+        } else if !is_json_file(&path) {
+            found
+                .passed_over
+                .push((path, "not named *.json, *.jsonl or *.ndjson"));
+        } else if meta.is_file() {
+            found.files.push(path);
+        } else {
+            found
+                .passed_over
+                .push((path, "not a file (a pipe or a device)"));
         }
     }
     Ok(())
 }
 
+fn has_extension(path: &Path, extensions: &[&str]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| extensions.iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
 fn is_json_file(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("json" | "jsonl" | "ndjson")
-    )
+    has_extension(path, &["json", "jsonl", "ndjson"])
 }
 
 /// Splits one file's text into the items it holds. `items` receives what can be
@@ -122,7 +170,12 @@ pub fn split_file<'a>(
                 .map(|(i, l)| (i + 1, l.trim()))
                 .filter(|(_, l)| !l.is_empty())
                 .collect();
-            if lines.len() < 2 {
+            // JSONL only when its first line is an item of its own: otherwise the file is
+            // one document cut short or broken (a truncated page), named once.
+            let first_is_whole = lines
+                .first()
+                .is_some_and(|(_, l)| serde_json::from_str::<&RawValue>(l).is_ok());
+            if lines.len() < 2 || !first_is_whole {
                 return Err(format!("not valid JSON: {whole_error}"));
             }
             for (line_no, line) in lines {
@@ -211,10 +264,7 @@ pub fn read_capped_line(
 
 /// Whether a file is read line by line as it streams in (JSONL), rather than whole.
 pub fn is_jsonl_file(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("jsonl" | "ndjson")
-    )
+    has_extension(path, &["jsonl", "ndjson"])
 }
 
 /// A saved response's outline, read in one pass over its text: a page's or an array's
@@ -524,6 +574,69 @@ mod tests {
             unusable[0].reason.contains("not valid JSON (line 4)"),
             "{:?}",
             unusable[0]
+        );
+    }
+
+    #[test]
+    fn a_page_cut_short_is_named_once_with_where_it_ends() {
+        let page = "{\n  \"value\": [\n    {\"id\": \"1\"},\n    {\"id\": \"2\"},\n    {\"id\"";
+        let (mut items, mut unusable) = (Vec::new(), Vec::new());
+        let error = split_file(page, KindHint::Chat, &mut items, &mut unusable).unwrap_err();
+        assert!(error.starts_with("not valid JSON: EOF"), "{error}");
+        assert!(error.contains("line 5"), "{error}");
+        assert!(items.is_empty() && unusable.is_empty(), "{unusable:?}");
+    }
+
+    #[test]
+    fn folders_are_searched_through_links_once_and_what_is_not_read_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("in");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        for name in ["a.json", "UPPER.JSON", "sub/b.NDJSON", "notes.txt"] {
+            std::fs::write(root.join(name), "{}").unwrap();
+        }
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("c.jsonl"), "{}").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, root.join("linked")).unwrap();
+        std::os::unix::fs::symlink(&root, root.join("sub/loop")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("gone"), root.join("dangling.json")).unwrap();
+        let fifo = root.join("pipe.json");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+
+        let found = collect_files(std::slice::from_ref(&root)).unwrap();
+        let names: Vec<_> = found
+            .files
+            .iter()
+            .map(|f| f.strip_prefix(&root).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            ["UPPER.JSON", "a.json", "linked/c.jsonl", "sub/b.NDJSON"]
+        );
+        let passed: Vec<_> = found
+            .passed_over
+            .iter()
+            .map(|(f, why)| (f.file_name().unwrap().to_str().unwrap(), *why))
+            .collect();
+        assert_eq!(
+            passed,
+            [
+                ("dangling.json", "a link to nothing, or unreadable"),
+                ("notes.txt", "not named *.json, *.jsonl or *.ndjson"),
+                ("pipe.json", "not a file (a pipe or a device)"),
+            ]
+        );
+        let error = collect_files(std::slice::from_ref(&fifo)).unwrap_err();
+        assert!(
+            error.to_string().contains("not a file or a folder"),
+            "{error}"
         );
     }
 

@@ -56,7 +56,8 @@ pub struct IngestOptions {
     /// Chat messages are recorded as held by this user's mailbox.
     pub custodian: Option<String>,
     pub memory_budget_mib: usize,
-    /// Longest JSONL line read, in bytes; longer ones are named and skipped.
+    /// Longest JSONL line, and largest page file, read in bytes; larger ones are named
+    /// and skipped.
     pub max_line_bytes: usize,
     /// Worker threads (default: one per core).
     pub threads: Option<usize>,
@@ -123,7 +124,11 @@ pub async fn run(
 ) -> anyhow::Result<(RunSummary, archive::records::ChainHead)> {
     let started = Utc::now();
     let run_id = run::new_run_id(Command::Ingest);
-    let files = input::collect_files(&options.inputs).context("reading the inputs")?;
+    let input::Inputs { files, passed_over } =
+        input::collect_files(&options.inputs).context("reading the inputs")?;
+    for (path, why) in &passed_over {
+        tracing::warn!(file = %path.display(), "not read: {why}");
+    }
     if files.is_empty() {
         anyhow::bail!("no *.json, *.jsonl or *.ndjson files under the given inputs");
     }
@@ -267,7 +272,7 @@ impl SortJob {
         if input::is_jsonl_file(path) {
             return self.sort_jsonl(file, path, days);
         }
-        let (text, fetched_at) = match read_file(path) {
+        let (text, fetched_at) = match read_file(path, self.max_line_bytes) {
             Ok(read) => read,
             Err(message) => {
                 self.shared.problem(path, None, message);
@@ -512,12 +517,32 @@ impl ArchiveJob {
     }
 }
 
-/// The file's text and the time it was saved, which stands for when Graph sent it.
-fn read_file(path: &Path) -> Result<(String, DateTime<Utc>), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let saved = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| SystemTime::now());
+/// The file's text and the time it was saved, which stands for when Graph sent it. A
+/// file is read whole, so one over `max_bytes` is refused rather than read.
+fn read_file(path: &Path, max_bytes: usize) -> Result<(String, DateTime<Utc>), String> {
+    let cannot = |e: std::io::Error| format!("cannot read: {e}");
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    let too_large = |bytes: u64| {
+        format!(
+            "not read: it is {bytes} bytes, more than the {} MiB a file read whole may hold (--max-line-mib); save larger inputs as JSONL, one item per line, which is streamed",
+            max_bytes / (1024 * 1024)
+        )
+    };
+    if meta.len() > max_bytes as u64 {
+        return Err(too_large(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // A file that grows while it is read stops at the cap all the same.
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, max_bytes as u64 + 1),
+        &mut bytes,
+    )
+    .map_err(cannot)?;
+    if bytes.len() > max_bytes {
+        return Err(too_large(bytes.len() as u64));
+    }
+    let saved = meta.modified().unwrap_or_else(|_| SystemTime::now());
     let text = String::from_utf8(bytes).map_err(|e| {
         format!(
             "not UTF-8 text (Graph sends UTF-8 JSON): invalid byte at offset {}",
