@@ -210,6 +210,37 @@ fn verify_exits_4_on_every_problem_it_reports() {
     assert_eq!(extra.status.code(), Some(4), "{}", output_text(&extra));
 }
 
+/// An object planted among the run summaries, too large to be a record, is named by
+/// `verify` and `status` without being read.
+#[test]
+fn a_planted_record_too_large_to_be_one_is_named_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("archive");
+    small_archive(&out);
+    let planted = out.join("_archive/runs/zzzz.json");
+    // Sparse: the size is what is checked, before any byte is read.
+    let file = std::fs::File::create(&planted).unwrap();
+    file.set_len(65 * 1024 * 1024).unwrap();
+    drop(file);
+    for command in ["verify", "status"] {
+        let flag = if command == "verify" {
+            "--archive"
+        } else {
+            "--out"
+        };
+        let output = archiver().args([command, flag]).arg(&out).output().unwrap();
+        no_panic(&output);
+        let all = output_text(&output);
+        assert!(
+            all.contains("zzzz.json") && all.contains("more than any record takes"),
+            "{command}: {all}"
+        );
+        if command == "verify" {
+            assert_eq!(output.status.code(), Some(4), "{all}");
+        }
+    }
+}
+
 /// A damaged Parquet file and an unreadable commit record: `verify` names both (exit 4),
 /// `export` names the file and exports the rest, and the next `ingest` opens the
 /// archive (the index rebuilt from it), warns, and archives its input.

@@ -494,6 +494,19 @@ impl RunSummary {
         }
     }
 
+    /// Lists a run's errors: the first [`RECORDED_ERRORS`] one by one, then a line
+    /// counting the rest and those the run already stopped listing (`not_listed`).
+    pub fn record_errors(&mut self, mut errors: Vec<String>, not_listed: usize) {
+        let beyond = errors.len().saturating_sub(RECORDED_ERRORS) + not_listed;
+        errors.truncate(RECORDED_ERRORS);
+        if beyond > 0 {
+            errors.push(format!(
+                "... and {beyond} more errors, not listed one by one (a run lists at most {RECORDED_ERRORS})"
+            ));
+        }
+        self.errors = errors;
+    }
+
     /// Sets the outcome (and its exit code) and the finish time.
     pub fn finish(&mut self, outcome: Outcome) {
         self.outcome = outcome;
@@ -530,6 +543,14 @@ pub struct RecordError {
     pub reason: String,
 }
 
+/// The most errors a run summary lists one by one.
+pub const RECORDED_ERRORS: usize = 10_000;
+
+/// The most bytes a record may take. Records list files and at most [`RECORDED_ERRORS`]
+/// errors, so any real one is far smaller; a larger object is refused unread, so that a
+/// planted one cannot exhaust a reader's memory.
+pub const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
+
 /// A record type with a `format` field.
 pub trait Record: serde::de::DeserializeOwned + Serialize {
     /// What the document is, for messages ("commit record").
@@ -538,6 +559,20 @@ pub trait Record: serde::de::DeserializeOwned + Serialize {
     const FORMAT: &'static str;
 
     fn format(&self) -> &str;
+
+    /// Refuses an object too large to be a record (see [`MAX_RECORD_BYTES`]) before it
+    /// is read.
+    fn check_size(bytes: u64) -> Result<(), RecordError> {
+        if bytes > MAX_RECORD_BYTES {
+            return Err(RecordError {
+                kind: Self::KIND,
+                reason: format!(
+                    "it is {bytes} bytes, more than any record takes ({MAX_RECORD_BYTES}); not read"
+                ),
+            });
+        }
+        Ok(())
+    }
 
     /// Parses a document, refusing other formats and versions by name.
     fn from_json(bytes: &[u8]) -> Result<Self, RecordError> {
@@ -609,6 +644,38 @@ mod tests {
             bytes: 1000,
             sha256: "ab".repeat(32),
         }
+    }
+
+    #[test]
+    fn a_run_lists_its_first_errors_and_counts_the_rest() {
+        let mut summary = RunSummary::new("r1", Command::Ingest, Utc::now());
+        summary.record_errors(vec!["a".into(), "b".into()], 0);
+        assert_eq!(summary.errors, ["a", "b"]);
+
+        let many: Vec<String> = (0..RECORDED_ERRORS + 5).map(|i| i.to_string()).collect();
+        summary.record_errors(many, 7);
+        assert_eq!(summary.errors.len(), RECORDED_ERRORS + 1);
+        assert_eq!(
+            summary.errors[RECORDED_ERRORS - 1],
+            (RECORDED_ERRORS - 1).to_string()
+        );
+        assert!(
+            summary.errors[RECORDED_ERRORS].starts_with("... and 12 more errors"),
+            "{}",
+            summary.errors[RECORDED_ERRORS]
+        );
+    }
+
+    #[test]
+    fn an_object_too_large_to_be_a_record_is_refused_by_its_size() {
+        assert!(RunSummary::check_size(MAX_RECORD_BYTES).is_ok());
+        let refused = CommitRecord::check_size(MAX_RECORD_BYTES + 1).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .starts_with("not a readable commit record: it is"),
+            "{refused}"
+        );
     }
 
     #[test]

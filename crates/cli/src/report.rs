@@ -70,7 +70,7 @@ pub fn print_summary(summary: &RunSummary, items_read: u64, elapsed: Duration) {
     }
     if summary.errors.len() > 20 {
         outln!(
-            "  ... and {} more errors (all in the run summary and the log)",
+            "  ... and {} more lines of errors in the run summary",
             summary.errors.len() - 20
         );
     }

@@ -275,13 +275,17 @@ impl Archive {
                 .try_collect()
                 .await
                 .map_err(self.store_error("list", dir))?;
-            let mut keys: Vec<String> = metas
+            let mut keys: Vec<(String, u64)> = metas
                 .into_iter()
-                .map(|m| m.location.to_string())
-                .filter(|k| k.ends_with(".json"))
+                .map(|m| (m.location.to_string(), m.size))
+                .filter(|(k, _)| k.ends_with(".json"))
                 .collect();
             keys.sort();
-            for key in keys {
+            for (key, size) in keys {
+                if let Err(error) = check_size(dir, size) {
+                    problems.push(format!("{key}: {error}"));
+                    continue;
+                }
                 let bytes = self
                     .store
                     .get(&Path::from(key.as_str()))
@@ -343,6 +347,15 @@ pub struct Records {
 }
 
 /// The files a commit record (in `COMMITS_DIR`) lists, and its link (a run summary's too).
+/// Refuses a record of `dir` too large to be one, unread.
+fn check_size(dir: &str, bytes: u64) -> Result<(), archive::records::RecordError> {
+    if dir == COMMITS_DIR {
+        CommitRecord::check_size(bytes)
+    } else {
+        RunSummary::check_size(bytes)
+    }
+}
+
 fn files_of(
     dir: &str,
     bytes: &[u8],

@@ -56,16 +56,23 @@ pub(crate) async fn get_record<T: Record>(
     location: &Location,
     key: &str,
 ) -> Result<Option<T>, SinkError> {
-    let Some(bytes) = get_bytes(location, key).await? else {
-        return Ok(None);
+    let refused = |source| SinkError::Record {
+        location: location.url().to_string(),
+        key: key.to_string(),
+        source,
     };
-    T::from_json(&bytes)
-        .map(Some)
-        .map_err(|source| SinkError::Record {
-            location: location.url().to_string(),
-            key: key.to_string(),
-            source,
-        })
+    let path = location.key(key)?;
+    let result = match location.store().get(&path).await {
+        Ok(result) => result,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(store_error(location, "read", key, e)),
+    };
+    T::check_size(result.meta.size).map_err(refused)?;
+    let bytes = result
+        .bytes()
+        .await
+        .map_err(|e| store_error(location, "read", key, e))?;
+    T::from_json(&bytes).map(Some).map_err(refused)
 }
 
 /// Reads and parses a JSON document, or `None` when there is no such object.

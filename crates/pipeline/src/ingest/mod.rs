@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use archive::records::{Command, Outcome, RunSummary};
+use archive::records::{Command, Outcome, RECORDED_ERRORS, RunSummary};
 use archive::signing::SigningKey;
 use chrono::{DateTime, Utc};
 use transform::{CHAT_MESSAGE_DAY_KEYS, DayReader, MAIL_MESSAGE_DAY_KEYS, RowContext};
@@ -99,20 +99,30 @@ impl std::fmt::Display for Problem {
 struct Shared {
     files: Vec<PathBuf>,
     next: AtomicUsize,
-    problems: Mutex<Vec<Problem>>,
+    problems: Mutex<Problems>,
     progress: Arc<Progress>,
+}
+
+/// The problems met, as many as a run summary lists, and how many more there were: a
+/// file of millions of bad lines must not take memory with it.
+#[derive(Default)]
+struct Problems {
+    listed: Vec<Problem>,
+    not_listed: usize,
 }
 
 impl Shared {
     fn problem(&self, file: &Path, item: Option<usize>, message: String) {
-        self.problems
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Problem {
+        let mut problems = self.problems.lock().unwrap_or_else(|p| p.into_inner());
+        if problems.listed.len() < RECORDED_ERRORS {
+            problems.listed.push(Problem {
                 file: file.to_path_buf(),
                 item,
                 message,
             });
+        } else {
+            problems.not_listed += 1;
+        }
     }
 }
 
@@ -163,7 +173,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         files,
         next: AtomicUsize::new(0),
-        problems: Mutex::new(Vec::new()),
+        problems: Mutex::new(Problems::default()),
         progress: Arc::clone(&progress),
     });
 
@@ -216,7 +226,10 @@ pub async fn run(
     let problems = std::mem::take(&mut *shared.problems.lock().unwrap_or_else(|p| p.into_inner()));
     let mut summary = RunSummary::new(&run_id, Command::Ingest, started);
     summary.totals = written.totals;
-    summary.errors = problems.iter().map(ToString::to_string).collect();
+    summary.record_errors(
+        problems.listed.iter().map(ToString::to_string).collect(),
+        problems.not_listed,
+    );
     summary.finish(if summary.errors.is_empty() {
         Outcome::Success
     } else {

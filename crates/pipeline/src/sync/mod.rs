@@ -221,7 +221,7 @@ pub async fn run(
     }));
     let mut summary = RunSummary::new(&run_id, Command::Sync, started);
     summary.totals = written.totals;
-    summary.errors = errors;
+    summary.record_errors(errors, 0);
     summary.scopes = reports;
     if let Some(content) = &content {
         summary.content = content.totals();
