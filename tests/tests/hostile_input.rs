@@ -210,6 +210,51 @@ fn verify_exits_4_on_every_problem_it_reports() {
     assert_eq!(extra.status.code(), Some(4), "{}", output_text(&extra));
 }
 
+/// Flags missing or malformed are usage errors (exit 2); a folder that is not an archive
+/// is refused (exit 1) and the export folder is not made.
+#[test]
+fn bad_arguments_exit_2_and_a_non_archive_is_refused_before_anything_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_archive = dir.path().join("not-archive");
+    std::fs::create_dir(&not_archive).unwrap();
+    std::fs::write(not_archive.join("notes.txt"), "hello").unwrap();
+    let out = dir.path().join("export");
+    let run = |args: &[&str]| {
+        let output = archiver().args(args).output().unwrap();
+        no_panic(&output);
+        (output.status.code(), output_text(&output))
+    };
+    let archive_arg = not_archive.to_str().unwrap();
+    let out_arg = out.to_str().unwrap();
+    let (code, all) = run(&["verify"]);
+    assert_eq!(code, Some(2), "{all}");
+    let (code, all) = run(&[
+        "export",
+        "--archive",
+        archive_arg,
+        "--out",
+        out_arg,
+        "--format",
+        "jsonl",
+        "--from",
+        "May",
+    ]);
+    assert_eq!(code, Some(2), "{all}");
+    assert!(all.contains("--from"), "{all}");
+    let (code, all) = run(&[
+        "export",
+        "--archive",
+        archive_arg,
+        "--out",
+        out_arg,
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(code, Some(1), "{all}");
+    assert!(all.contains("is not an archive"), "{all}");
+    assert!(!out.exists());
+}
+
 /// An object planted among the run summaries, too large to be a record, is named by
 /// `verify` and `status` without being read.
 #[test]

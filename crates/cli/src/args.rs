@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use archive::signing::SigningKey;
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::logging::LogFormat;
@@ -40,6 +41,12 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+fn parse_time(value: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("expected an RFC 3339 time such as 2024-05-01T00:00:00Z ({e})"))
 }
 
 fn parse_umask(value: &str) -> Result<u32, String> {
@@ -291,8 +298,8 @@ pub struct SyncArgs {
 
     /// First run only: archive messages changed after this time (RFC 3339). Without it
     /// a first run archives all the history Graph offers.
-    #[arg(long, value_name = "RFC3339")]
-    pub since: Option<String>,
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    pub since: Option<DateTime<Utc>>,
 
     /// Memory for the whole run, in MiB. Peak memory stays within the budget plus a floor
     /// of 64 MiB (the program, its runtime and TLS, and what the allocator keeps): size a
@@ -434,12 +441,12 @@ pub struct ExportArgs {
     pub channel: Option<String>,
 
     /// Messages created at or after this time (RFC 3339).
-    #[arg(long, value_name = "RFC3339")]
-    pub from: Option<String>,
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    pub from: Option<DateTime<Utc>>,
 
     /// Messages created before this time (RFC 3339).
-    #[arg(long, value_name = "RFC3339")]
-    pub to: Option<String>,
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    pub to: Option<DateTime<Utc>>,
 
     /// Messages whose text contains this word, case-insensitive (repeatable: any of them).
     #[arg(long = "keyword", value_name = "WORD")]
@@ -474,8 +481,8 @@ pub struct ExportArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
-    /// The archive to check: a folder or URL.
-    #[arg(long, value_name = "DIR|URL")]
+    /// The archive to check: a folder or URL (required unless --export is given).
+    #[arg(long, value_name = "DIR|URL", required_unless_present = "export")]
     pub archive: Option<String>,
 
     /// An export folder to check against its export_manifest.json.

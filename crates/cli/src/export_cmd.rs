@@ -1,23 +1,10 @@
 //! `teams-archiver export`: the export crate, driven from the command line.
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 
 use crate::args::{ExportArgs, ExportFormat};
 use crate::progress::Display;
 use archive::records::Outcome;
-
-fn time(flag: &str, value: Option<&str>) -> anyhow::Result<Option<DateTime<Utc>>> {
-    value
-        .map(|v| {
-            DateTime::parse_from_rfc3339(v)
-                .map(|t| t.with_timezone(&Utc))
-                .with_context(|| {
-                    format!("{flag} {v:?} is not an RFC 3339 time such as 2024-05-01T00:00:00Z")
-                })
-        })
-        .transpose()
-}
 
 pub async fn run(args: ExportArgs, display: Display) -> anyhow::Result<Outcome> {
     let selection = export::Selection {
@@ -25,8 +12,8 @@ pub async fn run(args: ExportArgs, display: Display) -> anyhow::Result<Outcome> 
         chats: args.chats.clone(),
         team: args.team.clone(),
         channel: args.channel.clone(),
-        from: time("--from", args.from.as_deref())?,
-        to: time("--to", args.to.as_deref())?,
+        from: args.from,
+        to: args.to,
         keywords: args.keywords.clone(),
         include_deleted: args.include_deleted,
         all_versions: args.all_versions,

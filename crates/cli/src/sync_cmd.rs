@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use archive::records::Outcome;
-use chrono::{DateTime, Utc};
 use pipeline::sync::{SourceKind, SyncOptions};
 
 use crate::args::{self, SyncArgs};
@@ -14,15 +13,7 @@ use crate::{credentials, report};
 
 pub async fn run(args: SyncArgs, display: Display) -> anyhow::Result<Outcome> {
     let clock = Instant::now();
-    let since = args
-        .since
-        .as_deref()
-        .map(|s| {
-            DateTime::parse_from_rfc3339(s)
-                .map(|t| t.with_timezone(&Utc))
-                .with_context(|| format!("--since {s:?} is not an RFC 3339 time"))
-        })
-        .transpose()?;
+    let since = args.since;
     let mut config = credentials::client_config(&args.graph)?;
     config.retry.max_retries = args.max_retries;
     config.payment_model = Some(match args.payment_model {

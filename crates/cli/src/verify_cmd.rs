@@ -22,9 +22,6 @@ fn print(what: &str, report: &export::VerifyReport) {
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
-    if args.archive.is_none() && args.export.is_none() {
-        anyhow::bail!("give --archive DIR|URL, --export DIR, or both");
-    }
     let mut clean = true;
     if let Some(archive) = &args.archive {
         let report = export::verify_archive(

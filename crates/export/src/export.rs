@@ -114,8 +114,15 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
         .clone()
         .normalized()
         .map_err(ExportError::Request)?;
-    prepare_out_dir(&request.out)?;
     let archive = Archive::open(&request.archive)?;
+    let (recorded, record_problems) = archive.recorded_files().await?;
+    if recorded.is_empty() && record_problems.is_empty() && !archive.holds_any_table().await? {
+        return Err(ExportError::Request(format!(
+            "{} is not an archive: it holds no records and no table folders",
+            archive.url()
+        )));
+    }
+    prepare_out_dir(&request.out)?;
     let work = tempfile::Builder::new()
         .prefix(".export-work-")
         .tempdir_in(&request.out)
@@ -132,7 +139,6 @@ pub async fn export(request: ExportRequest) -> Result<ExportReport, ExportError>
         problems: Vec::new(),
         allow_unrecorded: request.allow_unrecorded,
     };
-    let (recorded, record_problems) = reader.archive.recorded_files().await?;
     reader.recorded = recorded.into_iter().collect();
     reader.problems.extend(record_problems);
 

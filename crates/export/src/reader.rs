@@ -145,6 +145,16 @@ impl Archive {
         Ok(days)
     }
 
+    /// Whether any table has a partition folder.
+    pub async fn holds_any_table(&self) -> Result<bool, ExportError> {
+        for table in Table::ALL {
+            if !self.partitions(table).await?.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The Parquet files of one partition of a table, sorted by name.
     pub async fn files(
         &self,
