@@ -12,13 +12,13 @@ use rand::Rng;
 use serde_json::json;
 
 use crate::auth::TokenRequest;
-use crate::config::LinkStyle;
+use crate::config::{LinkStyle, SimConfig};
 use crate::docs::{self, MAIL_PROPERTIES};
 use crate::faults::{EndpointKind, Fault};
 use crate::limits::Buckets;
 use crate::paging::{StateToken, select_page};
 use crate::route::Endpoint;
-use crate::server::{Settings, Shared, lock};
+use crate::server::{Shared, lock};
 use crate::store::{MailAt, Store};
 use crate::text::mix;
 use crate::timefmt::{graph_time, parse_filter_time};
@@ -501,7 +501,7 @@ impl Position {
 /// Context shared by the page builders.
 struct Ctx<'a> {
     shared: &'a Shared,
-    settings: &'a Settings,
+    settings: &'a SimConfig,
     store: &'a Store,
     endpoint: &'a Endpoint,
     uri: &'a Uri,
@@ -525,7 +525,7 @@ fn build(
         )
     };
     let settings_guard = lock(&shared.settings);
-    let settings: &Settings = &settings_guard;
+    let settings: &SimConfig = &settings_guard;
     let mut guard = lock(&shared.store);
     let store: &Store = &guard;
     let scope = scope_of(store, endpoint)?;
@@ -808,7 +808,7 @@ fn relative_links(endpoint: &Endpoint, style: LinkStyle) -> bool {
 
 /// The oldest `lastModifiedDateTime` (epoch ms) delta still returns, if delta's history
 /// is limited ("Delta will only return messages within the last eight months").
-fn delta_horizon(store: &Store, settings: &Settings) -> Option<i64> {
+fn delta_horizon(store: &Store, settings: &SimConfig) -> Option<i64> {
     let months = settings.delta_history_months?;
     let now = store.clock.now();
     Some(
@@ -821,7 +821,7 @@ fn delta_horizon(store: &Store, settings: &Settings) -> Option<i64> {
 /// `model=A|B` on a protected call, checked against the app's billing and, for model A,
 /// the named user's licence (teams-licenses: "Payment-related errors").
 fn check_payment(
-    settings: &Settings,
+    settings: &SimConfig,
     store: &Store,
     model: Option<&str>,
     named_user: Option<usize>,

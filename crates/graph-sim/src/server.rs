@@ -26,22 +26,6 @@ use crate::truth::{
 };
 use crate::{admin, content, content_api, generate, graph};
 
-/// Settings a test may change while the simulator runs.
-pub(crate) struct Settings {
-    pub latency: Duration,
-    pub replay_per_mille: u32,
-    pub link_style: LinkStyle,
-    pub page_size_cap: Option<u32>,
-    pub billing: Billing,
-    pub state_token_lifetime: chrono::Duration,
-    pub record_issued_tokens: bool,
-    pub evolvable_enums: bool,
-    pub delta_history_months: Option<u32>,
-    pub refuse_repeated_delta_parameters: bool,
-    pub key_syntax_links: bool,
-    pub rest_ids_change_on_move: bool,
-}
-
 pub(crate) struct Shared {
     pub base_url: Url,
     pub tenant_id: String,
@@ -52,7 +36,9 @@ pub(crate) struct Shared {
     pub limiter: Mutex<Limiter>,
     pub faults: Mutex<FaultState>,
     pub stats: Mutex<StatsState>,
-    pub settings: Mutex<Settings>,
+    /// The configuration; tests change some of it while the simulator runs (the
+    /// setters of [`crate::SimHandle`]), and requests read it as they are served.
+    pub settings: Mutex<SimConfig>,
     pub issued_state_tokens: Mutex<Vec<String>>,
     pub rng: Mutex<StdRng>,
 }
@@ -106,20 +92,7 @@ pub async fn start_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<Ru
         limiter: Mutex::new(Limiter::new(config.rate_limit)),
         faults: Mutex::new(FaultState::new(config.faults.clone(), config.seed)),
         stats: Mutex::new(StatsState::default()),
-        settings: Mutex::new(Settings {
-            latency: config.latency,
-            replay_per_mille: config.replay_per_mille,
-            link_style: config.link_style,
-            page_size_cap: config.page_size_cap,
-            billing: config.billing,
-            state_token_lifetime: config.state_token_lifetime,
-            record_issued_tokens: config.record_issued_tokens,
-            evolvable_enums: config.evolvable_enums,
-            delta_history_months: config.delta_history_months,
-            refuse_repeated_delta_parameters: config.refuse_repeated_delta_parameters,
-            key_syntax_links: config.key_syntax_links,
-            rest_ids_change_on_move: config.rest_ids_change_on_move,
-        }),
+        settings: Mutex::new(config.clone()),
         issued_state_tokens: Mutex::new(Vec::new()),
         rng: Mutex::new(StdRng::seed_from_u64(config.seed ^ 0x70_6b_e2)),
     });
