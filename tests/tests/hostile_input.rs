@@ -103,71 +103,48 @@ fn dates_outside_years_1_to_9999_keep_their_row_and_stop_nothing() {
     );
 }
 
-/// A JSONL line longer than `--max-line-mib` is named (file and line) and skipped
-/// without being held in memory; the other lines are archived and the run exits 3.
+/// What is read whole is capped by `--max-line-mib`: a longer JSONL line is named (file
+/// and line) and skipped without being held in memory, and so is a larger page file; the
+/// other items are archived and the run exits 3.
 #[test]
-fn a_jsonl_line_past_the_cap_is_named_and_the_rest_archived() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("items.jsonl");
-    let mut lines = std::fs::File::create(&file).unwrap();
-    let long = message("2", "2024-05-01T09:00:00Z", "2024-05-01T09:00:00Z");
-    let mut long = long.as_object().unwrap().clone();
-    long.insert("padding".into(), "x".repeat(3 * 1024 * 1024).into());
-    for line in [
-        message("1", "2024-05-01T09:00:00Z", "2024-05-01T09:00:00Z"),
-        serde_json::Value::Object(long),
-        message("3", "2024-05-01T09:00:00Z", "2024-05-01T09:00:00Z"),
-    ] {
-        writeln!(lines, "{line}").unwrap();
-    }
-    drop(lines);
-    let out = dir.path().join("archive");
-    let output = ingest(&out, &[&file], &["--max-line-mib", "1"]);
-    no_panic(&output);
-    let all = output_text(&output);
-    assert_eq!(output.status.code(), Some(3), "{all}");
-    assert!(
-        all.contains("items.jsonl item 2") && all.contains("more than the 1 MiB"),
-        "{all}"
-    );
-    let ids: Vec<_> = rows(&out, "chat_messages", &["id"])
-        .into_iter()
-        .map(|r| r["id"].clone().unwrap())
-        .collect();
-    assert_eq!(ids.len(), 2, "{ids:?}");
-}
-
-/// A page file is read whole: one larger than `--max-line-mib` is named and skipped, not
-/// read into memory; the other inputs are archived and the run exits 3.
-#[test]
-fn a_page_file_past_the_cap_is_named_and_the_rest_archived() {
+fn a_jsonl_line_or_a_page_file_past_the_cap_is_named_and_the_rest_archived() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = dir.path().join("in");
     std::fs::create_dir(&inputs).unwrap();
-    let page = |items: Vec<serde_json::Value>| serde_json::json!({ "value": items }).to_string();
-    let small = page(vec![message(
-        "1",
-        "2024-05-01T09:00:00Z",
-        "2024-05-01T09:00:00Z",
-    )]);
-    std::fs::write(inputs.join("small.json"), small).unwrap();
-    let mut large = message("2", "2024-05-01T09:00:00Z", "2024-05-01T09:00:00Z");
-    large["padding"] = "x".repeat(3 * 1024 * 1024).into();
-    std::fs::write(inputs.join("large.json"), page(vec![large])).unwrap();
+    let at = "2024-05-01T09:00:00Z";
+    let padded = |id: &str| {
+        let mut item = message(id, at, at);
+        item["padding"] = "x".repeat(3 * 1024 * 1024).into();
+        item
+    };
+    let mut lines = std::fs::File::create(inputs.join("items.jsonl")).unwrap();
+    for line in [message("1", at, at), padded("2"), message("3", at, at)] {
+        writeln!(lines, "{line}").unwrap();
+    }
+    drop(lines);
+    let page = |item: serde_json::Value| serde_json::json!({ "value": [item] }).to_string();
+    std::fs::write(inputs.join("large.json"), page(padded("4"))).unwrap();
+    std::fs::write(inputs.join("small.json"), page(message("5", at, at))).unwrap();
+
     let out = dir.path().join("archive");
     let output = ingest(&out, &[&inputs], &["--max-line-mib", "1"]);
     no_panic(&output);
     let all = output_text(&output);
     assert_eq!(output.status.code(), Some(3), "{all}");
     assert!(
+        all.contains("items.jsonl item 2") && all.contains("more than the 1 MiB a line may hold"),
+        "{all}"
+    );
+    assert!(
         all.contains("large.json") && all.contains("more than the 1 MiB a file read whole"),
         "{all}"
     );
-    let ids: Vec<_> = rows(&out, "chat_messages", &["id"])
+    let mut ids: Vec<_> = rows(&out, "chat_messages", &["id"])
         .into_iter()
         .map(|r| r["id"].clone().unwrap())
         .collect();
-    assert_eq!(ids, ["1"], "{ids:?}");
+    ids.sort();
+    assert_eq!(ids, ["1", "3", "5"]);
 }
 
 fn small_archive(out: &Path) {

@@ -25,6 +25,21 @@ async fn open(archive: &std::path::Path, state: &std::path::Path) -> ArchiveWrit
     open_local(archive, state, options()).await
 }
 
+/// Opens the writer again, with what opening it found and repaired.
+async fn reopen(
+    archive: &std::path::Path,
+    state: &std::path::Path,
+) -> (ArchiveWriter, sink::RecoveryReport) {
+    ArchiveWriter::open(
+        archive.to_str().unwrap(),
+        state.to_str().unwrap(),
+        vec![message_spec()],
+        options(),
+    )
+    .await
+    .unwrap()
+}
+
 fn read_file(
     path: &std::path::Path,
 ) -> (Vec<RecordBatch>, parquet::file::metadata::ParquetMetaData) {
@@ -248,14 +263,7 @@ async fn a_new_index_is_rebuilt_from_the_archive() {
     drop(writer);
 
     // Another state (another machine, or a lost cache): the index catches up.
-    let (mut writer, report) = ArchiveWriter::open(
-        archive.to_str().unwrap(),
-        dir.path().join("state-b").to_str().unwrap(),
-        vec![message_spec()],
-        options(),
-    )
-    .await
-    .unwrap();
+    let (mut writer, report) = reopen(&archive, &dir.path().join("state-b")).await;
     assert_eq!(report.commit_records_applied, 1);
     assert_eq!(report.keys_indexed, 25);
     let stats = writer.append(TABLE, &batch(&input)).unwrap();
@@ -273,14 +281,7 @@ async fn an_index_that_knows_more_than_the_archive_is_rebuilt() {
 
     // The archive is replaced by an empty one; the index must not drop its rows.
     std::fs::remove_dir_all(&archive).unwrap();
-    let (mut writer, report) = ArchiveWriter::open(
-        archive.to_str().unwrap(),
-        state.to_str().unwrap(),
-        vec![message_spec()],
-        options(),
-    )
-    .await
-    .unwrap();
+    let (mut writer, report) = reopen(&archive, &state).await;
     assert!(report.index_rebuilt);
     assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
     let stats = writer.append(TABLE, &batch(&input)).unwrap();
@@ -304,14 +305,7 @@ async fn a_damaged_index_is_replaced_and_rebuilt_from_the_archive() {
             .unwrap();
         file.set_len(damage).unwrap();
         drop(file);
-        let (mut writer, report) = ArchiveWriter::open(
-            archive.to_str().unwrap(),
-            state.to_str().unwrap(),
-            vec![message_spec()],
-            options(),
-        )
-        .await
-        .unwrap();
+        let (mut writer, report) = reopen(&archive, &state).await;
         // An empty file is a new index, caught up without being called rebuilt.
         assert_eq!(report.index_rebuilt, damage > 0, "cut to {damage} bytes");
         assert_eq!(report.keys_indexed, 20, "cut to {damage} bytes");
