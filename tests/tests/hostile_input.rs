@@ -201,32 +201,21 @@ fn bad_arguments_exit_2_and_a_non_archive_is_refused_before_anything_is_made() {
         no_panic(&output);
         (output.status.code(), output_text(&output))
     };
-    let archive_arg = not_archive.to_str().unwrap();
-    let out_arg = out.to_str().unwrap();
     let (code, all) = run(&["verify"]);
     assert_eq!(code, Some(2), "{all}");
-    let (code, all) = run(&[
+    let export = [
         "export",
         "--archive",
-        archive_arg,
+        not_archive.to_str().unwrap(),
         "--out",
-        out_arg,
+        out.to_str().unwrap(),
         "--format",
         "jsonl",
-        "--from",
-        "May",
-    ]);
+    ];
+    let (code, all) = run(&[&export[..], &["--from", "May"]].concat());
     assert_eq!(code, Some(2), "{all}");
     assert!(all.contains("--from"), "{all}");
-    let (code, all) = run(&[
-        "export",
-        "--archive",
-        archive_arg,
-        "--out",
-        out_arg,
-        "--format",
-        "jsonl",
-    ]);
+    let (code, all) = run(&export);
     assert_eq!(code, Some(1), "{all}");
     assert!(all.contains("is not an archive"), "{all}");
     assert!(!out.exists());
