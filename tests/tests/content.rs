@@ -563,6 +563,65 @@ fn killed_at_any_content_step_a_rerun_loses_no_reference_and_stores_no_blob_twic
     }
 }
 
+/// Content Graph keeps failing to serve (503 past the retries) stops its scope, exit 3,
+/// with the checkpoint where it was: the next run reads the page again and stores it.
+/// Content Graph refuses for good (400) is recorded `failed`, named, and the run exits 3.
+#[test]
+fn content_graph_fails_to_serve_is_retried_by_the_next_run_and_a_refusal_is_named() {
+    use graph_sim::{EndpointKind, Fault, FaultPlan, FaultRule, Target};
+    let tenant = tenant();
+    let sim = tenant.sim.handle();
+    let at = places(&tenant);
+    sim.add_chat_message_with(&at.chat_id, &at.member, "<p>img</p>", &image())
+        .unwrap();
+    let failing = |status| {
+        FaultPlan::none().with(
+            FaultRule::every(Fault::Status { status }, 1)
+                .on(Target::Endpoint(EndpointKind::HostedContentValue)),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("archive");
+    let sync_chats = || {
+        let mut command = tenant.sync(ARCHIVER, out.to_str().unwrap());
+        command.args(["--source", "chats", "--max-retries", "1"]);
+        run(command)
+    };
+
+    sim.set_faults(failing(503));
+    assert_exit(&sync_chats(), 3);
+    assert!(blobs(&out).is_empty());
+    assert!(content_rows(&out).is_empty(), "{:?}", content_rows(&out));
+
+    sim.set_faults(FaultPlan::none());
+    assert_exit(&sync_chats(), 0);
+    let rows = content_rows(&out);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(value(&rows[0], "status"), Some("ok"));
+    assert_eq!(blobs(&out).len(), 1);
+
+    sim.add_chat_message_with(&at.chat_id, &at.member, "<p>again</p>", &image())
+        .unwrap();
+    sim.set_faults(failing(400));
+    let refused = sync_chats();
+    assert_exit(&refused, 3);
+    let rows = content_rows(&out);
+    let failed: Vec<_> = rows
+        .iter()
+        .filter(|r| value(r, "status") == Some("failed"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{rows:?}");
+    let summary = last_summary(&out);
+    assert!(
+        summary
+            .errors
+            .iter()
+            .any(|e| e.starts_with("content not stored:") && e.contains("400")),
+        "{:?}",
+        summary.errors
+    );
+}
+
 #[test]
 fn on_s3_under_throttling_and_cut_bodies_every_piece_is_stored_once_and_never_overwritten() {
     use graph_sim::{EndpointKind, Fault, FaultPlan, FaultRule, RetryAfter, Target};

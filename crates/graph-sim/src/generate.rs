@@ -307,10 +307,12 @@ fn generate_chats(store: &mut Store, rng: &mut StdRng, config: &SimConfig, oldes
             }
         }
         if g % 3 == 2 {
-            let raw: [u8; 24] = rng.random();
+            // Teams names a meeting's chat by the base64 of its GUID's text, which holds
+            // no `/` or `+`.
+            let guid = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
             let id = format!(
                 "19:meeting_{}@thread.v2",
-                base64::engine::general_purpose::STANDARD_NO_PAD.encode(raw)
+                base64::engine::general_purpose::STANDARD_NO_PAD.encode(guid.to_string())
             );
             insert_chat(
                 store,

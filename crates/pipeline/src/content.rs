@@ -5,9 +5,10 @@
 //! blob named by its SHA-256, and only then recorded as a `message_contents` row in the
 //! scope's lane, beside the message's own row. The row goes to the writer with the page's
 //! checkpoint, so a checkpoint never passes a message whose content is neither stored nor
-//! recorded as unavailable (404, 403, over the cap, or failed after retries). A piece that
-//! cannot be spooled or stored locally stops the scope instead: its checkpoint stays, and
-//! the next run reads the page again.
+//! recorded as unavailable (404, 403, over the cap, or refused for good: `failed`, an error
+//! of the run). A piece Graph may yet serve (5xx, throttling, a cut connection, past the
+//! retries), or that cannot be spooled or stored locally, stops the scope instead: its
+//! checkpoint stays, and the next run reads the page again.
 
 use std::path::PathBuf;
 use std::pin::pin;
@@ -70,6 +71,17 @@ struct Counts {
     blobs_created: AtomicU64,
     blobs_present: AtomicU64,
     bytes_stored: AtomicU64,
+    /// Why each piece recorded `failed` failed, as many as a run summary lists.
+    failures: std::sync::Mutex<Vec<String>>,
+}
+
+impl Counts {
+    fn note_failure(&self, error: String) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() < archive::records::RECORDED_ERRORS {
+            failures.push(error);
+        }
+    }
 }
 
 /// Message versions remembered as captured in this run, at most (about 3 MiB).
@@ -155,6 +167,19 @@ impl ContentCapture {
         })))
     }
 
+    /// Why each piece recorded `failed` failed: errors of the run, which exits 3.
+    pub fn failures(&self) -> Vec<String> {
+        let failures = self
+            .counts
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        failures
+            .iter()
+            .map(|e| format!("content not stored: {e}"))
+            .collect()
+    }
+
     /// What the run's content came to.
     pub fn totals(&self) -> ContentTotals {
         let c = &self.counts;
@@ -196,21 +221,29 @@ impl ContentCapture {
         }
         for reference in references {
             let row = match reference.kind {
-                ContentKind::File => self.file(&reference).await?,
-                _ => {
-                    let mut row = self
-                        .download(
-                            reference.kind,
-                            reference.reference.clone(),
-                            &reference.reference,
-                            None,
-                        )
-                        .await?;
-                    row.piece.graph_id = reference.graph_id.clone();
-                    row
-                }
+                ContentKind::File => self.file(&reference).await,
+                _ => self
+                    .download(
+                        reference.kind,
+                        reference.reference.clone(),
+                        &reference.reference,
+                        None,
+                    )
+                    .await
+                    .map(|mut row| {
+                        row.piece.graph_id = reference.graph_id.clone();
+                        row
+                    }),
             };
-            self.record(lane, &message, row);
+            match row {
+                Ok(row) => self.record(lane, &message, row),
+                Err(e) => {
+                    // Not captured after all: another listing of the message may try.
+                    let mut captured = self.captured.lock().expect("not poisoned");
+                    captured.remove(&message.content_sha256);
+                    return Err(e);
+                }
+            }
         }
         Ok(())
     }
@@ -403,8 +436,15 @@ impl ContentCapture {
             Err(e @ (fetch::FetchError::Auth { .. } | fetch::FetchError::Unsupported { .. })) => {
                 return Err(e.to_string());
             }
+            // Graph failing for longer than the retries last: the scope stops with its
+            // checkpoint where it is, and the next run reads the page and tries again.
+            Err(e) if is_transient(&e) => return Err(e.to_string()),
             Err(e) => {
-                let mut row = ContentRow::new(kind, reference, status_of(&e));
+                let status = status_of(&e);
+                if status == ContentStatus::Failed {
+                    self.counts.note_failure(e.to_string());
+                }
+                let mut row = ContentRow::new(kind, reference, status);
                 if let fetch::FetchError::TooLarge { size, .. } = &e {
                     row.piece.size = Some(*size as i64);
                 }
@@ -436,6 +476,16 @@ impl ContentCapture {
         row.piece.blob_sha256 = Some(downloaded.sha256);
         row.piece.content_type = downloaded.content_type;
         Ok(row)
+    }
+}
+
+/// Whether Graph may yet serve what failed: an answer of its own trouble (5xx, 408,
+/// throttling) or a connection or body cut short, after the client's retries.
+fn is_transient(error: &fetch::FetchError) -> bool {
+    match error {
+        fetch::FetchError::Transport { .. } | fetch::FetchError::MalformedPage { .. } => true,
+        fetch::FetchError::Http { status, .. } => *status >= 500 || matches!(status, 408 | 429),
+        _ => false,
     }
 }
 

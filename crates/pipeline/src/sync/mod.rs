@@ -219,6 +219,9 @@ pub async fn run(
         ScopeOutcome::Failed { error } => Some(format!("{}: {error}", r.scope)),
         _ => None,
     }));
+    if let Some(content) = &content {
+        errors.extend(content.failures());
+    }
     let mut summary = RunSummary::new(&run_id, Command::Sync, started);
     summary.totals = written.totals;
     summary.record_errors(errors, 0);
