@@ -1,6 +1,6 @@
 //! The client: one per app, cheap to clone, and the sources an archive reads from it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -302,34 +302,46 @@ impl GraphClient {
             Ok(request) => Step::Fetch(request),
             Err(error) => Step::Fail(error),
         };
-        futures::stream::unfold(start, move |step| {
+        // Every URL fetched in this round, by hash, with its page number: a nextLink that
+        // leads back to one of them would page forever.
+        let fetched: HashMap<u64, u64> = HashMap::new();
+        futures::stream::unfold((start, fetched), move |(step, mut fetched)| {
             let inner = inner.clone();
             let scope = scope.clone();
             async move {
                 match step {
                     Step::Done => None,
-                    Step::Fail(error) => Some((Err(error), Step::Done)),
+                    Step::Fail(error) => Some((Err(error), (Step::Done, fetched))),
                     Step::Fetch(request) => match inner.get_page(&scope, &request).await {
-                        Err(error) => Some((Err(error), Step::Done)),
+                        Err(error) => Some((Err(error), (Step::Done, fetched))),
                         Ok(page) => {
+                            fetched.insert(url_hash(&request.url), request.number);
+                            let malformed = |detail: String| {
+                                Step::Fail(FetchError::MalformedPage {
+                                    scope: scope.clone(),
+                                    url: page.url.clone(),
+                                    page: page.number,
+                                    attempts: 1,
+                                    detail,
+                                })
+                            };
                             let next = match page.link.next() {
                                 None => Step::Done,
                                 Some(link) => match resolve_link(&inner.config.graph_url, link) {
-                                    Ok(url) => Step::Fetch(PageRequest {
-                                        url,
-                                        number: request.number + 1,
-                                        ..request
-                                    }),
-                                    Err(detail) => Step::Fail(FetchError::MalformedPage {
-                                        scope: scope.clone(),
-                                        url: page.url.clone(),
-                                        page: page.number,
-                                        attempts: 1,
-                                        detail,
-                                    }),
+                                    Ok(url) => match fetched.get(&url_hash(&url)) {
+                                        Some(earlier) => malformed(format!(
+                                            "its nextLink leads back to page {earlier} of this round: Graph's paging is in a loop"
+                                        )),
+                                        None => Step::Fetch(PageRequest {
+                                            url,
+                                            number: request.number + 1,
+                                            ..request
+                                        }),
+                                    },
+                                    Err(detail) => malformed(detail),
                                 },
                             };
-                            Some((Ok(page), next))
+                            Some((Ok(page), (next, fetched)))
                         }
                     },
                 }
@@ -714,4 +726,12 @@ impl FolderWalk {
         }
         Ok(page)
     }
+}
+
+/// A URL's hash, to know a page fetched before in a round.
+fn url_hash(url: &Url) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    url.as_str().hash(&mut hasher);
+    hasher.finish()
 }

@@ -252,6 +252,31 @@ async fn a_page_still_malformed_after_retries_is_an_error_naming_scope_page_and_
 }
 
 #[tokio::test]
+async fn a_next_link_back_to_a_page_of_the_round_ends_it_with_an_error_instead_of_looping() {
+    let sim = sim(quiet()).await;
+    let client = client(&sim);
+    let user = sim.directory().users[0].clone();
+    // The second page's nextLink is its own URL.
+    sim.set_faults(FaultPlan::none().with(
+        FaultRule::every(Fault::NextLinkToItself, 1).on(Target::PathContains("skiptoken".into())),
+    ));
+    let got = tokio::time::timeout(
+        Duration::from_secs(30),
+        round(&client, &chats_of(&user.id), initial(2)),
+    )
+    .await
+    .expect("the round ends");
+    assert_eq!(got.pages.len(), 2);
+    let error = got.error.expect("an error for the loop");
+    let text = error.to_string();
+    assert!(
+        matches!(error, FetchError::MalformedPage { page: 2, .. })
+            && text.contains("leads back to page 2 of this round"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn errors_that_outlast_the_retries_say_what_happened() {
     let sim = sim(quiet()).await;
     let client = client(&sim);

@@ -160,6 +160,9 @@ pub enum Fault {
     Slow { delay_ms: u64 },
     /// 401 InvalidAuthenticationToken; the presented access token is dead from now on.
     ExpiredToken,
+    /// A page whose `@odata.nextLink` is the URL it was asked at (a paging bug, or a
+    /// proxy that rewrites links): a client that follows it pages forever.
+    NextLinkToItself,
 }
 
 impl Fault {
@@ -173,6 +176,7 @@ impl Fault {
             Fault::IncompleteJson => "incomplete-json",
             Fault::Slow { .. } => "slow",
             Fault::ExpiredToken => "expired-token",
+            Fault::NextLinkToItself => "next-link-to-itself",
         }
     }
 }

@@ -164,7 +164,7 @@ pub(crate) async fn faults_before(
             tokio::time::sleep(Duration::from_millis(*delay_ms)).await;
             return Before::Continue { after: None };
         }
-        Fault::TruncatedBody | Fault::IncompleteJson => {
+        Fault::TruncatedBody | Fault::IncompleteJson | Fault::NextLinkToItself => {
             return Before::Continue { after: Some(fault) };
         }
         Fault::ExpiredToken => {
@@ -311,6 +311,9 @@ async fn serve(shared: Arc<Shared>, endpoint: Endpoint, uri: Uri, headers: Heade
                     page.body = replace_all(&page.body, from, to);
                 }
             }
+            if after == Some(Fault::NextLinkToItself) {
+                page.link_to(&shared.base_url, &uri);
+            }
             page.into_response(after)
         }
         Err(error) => error.into_response(),
@@ -392,6 +395,19 @@ pub(crate) struct PageOut {
 }
 
 impl PageOut {
+    /// Makes the page's `@odata.nextLink` the URL it was asked at.
+    fn link_to(&mut self, base_url: &url::Url, uri: &Uri) {
+        let Ok(mut page) = serde_json::from_slice::<serde_json::Value>(&self.body) else {
+            return;
+        };
+        let asked = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        if let (Some(fields), Ok(url)) = (page.as_object_mut(), base_url.join(asked)) {
+            fields.remove("@odata.deltaLink");
+            fields.insert("@odata.nextLink".into(), url.to_string().into());
+            self.body = serde_json::to_vec(&page).expect("JSON serialises");
+        }
+    }
+
     pub(crate) fn into_response(self, after: Option<Fault>) -> Response {
         let mut body = self.body;
         let full_length = body.len();
