@@ -83,4 +83,17 @@ fn demo_archives_a_tenant_twice_and_status_reports_it() {
         !text.contains("deltatoken") && !text.contains("skiptoken"),
         "status never shows links: {text}"
     );
+
+    // A second demo into the same folder would meet a tenant that is gone: refused.
+    let again = Command::new(ARCHIVER)
+        .args(["demo", "--users", "4", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("is not empty"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 }

@@ -20,6 +20,14 @@ pub async fn run(args: DemoArgs, progress: Display) -> anyhow::Result<Outcome> {
         max_replies_per_message: 3,
         ..SimConfig::demo()
     };
+    // Each demo simulates a new tenant: an archive of an earlier one would hold links
+    // into a simulator that is gone.
+    if std::fs::read_dir(&args.out).is_ok_and(|mut entries| entries.next().is_some()) {
+        anyhow::bail!(
+            "{} is not empty: the demo simulates a new tenant each time, so it writes a new archive; give a new --out, or remove that folder",
+            args.out.display()
+        );
+    }
     let sim = graph_sim::start(config)
         .await
         .context("starting the Graph simulator")?;

@@ -13,7 +13,7 @@ use crate::auth::TokenSource;
 use crate::config::ClientConfig;
 use crate::error::{FetchError, RedactedUrl};
 use crate::http::{Expect, PageRequest};
-use crate::page::{Page, resolve_link};
+use crate::page::{Page, resolve_link, resolve_saved_link};
 use crate::throttle::{Route, Throttle};
 
 /// What a delta round or window reads.
@@ -532,7 +532,7 @@ impl GraphClient {
         };
         match (scope, start) {
             (_, RoundStart::Resume { link }) => {
-                let url = resolve_link(&config.graph_url, link).map_err(|detail| {
+                let url = resolve_saved_link(&config.graph_url, link).map_err(|detail| {
                     FetchError::MalformedPage {
                         scope: scope.to_string(),
                         url: RedactedUrl::from_text(link),

@@ -148,6 +148,38 @@ pub(crate) fn resolve_link(graph_url: &Url, link: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// A link saved by an earlier run, resolved against today's `graph_url`. One saved under
+/// another `--graph-url` (a proxy, before or after) keeps its path and query, which carry
+/// Graph's state, and goes to the Graph configured now: the bearer token goes nowhere else.
+pub(crate) fn resolve_saved_link(graph_url: &Url, link: &str) -> Result<Url, String> {
+    let refused = match resolve_link(graph_url, link) {
+        Ok(url) => return Ok(url),
+        Err(refused) => refused,
+    };
+    let Ok(saved) = Url::parse(link) else {
+        return Err(refused);
+    };
+    // From the API version on: a proxy's own path prefix is not Graph's.
+    let path = saved.path();
+    let version = ["/v1.0/", "/beta/"]
+        .iter()
+        .filter_map(|v| path.find(v))
+        .min()
+        .unwrap_or(0);
+    let mut path_and_query = path[version..].to_string();
+    if let Some(query) = saved.query() {
+        path_and_query.push('?');
+        path_and_query.push_str(query);
+    }
+    let url = resolve_link(graph_url, &path_and_query)?;
+    tracing::warn!(
+        saved = %RedactedUrl::new(&saved),
+        now = %RedactedUrl::new(&url),
+        "a saved link points at another Graph address than --graph-url; it is followed at --graph-url"
+    );
+    Ok(url)
+}
+
 /// Check a response body is a page of a collection (or, for an entity, one JSON object)
 /// and find its items and links.
 pub(crate) fn parse_page(
@@ -299,6 +331,21 @@ mod tests {
             .unwrap_err()
             .contains("outside")
         );
+    }
+
+    #[test]
+    fn a_saved_link_of_another_graph_address_goes_to_the_configured_one() {
+        let g = graph();
+        for saved in [
+            "https://graph.microsoft.com/v1.0/users/u/chats/getAllMessages/delta?$deltatoken=a",
+            "http://127.0.0.1:9/other/prefix/v1.0/users/u/chats/getAllMessages/delta?$deltatoken=a",
+        ] {
+            assert_eq!(
+                resolve_saved_link(&g, saved).unwrap().as_str(),
+                "https://proxy.example/graph/v1.0/users/u/chats/getAllMessages/delta?$deltatoken=a",
+                "{saved}"
+            );
+        }
     }
 
     #[test]
