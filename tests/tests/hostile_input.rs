@@ -218,6 +218,7 @@ fn bad_arguments_exit_2_and_a_non_archive_is_refused_before_anything_is_made() {
     let (code, all) = run(&export);
     assert_eq!(code, Some(1), "{all}");
     assert!(all.contains("is not an archive"), "{all}");
+    assert!(!all.contains('\u{1b}'), "no colour codes off a terminal: {all:?}");
     assert!(!out.exists());
 }
 

@@ -25,6 +25,9 @@ pub fn init(format: LogFormat, default_level: &str) {
             .with(
                 fmt::layer()
                     .with_writer(OneLinePerEvent(std::io::stderr))
+                    // Colours only on a terminal: a file, cron's mail or journald would
+                    // keep the escape codes as text.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                     .with_target(false),
             )
             .init(),
