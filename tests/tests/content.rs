@@ -599,6 +599,14 @@ fn content_graph_fails_to_serve_is_retried_by_the_next_run_and_a_refusal_is_name
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(value(&rows[0], "status"), Some("ok"));
     assert_eq!(blobs(&out).len(), 1);
+    // A blob is part of the archive: its mode follows the umask, as the table files' do.
+    let mode = |path: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions())
+            & 0o777
+    };
+    let blob = out.join(archive::layout::blob_key(blobs(&out).keys().next().unwrap()).unwrap());
+    let table_file = &e2e::parquet_files::table_files(&out, "message_contents")[0];
+    assert_eq!(mode(&blob), mode(table_file));
 
     sim.add_chat_message_with(&at.chat_id, &at.member, "<p>again</p>", &image())
         .unwrap();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use archive::PARTITION_COLUMN;
 use archive::Table;
 use archive::chain::ChainedRecord;
-use archive::layout::{COMMITS_DIR, RUNS_DIR};
+use archive::layout::{COMMITS_DIR, RUNS_DIR, STATE_DIR};
 use archive::records::{ChainLink, CommitRecord, FileCheck, FileRecord, Record, RunSummary};
 use arrow::record_batch::RecordBatch;
 use chrono::NaiveDate;
@@ -186,16 +186,29 @@ impl Archive {
 
     /// Every object under the archive except the state folder, sorted by key.
     pub async fn all_objects(&self) -> Result<Vec<(String, u64)>, ExportError> {
-        let metas: Vec<ObjectMeta> = self
+        // The state folder is not listed at all: it may be readable by its owner only,
+        // and a verify by someone else (an auditor's group) must not need it.
+        let top = self
             .store
-            .list(None)
-            .try_collect()
+            .list_with_delimiter(None)
             .await
             .map_err(self.store_error("list", ""))?;
+        let mut metas = top.objects;
+        for folder in top.common_prefixes {
+            if folder.as_ref() == STATE_DIR {
+                continue;
+            }
+            let listed: Vec<ObjectMeta> = self
+                .store
+                .list(Some(&folder))
+                .try_collect()
+                .await
+                .map_err(self.store_error("list", folder.as_ref()))?;
+            metas.extend(listed);
+        }
         let mut all: Vec<(String, u64)> = metas
             .into_iter()
             .map(|m| (m.location.to_string(), m.size))
-            .filter(|(key, _)| !key.starts_with("_state/"))
             .collect();
         all.sort();
         Ok(all)

@@ -87,7 +87,6 @@ impl BlobStore {
             });
         }
         writer.complete_upload().await.map_err(store)?;
-        self.archive.make_file_private(&key);
         Ok(match writer.finish().2 {
             Some(Published::AlreadyPresent) => BlobPut::AlreadyPresent,
             _ => BlobPut::Created,
