@@ -76,6 +76,18 @@ enum KillPoint {
 /// Starts sync and SIGKILLs it right after the chosen event. Returns the event killed
 /// at, or `None` if the run finished first.
 fn kill_at(tenant: &Tenant, out: &Path, point: &KillPoint) -> Option<Event> {
+    signal_at(tenant, out, point, "KILL").0
+}
+
+/// Starts sync and sends it `signal` right after the chosen event. Returns the event it
+/// was sent at (`None` if the run finished first), how the run ended, and what it wrote
+/// to stderr after the signal.
+fn signal_at(
+    tenant: &Tenant,
+    out: &Path,
+    point: &KillPoint,
+    signal: &str,
+) -> (Option<Event>, std::process::ExitStatus, String) {
     let mut child = sync(tenant, out)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -85,7 +97,8 @@ fn kill_at(tenant: &Tenant, out: &Path, point: &KillPoint) -> Option<Event> {
     let mut seen = 0;
     let mut seen_of_kind: std::collections::BTreeMap<Event, usize> = Default::default();
     let mut killed_at = None;
-    for line in BufReader::new(stderr).lines() {
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
         let Ok(line) = line else { break };
         let Some(label) = event(&line) else { continue };
         seen += 1;
@@ -96,13 +109,18 @@ fn kill_at(tenant: &Tenant, out: &Path, point: &KillPoint) -> Option<Event> {
             KillPoint::Nth(kind, n) => kind == &label && *of_kind == *n,
         };
         if hit {
-            child.kill().unwrap(); // SIGKILL: no destructor, no flush, no goodbye
+            // SIGKILL leaves no destructor, no flush, no goodbye.
+            let sent = Command::new("kill")
+                .args([format!("-{signal}"), child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
             killed_at = Some(label);
             break;
         }
     }
-    child.wait().unwrap();
-    killed_at
+    let after: String = lines.map_while(Result::ok).map(|l| l + "\n").collect();
+    (killed_at, child.wait().unwrap(), after)
 }
 
 fn kill_after(tenant: &Tenant, out: &Path, n: usize) -> Option<Event> {
@@ -259,6 +277,27 @@ fn killed_at_any_moment_a_rerun_leaves_every_version_exactly_once() {
             kinds.contains(&event),
             "no kill landed at {event:?}: {kinds:?}"
         );
+    }
+}
+
+/// SIGTERM and SIGINT (Ctrl-C) stop a run at once, with a line saying so and exit code
+/// 128 + the signal; the rerun stores every version exactly once.
+#[test]
+fn stopped_by_sigterm_or_sigint_a_run_says_so_and_a_rerun_loses_nothing() {
+    let tenant = Tenant::start(tenant());
+    let snapshot = tenant.sim.snapshot();
+    for (signal, code) in [("TERM", 143), ("INT", 130)] {
+        let dir = tempfile::tempdir().unwrap();
+        let point = KillPoint::Nth(Event::Step(ProtocolStep::WriteFile), 1);
+        let (sent_at, status, after) = signal_at(&tenant, dir.path(), &point, signal);
+        assert!(sent_at.is_some(), "the run ended before SIG{signal}");
+        assert_eq!(status.code(), Some(code), "SIG{signal}: {after}");
+        assert!(
+            after.contains(&format!("stopped by SIG{signal}")),
+            "{after}"
+        );
+        finish(&tenant, dir.path());
+        assert_exactly_once(dir.path(), &[&snapshot], 0, &format!("SIG{signal}"));
     }
 }
 

@@ -26,6 +26,22 @@ use clap::Parser;
 
 use args::{Cli, Command};
 
+/// The first SIGINT (Ctrl-C) or SIGTERM, by name.
+async fn interrupted() -> &'static str {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(terminate) => terminate,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return "SIGINT";
+            }
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    }
+}
+
 /// Runs the command line (the binary's whole `main`).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -46,14 +62,25 @@ pub fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Ingest(args) => ingest_cmd::run(args, progress).await,
-            Command::Schema(args) => schema::run(args),
-            Command::Sync(args) => sync_cmd::run(args, progress).await,
-            Command::Demo(args) => demo::run(args, progress).await,
-            Command::Status(args) => status::run(args).await,
-            Command::Export(args) => export_cmd::run(args, progress).await,
-            Command::Verify(args) => verify_cmd::run(args).await,
+        let command = async move {
+            match cli.command {
+                Command::Ingest(args) => ingest_cmd::run(args, progress).await,
+                Command::Schema(args) => schema::run(args),
+                Command::Sync(args) => sync_cmd::run(args, progress).await,
+                Command::Demo(args) => demo::run(args, progress).await,
+                Command::Status(args) => status::run(args).await,
+                Command::Export(args) => export_cmd::run(args, progress).await,
+                Command::Verify(args) => verify_cmd::run(args).await,
+            }
+        };
+        tokio::select! {
+            result = command => result,
+            signal = interrupted() => {
+                // Stopping at any moment is safe: checkpoints follow durable data only,
+                // and the next run completes what this one was committing.
+                tracing::error!("stopped by {signal}: what was committed stays; the next run goes on from the last checkpoints");
+                std::process::exit(128 + if signal == "SIGTERM" { 15 } else { 2 });
+            }
         }
     });
     match result {
