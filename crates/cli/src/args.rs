@@ -177,8 +177,8 @@ pub struct IngestArgs {
 
     /// Memory for the whole run, in MiB. An eighth of it holds rows waiting to be
     /// written; files are committed when that fills.
-    #[arg(long, value_name = "MIB", default_value_t = 256)]
-    pub memory_budget_mib: usize,
+    #[arg(long, value_name = "MIB", default_value = "256")]
+    pub memory_budget_mib: std::num::NonZeroUsize,
 
     /// Worker threads that parse and transform (default: one per core).
     #[arg(long, value_name = "N")]
@@ -308,8 +308,8 @@ pub struct SyncArgs {
     /// quarter the rows waiting while a commit runs, a sixteenth the rows scopes gather;
     /// the rest covers what those do not count (encoders, pages in flight). A larger
     /// budget means fewer, larger files. The run summary records the peak.
-    #[arg(long, value_name = "MIB", default_value_t = 256)]
-    pub memory_budget_mib: usize,
+    #[arg(long, value_name = "MIB", default_value = "256")]
+    pub memory_budget_mib: std::num::NonZeroUsize,
 
     /// Commit at least this often (seconds), so a long first round keeps its progress.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
@@ -462,8 +462,8 @@ pub struct ExportArgs {
 
     /// Memory for sorting a day's messages, in MiB; past it, sorted runs go to disk in
     /// the export folder (removed when done).
-    #[arg(long, value_name = "MIB", default_value_t = 256)]
-    pub memory_budget_mib: usize,
+    #[arg(long, value_name = "MIB", default_value = "256")]
+    pub memory_budget_mib: std::num::NonZeroUsize,
 
     /// Write CSV cells exactly as archived. By default a cell beginning with = + - @, a
     /// tab or a carriage return gets a leading ' so that spreadsheets show it as text

@@ -65,7 +65,7 @@ pub async fn run(args: DemoArgs, progress: Display) -> anyhow::Result<Outcome> {
         shard: None,
         concurrency: 16,
         since: None,
-        memory_budget_mib: 256,
+        memory_budget_mib: std::num::NonZeroUsize::new(256).expect("not zero"),
         commit_interval: 60,
         page_size: 50,
         max_retries: 8,

@@ -30,7 +30,7 @@ pub async fn run(args: ExportArgs, display: Display) -> anyhow::Result<Outcome> 
         })
         .collect();
     let mut request = export::ExportRequest::new(&args.archive, &args.out, formats, selection);
-    request.memory_budget_bytes = args.memory_budget_mib.max(1) * 1024 * 1024;
+    request.memory_budget_bytes = args.memory_budget_mib.get() * 1024 * 1024;
     request.csv_raw = args.csv_raw;
     request.allow_unrecorded = args.allow_unrecorded;
     tracing::info!(archive = %args.archive, out = %args.out.display(), formats = ?args.formats, "export started");
@@ -43,8 +43,12 @@ pub async fn run(args: ExportArgs, display: Display) -> anyhow::Result<Outcome> 
     spinner.finish_and_clear();
     let totals = &report.totals;
     let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let mail = match totals.mail_messages {
+        0 => String::new(),
+        n => format!(" and {n} mail messages ({} versions)", totals.mail_versions),
+    };
     outln!(
-        "exported {} messages ({} versions) from {} conversations ({} conversation-days) into {} files in {}, {:.1}s ({:.0} messages/s)",
+        "exported {} messages ({} versions){mail} from {} conversations ({} conversation-days) into {} files in {}, {:.1}s ({:.0} messages/s)",
         totals.messages,
         totals.versions,
         totals.conversations,

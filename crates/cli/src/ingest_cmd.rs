@@ -22,7 +22,7 @@ pub async fn run(args: IngestArgs, display: Display) -> anyhow::Result<Outcome> 
             args::KindHint::Mail => KindHint::Mail,
         },
         custodian: args.custodian,
-        memory_budget_mib: args.memory_budget_mib,
+        memory_budget_mib: args.memory_budget_mib.get(),
         max_line_bytes: args.max_line_mib.max(1) * 1024 * 1024,
         threads: args.threads,
         spill_dir: args.spill_dir,

@@ -39,7 +39,7 @@ pub async fn run(args: SyncArgs, display: Display) -> anyhow::Result<Outcome> {
         shard: args.shard,
         concurrency: args.concurrency,
         since,
-        memory_budget_mib: args.memory_budget_mib,
+        memory_budget_mib: args.memory_budget_mib.get(),
         commit_interval: Duration::from_secs(args.commit_interval.max(1)),
         page_size: args.page_size,
         content: pipeline::content::ContentOptions {

@@ -216,6 +216,10 @@ pub async fn run(
         }
     }
     errors.extend(reports.iter().filter_map(|r| match &r.outcome {
+        // Fetch errors name their scope already.
+        ScopeOutcome::Failed { error } if error.starts_with(&format!("{}: ", r.scope)) => {
+            Some(error.clone())
+        }
         ScopeOutcome::Failed { error } => Some(format!("{}: {error}", r.scope)),
         _ => None,
     }));
