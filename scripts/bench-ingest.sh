@@ -29,8 +29,13 @@ small=$(pages "$messages")
 for run in $(seq 1 "${RUNS:-1}"); do
   [ "${RUNS:-1}" -gt 1 ] && echo "-- run $run"
   rm -rf "$work/archive" "$work/duckdb" "$work/duckdb-lossless"
+  # Each starts with no other's writes pending: the disk flushing the previous tool's
+  # output would slow whichever runs next.
+  sync
   ours=$("$py" scripts/measure.py -- "$bin" --no-progress ingest --kind chat --out "$work/archive" "$small")
+  sync
   typed=$("$py" scripts/measure.py -- "$py" "$duck" "$small" "$work/duckdb" 2)
+  sync
   full=$("$py" scripts/measure.py -- "$py" "$lossless" "$small" "$work/duckdb-lossless" 2)
   "$py" - "$messages" "$(field "$ours" seconds)" "$(field "$typed" seconds)" "$(field "$full" seconds)" \
     "$(field "$ours" peak_rss_mib)" "$(field "$typed" peak_rss_mib)" "$(field "$full" peak_rss_mib)" <<'PY'
