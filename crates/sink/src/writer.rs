@@ -543,9 +543,14 @@ impl ArchiveWriter {
         // The files hold the only references now: rows are freed as files finish.
         drop(batches);
         let mut report = CommitReport::default();
-        for plan in &mut plans {
-            self.settle_name(plan, &mut report.warnings).await?;
-        }
+        // Independent of each other; on an object store each costs a round trip or more.
+        let this = &*self;
+        let settling: Vec<_> = plans.iter_mut().map(|plan| this.settle_name(plan)).collect();
+        let settled: Vec<Vec<String>> = futures::stream::iter(settling)
+            .buffer_unordered(NAMES_SETTLED_AT_ONCE)
+            .try_collect()
+            .await?;
+        report.warnings = settled.into_iter().flatten().collect();
 
         if !plans.is_empty() {
             self.commits += 1;
@@ -719,37 +724,36 @@ impl ArchiveWriter {
     /// wrote it). One that cannot be read, or holds another number of rows, is damage:
     /// it is left as it is, for `verify` to name, and the rows go under the next name,
     /// `part-<hash>-<n>.parquet`, the same on every run.
-    async fn settle_name(
-        &self,
-        plan: &mut FilePlan,
-        warnings: &mut Vec<String>,
-    ) -> Result<(), SinkError> {
+    async fn settle_name(&self, plan: &mut FilePlan) -> Result<Vec<String>, SinkError> {
         let table = &self.tables[plan.table];
         let rows = plan.order.len() as u64;
+        let mut warnings = Vec::new();
         for attempt in 0..DAMAGED_NAMES_PASSED {
             if attempt > 0 {
                 plan.path = data_file_key(&plan.dir, &format!("{}-{attempt}", plan.hash));
             }
             let Some(meta) = store_io::head(&self.archive, &plan.path).await? else {
-                return Ok(());
+                return Ok(warnings);
             };
-            let problem = match read_rows_and_keys(
-                &self.archive,
-                &plan.path,
-                meta.size,
-                table,
-                false,
-            )
-            .await
-            {
-                Ok((found, _)) if found == rows => {
-                    plan.adopt = true;
-                    return Ok(());
-                }
-                Ok((found, _)) => format!("holds {found} rows where its name stands for {rows}"),
-                Err(e) if is_damage(&e) => format!("cannot be read: {e}"),
-                Err(e) => return Err(e),
-            };
+            // Adopted only if every key reads back and they are the planned rows' keys:
+            // a file whose footer survived but whose keys did not is damage too.
+            let problem =
+                match read_rows_and_keys(&self.archive, &plan.path, meta.size, table, true).await {
+                    Ok((found, mut keys)) => {
+                        keys.sort_unstable();
+                        if found == rows && file_hash(&keys) == plan.hash {
+                            plan.adopt = true;
+                            return Ok(warnings);
+                        }
+                        if found == rows {
+                            "holds other rows than its name stands for".to_string()
+                        } else {
+                            format!("holds {found} rows, not the {rows} rows its name stands for")
+                        }
+                    }
+                    Err(e) if is_damage(&e) => format!("cannot be read: {e}"),
+                    Err(e) => return Err(e),
+                };
             let warning = format!(
                 "`{}` is already in the archive but {problem}; it is left as it is and its rows are written under another name",
                 plan.path
@@ -1296,10 +1300,12 @@ fn order_keys(table: &Table, batches: &[RecordBatch]) -> Result<Option<Vec<Rows>
         .map(Some)
 }
 
-/// `part-<hash>` of a file: the first 128 bits of SHA-256 over its sorted keys, so the same rows always get the same name.
 /// How many names a file's rows may take when damaged files hold the first ones.
 const DAMAGED_NAMES_PASSED: usize = 16;
+/// Planned files whose names are checked at once (a HEAD each, on an object store).
+const NAMES_SETTLED_AT_ONCE: usize = 16;
 
+/// `part-<hash>` of a file: the first 128 bits of SHA-256 over its sorted keys, so the same rows always get the same name.
 fn file_hash(sorted_keys: &[VersionKey]) -> String {
     let mut hasher = Sha256::new();
     for key in sorted_keys {

@@ -365,7 +365,7 @@ async fn a_damaged_file_under_a_new_files_name_is_left_and_the_rows_take_the_nex
     let name = relative.file_name().unwrap().to_str().unwrap().to_string();
     let second_name = name.replace(".parquet", "-1.parquet");
 
-    // The first name holds a truncated file, the second a file of other rows.
+    // The first name holds a truncated file, the second as many rows of other messages.
     let archive = dir.path().join("out");
     let truncated = archive.join(&relative);
     std::fs::create_dir_all(truncated.parent().unwrap()).unwrap();
@@ -373,7 +373,7 @@ async fn a_damaged_file_under_a_new_files_name_is_left_and_the_rows_take_the_nex
     let other = dir.path().join("other");
     let mut writer = open(&other, &dir.path().join("state-other")).await;
     writer
-        .append(TABLE, &batch(&messages("x", 5, 1, 64)))
+        .append(TABLE, &batch(&messages("x", 12, 1, 64)))
         .unwrap();
     writer.commit(vec![]).await.unwrap();
     let other_rows = archive.join(relative.with_file_name(&second_name));
@@ -393,8 +393,8 @@ async fn a_damaged_file_under_a_new_files_name_is_left_and_the_rows_take_the_nex
         report.warnings
     );
     assert!(
-        report.warnings[1].contains("holds 5 rows"),
-        "{:?}",
+        report.warnings[1].contains("holds other rows"),
+        "as many rows, other keys: {:?}",
         report.warnings
     );
     let (batches, _) = read_file(&archive.join(&written));
