@@ -403,7 +403,10 @@ impl Reader {
         day: NaiveDate,
     ) -> Result<Vec<ArchiveFile>, ExportError> {
         let files = self.archive.files(table, day).await?;
-        let prefix = format!("{}/", reader::partition_dir(table, day));
+        let Some(dir) = reader::partition_dir(table, day) else {
+            return Ok(files);
+        };
+        let prefix = format!("{dir}/");
         let listed: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
         let mut missing: Vec<(&String, &RecordedFile)> = self
             .recorded
@@ -525,7 +528,10 @@ impl Reader {
             (Table::DirectoryUsers, directory::USER_COLUMNS),
             (Table::DirectoryChats, directory::CHAT_COLUMNS),
         ] {
-            for day in self.archive.partitions(table).await? {
+            let mut days: BTreeSet<NaiveDate> =
+                self.archive.partitions(table).await?.into_iter().collect();
+            days.extend(self.recorded_days(table));
+            for day in days {
                 for file in self.files(table, day).await? {
                     self.read_file(&file, columns, |batch, _| {
                         if table == Table::DirectoryUsers {
@@ -617,11 +623,7 @@ impl Reader {
     ) -> Result<ExternalSorter<VersionRow>, ExportError> {
         let (selection, selected_custodians) = (how.selection, how.custodians);
         let mut custodians = CustodianIndex::default();
-        for file in self
-            .archive
-            .files(Table::ChatMessageCustodians, day)
-            .await?
-        {
+        for file in self.files(Table::ChatMessageCustodians, day).await? {
             self.read_file(
                 &file,
                 &["custodian_user_id", "content_sha256"],

@@ -162,7 +162,9 @@ impl Archive {
         day: NaiveDate,
     ) -> Result<Vec<ArchiveFile>, ExportError> {
         let partition = day.format("%Y-%m-%d").to_string();
-        let prefix = partition_dir(table, day);
+        let Some(prefix) = partition_dir(table, day) else {
+            return Ok(Vec::new());
+        };
         let metas: Vec<ObjectMeta> = self
             .store
             .list(Some(&Path::from(prefix.as_str())))
@@ -369,7 +371,6 @@ pub struct Records {
     pub chained: Vec<ChainedRecord>,
 }
 
-/// The files a commit record (in `COMMITS_DIR`) lists, and its link (a run summary's too).
 /// Refuses a record of `dir` too large to be one, unread.
 fn check_size(dir: &str, bytes: u64) -> Result<(), archive::records::RecordError> {
     if dir == COMMITS_DIR {
@@ -379,6 +380,7 @@ fn check_size(dir: &str, bytes: u64) -> Result<(), archive::records::RecordError
     }
 }
 
+/// The files a commit record (in `COMMITS_DIR`) lists, and its link (a run summary's too).
 fn files_of(
     dir: &str,
     bytes: &[u8],
@@ -402,13 +404,11 @@ pub(crate) fn check_against(recorded: Option<&RecordedFile>, sha256: &str) -> Fi
     }
 }
 
-/// The folder of one day of a table: `<folder>/date=YYYY-MM-DD`.
-pub(crate) fn partition_dir(table: Table, day: NaiveDate) -> String {
-    format!(
-        "{}/{PARTITION_COLUMN}={}",
-        table.folder(),
-        day.format("%Y-%m-%d")
-    )
+/// The folder of one day of a table: `<folder>/date=YYYY-MM-DD`; `None` for a day no
+/// partition can name (a year outside 0 to 9999).
+pub(crate) fn partition_dir(table: Table, day: NaiveDate) -> Option<String> {
+    let days = i32::try_from((day - NaiveDate::default()).num_days()).ok()?;
+    archive::layout::partition_dir(table.folder(), PARTITION_COLUMN, days)
 }
 
 /// The day a partition folder's name (`date=YYYY-MM-DD`) stands for.

@@ -545,7 +545,10 @@ impl ArchiveWriter {
         let mut report = CommitReport::default();
         // Independent of each other; on an object store each costs a round trip or more.
         let this = &*self;
-        let settling: Vec<_> = plans.iter_mut().map(|plan| this.settle_name(plan)).collect();
+        let settling: Vec<_> = plans
+            .iter_mut()
+            .map(|plan| this.settle_name(plan))
+            .collect();
         let settled: Vec<Vec<String>> = futures::stream::iter(settling)
             .buffer_unordered(NAMES_SETTLED_AT_ONCE)
             .try_collect()
