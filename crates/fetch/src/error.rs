@@ -405,6 +405,16 @@ impl FetchError {
         }
     }
 
+    /// Whether Graph may yet answer what failed after the retries: a connection or body
+    /// cut short, or a status the client retries (429, 500, 502, 503, 504).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FetchError::Transport { .. } | FetchError::MalformedPage { .. } => true,
+            FetchError::Http { status, .. } => crate::http::is_retried_status(*status),
+            _ => false,
+        }
+    }
+
     pub fn is_resync_required(&self) -> bool {
         matches!(self, FetchError::ResyncRequired { .. })
     }

@@ -503,7 +503,7 @@ impl Inner {
                     wait,
                 ))
             }
-            500 | 502 | 503 | 504 => Err(Setback::Retry(
+            status if is_retried_status(status) => Err(Setback::Retry(
                 Failure::Status {
                     status,
                     code,
@@ -572,6 +572,11 @@ fn unavailable(url: &Url, status: u16, code: Option<&str>, message: &str) -> Opt
         }
         _ => None,
     }
+}
+
+/// The statuses retried besides 429: Graph's own trouble, which passes.
+pub(crate) fn is_retried_status(status: u16) -> bool {
+    matches!(status, 429 | 500 | 502 | 503 | 504)
 }
 
 #[cfg(test)]

@@ -438,7 +438,7 @@ impl ContentCapture {
             }
             // Graph failing for longer than the retries last: the scope stops with its
             // checkpoint where it is, and the next run reads the page and tries again.
-            Err(e) if is_transient(&e) => return Err(e.to_string()),
+            Err(e) if e.is_transient() => return Err(e.to_string()),
             Err(e) => {
                 let status = status_of(&e);
                 if status == ContentStatus::Failed {
@@ -476,16 +476,6 @@ impl ContentCapture {
         row.piece.blob_sha256 = Some(downloaded.sha256);
         row.piece.content_type = downloaded.content_type;
         Ok(row)
-    }
-}
-
-/// Whether Graph may yet serve what failed: an answer of its own trouble (5xx, 408,
-/// throttling) or a connection or body cut short, after the client's retries.
-fn is_transient(error: &fetch::FetchError) -> bool {
-    match error {
-        fetch::FetchError::Transport { .. } | fetch::FetchError::MalformedPage { .. } => true,
-        fetch::FetchError::Http { status, .. } => *status >= 500 || matches!(status, 408 | 429),
-        _ => false,
     }
 }
 

@@ -170,12 +170,14 @@ pub fn split_file<'a>(
                 .map(|(i, l)| (i + 1, l.trim()))
                 .filter(|(_, l)| !l.is_empty())
                 .collect();
-            // JSONL only when its first line is an item of its own: otherwise the file is
-            // one document cut short or broken (a truncated page), named once.
-            let first_is_whole = lines
-                .first()
-                .is_some_and(|(_, l)| serde_json::from_str::<&RawValue>(l).is_ok());
-            if lines.len() < 2 || !first_is_whole {
+            // JSONL only when one of its first two lines is an item of its own (the other
+            // may be broken): otherwise the file is one document cut short or broken (a
+            // truncated page), named once rather than line by line.
+            let jsonl = lines
+                .iter()
+                .take(2)
+                .any(|(_, l)| serde_json::from_str::<&RawValue>(l).is_ok());
+            if lines.len() < 2 || !jsonl {
                 return Err(format!("not valid JSON: {whole_error}"));
             }
             for (line_no, line) in lines {
@@ -575,6 +577,17 @@ mod tests {
             "{:?}",
             unusable[0]
         );
+    }
+
+    #[test]
+    fn jsonl_whose_first_line_is_broken_is_still_read_line_by_line() {
+        let text =
+            "{\"id\":\"1\",\n{\"id\":\"2\",\"chatId\":\"c\"}\n{\"id\":\"3\",\"chatId\":\"c\"}\n";
+        let (mut items, mut unusable) = (Vec::new(), Vec::new());
+        split_file(text, KindHint::Chat, &mut items, &mut unusable).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(unusable.len(), 1);
+        assert_eq!(unusable[0].index, Some(1));
     }
 
     #[test]
