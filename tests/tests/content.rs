@@ -563,17 +563,18 @@ fn killed_at_any_content_step_a_rerun_loses_no_reference_and_stores_no_blob_twic
     }
 }
 
-/// Content Graph keeps failing to serve (503 past the retries) stops its scope, exit 3,
-/// with the checkpoint where it was: the next run reads the page again and stores it.
-/// Content Graph refuses for good (400) is recorded `failed`, named, and the run exits 3.
+/// Content Graph fails to serve (503 past the retries) stops its scope, exit 3, with the
+/// checkpoint where it was: the next run reads the page again and stores it. A piece that
+/// keeps failing is retried for `CONTENT_RUNS_RETRIED` runs, then recorded `failed` and
+/// named, so its scope moves on. Content Graph refuses for good (400) is recorded
+/// `failed` at once, named, and the run exits 3.
 #[test]
-fn content_graph_fails_to_serve_is_retried_by_the_next_run_and_a_refusal_is_named() {
+fn content_graph_fails_to_serve_is_retried_by_the_next_runs_then_named_as_failed() {
     use graph_sim::{EndpointKind, Fault, FaultPlan, FaultRule, Target};
+    use pipeline::content::CONTENT_RUNS_RETRIED;
     let tenant = tenant();
     let sim = tenant.sim.handle();
     let at = places(&tenant);
-    sim.add_chat_message_with(&at.chat_id, &at.member, "<p>img</p>", &image())
-        .unwrap();
     let failing = |status| {
         FaultPlan::none().with(
             FaultRule::every(Fault::Status { status }, 1)
@@ -587,38 +588,56 @@ fn content_graph_fails_to_serve_is_retried_by_the_next_run_and_a_refusal_is_name
         command.args(["--source", "chats", "--max-retries", "1"]);
         run(command)
     };
+    let with_status = |status: &str| {
+        content_rows(&out)
+            .into_iter()
+            .filter(|r| value(r, "status") == Some(status))
+            .count()
+    };
 
+    // An outage: the next run fetches what it missed.
+    sim.add_chat_message_with(&at.chat_id, &at.member, "<p>img</p>", &image())
+        .unwrap();
     sim.set_faults(failing(503));
     assert_exit(&sync_chats(), 3);
     assert!(blobs(&out).is_empty());
     assert!(content_rows(&out).is_empty(), "{:?}", content_rows(&out));
-
     sim.set_faults(FaultPlan::none());
     assert_exit(&sync_chats(), 0);
-    let rows = content_rows(&out);
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(value(&rows[0], "status"), Some("ok"));
+    assert_eq!((with_status("ok"), with_status("failed")), (1, 0));
     assert_eq!(blobs(&out).len(), 1);
-    // A blob is part of the archive: its mode follows the umask, as the table files' do.
-    let mode = |path: &Path| {
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions())
-            & 0o777
-    };
-    let blob = out.join(archive::layout::blob_key(blobs(&out).keys().next().unwrap()).unwrap());
-    let table_file = &e2e::parquet_files::table_files(&out, "message_contents")[0];
-    assert_eq!(mode(&blob), mode(table_file));
 
+    // A piece that is never served: retried, then recorded, and the scope moves on.
+    sim.add_chat_message_with(&at.chat_id, &at.member, "<p>never</p>", &image())
+        .unwrap();
+    sim.set_faults(failing(503));
+    for run in 1..=CONTENT_RUNS_RETRIED {
+        assert_exit(&sync_chats(), 3);
+        let recorded = with_status("failed");
+        assert_eq!(
+            recorded,
+            usize::from(run == CONTENT_RUNS_RETRIED),
+            "run {run}"
+        );
+    }
+    let summary = last_summary(&out);
+    assert!(
+        summary
+            .errors
+            .iter()
+            .any(|e| e.starts_with("content not stored:")
+                && e.contains(&format!("in {CONTENT_RUNS_RETRIED} runs in a row"))),
+        "{:?}",
+        summary.errors
+    );
+    assert_exit(&sync_chats(), 0);
+
+    // A refusal: recorded at once.
     sim.add_chat_message_with(&at.chat_id, &at.member, "<p>again</p>", &image())
         .unwrap();
     sim.set_faults(failing(400));
-    let refused = sync_chats();
-    assert_exit(&refused, 3);
-    let rows = content_rows(&out);
-    let failed: Vec<_> = rows
-        .iter()
-        .filter(|r| value(r, "status") == Some("failed"))
-        .collect();
-    assert_eq!(failed.len(), 1, "{rows:?}");
+    assert_exit(&sync_chats(), 3);
+    assert_eq!(with_status("failed"), 2);
     let summary = last_summary(&out);
     assert!(
         summary
@@ -628,6 +647,30 @@ fn content_graph_fails_to_serve_is_retried_by_the_next_run_and_a_refusal_is_name
         "{:?}",
         summary.errors
     );
+}
+
+/// A blob is part of the archive: its mode follows the umask, as the table files' do.
+#[test]
+fn a_blob_follows_the_umask_like_the_table_files() {
+    let tenant = tenant();
+    let sim = tenant.sim.handle();
+    let at = places(&tenant);
+    sim.add_chat_message_with(&at.chat_id, &at.member, "<p>img</p>", &image())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("archive");
+    let mut command = tenant.sync(ARCHIVER, out.to_str().unwrap());
+    command.args(["--source", "chats", "--umask", "027"]);
+    assert_exit(&run(command), 0);
+    let mode = |path: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions())
+            & 0o777
+    };
+    let stored = blobs(&out);
+    let blob = out.join(archive::layout::blob_key(stored.keys().next().unwrap()).unwrap());
+    let table_file = &e2e::parquet_files::table_files(&out, "message_contents")[0];
+    assert_eq!(mode(&blob), 0o640);
+    assert_eq!(mode(table_file), 0o640);
 }
 
 #[test]

@@ -37,6 +37,9 @@ pub const WRITE_AHEAD_KEY: &str = "write-ahead.json";
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
 /// The head of the writer's chain of records, relative to the state root.
 pub const CHAIN_KEY: &str = "chain.json";
+/// Content Graph failed to serve, with how many runs in a row it did, relative to the
+/// state root.
+pub const CONTENT_RETRIES_KEY: &str = "content-retries.json";
 
 /// `YYYY-MM-DD` for a day counted from 1970-01-01, if its year has four digits (the only
 /// days a partition folder can name).

@@ -7,9 +7,11 @@
 //! checkpoint, so a checkpoint never passes a message whose content is neither stored nor
 //! recorded as unavailable (404, 403, over the cap, or refused for good: `failed`, an error
 //! of the run). A piece Graph may yet serve (5xx, throttling, a cut connection, past the
-//! retries), or that cannot be spooled or stored locally, stops the scope instead: its
-//! checkpoint stays, and the next run reads the page again.
+//! retries) stops the scope instead, its checkpoint stays, and the next run reads the page
+//! again, for [`CONTENT_RUNS_RETRIED`] runs in a row. So does a piece that cannot be
+//! spooled or stored locally, for as long as that lasts.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use archive::records::ContentTotals;
 use chrono::Utc;
 use futures::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use transform::{ContentKind, ContentReference, ContentRow, ContentStatus, MessageIdentity};
 
 use crate::driver::Lane;
@@ -101,6 +103,76 @@ pub struct ContentCapture {
     /// first capture travel with the first listing's checkpoint, so if they are lost that
     /// listing reads the message again. Bounded: forgetting only costs a repeated fetch.
     captured: std::sync::Mutex<std::collections::HashSet<String>>,
+    retries: tokio::sync::Mutex<Retries>,
+}
+
+/// Runs in a row a piece may stop its scope by failing to download before it is
+/// recorded `failed` instead: a piece Graph never serves must not hold its scope's
+/// later messages back for good.
+pub const CONTENT_RUNS_RETRIED: u32 = 3;
+
+/// The pieces that failed to download, by reference, kept in the state store
+/// (`archive::layout::CONTENT_RETRIES_KEY`) from run to run; read once per run.
+struct Retries {
+    state: sink::CheckpointStore,
+    pieces: Option<BTreeMap<String, FailedRuns>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FailedRuns {
+    runs: u32,
+    last_run: String,
+}
+
+impl Retries {
+    async fn pieces(&mut self) -> Result<&mut BTreeMap<String, FailedRuns>, String> {
+        if self.pieces.is_none() {
+            let key = archive::layout::CONTENT_RETRIES_KEY;
+            let stored = match self.state.load_document(key).await {
+                Ok(stored) => stored.unwrap_or_default(),
+                // Only a count of retries: a damaged one starts again.
+                Err(sink::SinkError::Json { .. }) => BTreeMap::new(),
+                Err(e) => return Err(format!("reading the content retries: {e}")),
+            };
+            self.pieces = Some(stored);
+        }
+        Ok(self.pieces.as_mut().expect("just read"))
+    }
+
+    async fn save(&mut self) -> Result<(), String> {
+        let pieces = self.pieces().await?.clone();
+        self.state
+            .save_document(archive::layout::CONTENT_RETRIES_KEY, &pieces)
+            .await
+            .map_err(|e| format!("saving the content retries: {e}"))
+    }
+
+    /// Counts this run's failure of `reference` (once per run); the runs it has failed in.
+    async fn failed(&mut self, reference: &str, run_id: &str) -> Result<u32, String> {
+        let pieces = self.pieces().await?;
+        let entry = pieces.entry(reference.to_string()).or_insert(FailedRuns {
+            runs: 0,
+            last_run: String::new(),
+        });
+        if entry.last_run != run_id {
+            entry.runs += 1;
+            entry.last_run = run_id.to_string();
+        }
+        let runs = entry.runs;
+        if runs >= CONTENT_RUNS_RETRIED {
+            pieces.remove(reference);
+        }
+        self.save().await?;
+        Ok(runs)
+    }
+
+    /// Forgets the failures of a piece now stored.
+    async fn stored(&mut self, reference: &str) -> Result<(), String> {
+        if self.pieces().await?.remove(reference).is_some() {
+            self.save().await?;
+        }
+        Ok(())
+    }
 }
 
 /// A mail attachment as listed (`$select`ed metadata).
@@ -151,6 +223,7 @@ impl ContentCapture {
         blobs: sink::BlobStore,
         options: ContentOptions,
         run_id: String,
+        state: sink::CheckpointStore,
     ) -> std::io::Result<Option<Arc<ContentCapture>>> {
         if options.mode == ContentMode::None && !options.mail_mime {
             return Ok(None);
@@ -164,6 +237,10 @@ impl ContentCapture {
             counts: Counts::default(),
             spool,
             captured: Default::default(),
+            retries: tokio::sync::Mutex::new(Retries {
+                state,
+                pieces: None,
+            }),
         })))
     }
 
@@ -437,8 +514,26 @@ impl ContentCapture {
                 return Err(e.to_string());
             }
             // Graph failing for longer than the retries last: the scope stops with its
-            // checkpoint where it is, and the next run reads the page and tries again.
-            Err(e) if e.is_transient() => return Err(e.to_string()),
+            // checkpoint where it is, and the next run reads the page and tries again, for
+            // CONTENT_RUNS_RETRIED runs; then the piece is recorded failed.
+            Err(e) if e.is_transient() => {
+                let runs = self
+                    .retries
+                    .lock()
+                    .await
+                    .failed(&reference, &self.run_id)
+                    .await?;
+                if runs < CONTENT_RUNS_RETRIED {
+                    return Err(format!(
+                        "{e} (failed in {runs} of the {CONTENT_RUNS_RETRIED} runs it is retried in)"
+                    ));
+                }
+                self.counts
+                    .note_failure(format!("{e} (in {runs} runs in a row)"));
+                let mut row = ContentRow::new(kind, reference, ContentStatus::Failed);
+                row.piece.status_detail = Some(format!("{e} (in {runs} runs in a row)"));
+                return Ok(row);
+            }
             Err(e) => {
                 let status = status_of(&e);
                 if status == ContentStatus::Failed {
@@ -453,6 +548,7 @@ impl ContentCapture {
             }
         };
         drop(file);
+        self.retries.lock().await.stored(&reference).await?;
         tracing::debug!(target: CONTENT_TARGET, step = "downloaded", sha256 = %downloaded.sha256, bytes = downloaded.bytes, "content downloaded");
         let put = self
             .blobs

@@ -49,6 +49,20 @@ impl CheckpointStore {
         Ok(stored.map(|c| c.value))
     }
 
+    /// A document the state keeps beside the checkpoints (`key` relative to the state
+    /// root, from `archive::layout`), if it was ever written.
+    pub async fn load_document<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, SinkError> {
+        store_io::get_json(&self.state, key).await
+    }
+
+    /// Writes a document beside the checkpoints, replacing any earlier one.
+    pub async fn save_document<T: Serialize>(&self, key: &str, value: &T) -> Result<(), SinkError> {
+        store_io::put_json(&self.state, key, value).await
+    }
+
     /// Every stored checkpoint, sorted by scope.
     pub async fn list(&self) -> Result<Vec<(String, serde_json::Value)>, SinkError> {
         let keys = store_io::list(&self.state, archive::layout::CHECKPOINTS_DIR).await?;

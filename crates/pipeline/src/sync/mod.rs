@@ -118,6 +118,7 @@ pub async fn run(
         sink::BlobStore::new(writer.archive().clone()),
         options.content.clone(),
         run_id.clone(),
+        checkpoints.clone(),
     )
     .context("making the folder downloads are spooled in")?;
     let driver = Arc::new(Driver::start(
