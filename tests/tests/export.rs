@@ -396,39 +396,25 @@ fn docs_examples_export_in_every_format_and_verify_names_altered_files() {
         "{all}"
     );
 
-    // An export from an archive file that no longer matches its record says so.
-    let again = dir.path().join("again");
-    let output = archiver()
-        .args(["export", "--format", "jsonl", "--archive"])
-        .arg(&archive)
-        .arg("--out")
-        .arg(&again)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(4), "{}", output_text(&output));
-    assert!(
-        output_text(&output).contains(&victim_key),
-        "{}",
-        output_text(&output)
-    );
-
-    // So does an export from an archive that lost a recorded file.
+    // An export from an archive file that no longer matches its record says so (exit 4),
+    // and so does one from an archive that lost a recorded file.
+    let export_jsonl = |name: &str, says: &str| {
+        let output = archiver()
+            .args(["export", "--format", "jsonl", "--archive"])
+            .arg(&archive)
+            .arg("--out")
+            .arg(dir.path().join(name))
+            .output()
+            .unwrap();
+        let all = output_text(&output);
+        assert_eq!(output.status.code(), Some(4), "{all}");
+        assert!(all.contains(says), "{all}");
+    };
+    export_jsonl("again", &victim_key);
     std::fs::remove_file(&victim).unwrap();
-    let third = dir.path().join("third");
-    let output = archiver()
-        .args(["export", "--format", "jsonl", "--archive"])
-        .arg(&archive)
-        .arg("--out")
-        .arg(&third)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(4), "{}", output_text(&output));
-    assert!(
-        output_text(&output).contains(&format!(
-            "missing archive file, its rows not exported: {victim_key}"
-        )),
-        "{}",
-        output_text(&output)
+    export_jsonl(
+        "third",
+        &format!("missing archive file, its rows not exported: {victim_key}"),
     );
 }
 
