@@ -23,14 +23,15 @@ pub fn new_run_id(command: Command) -> String {
     )
 }
 
-/// Opens the archive writer over every table, completing an interrupted commit.
+/// Opens the archive writer over every table, completing an interrupted commit, and logs
+/// what it found and repaired.
 pub async fn open_writer(
     out: &str,
     state: &str,
     run_id: &str,
     writer_budget_bytes: usize,
     signing_key: Option<Arc<SigningKey>>,
-) -> anyhow::Result<(sink::ArchiveWriter, sink::RecoveryReport)> {
+) -> anyhow::Result<sink::ArchiveWriter> {
     if let Some(key) = &signing_key {
         tracing::info!(public_key = %key.public_key_hex(), "records are signed");
     }
@@ -40,9 +41,26 @@ pub async fn open_writer(
         signing_key,
         ..sink::WriterOptions::default()
     };
-    sink::ArchiveWriter::open(out, state, archive::Table::specs(), options)
-        .await
-        .with_context(|| format!("opening the archive at {out}"))
+    let (writer, recovery) =
+        sink::ArchiveWriter::open(out, state, archive::Table::specs(), options)
+            .await
+            .with_context(|| format!("opening the archive at {out}"))?;
+    // Counts on one line, each warning on its own: a list of files in one field would
+    // make a line of tens of kilobytes.
+    tracing::info!(
+        recovered_commit = recovery.recovered_commit.as_deref().unwrap_or("-"),
+        files_committed = recovery.files_committed.len(),
+        files_forgotten = recovery.files_forgotten.len(),
+        index_rebuilt = recovery.index_rebuilt,
+        commit_records_applied = recovery.commit_records_applied,
+        keys_indexed = recovery.keys_indexed,
+        warnings = recovery.warnings.len(),
+        "archive opened"
+    );
+    for warning in &recovery.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(writer)
 }
 
 /// The writer task's settings: rows may queue while a commit runs up to `queue_bytes`;

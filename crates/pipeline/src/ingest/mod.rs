@@ -150,7 +150,7 @@ pub async fn run(
 
     let state = archive::layout::state_location(&options.out, options.state.as_deref(), None);
     let budget_bytes = options.memory_budget_mib.max(1) * 1024 * 1024;
-    let (writer, recovery) = run::open_writer(
+    let writer = run::open_writer(
         &options.out,
         &state,
         &run_id,
@@ -158,7 +158,6 @@ pub async fn run(
         options.signing_key.clone(),
     )
     .await?;
-    tracing::info!(?recovery, "archive opened");
     // Ingest commits when the buffer fills and at the end, not by the clock.
     let driver = Driver::start(
         writer,

@@ -103,7 +103,7 @@ pub async fn run(
     // because a commit's time is mostly per file, not per row: a first sync's commit of a
     // year of history writes hundreds of files, and with an eighth to wait in, fetching
     // stopped for most of every commit (1.22-1.34x the ideal time at 128 MiB; 1.10x now).
-    let (writer, recovery) = run::open_writer(
+    let writer = run::open_writer(
         &options.out,
         &state,
         &run_id,
@@ -111,7 +111,6 @@ pub async fn run(
         options.signing_key.clone(),
     )
     .await?;
-    tracing::info!(?recovery, "archive opened");
     let checkpoints = writer.checkpoints().clone();
     let content = crate::content::ContentCapture::new(
         client.clone(),
