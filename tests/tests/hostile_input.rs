@@ -408,6 +408,10 @@ fn the_state_is_private_and_the_archive_follows_the_umask() {
     assert_eq!(mode(&out.join("_state")), 0o700);
     for path in e2e::files_under(&out.join("_state")) {
         assert_eq!(mode(&path) & 0o077, 0, "{}", path.display());
+        // And the folders between: `_state/checkpoints` too.
+        for folder in path.ancestors().skip(1).take_while(|f| *f != out.as_path()) {
+            assert_eq!(mode(folder), 0o700, "{}", folder.display());
+        }
     }
     for file in all_files(&out) {
         assert_eq!(mode(&out.join(&file)) & 0o027, 0, "{file}");

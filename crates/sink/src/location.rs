@@ -220,14 +220,23 @@ impl Location {
         }
     }
 
-    /// After writing `relative` in a private local location: 0600. Best effort: inside
-    /// a 0700 folder the file is out of others' reach anyway, and a file system that
-    /// refuses modes (a network share) must not stop commits.
+    /// After writing `relative` in a private local location: 0600, and the folders
+    /// between it and the location 0700. Best effort: inside a 0700 folder the file is
+    /// out of others' reach anyway, and a file system that refuses modes (a network
+    /// share) must not stop commits.
     pub(crate) fn make_file_private(&self, relative: &str) {
-        if let Some(dir) = &self.local_dir
-            && let Err(e) = private_file(&dir.join(relative))
-        {
-            tracing::debug!("{e}");
+        let Some(dir) = &self.local_dir else {
+            return;
+        };
+        let file = dir.join(relative);
+        let folders = file
+            .ancestors()
+            .skip(1)
+            .take_while(|folder| folder.starts_with(dir) && *folder != dir.as_path());
+        for made in std::iter::once(private_file(&file)).chain(folders.map(private_dir)) {
+            if let Err(e) = made {
+                tracing::debug!("{e}");
+            }
         }
     }
 
